@@ -1,0 +1,1 @@
+"""Authentication building blocks: tokens, password hashing and rate limits."""

@@ -1,0 +1,127 @@
+"""Issues and verifies HS256 access and refresh tokens."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+__all__ = ["TokenIssuer", "Claims", "TokenError", "load_or_create_secret"]
+
+log = logging.getLogger("auth")
+
+ALGORITHM = "HS256"
+REQUIRED = ["iss", "aud", "exp", "iat", "sub", "typ", "ver", "sid"]
+
+
+class TokenError(Exception):
+    """Raised for a token that is malformed, forged, expired or of the wrong type."""
+
+    def __init__(self, message: str, expired: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The verified contents of a token."""
+
+    user_id: int
+    typ: str
+    ver: int
+    sid: str
+    exp: int
+    jti: str = ""
+    role: str = ""
+
+
+class TokenIssuer:
+    """Signs and verifies tokens for one secret, issuer and audience."""
+
+    def __init__(
+        self, secret: str, issuer: str, audience: str, access_ttl: int, refresh_ttl: int
+    ) -> None:
+        if len(secret) < 32:
+            raise ValueError("the JWT secret must be at least 32 characters")
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    def _sign(self, user_id: int, typ: str, ver: int, sid: str, ttl: int, **extra: object) -> str:
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(user_id),
+            "iat": now,
+            "exp": now + ttl,
+            "typ": typ,
+            "ver": ver,
+            "sid": sid,
+            **extra,
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
+
+    def issue_access(self, user_id: int, role: str, ver: int, sid: str) -> str:
+        """Returns a signed access token."""
+        return self._sign(user_id, "access", ver, sid, self.access_ttl, role=role)
+
+    def issue_refresh(self, user_id: int, ver: int, sid: str) -> tuple[str, str]:
+        """Returns a signed refresh token and its unique id (jti)."""
+        jti = str(uuid.uuid4())
+        return self._sign(user_id, "refresh", ver, sid, self.refresh_ttl, jti=jti), jti
+
+    def verify(self, token: str, typ: str) -> Claims:
+        """Returns the claims of a valid token of the given type, else raises TokenError."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("token expired", expired=True) from None
+        except jwt.PyJWTError:
+            raise TokenError("invalid token") from None
+        if payload.get("typ") != typ:
+            raise TokenError(f"expected an {typ} token")
+        try:
+            return Claims(
+                user_id=int(payload["sub"]),
+                typ=typ,
+                ver=int(payload["ver"]),
+                sid=str(payload["sid"]),
+                exp=int(payload["exp"]),
+                jti=str(payload.get("jti", "")),
+                role=str(payload.get("role", "")),
+            )
+        except (TypeError, ValueError):
+            raise TokenError("invalid token") from None
+
+
+def load_or_create_secret(data_dir: str) -> str:
+    """Reads the secret from <data_dir>/jwt_secret, creating it (mode 0600) the first time."""
+    path = os.path.join(data_dir, "jwt_secret")
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except FileNotFoundError:
+        pass
+    os.makedirs(data_dir, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secret + "\n")
+    log.warning("generated a new JWT secret in %s (mode 0600); set JWT_SECRET to manage it", path)
+    return secret

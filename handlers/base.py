@@ -1,0 +1,108 @@
+"""The JSON API base handler: context, body parsing, authentication and error envelopes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from services.auth import Principal
+from services.errors import AuthenticationError, PermissionDenied, RateLimited, ServiceError
+
+if TYPE_CHECKING:
+    from app import Context
+
+__all__ = ["ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "bearer_token"]
+
+log = logging.getLogger("api")
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+               429: "rate_limited"}
+
+
+def bearer_token(handler: RequestHandler) -> str | None:
+    """Returns the token of an `Authorization: Bearer` header, if any."""
+    header = handler.request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+class ErrorEnvelopeMixin(RequestHandler):
+    """Renders every error as {"success": false, "error": {"code", "message"}}."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ServiceError):
+            code, message = exc.code, exc.message
+            if isinstance(exc, RateLimited):
+                self.set_header("Retry-After", str(exc.retry_after))
+        elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+            code = _HTTP_CODES.get(status_code, "error")
+        else:
+            code = _HTTP_CODES.get(status_code, "internal_error")
+            message = self._reason if status_code < 500 else "internal server error"
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish({"success": False, "error": {"code": code, "message": message}})
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, ServiceError) and not self._finished:
+            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)  # type: ignore[misc]
+
+
+class ApiHandler(ErrorEnvelopeMixin):
+    """Base of the JSON API: shares the context, parses bodies, loads the caller."""
+
+    ctx: Context
+
+    def initialize(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def prepare(self) -> None:
+        if len(self.request.body) > self.ctx.settings.max_body_size:
+            raise HTTPError(413, "request body is larger than 1 MiB")
+
+    def check_xsrf_cookie(self) -> None:
+        """Bearer-token API: no cookies are used, so there is nothing to forge."""
+
+    def json_body(self) -> Any:
+        """Returns the parsed JSON body or raises a 400 that says what is wrong."""
+        if not self.request.body:
+            raise HTTPError(400, "a JSON request body is required")
+        try:
+            return json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPError(400, "the request body is not valid JSON") from None
+
+    async def principal(self) -> Principal:
+        """Returns the authenticated caller or raises 401."""
+        token = bearer_token(self)
+        if token is None:
+            raise AuthenticationError("missing bearer token: send 'Authorization: Bearer <token>'")
+        return await self.ctx.auth.authenticate(token)
+
+    async def admin(self) -> Principal:
+        """Returns the caller if they are an admin: 401 without a valid token, 403 otherwise."""
+        actor = await self.principal()
+        if not actor.user.is_admin:
+            raise PermissionDenied("admin access required")
+        return actor
+
+    def ok(self, data: Any, status: int = 200) -> None:
+        """Writes the success envelope."""
+        self.set_status(status)
+        self.finish({"success": True, "data": data})
+
+
+class NotFoundHandler(ApiHandler):
+    """Answers unknown paths with the JSON error envelope."""
+
+    def prepare(self) -> None:
+        raise HTTPError(404, "no such endpoint: %s", self.request.path)

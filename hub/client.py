@@ -1,0 +1,48 @@
+"""The hub's record of one connection and the interface a connection offers the hub."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from hub.events import Encoded
+
+__all__ = ["Connection", "Client"]
+
+
+class Connection(Protocol):
+    """What the hub needs from a socket; the WebSocket handler and test fakes implement it."""
+
+    def send(self, event: Encoded) -> bool:
+        """Writes without waiting; True if nothing is left queued for this connection."""
+
+    def backlog(self) -> tuple[int, int]:
+        """Returns (queued messages, unsent bytes)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Starts a close handshake with code and reason."""
+
+
+class Client:
+    """One registered connection: who it belongs to and which session and role it carries."""
+
+    __slots__ = ("id", "conn", "user_id", "role", "session_id", "token_version")
+
+    def __init__(
+        self,
+        conn: Connection,
+        user_id: int,
+        role: str,
+        session_id: str = "",
+        token_version: int = 0,
+        client_id: str | None = None,
+    ) -> None:
+        self.id = client_id or str(uuid.uuid4())
+        self.conn = conn
+        self.user_id = user_id
+        self.role = role
+        self.session_id = session_id
+        self.token_version = token_version
+
+    def __repr__(self) -> str:
+        return f"<Client {self.id} user={self.user_id} role={self.role}>"

@@ -1,0 +1,204 @@
+"""The connection registry and fan-out: who is connected, and writing one event to many."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from hub.broker import Broker, MemoryBroker, Message
+from hub.client import Client
+from hub.events import Control, Delivery, Event, Target, now_rfc3339
+
+__all__ = ["Hub", "SLOW_CONSUMER", "MAX_QUEUED_MESSAGES", "MAX_UNSENT_BYTES"]
+
+log = logging.getLogger("hub")
+
+SLOW_CONSUMER = (1013, "slow consumer")
+MAX_QUEUED_MESSAGES = 256
+MAX_UNSENT_BYTES = 1024 * 1024
+
+
+class Hub:
+    """Registry of local connections indexed by client, user, role and session.
+
+    Touched only on the IOLoop. A targeted send costs O(recipients): the indexes hand over
+    exactly the recipients, and the event is encoded once per publish, not once per client.
+    The hub never touches the database.
+    """
+
+    def __init__(
+        self,
+        broker: Broker | None = None,
+        max_queued_messages: int = MAX_QUEUED_MESSAGES,
+        max_unsent_bytes: int = MAX_UNSENT_BYTES,
+    ) -> None:
+        self.clients: dict[str, Client] = {}
+        self.by_user: dict[int, dict[str, Client]] = {}
+        self.by_role: dict[str, dict[str, Client]] = {}
+        self.by_session: dict[str, dict[str, Client]] = {}
+        self.max_queued_messages = max_queued_messages
+        self.max_unsent_bytes = max_unsent_bytes
+        # Running totals since start, for the dashboard and metrics.
+        self.messages_delivered = 0
+        self.events_published = 0
+        self.slow_consumers_dropped = 0
+        self.broker: Broker = broker or MemoryBroker()
+        self.broker.attach(self.handle)
+
+    # -- registry ------------------------------------------------------------------------
+
+    def register(self, client: Client) -> None:
+        """Adds a connection to every index."""
+        self.clients[client.id] = client
+        self.by_user.setdefault(client.user_id, {})[client.id] = client
+        self.by_role.setdefault(client.role, {})[client.id] = client
+        if client.session_id:
+            self.by_session.setdefault(client.session_id, {})[client.id] = client
+
+    def unregister(self, client: Client) -> bool:
+        """Removes a connection from every index; False if it was not registered."""
+        if self.clients.pop(client.id, None) is None:
+            return False
+        _discard(self.by_user, client.user_id, client.id)
+        _discard(self.by_role, client.role, client.id)
+        if client.session_id:
+            _discard(self.by_session, client.session_id, client.id)
+        return True
+
+    def user_connection_count(self, user_id: int) -> int:
+        """Returns how many local connections a user has open."""
+        return len(self.by_user.get(user_id, ()))
+
+    def update_session(self, client: Client, session_id: str, token_version: int) -> None:
+        """Moves a connection to another session after an in-band token refresh."""
+        if client.session_id:
+            _discard(self.by_session, client.session_id, client.id)
+        client.session_id, client.token_version = session_id, token_version
+        if session_id and client.id in self.clients:
+            self.by_session.setdefault(session_id, {})[client.id] = client
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(self, event: Event, targets: tuple[Target, ...]) -> int:
+        """Encodes event once and publishes it through the broker; returns local recipients."""
+        self.events_published += 1
+        return self.broker.publish(Delivery(targets, event.encode()))
+
+    def control(self, control: Control) -> int:
+        """Publishes a registry change through the broker so every node applies it."""
+        return self.broker.publish(control)
+
+    def handle(self, message: Message) -> int:
+        """Applies a message from the broker to the local registry."""
+        if isinstance(message, Delivery):
+            return self.deliver(message)
+        return self.apply(message)
+
+    def recipients(self, targets: Iterable[Target]) -> list[Client]:
+        """Returns each connection matched by any target, once."""
+        targets = tuple(targets)
+        if len(targets) == 1:
+            return list(self._index(targets[0]).values())
+        merged: dict[str, Client] = {}
+        for target in targets:
+            merged.update(self._index(target))
+        return list(merged.values())
+
+    def _index(self, target: Target) -> dict[str, Client]:
+        if target.kind == "all":
+            return self.clients
+        if target.kind == "user":
+            return self.by_user.get(target.key, _EMPTY)  # type: ignore[arg-type]
+        if target.kind == "role":
+            return self.by_role.get(target.key, _EMPTY)  # type: ignore[arg-type]
+        raise ValueError(f"unknown target kind {target.kind!r}")
+
+    def deliver(self, delivery: Delivery) -> int:
+        """Writes one encoded event to its local recipients without waiting on any of them."""
+        recipients = self.recipients(delivery.targets)
+        event = delivery.event
+        slow: list[Client] = []
+        for client in recipients:
+            conn = client.conn
+            try:
+                if conn.send(event):
+                    continue
+                queued, unsent = conn.backlog()
+            except Exception:  # one broken connection must not stop the fan-out
+                log.exception("send to %r failed", client)
+                slow.append(client)
+                continue
+            if queued > self.max_queued_messages or unsent > self.max_unsent_bytes:
+                slow.append(client)
+        for client in slow:
+            self.slow_consumers_dropped += 1
+            log.warning("closing %r: slow consumer", client)
+            self.drop(client, *SLOW_CONSUMER)
+        self.messages_delivered += len(recipients)
+        return len(recipients)
+
+    # -- registry changes ----------------------------------------------------------------
+
+    def apply(self, control: Control) -> int:
+        """Applies a registry change; returns how many local connections it touched."""
+        if control.op == "set_role":
+            return self._set_role(control.user_id, control.role)  # type: ignore[arg-type]
+        if control.op == "close_user":
+            clients = list(self.by_user.get(control.user_id, _EMPTY).values())  # type: ignore[arg-type]
+            if control.below_version is not None:
+                clients = [c for c in clients if c.token_version < control.below_version]
+        elif control.op == "close_session":
+            clients = list(self.by_session.get(control.session_id, _EMPTY).values())  # type: ignore[arg-type]
+        else:
+            raise ValueError(f"unknown control op {control.op!r}")
+        for client in clients:
+            self.drop(client, control.code, control.reason)
+        return len(clients)
+
+    def _set_role(self, user_id: int, role: str) -> int:
+        clients = list(self.by_user.get(user_id, _EMPTY).values())
+        for client in clients:
+            _discard(self.by_role, client.role, client.id)
+            client.role = role
+            self.by_role.setdefault(role, {})[client.id] = client
+        return len(clients)
+
+    def drop(self, client: Client, code: int, reason: str) -> None:
+        """Unregisters a connection at once and closes it with code and reason."""
+        if self.unregister(client):
+            try:
+                client.conn.close(code, reason)
+            except Exception:
+                log.exception("closing %r failed", client)
+
+    def close_all(self, code: int, reason: str) -> int:
+        """Closes every local connection (shutdown); returns how many were open."""
+        clients = list(self.clients.values())
+        for client in clients:
+            self.drop(client, code, reason)
+        return len(clients)
+
+    # -- stats ---------------------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, object]:
+        """Returns the seed's stats object plus unique users and running totals."""
+        return {
+            "total_clients": len(self.clients),
+            "by_role": {role: len(c) for role, c in sorted(self.by_role.items()) if c},
+            "unique_users": len(self.by_user),
+            "messages_delivered": self.messages_delivered,
+            "events_published": self.events_published,
+            "slow_consumers_dropped": self.slow_consumers_dropped,
+            "timestamp": now_rfc3339(),
+        }
+
+
+_EMPTY: dict[str, Client] = {}
+
+
+def _discard(index: dict, key: object, client_id: str) -> None:
+    bucket = index.get(key)
+    if bucket is not None:
+        bucket.pop(client_id, None)
+        if not bucket:
+            del index[key]

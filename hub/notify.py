@@ -1,0 +1,92 @@
+"""The seed's Notify* helpers: turn committed changes into events for the right audience."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.events import ADMINS, ALL, Control, Event, EventType, now_rfc3339, to_user
+from hub.hub import Hub
+
+__all__ = ["HubNotifier"]
+
+
+class HubNotifier:
+    """Publishes each domain change to exactly its audience and applies live consequences."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def user_created(self, user: dict[str, Any]) -> int:
+        """Tells admins a user registered."""
+        data = {
+            "user_id": user["id"],
+            "name": user["name"],
+            "email": user["email"],
+            "role": user["role"],
+            "created_at": user["created_at"],
+        }
+        return self.hub.publish(Event(EventType.USER_CREATED, data), ADMINS)
+
+    def user_updated(
+        self, user_id: int, changes: list[str], updated_at: str, by_self: bool
+    ) -> int:
+        """Tells the user and admins what changed; the user also gets profile.updated if they did it."""
+        data = {"user_id": user_id, "changes": changes, "updated_at": updated_at}
+        sent = self.hub.publish(Event(EventType.USER_UPDATED, data), to_user(user_id) + ADMINS)
+        if by_self:
+            self.hub.publish(Event(EventType.PROFILE_UPDATED, data), to_user(user_id))
+        return sent
+
+    def role_changed(
+        self, user_id: int, old_role: str, new_role: str, changed_by: int, changed_at: str
+    ) -> int:
+        """Re-indexes the user's open connections, then tells the user and admins."""
+        self.hub.control(Control("set_role", user_id=user_id, role=new_role))
+        data = {
+            "user_id": user_id,
+            "old_role": old_role,
+            "new_role": new_role,
+            "changed_by": changed_by,
+            "changed_at": changed_at,
+        }
+        return self.hub.publish(Event(EventType.USER_ROLE_CHANGED, data), to_user(user_id) + ADMINS)
+
+    def password_changed(self, user_id: int, token_version: int) -> int:
+        """Tells the user, then closes their connections opened with older credentials."""
+        data = {"user_id": user_id, "changed_at": now_rfc3339()}
+        sent = self.hub.publish(Event(EventType.PASSWORD_CHANGED, data), to_user(user_id))
+        self.hub.control(
+            Control("close_user", user_id=user_id, below_version=token_version,
+                    reason="session revoked")
+        )
+        return sent
+
+    def user_deleted(self, user: dict[str, Any], deleted_by: int) -> int:
+        """Closes the deleted user's connections, then tells admins."""
+        self.hub.control(Control("close_user", user_id=user["id"], reason="account deleted"))
+        data = {
+            "user_id": user["id"],
+            "email": user["email"],
+            "deleted_by": deleted_by,
+            "deleted_at": now_rfc3339(),
+        }
+        return self.hub.publish(Event(EventType.USER_DELETED, data), ADMINS)
+
+    def session_revoked(self, session_id: str) -> int:
+        """Closes every connection opened with a token of a revoked session."""
+        return self.hub.control(
+            Control("close_session", session_id=session_id, reason="session revoked")
+        )
+
+    def system_alert(
+        self, message: str, priority: str, metadata: dict[str, Any], sent_by: int
+    ) -> int:
+        """Sends an alert to every connection; returns how many received it."""
+        data = {"message": message, "priority": priority, "metadata": metadata, "sent_by": sent_by}
+        return self.hub.publish(Event(EventType.SYSTEM_ALERT, data), ALL)
+
+    def health_changed(self, status: str, previous: str, checks: dict[str, str]) -> int:
+        """Tells admins the health status flipped."""
+        data = {"status": status, "previous_status": previous, "checks": checks,
+                "changed_at": now_rfc3339()}
+        return self.hub.publish(Event(EventType.HEALTH_STATUS_CHANGED, data), ADMINS)

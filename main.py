@@ -1,0 +1,99 @@
+"""Command line: `python main.py` serves; `python main.py create-admin ...` manages admins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import tornado.httpserver
+from tornado.ioloop import IOLoop
+
+from app import Context, make_app, make_context
+from config import ConfigError, Settings, parse_args
+from models.db import init_db
+
+log = logging.getLogger("server")
+
+SHUTDOWN_GRACE_SECONDS = 3.0
+
+
+def configure_logging(debug: bool) -> None:
+    """Sets up plain, timestamped logging to stderr."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the server until SIGTERM or SIGINT, then closes every socket with 1001 and exits."""
+    init_db(settings.effective_database_url)
+    ctx = make_context(settings)
+    app = make_app(ctx)
+    server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
+    server.listen(settings.port, settings.address)
+    ctx.health.start()
+    log.info("listening on http://%s:%d (database %s)", settings.address, settings.port,
+             settings.effective_database_url.split("@")[-1])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await shutdown(server, ctx)
+
+
+async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
+    """Stops accepting, closes every WebSocket with 1001 and waits briefly for them to go."""
+    log.info("shutting down: closing %d connection(s)", len(ctx.hub.clients))
+    server.stop()
+    ctx.health.stop()
+    ctx.hub.close_all(1001, "server shutting down")
+    deadline = IOLoop.current().time() + SHUTDOWN_GRACE_SECONDS
+    # Give close frames a moment to flush before the process exits.
+    await asyncio.sleep(0.1)
+    while IOLoop.current().time() < deadline:
+        try:
+            await asyncio.wait_for(server.close_all_connections(), 0.5)
+            break
+        except TimeoutError:
+            continue
+    await ctx.hub.broker.close()
+    ctx.run.shutdown()
+    log.info("stopped")
+
+
+def create_admin(settings: Settings, email: str, password: str, name: str, role: str) -> int:
+    """Creates an admin or promotes an existing user; returns the exit status."""
+    from services.admins import ensure_admin
+    from services.errors import ServiceError
+
+    init_db(settings.effective_database_url)
+    try:
+        user, created = ensure_admin(email, password, name, role)
+    except ServiceError as exc:
+        print(f"create-admin: {exc.message}", file=sys.stderr)
+        return 2
+    verb = "created" if created else "promoted"
+    print(f"{verb} {user.email} (id {user.id}) as {user.role}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses the command line and runs the chosen command."""
+    try:
+        command, settings, args = parse_args(sys.argv[1:] if argv is None else argv)
+    except ConfigError as exc:
+        print(f"main.py: error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.debug)
+    if command == "create-admin":
+        return create_admin(settings, args.email, args.password, args.name, args.role)
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Creates or promotes admin accounts from the command line (blocking, no event loop)."""
+
+from __future__ import annotations
+
+from auth import passwords
+from models.db import db
+from models.user import User, utcnow
+from services import validation as v
+from services.errors import ValidationError
+
+__all__ = ["ensure_admin"]
+
+
+def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[User, bool]:
+    """Creates an admin with these credentials, or gives an existing account the role.
+
+    An existing account keeps its password. Returns (user, created).
+    """
+    email, password, name = v.email(email), v.password(password), v.name(name)
+    if role not in ("admin", "superadmin"):
+        raise ValidationError("role must be admin or superadmin")
+    with db.connection_context(), db.atomic():
+        user = User.get_or_none(User.email == email)
+        if user is not None:
+            if user.role != role:
+                user.role, user.updated_at = role, utcnow()
+                user.save()
+            return user, False
+        user = User.create(
+            name=name, email=email, password_hash=passwords.hash_password(password), role=role
+        )
+        return user, True

@@ -1,0 +1,232 @@
+"""Registration, login, token refresh and rotation, logout and password changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from auth import passwords
+from auth.jwt import Claims, TokenError, TokenIssuer
+from auth.ratelimit import RateLimiter
+from models.db import Runner, db
+from models.token import RefreshToken, Session
+from models.user import User, utcnow
+from services import validation as v
+from services.errors import AuthenticationError, Conflict, RateLimited, ValidationError
+from services.notifier import Notifier
+
+__all__ = ["AuthService", "Principal", "LoginLimits"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: the user as stored now and the claims of their token."""
+
+    user: User
+    claims: Claims
+
+
+class LoginLimits:
+    """Login throttles: failed attempts per account and attempts per client IP."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.per_account = RateLimiter(limit=5, window=15 * 60)
+        self.per_ip = RateLimiter(limit=30, window=60)
+        self.register_per_ip = RateLimiter(limit=10, window=60)
+
+    def check(self, limiter: RateLimiter, key: str, hit: bool) -> None:
+        """Raises RateLimited when key is over the limiter's budget, recording a hit if asked."""
+        if not self.enabled:
+            return
+        wait = limiter.check_and_hit(key) if hit else limiter.retry_after(key)
+        if wait:
+            raise RateLimited(f"too many attempts; try again in {wait} seconds", wait)
+
+
+class AuthService:
+    """Owns every operation that creates, checks or revokes credentials."""
+
+    def __init__(
+        self, run: Runner, issuer: TokenIssuer, notifier: Notifier, limits: LoginLimits
+    ) -> None:
+        self.run = run
+        self.issuer = issuer
+        self.notifier = notifier
+        self.limits = limits
+
+    # -- token bundles -------------------------------------------------------------------
+
+    def _new_session_tokens(self, user: User, session_id: str | None = None) -> dict[str, Any]:
+        """Creates a session (unless given) and its first refresh token; call inside a transaction."""
+        if session_id is None:
+            session_id = str(uuid.uuid4())
+            Session.create(id=session_id, user=user)
+        refresh, jti = self.issuer.issue_refresh(user.id, user.token_version, session_id)
+        RefreshToken.create(
+            jti=jti,
+            session=session_id,
+            expires_at=utcnow() + dt.timedelta(seconds=self.issuer.refresh_ttl),
+        )
+        access = self.issuer.issue_access(user.id, user.role, user.token_version, session_id)
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": self.issuer.access_ttl,
+            "user": user.to_public(),
+        }
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def register(self, body: Any, ip: str) -> dict[str, Any]:
+        """Creates a `user` account and returns its first tokens."""
+        body = v.require_object(body)
+        v.reject_unknown(body, ("name", "email", "password", "age"))
+        name, email = v.name(body.get("name")), v.email(body.get("email"))
+        password, age = v.password(body.get("password")), v.age(body.get("age"))
+        self.limits.check(self.limits.register_per_ip, ip, hit=True)
+        password_hash = await self.run(passwords.hash_password, password)
+        result = await self.run(self._register_tx, name, email, password_hash, age)
+        self.notifier.user_created(result["user"])
+        return result
+
+    def _register_tx(self, name: str, email: str, password_hash: str, age: int | None) -> dict:
+        try:
+            with db.atomic():
+                user = User.create(name=name, email=email, password_hash=password_hash, age=age)
+                return self._new_session_tokens(user)
+        except peewee.IntegrityError:
+            raise Conflict("an account with this email already exists") from None
+
+    async def login(self, body: Any, ip: str) -> dict[str, Any]:
+        """Checks credentials and returns fresh tokens; unknown email and bad password look alike."""
+        body = v.require_object(body)
+        email, password = body.get("email"), body.get("password")
+        if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
+            raise ValidationError("email and password are required strings")
+        email = email.strip().lower()
+        self.limits.check(self.limits.per_ip, ip, hit=True)
+        self.limits.check(self.limits.per_account, email, hit=False)
+        result = await self.run(self._login_tx, email, password[:1024])
+        if result is None:
+            self.limits.check(self.limits.per_account, email, hit=True)
+            raise AuthenticationError("invalid email or password")
+        self.limits.per_account.reset(email)
+        return result
+
+    def _login_tx(self, email: str, password: str) -> dict | None:
+        user = User.get_or_none(User.email == email)
+        if user is None:
+            passwords.verify_dummy(password)
+            return None
+        if not passwords.verify_password(password, user.password_hash):
+            return None
+        with db.atomic():
+            return self._new_session_tokens(user)
+
+    async def refresh(self, body: Any) -> dict[str, Any]:
+        """Rotates a refresh token; a reused one revokes its whole session."""
+        body = v.require_object(body)
+        token = body.get("refresh_token")
+        if not isinstance(token, str) or not token:
+            raise ValidationError("refresh_token is required")
+        try:
+            claims = self.issuer.verify(token, "refresh")
+        except TokenError as exc:
+            raise AuthenticationError(f"refresh token rejected: {exc.message}") from None
+        result, revoked = await self.run(self._refresh_tx, claims)
+        if revoked:
+            self.notifier.session_revoked(claims.sid)
+            raise AuthenticationError("refresh token was already used; the session is revoked")
+        return result
+
+    def _refresh_tx(self, claims: Claims) -> tuple[dict | None, bool]:
+        with db.atomic():
+            row = RefreshToken.get_or_none(RefreshToken.jti == claims.jti)
+            session = Session.get_or_none(Session.id == claims.sid)
+            user = User.get_or_none(User.id == claims.user_id)
+            if row is None or session is None or user is None or row.session_id != session.id:
+                raise AuthenticationError("refresh token rejected: unknown token")
+            if not session.active:
+                raise AuthenticationError("refresh token rejected: session revoked")
+            if user.token_version != claims.ver:
+                raise AuthenticationError("refresh token rejected: credentials changed")
+            if row.used_at is not None:
+                session.revoked_at = utcnow()
+                session.save()
+                return None, True
+            used = RefreshToken.update(used_at=utcnow()).where(
+                (RefreshToken.jti == row.jti) & RefreshToken.used_at.is_null()
+            ).execute()
+            if not used:  # a concurrent request rotated it first: that is reuse too
+                Session.update(revoked_at=utcnow()).where(Session.id == session.id).execute()
+                return None, True
+            return self._new_session_tokens(user, session.id), False
+
+    async def logout(self, principal: Principal) -> None:
+        """Revokes the caller's session: its refresh tokens and access tokens stop working."""
+        sid = principal.claims.sid
+        await self.run(
+            lambda: Session.update(revoked_at=utcnow())
+            .where((Session.id == sid) & Session.revoked_at.is_null())
+            .execute()
+        )
+        self.notifier.session_revoked(sid)
+
+    async def change_password(self, principal: Principal, body: Any) -> dict[str, Any]:
+        """Replaces the password, revokes every older token and returns new ones."""
+        body = v.require_object(body)
+        v.reject_unknown(body, ("current_password", "new_password"))
+        current = body.get("current_password")
+        if not isinstance(current, str) or not current:
+            raise ValidationError("current_password is required")
+        new = v.password(body.get("new_password"), "new_password")
+        user = principal.user
+        if not await self.run(passwords.verify_password, current, user.password_hash):
+            raise AuthenticationError("current password is incorrect")
+        new_hash = await self.run(passwords.hash_password, new)
+        result = await self.run(self._change_password_tx, user.id, new_hash)
+        self.notifier.password_changed(user.id, result.pop("_version"))
+        return result
+
+    def _change_password_tx(self, user_id: int, new_hash: str) -> dict:
+        with db.atomic():
+            user = User.get_by_id(user_id)
+            user.password_hash = new_hash
+            user.token_version += 1
+            user.updated_at = utcnow()
+            user.save()
+            Session.update(revoked_at=utcnow()).where(
+                (Session.user == user_id) & Session.revoked_at.is_null()
+            ).execute()
+            result = self._new_session_tokens(user)
+            result["_version"] = user.token_version
+            return result
+
+    # -- authentication of requests ------------------------------------------------------
+
+    async def authenticate(self, token: str) -> Principal:
+        """Returns the caller behind an access token, checking revocation in the database."""
+        try:
+            claims = self.issuer.verify(token, "access")
+        except TokenError as exc:
+            raise AuthenticationError(exc.message) from None
+        return await self.run(self.check_claims, claims)
+
+    @staticmethod
+    def check_claims(claims: Claims) -> Principal:
+        """Checks that the token's user, version and session are still current (blocking)."""
+        user = User.get_or_none(User.id == claims.user_id)
+        if user is None:
+            raise AuthenticationError("account not found")
+        if user.token_version != claims.ver:
+            raise AuthenticationError("session revoked")
+        session = Session.get_or_none(Session.id == claims.sid)
+        if session is None or not session.active:
+            raise AuthenticationError("session revoked")
+        return Principal(user=user, claims=claims)

@@ -1,0 +1,167 @@
+"""Profile reads and edits, admin user management and role changes."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import peewee
+
+from models.db import Runner, db
+from models.user import User, rfc3339, utcnow
+from services import validation as v
+from services.auth import Principal
+from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from services.notifier import Notifier
+
+__all__ = ["UserService", "EDITABLE"]
+
+EDITABLE = ("name", "email", "age")
+_CLEAN = {"name": v.name, "email": v.email, "age": v.age}
+
+
+def _parse_changes(body: Any) -> dict[str, Any]:
+    body = v.require_object(body)
+    v.reject_unknown(body, EDITABLE)
+    if not body:
+        raise ValidationError(f"send at least one of: {', '.join(EDITABLE)}")
+    return {key: _CLEAN[key](value) for key, value in body.items()}
+
+
+def _page_param(value: str | None, name: str, default: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number") from None
+    if not 1 <= number <= high:
+        raise ValidationError(f"{name} must be between 1 and {high}")
+    return number
+
+
+class UserService:
+    """Owns reads and writes of user accounts."""
+
+    def __init__(self, run: Runner, notifier: Notifier) -> None:
+        self.run = run
+        self.notifier = notifier
+
+    async def get(self, actor: Principal, user_id: int) -> dict[str, Any]:
+        """Returns a user's public fields; admins see anyone, others only themselves."""
+        if not actor.user.is_admin and actor.user.id != user_id:
+            raise PermissionDenied("admin role required to view other users")
+        return (await self.run(self._load, user_id)).to_public()
+
+    @staticmethod
+    def _load(user_id: int) -> User:
+        user = User.get_or_none(User.id == user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return user
+
+    async def list(self, page: str | None, per_page: str | None) -> dict[str, Any]:
+        """Returns one page of users ordered by id."""
+        page_n = _page_param(page, "page", 1, 1_000_000)
+        size = _page_param(per_page, "per_page", 20, 100)
+
+        def query() -> dict[str, Any]:
+            total = User.select().count()
+            rows = User.select().order_by(User.id).paginate(page_n, size)
+            return {
+                "users": [u.to_public() for u in rows],
+                "page": page_n,
+                "per_page": size,
+                "total": total,
+                "pages": math.ceil(total / size) if total else 0,
+            }
+
+        return await self.run(query)
+
+    async def update(self, actor: Principal, user_id: int, body: Any) -> dict[str, Any]:
+        """Edits name, email or age; admins may edit others (a superadmin only by a superadmin)."""
+        changes = _parse_changes(body)
+        by_self = actor.user.id == user_id
+        if not by_self:
+            self._require_admin(actor)
+        user, changed = await self.run(self._update_tx, actor, user_id, changes)
+        if changed:
+            self.notifier.user_updated(user_id, changed, rfc3339(user.updated_at), by_self)
+        return user.to_public()
+
+    def _update_tx(
+        self, actor: Principal, user_id: int, changes: dict[str, Any]
+    ) -> tuple[User, list[str]]:
+        with db.atomic():
+            user = self._load(user_id)
+            self._guard_superadmin(actor, user)
+            changed = [k for k, value in changes.items() if getattr(user, k) != value]
+            if not changed:
+                return user, []
+            for key in changed:
+                setattr(user, key, changes[key])
+            user.updated_at = utcnow()
+            try:
+                with db.atomic():
+                    user.save()
+            except peewee.IntegrityError:
+                raise Conflict("an account with this email already exists") from None
+            return user, changed
+
+    async def delete(self, actor: Principal, user_id: int) -> dict[str, Any]:
+        """Deletes an account; its tokens stop working and its sockets are closed."""
+        self._require_admin(actor)
+        if actor.user.id == user_id:
+            raise PermissionDenied("admins cannot delete their own account")
+
+        def delete_tx() -> dict[str, Any]:
+            with db.atomic():
+                user = self._load(user_id)
+                self._guard_superadmin(actor, user)
+                public = user.to_public()
+                user.delete_instance()
+                return public
+
+        public = await self.run(delete_tx)
+        self.notifier.user_deleted(public, actor.user.id)
+        return public
+
+    async def change_role(self, actor: Principal, user_id: int, body: Any) -> dict[str, Any]:
+        """Changes a role by the rules: admins only, never one's own, superadmin by superadmins."""
+        self._require_admin(actor)
+        body = v.require_object(body)
+        v.reject_unknown(body, ("role",))
+        new_role = v.role(body.get("role"))
+        if actor.user.id == user_id:
+            raise PermissionDenied("you cannot change your own role")
+        if new_role == "superadmin" and actor.user.role != "superadmin":
+            raise PermissionDenied("only a superadmin can grant the superadmin role")
+
+        def role_tx() -> tuple[User, str]:
+            with db.atomic():
+                user = self._load(user_id)
+                if user.role == "superadmin" and actor.user.role != "superadmin":
+                    raise PermissionDenied("only a superadmin can remove the superadmin role")
+                old = user.role
+                if old != new_role:
+                    user.role = new_role
+                    user.updated_at = utcnow()
+                    user.save()
+                return user, old
+
+        user, old_role = await self.run(role_tx)
+        if old_role != new_role:
+            self.notifier.role_changed(
+                user_id, old_role, new_role, actor.user.id, rfc3339(user.updated_at)
+            )
+        return user.to_public()
+
+    @staticmethod
+    def _require_admin(actor: Principal) -> None:
+        if not actor.user.is_admin:
+            raise PermissionDenied("admin role required")
+
+    @staticmethod
+    def _guard_superadmin(actor: Principal, target: User) -> None:
+        if target.role == "superadmin" and actor.user.role != "superadmin" and target.id != actor.user.id:
+            raise PermissionDenied("only a superadmin can modify a superadmin account")

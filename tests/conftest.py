@@ -1,0 +1,196 @@
+"""Shared fixtures: a database per backend, the app with its context, and API/WS helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import peewee
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from app import Context, make_app, make_context
+from config import Settings
+from models import db as dbmod
+from models.user import User
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TEST_SECRET = "test-secret-" + "x" * 40
+
+# A schema per test process keeps concurrent runs on the shared `test` database apart.
+_SCHEMA = f"t_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+def _postgres_database() -> peewee.Database:
+    import psycopg2
+
+    from models.db import _open
+
+    admin = psycopg2.connect(POSTGRES_URL.replace("postgresql://", "postgres://"), connect_timeout=3)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}")
+    admin.close()
+    database = _open(POSTGRES_URL)
+    database.connect_params["options"] = f"-c search_path={_SCHEMA}"
+    return database
+
+
+def _drop_schema() -> None:
+    try:
+        import psycopg2
+
+        conn = psycopg2.connect(POSTGRES_URL.replace("postgresql://", "postgres://"),
+                                connect_timeout=3)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"DROP SCHEMA IF EXISTS {_SCHEMA} CASCADE")
+        conn.close()
+    except Exception:
+        pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cleanup_postgres_schema():
+    yield
+    _drop_schema()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """Binds the models to a clean database: SQLite in a temp dir, then PostgreSQL."""
+    if request.param == "sqlite":
+        database = dbmod._open("sqlite:///" + str(tmp_path / "test.db"))
+    else:
+        try:
+            database = _postgres_database()
+            database.connect()
+            database.close()
+        except Exception as exc:
+            message = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+    dbmod.db.initialize(database)
+    dbmod.drop_tables()
+    dbmod.create_tables()
+    yield request.param
+    dbmod.drop_tables()
+    database.close_all() if hasattr(database, "close_all") else database.close()
+
+
+@pytest.fixture
+def settings(request, tmp_path) -> Settings:
+    """Test settings; override fields with @pytest.mark.settings(field=value)."""
+    base = Settings(data_dir=str(tmp_path / "data"), jwt_secret=TEST_SECRET, health_interval=3600)
+    marker = request.node.get_closest_marker("settings")
+    return replace(base, **marker.kwargs) if marker else base
+
+
+@pytest.fixture
+def ctx(database, settings) -> Context:
+    """The application context (hub, services, thread pool) for one test."""
+    context = make_context(settings)
+    yield context
+    context.run.shutdown()
+
+
+@pytest.fixture
+def app(ctx):
+    """The Tornado application under test (pytest-tornado serves it)."""
+    return make_app(ctx)
+
+
+class Api:
+    """A small JSON client for the app under test."""
+
+    def __init__(self, base_url: str, ctx: Context) -> None:
+        self.base_url = base_url
+        self.ws_url = base_url.replace("http://", "ws://")
+        self.ctx = ctx
+        self.client = AsyncHTTPClient()
+        self._n = 0
+
+    async def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None,
+        raw: bytes | None = None, headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, Any]:
+        """Sends a request; returns (status, parsed JSON body or None, response headers)."""
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is None and method in ("POST", "PUT", "PATCH"):
+            data = b""
+        request = HTTPRequest(self.base_url + path, method=method, body=data, headers=hdrs,
+                              allow_nonstandard_methods=True, request_timeout=30)
+        response = await self.client.fetch(request, raise_error=False)
+        try:
+            parsed = json.loads(response.body) if response.body else None
+        except ValueError:
+            parsed = None
+        return response.code, parsed, response.headers
+
+    async def register(self, name: str = "", email: str = "", password: str = "password123",
+                       age: int | None = 30) -> dict[str, Any]:
+        """Registers a fresh user; returns the response's data (tokens and user)."""
+        self._n += 1
+        email = email or f"user{self._n}-{uuid.uuid4().hex[:6]}@example.com"
+        body = {"name": name or f"User {self._n}", "email": email, "password": password}
+        if age is not None:
+            body["age"] = age
+        status, parsed, _ = await self.call("POST", "/api/v1/auth/register", body)
+        assert status == 201, parsed
+        return parsed["data"]
+
+    async def login(self, email: str, password: str = "password123") -> dict[str, Any]:
+        status, parsed, _ = await self.call(
+            "POST", "/api/v1/auth/login", {"email": email, "password": password})
+        assert status == 200, parsed
+        return parsed["data"]
+
+    async def admin(self, role: str = "admin") -> dict[str, Any]:
+        """Registers a user, gives it `role` in the database and logs in again for a token."""
+        data = await self.register()
+        user_id = data["user"]["id"]
+        await self.ctx.run(lambda: User.update(role=role).where(User.id == user_id).execute())
+        return await self.login(data["user"]["email"])
+
+    async def ws(self, token: str, **kwargs: Any) -> WebSocketClientConnection:
+        """Opens /ws with token and returns the connection after the welcome is read."""
+        conn = await websocket_connect(f"{self.ws_url}/ws?token={token}", **kwargs)
+        welcome = await next_event(conn)
+        assert welcome["type"] == "connection.established", welcome
+        return conn
+
+
+async def next_event(conn: WebSocketClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    """Returns the next event on conn as a dict, failing if the socket closes or times out."""
+    message = await asyncio.wait_for(conn.read_message(), timeout)
+    assert message is not None, f"socket closed: {conn.close_code} {conn.close_reason}"
+    return json.loads(message)
+
+
+async def wait_closed(conn: WebSocketClientConnection, timeout: float = 5.0) -> tuple[int, str]:
+    """Reads until the server closes conn; returns (close code, reason)."""
+    async def drain() -> None:
+        while await conn.read_message() is not None:
+            pass
+    await asyncio.wait_for(drain(), timeout)
+    return conn.close_code, conn.close_reason
+
+
+@pytest.fixture
+def api(http_server, base_url, ctx) -> Api:
+    """An Api client bound to the running test server."""
+    return Api(base_url, ctx)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "settings(**fields): override Settings for the test")
