@@ -6,6 +6,7 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 __all__ = ["Settings", "ConfigError", "parse_args", "build_parser"]
 
@@ -134,7 +135,8 @@ _SERVE_OPTIONS: list[tuple[str, str, object, object, str]] = [
 ]
 
 _DATA_OPTIONS: list[tuple[str, str, object, object, str]] = [
-    ("--data-dir", "DATA_DIR", str, "data", "directory for the SQLite file and secret (default ./data)"),
+    ("--data-dir", "DATA_DIR", str, "data",
+     "directory for the SQLite file and generated secret (default ./data)"),
     ("--database-url", "DATABASE_URL", _database_url, "",
      "sqlite:///path or postgresql://user@host:port/db (default: SQLite in the data dir)"),
     ("--jwt-secret", "JWT_SECRET", str, "",
@@ -151,8 +153,10 @@ def _add_options(
     suppress: bool = False,
 ) -> None:
     for flag, env, kind, default, text in options:
+        # on|off switches may also be given bare: `--debug` means `--debug=on`.
+        switch = {"nargs": "?", "const": True, "metavar": "on|off"} if kind is _on_off else {}
         if suppress:  # repeated on a subcommand: only an explicit flag overrides
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text)
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text, **switch)
             continue
         value = default
         if env in environ and environ[env] != "":
@@ -160,12 +164,19 @@ def _add_options(
                 value = kind(environ[env])  # type: ignore[operator]
             except argparse.ArgumentTypeError as exc:
                 raise ConfigError(f"{env}: {exc}") from None
-        parser.add_argument(flag, type=kind, default=value, help=f"{text} [env {env}]")
+        parser.add_argument(flag, type=kind, default=value, help=f"{text} [env {env}]", **switch)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     """Returns the CLI parser whose defaults come from the environment."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="main.py",
         description="Real-time events server: REST auth and users API plus live WebSocket events.",
         epilog="Commands: serve (default) runs the server; "

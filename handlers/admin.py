@@ -12,8 +12,8 @@ class UsersHandler(ApiHandler):
 
     async def get(self) -> None:
         await self.admin()
-        page, per_page = self.get_query_argument("page", None), self.get_query_argument("per_page", None)
-        self.ok(await self.ctx.users.list(page, per_page))
+        page = self.get_query_argument("page", None)
+        self.ok(await self.ctx.users.list(page, self.get_query_argument("per_page", None)))
 
 
 class UserHandler(ApiHandler):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, Union
+from typing import Protocol
 
 from hub.events import Control, Delivery
 
 __all__ = ["Message", "Broker", "MemoryBroker"]
 
-Message = Union[Delivery, Control]
+Message = Delivery | Control
 Handler = Callable[[Message], int]
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import struct
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     """Every event the server emits: the seed's nine plus replies to inbound messages."""
 
     CONNECTION_ESTABLISHED = "connection.established"
@@ -84,7 +84,7 @@ class Event:
 
     def encode(self) -> Encoded:
         """Serialises and frames the event once, for every recipient to share."""
-        type_ = self.type.value if isinstance(self.type, EventType) else str(self.type)
+        type_ = str(self.type)
         message = {"type": type_, "data": self.data, "timestamp": self.timestamp}
         text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
         payload = text.encode("utf-8")

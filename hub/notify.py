@@ -30,7 +30,7 @@ class HubNotifier:
     def user_updated(
         self, user_id: int, changes: list[str], updated_at: str, by_self: bool
     ) -> int:
-        """Tells the user and admins what changed; the user also gets profile.updated if they did it."""
+        """Tells the user and admins what changed; profile.updated too if the user did it."""
         data = {"user_id": user_id, "changes": changes, "updated_at": updated_at}
         sent = self.hub.publish(Event(EventType.USER_UPDATED, data), to_user(user_id) + ADMINS)
         if by_self:

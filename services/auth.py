@@ -62,7 +62,7 @@ class AuthService:
     # -- token bundles -------------------------------------------------------------------
 
     def _new_session_tokens(self, user: User, session_id: str | None = None) -> dict[str, Any]:
-        """Creates a session (unless given) and its first refresh token; call inside a transaction."""
+        """Creates a session (unless given) and a refresh token; call inside a transaction."""
         if session_id is None:
             session_id = str(uuid.uuid4())
             Session.create(id=session_id, user=user)
@@ -104,7 +104,7 @@ class AuthService:
             raise Conflict("an account with this email already exists") from None
 
     async def login(self, body: Any, ip: str) -> dict[str, Any]:
-        """Checks credentials and returns fresh tokens; unknown email and bad password look alike."""
+        """Checks credentials and returns tokens; unknown email and bad password look alike."""
         body = v.require_object(body)
         email, password = body.get("email"), body.get("password")
         if not isinstance(email, str) or not isinstance(password, str) or not email or not password:

@@ -22,7 +22,9 @@ def _ping_database() -> None:
 class HealthMonitor:
     """Keeps the latest health status; re-checks periodically and on every /health request."""
 
-    def __init__(self, run: Runner, notifier: Notifier, interval: float, timeout: float = 3.0) -> None:
+    def __init__(
+        self, run: Runner, notifier: Notifier, interval: float, timeout: float = 3.0
+    ) -> None:
         self.run = run
         self.notifier = notifier
         self.interval = interval

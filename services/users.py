@@ -163,5 +163,6 @@ class UserService:
 
     @staticmethod
     def _guard_superadmin(actor: Principal, target: User) -> None:
-        if target.role == "superadmin" and actor.user.role != "superadmin" and target.id != actor.user.id:
+        is_peer = target.role == "superadmin" and target.id != actor.user.id
+        if is_peer and actor.user.role != "superadmin":
             raise PermissionDenied("only a superadmin can modify a superadmin account")
