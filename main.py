@@ -72,12 +72,14 @@ def create_admin(settings: Settings, email: str, password: str, name: str, role:
 
     init_db(settings.effective_database_url)
     try:
-        user, created = ensure_admin(email, password, name, role)
+        user, outcome = ensure_admin(email, password, name, role)
     except ServiceError as exc:
         print(f"create-admin: {exc.message}", file=sys.stderr)
         return 2
-    verb = "created" if created else "promoted"
-    print(f"{verb} {user.email} (id {user.id}) as {user.role}")
+    if outcome == "unchanged":
+        print(f"{user.email} (id {user.id}) is already {user.role}; nothing changed")
+    else:
+        print(f"{outcome} {user.email} (id {user.id}) as {user.role}")
     return 0
 
 

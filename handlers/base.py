@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
 
+from handlers.access_log import redact
 from services.auth import Principal
 from services.errors import AuthenticationError, PermissionDenied, RateLimited, ServiceError
 
@@ -49,6 +52,22 @@ class ErrorEnvelopeMixin(RequestHandler):
             message = self._reason if status_code < 500 else "internal server error"
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish({"success": False, "error": {"code": code, "message": message}})
+
+    def _request_summary(self) -> str:
+        """Tornado's summary for its warning and error log lines, with token values redacted."""
+        request = self.request
+        return f"{request.method} {redact(request.uri or '')} ({request.remote_ip})"
+
+    def log_exception(
+        self, typ: type[BaseException] | None, value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Logs like Tornado, minus its repr of the request, which holds the raw query string."""
+        if isinstance(value, HTTPError):
+            super().log_exception(typ, value, tb)
+        else:
+            app_log.error("Uncaught exception %s", self._request_summary(),
+                          exc_info=(typ, value, tb))  # type: ignore[arg-type]
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, ServiceError) and not self._finished:

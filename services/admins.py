@@ -11,22 +11,22 @@ from services.errors import ValidationError
 __all__ = ["ensure_admin"]
 
 
-def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[User, bool]:
-    """Creates an admin with these credentials, or gives an existing account the role.
+def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[User, str]:
+    """Creates an admin, or gives an existing account the role (keeping its password).
 
-    An existing account keeps its password. Returns (user, created).
+    Returns (user, outcome) where outcome is "created", "promoted" or "unchanged".
     """
     email, password, name = v.email(email), v.password(password), v.name(name)
     if role not in ("admin", "superadmin"):
         raise ValidationError("role must be admin or superadmin")
     with db.connection_context(), db.atomic():
         user = User.get_or_none(User.email == email)
-        if user is not None:
-            if user.role != role:
-                user.role, user.updated_at = role, utcnow()
-                user.save()
-            return user, False
-        user = User.create(
-            name=name, email=email, password_hash=passwords.hash_password(password), role=role
-        )
-        return user, True
+        if user is None:
+            password_hash = passwords.hash_password(password)
+            return User.create(name=name, email=email, password_hash=password_hash, role=role), \
+                "created"
+        if user.role == role:
+            return user, "unchanged"
+        user.role, user.updated_at = role, utcnow()
+        user.save()
+        return user, "promoted"

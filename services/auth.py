@@ -111,10 +111,11 @@ class AuthService:
             raise ValidationError("email and password are required strings")
         email = email.strip().lower()
         self.limits.check(self.limits.per_ip, ip, hit=True)
-        self.limits.check(self.limits.per_account, email, hit=False)
+        # Counted before the check, so a burst of parallel guesses cannot overtake the limit;
+        # a success clears the count.
+        self.limits.check(self.limits.per_account, email, hit=True)
         result = await self.run(self._login_tx, email, password[:1024])
         if result is None:
-            self.limits.check(self.limits.per_account, email, hit=True)
             raise AuthenticationError("invalid email or password")
         self.limits.per_account.reset(email)
         return result
