@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from hub.broker import Broker, MemoryBroker, Message
 from hub.client import Client
-from hub.events import Control, Delivery, Event, Target, now_rfc3339
+from hub.events import ALL, Control, Delivery, Event, Target, now_rfc3339, to_role, to_user
 
 __all__ = ["Hub", "SLOW_CONSUMER", "MAX_QUEUED_MESSAGES", "MAX_UNSENT_BYTES"]
 
@@ -83,6 +83,18 @@ class Hub:
         """Encodes event once and publishes it through the broker; returns local recipients."""
         self.events_published += 1
         return self.broker.publish(Delivery(targets, event.encode()))
+
+    def broadcast_to_all(self, type_: str, data: dict[str, object]) -> int:
+        """The seed's BroadcastToAll: sends an event to every connection."""
+        return self.publish(Event(type_, data), ALL)
+
+    def broadcast_to_user(self, user_id: int, type_: str, data: dict[str, object]) -> int:
+        """The seed's BroadcastToUser: sends an event to every connection (tab) of one user."""
+        return self.publish(Event(type_, data), to_user(user_id))
+
+    def broadcast_to_role(self, role: str, type_: str, data: dict[str, object]) -> int:
+        """The seed's BroadcastToRole: sends an event to every connection holding role."""
+        return self.publish(Event(type_, data), to_role(role))
 
     def control(self, control: Control) -> int:
         """Publishes a registry change through the broker so every node applies it."""

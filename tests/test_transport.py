@@ -1,0 +1,167 @@
+"""The fan-out's write fast path against a real Tornado IOStream, and text framing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+
+import pytest
+from tornado.iostream import IOStream
+
+from hub.events import frame_text
+from hub.transport import backlog, write_frame
+
+
+@pytest.fixture
+def pair(io_loop):
+    """An IOStream over one end of a socketpair, and the raw peer socket."""
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.setblocking(False)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    stream = IOStream(ours)
+    yield stream, peer
+    stream.close()
+    peer.close()
+
+
+def drain(peer: socket.socket) -> bytes:
+    """Reads whatever the peer socket has right now without blocking."""
+    chunks = []
+    while True:
+        try:
+            chunk = peer.recv(1 << 20)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_exactly(peer: socket.socket, size: int, timeout: float = 10.0) -> bytes:
+    """Reads size bytes from the peer, yielding to the IOLoop so the stream can flush."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    data = bytearray()
+    while len(data) < size:
+        assert loop.time() < deadline, f"only {len(data)} of {size} bytes arrived"
+        data += drain(peer)
+        await asyncio.sleep(0.001)
+    return bytes(data)
+
+
+def fill_kernel_buffer(stream: IOStream) -> int:
+    """Writes directly to the socket until the kernel refuses more; returns bytes written."""
+    total = 0
+    chunk = b"\0" * 65536
+    while True:
+        try:
+            sent = stream.socket.send(chunk)
+        except BlockingIOError:
+            return total
+        total += sent
+
+
+@pytest.mark.gen_test
+async def test_empty_buffer_sends_straight_to_the_socket(pair):
+    """With nothing queued, write_frame hands the bytes to the kernel and bypasses the stream."""
+    stream, peer = pair
+    frame = frame_text(b'{"type":"x"}')
+    assert write_frame(stream, frame) is True
+    assert stream._total_write_index == 0
+    assert backlog(stream) == (0, 0)
+    assert await read_exactly(peer, len(frame)) == frame
+
+
+@pytest.mark.gen_test
+async def test_full_socket_queues_the_rest_on_the_stream(pair):
+    """When the peer is not reading, the unsent remainder is queued and reported as backlog."""
+    stream, peer = pair
+    frame = frame_text(b"a" * 200_000)
+    assert write_frame(stream, frame) is False
+    queued, unsent = backlog(stream)
+    assert queued == 1 and 0 < unsent < len(frame)
+    second = frame_text(b"b" * 1000)
+    assert write_frame(stream, second) is False
+    assert backlog(stream) == (2, unsent + len(second))
+    assert await read_exactly(peer, len(frame) + len(second)) == frame + second
+    assert backlog(stream) == (0, 0)
+
+
+@pytest.mark.gen_test
+async def test_queued_bytes_are_never_overtaken_by_a_direct_send(pair):
+    """Once bytes are queued, later frames queue behind them even if the kernel has room again."""
+    stream, peer = pair
+    filler = fill_kernel_buffer(stream)
+    first = frame_text(b"1" * 5000)
+    assert write_frame(stream, first) is False
+    assert backlog(stream)[1] == len(first)
+    head = drain(peer)  # room in the kernel now, but the stream has not flushed yet
+    assert head and stream._total_write_index != stream._total_write_done_index
+    frames = [frame_text(str(n).encode() * 300) for n in range(2, 6)]
+    index = stream._total_write_index
+    assert write_frame(stream, frames[0]) is False  # went through the stream, behind `first`
+    assert stream._total_write_index == index + len(frames[0])
+    for frame in frames[1:]:
+        write_frame(stream, frame)
+    expected = first + b"".join(frames)
+    rest = await read_exactly(peer, filler - len(head) + len(expected))
+    assert (head + rest)[filler:] == expected
+
+
+@pytest.mark.gen_test
+async def test_many_small_frames_arrive_in_order(pair):
+    """A burst of frames mixing direct sends and queued writes arrives in publish order."""
+    stream, peer = pair
+    frames = [frame_text(f"message-{n:05d}".encode() * 40) for n in range(2000)]
+    direct = sum(write_frame(stream, frame) for frame in frames)
+    assert 0 < direct < len(frames)  # some went straight to the kernel, the rest queued
+    assert await read_exactly(peer, sum(map(len, frames))) == b"".join(frames)
+
+
+@pytest.mark.gen_test
+async def test_closed_stream_returns_false_without_raising(pair):
+    """Writing to a stream that is already closed is a no-op that reports False."""
+    stream, _ = pair
+    stream.close()
+    assert write_frame(stream, frame_text(b"late")) is False
+
+
+@pytest.mark.gen_test
+async def test_peer_gone_closes_stream_without_raising(pair):
+    """A send error (peer went away) closes the stream instead of raising into the fan-out."""
+    stream, peer = pair
+    peer.close()
+    results = [write_frame(stream, frame_text(b"x" * 100)) for _ in range(3)]
+    assert results[-1] is False
+    assert stream.closed()
+    assert isinstance(stream.error, OSError)
+
+
+def parse_header(frame: bytes) -> tuple[int, int, int]:
+    """Returns (first byte, payload length, header size) of an unmasked frame."""
+    first, second = frame[0], frame[1]
+    assert second & 0x80 == 0, "server frames must not be masked"
+    length = second & 0x7F
+    if length == 126:
+        return first, struct.unpack("!H", frame[2:4])[0], 4
+    if length == 127:
+        return first, struct.unpack("!Q", frame[2:10])[0], 10
+    return first, length, 2
+
+
+@pytest.mark.parametrize(
+    ("size", "header_size"),
+    [(0, 2), (1, 2), (125, 2), (126, 4), (1000, 4), (65535, 4), (65536, 10), (200_000, 10)],
+)
+def test_frame_text_header_encodes_length(size, header_size):
+    """frame_text makes one final text frame with the 7-, 16- or 64-bit length RFC 6455 requires."""
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    frame = frame_text(payload)
+    first, length, parsed_header = parse_header(frame)
+    assert first == 0x81  # FIN + opcode 1 (text)
+    assert (length, parsed_header) == (size, header_size)
+    assert frame[header_size:] == payload
