@@ -16,7 +16,13 @@ from hub import transport
 from hub.client import Client
 from hub.events import Encoded, Event, EventType
 from services.auth import Principal
-from services.errors import AuthenticationError, PermissionDenied, RateLimited, ServiceError
+from services.errors import (
+    AuthenticationError,
+    PermissionDenied,
+    RateLimited,
+    ServiceError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from app import Context
@@ -40,6 +46,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- handshake -----------------------------------------------------------------------
 
     async def prepare(self) -> None:
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
         limiter = self.ctx.ws_connect_limiter
         if limiter is not None:
             wait = limiter.check_and_hit(self.request.remote_ip or "")
@@ -74,6 +82,9 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     def open(self) -> None:
         assert self.principal is not None
         user, claims = self.principal.user, self.principal.claims
+        if self.ctx.hub.draining:  # shutdown began while this handshake awaited the database
+            self.close(1001, "server shutting down")
+            return
         self.set_nodelay(True)
         self.client = Client(self, user.id, user.role, claims.sid, claims.ver)
         self.ctx.hub.register(self.client)

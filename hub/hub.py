@@ -36,6 +36,8 @@ class Hub:
         self.by_user: dict[int, dict[str, Client]] = {}
         self.by_role: dict[str, dict[str, Client]] = {}
         self.by_session: dict[str, dict[str, Client]] = {}
+        # Set by close_all(): a node that is shutting down accepts no new connections.
+        self.draining = False
         self.max_queued_messages = max_queued_messages
         self.max_unsent_bytes = max_unsent_bytes
         # Running totals since start, for the dashboard and metrics.
@@ -184,7 +186,8 @@ class Hub:
                 log.exception("closing %r failed", client)
 
     def close_all(self, code: int, reason: str) -> int:
-        """Closes every local connection (shutdown); returns how many were open."""
+        """Closes every local connection and refuses new ones (shutdown); returns how many."""
+        self.draining = True
         clients = list(self.clients.values())
         for client in clients:
             self.drop(client, code, reason)

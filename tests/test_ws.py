@@ -923,6 +923,46 @@ async def test_max_connections_per_user_rejects_the_extra_connection_with_429(ap
     await api.ws(user["access_token"])
 
 
+@pytest.mark.gen_test
+@pytest.mark.settings(max_connections_per_user=1)
+async def test_simultaneous_handshakes_cannot_exceed_the_per_user_limit(api):
+    """Two simultaneous handshakes at a limit of one: exactly one socket is admitted."""
+    user = await api.register()
+    url = f"{api.ws_url}/ws?token={user['access_token']}"
+    outcomes = await asyncio.gather(websocket_connect(url), websocket_connect(url),
+                                    return_exceptions=True)
+    opened = [c for c in outcomes if isinstance(c, WebSocketClientConnection)]
+    welcomed, refused = [], []
+    for conn in opened:
+        message = await asyncio.wait_for(conn.read_message(), 5)
+        (welcomed if message is not None else refused).append(conn)
+    assert len(welcomed) == 1
+    for conn in refused:
+        assert conn.close_code == 1008 and "open connections per user" in conn.close_reason
+    rejected = [e for e in outcomes if isinstance(e, HTTPClientError)]
+    assert len(refused) + len(rejected) == 1
+    assert api.ctx.hub.user_connection_count(user["user"]["id"]) == 1
+
+
+@pytest.mark.gen_test
+async def test_draining_server_closes_new_sockets_with_1001(api):
+    """Once shutdown has closed every socket, a handshake that completes later gets 1001 too."""
+    user = await api.register()
+    api.ctx.hub.close_all(1001, "server shutting down")
+    conn = await websocket_connect(f"{api.ws_url}/ws?token={user['access_token']}")
+    assert await wait_closed(conn) == (1001, "server shutting down")
+    assert api.ctx.hub.clients == {}
+
+
+@pytest.mark.gen_test
+async def test_plain_get_without_upgrade_gets_400_envelope(api):
+    """GET /ws without an Upgrade header gets a 400 JSON envelope, not a bare text error."""
+    user = await api.register()
+    status, body, _ = await api.call("GET", f"/ws?token={user['access_token']}")
+    assert status == 400
+    assert_error_envelope(body, "validation_error")
+
+
 # -- logging ----------------------------------------------------------------------------------
 
 
