@@ -46,8 +46,6 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- handshake -----------------------------------------------------------------------
 
     async def prepare(self) -> None:
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
         limiter = self.ctx.ws_connect_limiter
         if limiter is not None:
             wait = limiter.check_and_hit(self.request.remote_ip or "")
@@ -60,6 +58,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         if not token:
             raise AuthenticationError("missing token: connect to /ws?token=<access token>")
         self.principal = await self.ctx.auth.authenticate(token)
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
         limit = self.ctx.settings.max_connections_per_user
         if limit and self.ctx.hub.user_connection_count(self.principal.user.id) >= limit:
             raise RateLimited(f"at most {limit} open connections per user", 5)
