@@ -25,3 +25,22 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# -- benchmarks (issue 5): see docs/benchmarks.md -------------------------------------------
+BENCH_STAMP := $(VENV)/.bench-installed
+NODE_PEER := bench/peers/node
+
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+$(NODE_PEER)/node_modules: $(NODE_PEER)/package.json $(NODE_PEER)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(NODE_PEER) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules; \
+	else echo "npm not found: the Node ws peer will be skipped"; fi
+
+bench: $(BENCH_STAMP) $(NODE_PEER)/node_modules
+	$(PY) -m bench.run
+
+bench-quick: $(BENCH_STAMP) $(NODE_PEER)/node_modules
+	$(PY) -m bench.run --quick

@@ -1,0 +1,68 @@
+"""Peer: the naive Tornado baseline, `write_message(dict)` per client (JSON + frame each time).
+
+/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
+alert as JSON text from the harness, then calls write_message(event) on every /ws connection
+(Tornado serialises and frames it once per client) and replies "ok <n>". No compression, the
+same ping interval as the product under test. Exits by itself after --max-seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+CLIENTS: set[WebSocketHandler] = set()
+
+
+class EventSocket(WebSocketHandler):
+    def open(self) -> None:
+        CLIENTS.add(self)
+        self.write_message({"type": "connection.established",
+                            "data": {"message": "Welcome to WebSocket real-time updates"},
+                            "timestamp": "1970-01-01T00:00:00.000Z"})
+
+    def on_close(self) -> None:
+        CLIENTS.discard(self)
+
+
+class Control(WebSocketHandler):
+    def on_message(self, message: str | bytes) -> None:
+        event = json.loads(message)
+        for client in list(CLIENTS):
+            try:
+                client.write_message(event)
+            except WebSocketClosedError:
+                CLIENTS.discard(client)
+        self.write_message(f"ok {len(CLIENTS)}")
+
+
+async def main(args: argparse.Namespace) -> None:
+    app = tornado.web.Application(
+        [(r"/ws", EventSocket), (r"/control", Control)],
+        websocket_ping_interval=args.ping_interval, websocket_ping_timeout=args.ping_timeout,
+    )
+    server = HTTPServer(app)
+    server.listen(args.port, args.address, backlog=1024)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.call_later(args.max_seconds, stop.set)
+    await stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="naive Tornado write_message peer")
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ping-interval", type=float, default=300.0)
+    parser.add_argument("--ping-timeout", type=float, default=60.0)
+    parser.add_argument("--max-seconds", type=float, default=900.0)
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,57 @@
+"""Peer: a `websockets` 17.x asyncio server that fans out with websockets.broadcast().
+
+/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
+alert text from the harness, broadcasts it to every /ws connection and replies "ok <n>".
+permessage-deflate is off (compression=None), like the product's default, and pings use the
+same interval as the product under test. Exits by itself after --max-seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+CLIENTS: set[ServerConnection] = set()
+WELCOME = json.dumps({"type": "connection.established",
+                      "data": {"message": "Welcome to WebSocket real-time updates"},
+                      "timestamp": "1970-01-01T00:00:00.000Z"})
+
+
+async def handler(ws: ServerConnection) -> None:
+    if ws.request is not None and ws.request.path.startswith("/control"):
+        async for message in ws:
+            broadcast(CLIENTS, message)
+            await ws.send(f"ok {len(CLIENTS)}")
+        return
+    CLIENTS.add(ws)
+    try:
+        await ws.send(WELCOME)
+        await ws.wait_closed()
+    finally:
+        CLIENTS.discard(ws)
+
+
+async def main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.call_later(args.max_seconds, stop.set)
+    async with serve(handler, args.address, args.port, compression=None,
+                     ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
+                     max_size=64 * 1024, backlog=1024):
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="websockets broadcast() peer")
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ping-interval", type=float, default=300.0)
+    parser.add_argument("--ping-timeout", type=float, default=60.0)
+    parser.add_argument("--max-seconds", type=float, default=900.0)
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,233 @@
+"""The benchmark harness's own tests: math, /proc parsing, frame parsing and the report.
+
+No timing assertions and no servers: everything runs on sample data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import pytest
+
+from bench import report
+from bench.loadgen import Client, Stats
+from bench.stats import (
+    parse_schedstat_ns,
+    parse_stat_cpu,
+    parse_status_rss_kib,
+    percentile,
+    quantile_points,
+    summarize_latencies,
+)
+
+# A real /proc/<pid>/stat line, with a command name holding a space and a ')'.
+STAT_LINE = (
+    "12345 (python3 x) y) S 1 12345 12345 0 -1 4194560 9000 0 0 0 "
+    "250 75 0 0 20 0 3 0 123456 456789012 12000 18446744073709551615 1 1 0 0 0 0 0 "
+    "16781312 16386 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
+)
+
+
+def test_percentile_interpolates_like_numpy_linear() -> None:
+    data = [1.0, 2.0, 3.0, 4.0]
+    assert percentile(data, 0) == 1.0
+    assert percentile(data, 100) == 4.0
+    assert percentile(data, 50) == pytest.approx(2.5)
+    assert percentile(data, 99) == pytest.approx(3.97)
+    assert percentile([7.0], 99) == 7.0
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile(data, 101)
+
+
+def test_summarize_latencies_reports_milliseconds() -> None:
+    values = [i / 1000 for i in range(1, 101)]  # 1..100 ms, unsorted below
+    s = summarize_latencies(reversed(values))
+    assert s["count"] == 100
+    assert s["p50_ms"] == pytest.approx(50.5)
+    assert s["p99_ms"] == pytest.approx(99.01)
+    assert s["max_ms"] == pytest.approx(100.0)
+    assert s["mean_ms"] == pytest.approx(50.5)
+    empty = summarize_latencies([])
+    assert empty["count"] == 0 and math.isnan(empty["p99_ms"])
+
+
+def test_quantile_points_span_min_to_max() -> None:
+    pts = quantile_points([0.001, 0.002, 0.003], points=3)
+    assert pts == [[0.0, 1.0], [0.5, 2.0], [1.0, 3.0]]
+    assert quantile_points([], 10) == []
+
+
+def test_parse_stat_cpu_counts_fields_after_the_command_name() -> None:
+    assert parse_stat_cpu(STAT_LINE, clk_tck=100) == pytest.approx(3.25)
+    assert parse_stat_cpu(STAT_LINE, clk_tck=250) == pytest.approx(1.3)
+
+
+def test_parse_status_and_schedstat() -> None:
+    status = "Name:\tpython3\nVmPeak:\t  99999 kB\nVmRSS:\t  204800 kB\nThreads:\t5\n"
+    assert parse_status_rss_kib(status) == 204800
+    with pytest.raises(ValueError):
+        parse_status_rss_kib("Name:\tx\n")
+    assert parse_schedstat_ns("1234567890 5555 77\n") == 1234567890
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _frame(payload: bytes, opcode: int = 1) -> bytes:
+    n = len(payload)
+    if n < 126:
+        return bytes([0x80 | opcode, n]) + payload
+    return bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big") + payload
+
+
+def test_loadgen_client_parses_split_frames_and_timestamps() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        stats = Stats()
+        ready = loop.create_future()
+        client = Client(stats, b"GET / HTTP/1.1\r\n\r\n", ready, "")
+        transport = FakeTransport()
+        client.connection_made(transport)
+        alert = json.dumps({"type": "system.alert",
+                            "data": {"metadata": {"pad": "x" * 200, "seq": 1, "t": 100.0}}},
+                           separators=(",", ":")).encode()
+        welcome = b'{"type":"connection.established","data":{}}'
+        stream = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+                  + _frame(welcome) + _frame(alert) + _frame(b"", 9) + _frame(alert))
+        for i in range(0, len(stream), 7):  # arbitrary TCP segmentation
+            client.data_received(stream[i:i + 7])
+        assert ready.done() and not ready.exception()
+        assert stats.received == 2 and stats.other == 1
+        assert stats.by_type == {"connection.established": 1}
+        assert len(stats.latencies) == 2 and all(v > 0 for v in stats.latencies)
+        assert transport.written[-1] == b"\x8a\x80\x00\x00\x00\x00"  # pong to the ping
+        client.data_received(_frame((1013).to_bytes(2, "big") + b"slow consumer", 8))
+        assert stats.close_codes == {1013: 1} and transport.closed
+    finally:
+        loop.close()
+
+
+def test_loadgen_client_rejects_a_refused_upgrade() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        ready = loop.create_future()
+        client = Client(Stats(), b"", ready, "")
+        transport = FakeTransport()
+        client.connection_made(transport)
+        client.data_received(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+        assert isinstance(ready.exception(), ConnectionError) and transport.closed
+    finally:
+        loop.close()
+
+
+def _w2(rate: float, cpu: float, p99: float) -> dict:
+    lat = {"count": 10, "mean_ms": p99 / 2, "p50_ms": p99 / 3, "p90_ms": p99 / 2,
+           "p99_ms": p99, "p999_ms": p99, "max_ms": p99 * 1.2}
+    return {"broadcasts": 40, "broadcasts_planned": 40, "recipients_per_broadcast": 10000,
+            "delivered": 400000, "expected": 400000, "msgs_per_s": rate,
+            "cpu_us_per_msg": cpu, "latency": lat, "server_core_util": 0.8,
+            "client_core_util": 0.5, "latency_quantiles": [[0.0, 1.0], [1.0, p99]],
+            "saturated": {"msgs_per_s": rate * 0.8, "cpu_us_per_msg": cpu, "latency": lat,
+                          "server_core_util": 0.95, "client_core_util": 0.95,
+                          "broadcasts": 40, "broadcasts_planned": 40}}
+
+
+def sample_results() -> dict:
+    w1 = {"connections": 10000, "handshakes_per_s": 600.0, "rss_kib_per_conn": 14.5,
+          "failed": 0, "connect_wall_s": 16.6, "rss_base_kib": 60000, "rss_idle_kib": 205000,
+          "handshake_ms_mean": 40.0, "auth": "none"}
+    product = {
+        "workloads": {
+            "W1": dict(w1, auth="JWT"),
+            "W2": _w2(80000.0, 9.0, 150.0),
+            "W3": {"few": {"sends": 300, "cpu_us_per_send": 4000.0,
+                           "loop_cpu_us_per_send": 1000.0,
+                           "events_received": {"user.updated": 900}},
+                   "many": {"sends": 300, "cpu_us_per_send": 4100.0,
+                            "loop_cpu_us_per_send": 1050.0,
+                            "events_received": {"user.updated": 900}},
+                   "ratio": 1.05, "ratio_process": 1.025, "bystanders_few": 10,
+                   "bystanders_many": 10000},
+            "W4": dict(_w2(60000.0, 10.0, 180.0), paused=200, rss_growth_kib=20480.0,
+                       dropped_by_server=200,
+                       rss_samples=[[0.0, 200000], [1.0, 220480]]),
+            "W5": dict(_w2(50000.0, 12.0, 400.0), side={"logins_ok": 100, "logins_failed": 0}),
+        },
+        "notes": [],
+    }
+    websockets = {"workloads": {"W1": w1, "W2": _w2(40000.0, 15.0, 300.0)}, "notes": []}
+    return {
+        "schema": 1, "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:05:00Z",
+        "mode": "full", "duration_s": 300.0,
+        "config": {"connections": 10000, "server_core": 0, "client_core": 1, "nofile": 20000,
+                   "ping_interval_s": 300.0},
+        "machine": {"cpu": "Test CPU", "cores": 2, "python": "3.11.9", "tornado": "6.6.1",
+                    "websockets": "17.4", "node": "v20.0.0", "node_ws": "8.23.0"},
+        "servers": {"product": product, "websockets": websockets},
+        "targets": [],
+    }
+
+
+def test_compute_targets_ratios_and_verdicts() -> None:
+    results = sample_results()
+    targets = {t["id"]: t for t in report.compute_targets(results)}
+    assert targets["cpu_vs_websockets"]["value"] == pytest.approx(9.0 / 15.0)
+    assert targets["cpu_vs_websockets"]["met"] is True
+    assert targets["rate_vs_websockets"]["value"] == pytest.approx(2.0)
+    assert targets["cpu_abs"]["met"] is True
+    assert targets["rss_per_conn"]["met"] is True
+    assert targets["w3_ratio"]["value"] == pytest.approx(1.05)
+    assert targets["w2_p99"]["met"] is True
+    assert targets["w4_p99"]["value"] == pytest.approx(180.0 / 150.0)
+    assert targets["w4_memory"]["value"] == pytest.approx(102.4)
+    assert targets["w5_p99"]["value"] == pytest.approx(400.0 / 150.0)
+    assert targets["w5_p99"]["met"] is False
+
+
+def test_targets_without_a_peer_are_not_measured() -> None:
+    results = sample_results()
+    del results["servers"]["websockets"]
+    targets = {t["id"]: t for t in report.compute_targets(results)}
+    assert targets["cpu_vs_websockets"]["met"] is None
+    assert targets["cpu_abs"]["met"] is True
+
+
+def test_results_shape_is_valid_and_serialisable() -> None:
+    results = sample_results()
+    results["targets"] = report.compute_targets(results)
+    assert report.validate_results(results) == []
+    assert json.loads(json.dumps(results)) == results
+    broken = sample_results()
+    del broken["servers"]["product"]["workloads"]["W3"]
+    del broken["machine"]
+    assert "missing machine" in report.validate_results(broken)
+    assert "product: missing W3" in report.validate_results(broken)
+
+
+def test_markdown_has_machine_table_targets_and_plots() -> None:
+    results = sample_results()
+    results["targets"] = report.compute_targets(results)
+    md = report.render_markdown(results, "bench/results/x.json",
+                                [("CPU per message", "img/bench-cpu.png")])
+    assert md.startswith("# Benchmarks")
+    assert "Test CPU" in md and "Tornado 6.6.1" in md and "websockets 17.4" in md
+    assert "| this server (Tornado + hub) | 10,000 | 600 | 14.5 | 80,000 | 9.00 |" in md
+    assert "websockets broadcast()" in md
+    assert "**MISSED**" in md and "**met**" in md  # W5 missed, others met
+    assert "![CPU per message](img/bench-cpu.png)" in md
+    assert "### W3 targeted sends" in md and "make bench" in md
+    text = report.text_table(results)
+    assert text.splitlines()[0].startswith("server")
+    assert "80,000" in text
