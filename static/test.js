@@ -1,0 +1,211 @@
+/* The /test page: the seed's WebSocket test client. Data is rendered with textContent only. */
+(function () {
+  'use strict';
+
+  var A = window.App;
+  var TOKEN_KEY = 'events.test.token';
+  var MAX_ENTRIES = 500;
+
+  var ws = null;
+  var received = 0;
+  var userClosed = false;
+
+  var tokenInput = A.$('token');
+  var connectBtn = A.$('connect');
+  var disconnectBtn = A.$('disconnect');
+  var sendBtn = A.$('send');
+  var statusEl = A.$('status');
+  var list = A.$('messages');
+  var countEl = A.$('count');
+  var empty = A.$('messages-empty');
+  var newestFirst = A.$('newest-first');
+
+  A.$('ws-url').textContent = A.socketUrl();
+
+  // A token from this tab's earlier visit (or the dashboard's login) saves pasting it again.
+  var stored = sessionStorage.getItem(TOKEN_KEY);
+  var session = A.loadSession();
+  tokenInput.value = stored || (session && session.access_token) || '';
+
+  function setStatus(state) {
+    var labels = { connected: 'Connected', connecting: 'Connecting…', disconnected: 'Disconnected' };
+    statusEl.textContent = labels[state];
+    statusEl.className = 'status status-' + state;
+    connectBtn.disabled = state !== 'disconnected';
+    disconnectBtn.disabled = state === 'disconnected';
+    sendBtn.disabled = state !== 'connected';
+    tokenInput.readOnly = state !== 'disconnected';
+  }
+
+  function updateCount() {
+    countEl.textContent = String(received);
+    empty.hidden = list.childElementCount > 0;
+  }
+
+  function addEntry(entry) {
+    if (newestFirst.checked) list.insertBefore(entry, list.firstChild);
+    else list.appendChild(entry);
+    while (list.childElementCount > MAX_ENTRIES) {
+      list.removeChild(newestFirst.checked ? list.lastChild : list.firstChild);
+    }
+    if (!newestFirst.checked) list.scrollTop = list.scrollHeight;
+    updateCount();
+  }
+
+  function pretty(value) {
+    try { return JSON.stringify(value, null, 2); } catch (e) { return String(value); }
+  }
+
+  /** One received event: time, type and payload, color-coded by its type. */
+  function showEvent(raw) {
+    var message = null;
+    try { message = JSON.parse(raw); } catch (e) { message = null; }
+    var type = message && typeof message.type === 'string' ? message.type : '(not JSON)';
+    var stamp = message && message.timestamp;
+    var payload = message ? pretty(message.data !== undefined ? message.data : message) : raw;
+    var item = A.el('li', { className: 'msg ' + A.eventClass(type), attrs: { 'data-type': type } },
+      A.el('div', { className: 'msg-head' },
+        A.el('time', { className: 'msg-time', text: A.clockTime(stamp),
+          attrs: { datetime: stamp || new Date().toISOString(), title: stamp || 'received' } }),
+        A.el('span', { className: 'msg-type', text: type }),
+        message && message.data && message.data.priority ?
+          A.el('span', { className: 'pill pill-' + String(message.data.priority).replace(/[^a-z]/g, ''),
+            text: String(message.data.priority) }) : null),
+      A.el('pre', { className: 'msg-payload', text: payload }));
+    received += 1;
+    addEntry(item);
+  }
+
+  /** A local note (sent message, close) that is not counted as received. */
+  function showNote(kind, title, body) {
+    addEntry(A.el('li', { className: 'msg note note-' + kind },
+      A.el('div', { className: 'msg-head' },
+        A.el('time', { className: 'msg-time', text: A.clockTime() }),
+        A.el('span', { className: 'msg-type', text: title })),
+      body ? A.el('pre', { className: 'msg-payload', text: body }) : null));
+  }
+
+  function hideCloseInfo() { A.$('close-info').hidden = true; }
+
+  function showCloseInfo(code, reason, opened) {
+    var box = A.$('close-info');
+    var title = opened ? 'The server closed the connection' : 'Could not connect';
+    A.$('close-title').textContent = title + ' · code ' + code + (reason ? ' "' + reason + '"' : '');
+    A.$('close-detail').textContent = A.explainClose(code, reason);
+    box.hidden = false;
+  }
+
+  function connect() {
+    var token = tokenInput.value.trim();
+    if (!token) {
+      A.toast('Paste an access token first, or log in above.', 'error');
+      tokenInput.focus();
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    hideCloseInfo();
+    userClosed = false;
+    setStatus('connecting');
+    var opened = false;
+    var socket = new WebSocket(A.socketUrl() + '?token=' + encodeURIComponent(token));
+    ws = socket;
+    socket.onopen = function () {
+      if (ws !== socket) return;
+      opened = true;
+      setStatus('connected');
+    };
+    socket.onmessage = function (event) {
+      if (ws !== socket) return;
+      showEvent(typeof event.data === 'string' ? event.data : '[binary message]');
+    };
+    socket.onclose = function (event) {
+      if (ws !== socket) return;
+      ws = null;
+      setStatus('disconnected');
+      if (userClosed) {
+        showNote('info', 'disconnected', 'You closed the connection (code ' + event.code + ').');
+        return;
+      }
+      showCloseInfo(event.code, event.reason, opened);
+      showNote('warn', 'closed · ' + event.code, (event.reason ? event.reason + ' — ' : '') +
+        A.explainClose(event.code, event.reason));
+    };
+  }
+
+  function disconnect() {
+    if (!ws) return;
+    userClosed = true;
+    ws.close(1000, 'client disconnect');
+  }
+
+  A.$('connect-form').addEventListener('submit', function (e) { e.preventDefault(); connect(); });
+  disconnectBtn.addEventListener('click', disconnect);
+  tokenInput.addEventListener('keydown', function (e) {
+    if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); connect(); }
+  });
+
+  A.$('clear').addEventListener('click', function () {
+    A.clear(list);
+    received = 0;
+    updateCount();
+  });
+
+  // -- login ------------------------------------------------------------------------------
+
+  A.$('login-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var result = A.$('login-result');
+    var button = A.$('login-submit');
+    button.disabled = true;
+    result.className = 'hint';
+    result.textContent = 'Logging in…';
+    A.request('POST', '/api/v1/auth/login', {
+      email: A.$('login-email').value.trim(),
+      password: A.$('login-password').value
+    }).then(function (res) {
+      button.disabled = false;
+      if (res.status !== 200 || !res.body || !res.body.success) {
+        result.className = 'hint hint-error';
+        result.textContent = A.errorMessage(res);
+        return;
+      }
+      var data = res.body.data;
+      A.$('login-password').value = '';
+      tokenInput.value = data.access_token;
+      sessionStorage.setItem(TOKEN_KEY, data.access_token);
+      result.className = 'hint hint-ok';
+      result.textContent = 'Token for ' + data.user.name + ' (' + data.user.role + '), valid ' +
+        Math.round(data.expires_in / 60) + ' min. Press Connect.';
+    });
+  });
+
+  // -- sending ----------------------------------------------------------------------------
+
+  var sendText = A.$('send-text');
+
+  A.$('preset-refresh').addEventListener('click', function () {
+    sendText.value = JSON.stringify({ type: 'auth.refresh', data: { token: tokenInput.value.trim() } }, null, 2);
+  });
+  A.$('preset-unknown').addEventListener('click', function () {
+    sendText.value = JSON.stringify({ type: 'chat.message', data: { text: 'hello' } }, null, 2);
+  });
+
+  A.$('send-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    var text = sendText.value;
+    ws.send(text);
+    var shown = text;
+    try {
+      var parsed = JSON.parse(text);
+      if (parsed && parsed.data && typeof parsed.data.token === 'string' && parsed.data.token) {
+        parsed.data.token = parsed.data.token.slice(0, 12) + '…';
+      }
+      shown = pretty(parsed);
+    } catch (err) { /* sent as typed; the server answers with an error event */ }
+    showNote('out', 'sent', shown);
+  });
+
+  setStatus('disconnected');
+  updateCount();
+})();
