@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 from dataclasses import dataclass
 
 import tornado.web
@@ -12,7 +10,8 @@ import tornado.web
 from auth.jwt import TokenIssuer, load_or_create_secret
 from auth.ratelimit import RateLimiter
 from config import Settings
-from handlers import admin, auth, health, users, ws
+from handlers import admin, auth, health, pages, users, ws
+from handlers.access_log import log_request
 from handlers.base import NotFoundHandler
 from hub.hub import Hub
 from hub.notify import HubNotifier
@@ -22,11 +21,9 @@ from services.auth import AuthService, LoginLimits
 from services.health import HealthMonitor
 from services.users import UserService
 
-__all__ = ["Context", "make_context", "make_app", "ROOT"]
+__all__ = ["Context", "make_context", "make_app", "routes", "ROOT"]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-access_log = logging.getLogger("tornado.access")
-_TOKEN_IN_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token|refresh_token)=)[^&]*", re.I)
 
 
 @dataclass
@@ -35,6 +32,7 @@ class Context:
 
     settings: Settings
     run: Runner
+    hash: Runner
     issuer: TokenIssuer
     hub: Hub
     notifier: HubNotifier
@@ -44,6 +42,11 @@ class Context:
     health: HealthMonitor
     ws_connect_limiter: RateLimiter | None
 
+    def shutdown_pools(self) -> None:
+        """Stops the database and hashing thread pools after their running jobs."""
+        self.run.shutdown()
+        self.hash.shutdown()
+
 
 def make_context(settings: Settings, hub: Hub | None = None) -> Context:
     """Wires settings, the thread pool, the hub and the services (the database must be bound)."""
@@ -51,35 +54,23 @@ def make_context(settings: Settings, hub: Hub | None = None) -> Context:
     issuer = TokenIssuer(secret, settings.issuer, settings.audience,
                          settings.access_token_ttl, settings.refresh_token_ttl)
     run = Runner(settings.db_workers)
+    hash_ = Runner(settings.hash_workers, name="hash", nice=10, database=False)
     hub = hub or Hub()
     notifier = HubNotifier(hub)
     limiter = RateLimiter(settings.ws_connect_rate, 60) if settings.rate_limits else None
     return Context(
         settings=settings,
         run=run,
+        hash=hash_,
         issuer=issuer,
         hub=hub,
         notifier=notifier,
-        auth=AuthService(run, issuer, notifier, LoginLimits(settings.rate_limits)),
+        auth=AuthService(run, hash_, issuer, notifier, LoginLimits(settings.rate_limits)),
         users=UserService(run, notifier),
         alerts=AlertService(notifier),
         health=HealthMonitor(run, notifier, settings.health_interval),
         ws_connect_limiter=limiter,
     )
-
-
-def redact(uri: str) -> str:
-    """Returns uri with token-bearing query values replaced, for logging."""
-    return _TOKEN_IN_QUERY.sub(r"\1REDACTED", uri)
-
-
-def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Access log line without tokens: method, redacted URI, status, time."""
-    status = handler.get_status()
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    request = handler.request
-    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, redact(request.uri or ""),
-                   request.remote_ip, 1000.0 * request.request_time())
 
 
 def routes(ctx: Context) -> list[tuple]:
@@ -99,6 +90,8 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/ws/stats", ws.StatsHandler, c),
         (r"/ws/broadcast", ws.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),
+        (r"/", pages.DashboardHandler, c),
+        (r"/test", pages.TestClientHandler, c),
     ]
 
 

@@ -36,6 +36,7 @@ class Settings:
     websocket_compression: bool = False
     health_interval: float = 5.0
     db_workers: int = 4
+    hash_workers: int = 2
     max_body_size: int = 1024 * 1024
     max_message_size: int = 64 * 1024
     issuer: str = "events-server"
@@ -142,7 +143,9 @@ _DATA_OPTIONS: list[tuple[str, str, object, object, str]] = [
     ("--jwt-secret", "JWT_SECRET", str, "",
      "secret for signing tokens (default: generated once into <data-dir>/jwt_secret)"),
     ("--db-workers", "DB_WORKERS", _positive_int, 4,
-     "threads for database work and password hashing (default 4)"),
+     "threads for database work (default 4)"),
+    ("--hash-workers", "HASH_WORKERS", _positive_int, 2,
+     "low-priority threads for password hashing (default 2)"),
 ]
 
 
@@ -224,5 +227,6 @@ def parse_args(
         websocket_compression=args.websocket_compression,
         health_interval=args.health_interval,
         db_workers=args.db_workers,
+        hash_workers=args.hash_workers,
     )
     return args.command or "serve", settings, args

@@ -61,7 +61,7 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
         except TimeoutError:
             continue
     await ctx.hub.broker.close()
-    ctx.run.shutdown()
+    ctx.shutdown_pools()
     log.info("stopped")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -80,23 +81,51 @@ def drop_tables() -> None:
 
 
 class Runner:
-    """Runs blocking callables (database work, password hashing) on a bounded thread pool."""
+    """Runs blocking callables (database work, password hashing) on a bounded thread pool.
 
-    def __init__(self, max_workers: int = 4) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="db")
+    Each database worker keeps one connection open for its lifetime: opening a SQLite file
+    and applying its pragmas on every job would cost more than most queries. A connection
+    that fails is closed, so the worker's next job opens a fresh one.
+    """
 
-    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Runs fn(*args, **kwargs) in the pool inside a database connection context."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.executor, functools.partial(_in_connection, fn, *args, **kwargs)
+    def __init__(
+        self, max_workers: int = 4, name: str = "db", nice: int = 0, database: bool = True
+    ) -> None:
+        self.database = database
+        self.executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=name, initializer=_lower_priority,
+            initargs=(nice,),
         )
 
+    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Runs fn(*args, **kwargs) in the pool (with an open connection for database pools)."""
+        loop = asyncio.get_running_loop()
+        job = functools.partial(_in_connection if self.database else _plain, fn, *args, **kwargs)
+        return await loop.run_in_executor(self.executor, job)
+
     def shutdown(self) -> None:
-        """Stops the pool after the running jobs finish."""
+        """Stops the pool after the running jobs finish; workers' connections close with them."""
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _lower_priority(nice: int) -> None:
+    """Lowers this worker thread's CPU priority, so it yields to the IOLoop thread (Linux)."""
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except (AttributeError, OSError):
+            pass
+
+
+def _plain(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return fn(*args, **kwargs)
+
+
 def _in_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    with db.connection_context():
+    if db.is_closed():
+        db.connect()
+    try:
         return fn(*args, **kwargs)
+    except (peewee.OperationalError, peewee.InterfaceError):
+        db.close()
+        raise

@@ -52,9 +52,13 @@ class AuthService:
     """Owns every operation that creates, checks or revokes credentials."""
 
     def __init__(
-        self, run: Runner, issuer: TokenIssuer, notifier: Notifier, limits: LoginLimits
+        self, run: Runner, hash: Runner, issuer: TokenIssuer, notifier: Notifier,
+        limits: LoginLimits,
     ) -> None:
         self.run = run
+        # Password hashing has a pool of its own at lower CPU priority, so a login storm
+        # cannot take the core away from the IOLoop (and fan-out) or from database work.
+        self.hash = hash
         self.issuer = issuer
         self.notifier = notifier
         self.limits = limits
@@ -90,7 +94,7 @@ class AuthService:
         name, email = v.name(body.get("name")), v.email(body.get("email"))
         password, age = v.password(body.get("password")), v.age(body.get("age"))
         self.limits.check(self.limits.register_per_ip, ip, hit=True)
-        password_hash = await self.run(passwords.hash_password, password)
+        password_hash = await self.hash(passwords.hash_password, password)
         result = await self.run(self._register_tx, name, email, password_hash, age)
         self.notifier.user_created(result["user"])
         return result
@@ -114,19 +118,17 @@ class AuthService:
         # Counted before the check, so a burst of parallel guesses cannot overtake the limit;
         # a success clears the count.
         self.limits.check(self.limits.per_account, email, hit=True)
-        result = await self.run(self._login_tx, email, password[:1024])
-        if result is None:
+        password = password[:1024]
+        user = await self.run(User.get_or_none, User.email == email)
+        if user is None:
+            await self.hash(passwords.verify_dummy, password)
+            raise AuthenticationError("invalid email or password")
+        if not await self.hash(passwords.verify_password, password, user.password_hash):
             raise AuthenticationError("invalid email or password")
         self.limits.per_account.reset(email)
-        return result
+        return await self.run(self._login_tx, user)
 
-    def _login_tx(self, email: str, password: str) -> dict | None:
-        user = User.get_or_none(User.email == email)
-        if user is None:
-            passwords.verify_dummy(password)
-            return None
-        if not passwords.verify_password(password, user.password_hash):
-            return None
+    def _login_tx(self, user: User) -> dict:
         with db.atomic():
             return self._new_session_tokens(user)
 
@@ -188,9 +190,9 @@ class AuthService:
             raise ValidationError("current_password is required")
         new = v.password(body.get("new_password"), "new_password")
         user = principal.user
-        if not await self.run(passwords.verify_password, current, user.password_hash):
+        if not await self.hash(passwords.verify_password, current, user.password_hash):
             raise AuthenticationError("current password is incorrect")
-        new_hash = await self.run(passwords.hash_password, new)
+        new_hash = await self.hash(passwords.hash_password, new)
         result = await self.run(self._change_password_tx, user.id, new_hash)
         self.notifier.password_changed(user.id, result.pop("_version"))
         return result

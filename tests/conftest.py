@@ -27,16 +27,23 @@ TEST_SECRET = "test-secret-" + "x" * 40
 _SCHEMA = f"t_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
-def _postgres_database() -> peewee.Database:
+def _run_admin_sql(statement: str) -> None:
+    """Runs one statement on the test database in autocommit mode."""
     import psycopg2
 
+    conn = psycopg2.connect(POSTGRES_URL, connect_timeout=3)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def _postgres_database() -> peewee.Database:
     from models.db import _open
 
-    admin = psycopg2.connect(POSTGRES_URL.replace("postgresql://", "postgres://"), connect_timeout=3)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}")
-    admin.close()
+    _run_admin_sql(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}")
     database = _open(POSTGRES_URL)
     database.connect_params["options"] = f"-c search_path={_SCHEMA}"
     return database
@@ -44,16 +51,9 @@ def _postgres_database() -> peewee.Database:
 
 def _drop_schema() -> None:
     try:
-        import psycopg2
-
-        conn = psycopg2.connect(POSTGRES_URL.replace("postgresql://", "postgres://"),
-                                connect_timeout=3)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"DROP SCHEMA IF EXISTS {_SCHEMA} CASCADE")
-        conn.close()
+        _run_admin_sql(f"DROP SCHEMA IF EXISTS {_SCHEMA} CASCADE")
     except Exception:
-        pass
+        pass  # PostgreSQL is absent: there is no schema to drop
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -98,7 +98,7 @@ def ctx(database, settings) -> Context:
     """The application context (hub, services, thread pool) for one test."""
     context = make_context(settings)
     yield context
-    context.run.shutdown()
+    context.shutdown_pools()
 
 
 @pytest.fixture
