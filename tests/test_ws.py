@@ -981,3 +981,20 @@ async def test_token_never_reaches_a_log_line_even_on_a_server_error(api, caplog
     assert "/ws" in logged
     assert token not in logged
     assert token.split(".")[2] not in logged
+
+
+@pytest.mark.gen_test
+async def test_upgraded_socket_keeps_no_handshake_state_or_token(api):
+    """Once open, a socket's handler holds no token, request headers or user row."""
+    user = await api.register()
+    token = user["access_token"]
+    conn = await api.ws(token)
+    (client,) = api.ctx.hub.clients.values()
+    handler = client.conn
+    assert handler.principal is None
+    assert len(handler.request.headers) == 0 and handler.request.query_arguments == {}
+    assert token not in handler.request.uri and "token=REDACTED" in handler.request.uri
+    assert "write" not in vars(handler)  # Tornado's per-instance guards were not planted
+    await api.call("POST", "/ws/broadcast", {"message": "still works"},
+                   (await api.admin())["access_token"])
+    assert (await expect(conn, "system.alert"))["data"]["message"] == "still works"
