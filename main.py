@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -17,6 +18,21 @@ from models.db import init_db
 log = logging.getLogger("server")
 
 SHUTDOWN_GRACE_SECONDS = 3.0
+GC_THRESHOLD_YOUNG = 50_000  # CPython's default is 700 allocations
+
+
+def tune_gc() -> None:
+    """Makes full garbage collections rare, since each one scans every connection's objects.
+
+    With CPython's default thresholds a server ramping up to 10k sockets runs a full
+    collection each time its heap grows by a quarter: pauses of hundreds of milliseconds in
+    which no event is delivered. Start-up objects are frozen (never scanned again) and the
+    young-generation threshold is raised, so far fewer objects are promoted and full
+    collections come seldom. Cyclic garbage is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD_YOUNG, 20, 100)
 
 
 def configure_logging(debug: bool) -> None:
@@ -34,6 +50,7 @@ async def serve(settings: Settings) -> None:
     app = make_app(ctx)
     server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
     server.listen(settings.port, settings.address)
+    tune_gc()
     ctx.health.start()
     log.info("listening on http://%s:%d (database %s)", settings.address, settings.port,
              settings.effective_database_url.split("@")[-1])

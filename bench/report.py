@@ -51,12 +51,12 @@ CAUSES: dict[str, str] = {
     "cpu_abs": "py-spy shows about 80% of the fan-out inside the `socket.send` syscall itself "
     "(loopback TCP, which also runs the receiving side's network stack on the sender's CPU); "
     "the hub's Python work is about 2 us per message, so the rest is the kernel's.",
-    "rss_per_conn": "the naive Tornado peer already needs ~16 KiB per idle connection "
-    "(RequestHandler with its request and headers, HTTP1Connection, IOStream, "
-    "WebSocketProtocol13 with its read coroutine and ping task). On top of that handlers/ws.py "
-    "keeps, per connection, the authenticated Principal (a peewee User instance and the token "
-    "claims), a hub Client and an expiry timer. Trimming these lives in handlers/ws.py, "
-    "outside the hub.",
+    "rss_per_conn": "the naive Tornado peer already needs ~16 KiB per idle connection: "
+    "Tornado keeps each socket's handshake alive as a chain of suspended coroutines "
+    "(_execute -> get() -> accept_connection -> the frame-reading loop) beside its "
+    "RequestHandler, HTTPServerRequest, IOStream and WebSocketProtocol13. handlers/ws.py "
+    "already drops the request headers, query string, user row and Tornado's per-instance "
+    "guard attributes after the upgrade; what is left is Tornado's own per-socket state.",
     "w3_ratio": "the per-send cost is milliseconds of HTTP, JWT and SQLite work with run-to-run "
     "noise of that order; the hub's part (3 recipients) is microseconds.",
     "w2_p99": "one broadcast to 10k clients takes ~100 ms of send() calls, and the load "
@@ -66,11 +66,10 @@ CAUSES: dict[str, str] = {
     "the slow clients (their backlog stays in the kernel, see the memory row).",
     "w4_memory": "memory grows with the slow clients' queues until the 256-message / "
     "1 MiB limits close them.",
-    "w5_p99": "the whole server is pinned to core 0, so the 4 thread-pool threads hashing "
-    "argon2id (19 MiB, 2 passes) compete with the IOLoop thread for that one core: the "
-    "scheduler gives each runnable thread an equal share, so the loop gets roughly a fifth of "
-    "the core while 4 hashes run. Hashing is off the loop but not off its core; running the "
-    "hashes at a lower priority (nice) or in fewer threads would protect the fan-out.",
+    "w5_p99": "the whole server is pinned to one core, so the hashing threads share it with "
+    "the IOLoop. They run in their own pool (--hash-workers, default 2) at nice 10, so the "
+    "scheduler favours the loop, but each argon2id hash (19 MiB, 2 passes) still takes CPU "
+    "time and memory bandwidth from the same core.",
 }
 
 

@@ -398,3 +398,20 @@ def test_serve_runs_generates_secret_and_stops_on_sigterm(tmp_path):
     assert "generated a new JWT secret" in log
     assert "token=REDACTED" in log and token not in log
     assert (data / "jwt_secret").read_text().strip() not in log
+
+
+def test_tune_gc_freezes_startup_objects_and_raises_the_young_threshold():
+    """tune_gc() freezes start-up objects and raises the young threshold, keeping GC enabled."""
+    import gc
+
+    import main
+
+    before = gc.get_threshold()
+    try:
+        main.tune_gc()
+        assert gc.isenabled()
+        assert gc.get_threshold()[0] == main.GC_THRESHOLD_YOUNG
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
