@@ -11,8 +11,9 @@ import math
 
 import pytest
 
-from bench import report
 from bench.loadgen import Client, Stats
+from bench.report import render_markdown
+from bench.schema import validate_results
 from bench.stats import (
     parse_schedstat_ns,
     parse_stat_cpu,
@@ -21,6 +22,8 @@ from bench.stats import (
     quantile_points,
     summarize_latencies,
 )
+from bench.tables import text_table
+from bench.targets import compute_targets
 
 # A real /proc/<pid>/stat line, with a command name holding a space and a ')'.
 STAT_LINE = (
@@ -182,7 +185,7 @@ def sample_results() -> dict:
 
 def test_compute_targets_ratios_and_verdicts() -> None:
     results = sample_results()
-    targets = {t["id"]: t for t in report.compute_targets(results)}
+    targets = {t["id"]: t for t in compute_targets(results)}
     assert targets["cpu_vs_websockets"]["value"] == pytest.approx(9.0 / 15.0)
     assert targets["cpu_vs_websockets"]["met"] is True
     assert targets["rate_vs_websockets"]["value"] == pytest.approx(2.0)
@@ -199,28 +202,28 @@ def test_compute_targets_ratios_and_verdicts() -> None:
 def test_targets_without_a_peer_are_not_measured() -> None:
     results = sample_results()
     del results["servers"]["websockets"]
-    targets = {t["id"]: t for t in report.compute_targets(results)}
+    targets = {t["id"]: t for t in compute_targets(results)}
     assert targets["cpu_vs_websockets"]["met"] is None
     assert targets["cpu_abs"]["met"] is True
 
 
 def test_results_shape_is_valid_and_serialisable() -> None:
     results = sample_results()
-    results["targets"] = report.compute_targets(results)
-    assert report.validate_results(results) == []
+    results["targets"] = compute_targets(results)
+    assert validate_results(results) == []
     assert json.loads(json.dumps(results)) == results
     broken = sample_results()
     del broken["servers"]["product"]["workloads"]["W3"]
     del broken["machine"]
-    assert "missing machine" in report.validate_results(broken)
-    assert "product: missing W3" in report.validate_results(broken)
+    assert "missing machine" in validate_results(broken)
+    assert "product: missing W3" in validate_results(broken)
 
 
 def test_markdown_has_machine_table_targets_and_plots() -> None:
     results = sample_results()
-    results["targets"] = report.compute_targets(results)
-    md = report.render_markdown(results, "bench/results/x.json",
-                                [("CPU per message", "img/bench-cpu.png")])
+    results["targets"] = compute_targets(results)
+    md = render_markdown(results, "bench/results/x.json",
+                         [("CPU per message", "img/bench-cpu.png")])
     assert md.startswith("# Benchmarks")
     assert "Test CPU" in md and "Tornado 6.6.1" in md and "websockets 17.4" in md
     assert "| this server (Tornado + hub) | 10,000 | 600 | 14.5 | 80,000 | 9.00 |" in md
@@ -228,6 +231,6 @@ def test_markdown_has_machine_table_targets_and_plots() -> None:
     assert "**MISSED**" in md and "**met**" in md  # W5 missed, others met
     assert "![CPU per message](img/bench-cpu.png)" in md
     assert "### W3 targeted sends" in md and "make bench" in md
-    text = report.text_table(results)
+    text = text_table(results)
     assert text.splitlines()[0].startswith("server")
     assert "80,000" in text

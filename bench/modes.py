@@ -1,0 +1,64 @@
+"""Settings of a benchmark run: the run sizes (modes), cores, limits and the shared secret."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+__all__ = [
+    "ROOT",
+    "SECRET",
+    "TOKEN_TTL",
+    "NOFILE",
+    "SERVER_CORE",
+    "CLIENT_CORE",
+    "PING_INTERVAL",
+    "PING_TIMEOUT",
+    "SERVERS",
+    "Mode",
+    "MODES",
+]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "bench-secret-" + "s" * 40
+TOKEN_TTL = 3600
+NOFILE = 20000
+SERVER_CORE = 0
+CLIENT_CORE = 1
+PING_INTERVAL = 300.0  # the same for every server: no ping storms inside a measurement
+PING_TIMEOUT = 60.0
+SERVERS = ("product", "websockets", "tornado", "node")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """Sizes of one run."""
+
+    name: str
+    users: int  # bystander users; connections = users * tabs
+    tabs: int
+    workers: int
+    w2_broadcasts: int
+    w3_sends: int
+    w3_few: int  # bystanders connected in the W3 "few" phase
+    w4_broadcasts: int
+    w4_pad: int  # bytes of padding in W4 alerts (slow readers fill their buffers sooner)
+    w4_max_seconds: float
+    w5_broadcasts: int
+    w5_logins: int  # concurrent login loops
+    budget_seconds: float
+
+    @property
+    def connections(self) -> int:
+        """Returns the number of bystander connections (users times tabs)."""
+        return self.users * self.tabs
+
+
+MODES = {
+    "full": Mode("full", users=1000, tabs=10, workers=4, w2_broadcasts=40, w3_sends=300, w3_few=10,
+                 w4_broadcasts=300, w4_pad=512, w4_max_seconds=50.0, w5_broadcasts=40,
+                 w5_logins=16, budget_seconds=560.0),
+    "quick": Mode("quick", users=200, tabs=10, workers=2, w2_broadcasts=20, w3_sends=100,
+                  w3_few=10, w4_broadcasts=320, w4_pad=512, w4_max_seconds=10.0,
+                  w5_broadcasts=20, w5_logins=8, budget_seconds=110.0),
+}

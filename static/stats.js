@@ -1,0 +1,48 @@
+/* The admin dashboard's live numbers: the stat tiles and the connections-by-role bars. */
+(function () {
+  'use strict';
+
+  var A = window.App;
+
+  /** Formats a count with the locale's separators, or a dash when it is missing. */
+  function fmt(n) {
+    return typeof n === 'number' ? n.toLocaleString() : '–';
+  }
+
+  /** Shows one /ws/stats reply in the tiles and the by-role bars; samples give rate and peak. */
+  function render(stats, samples) {
+    A.$('total-clients').textContent = fmt(stats.total_clients);
+    A.$('unique-users').textContent = fmt(stats.unique_users);
+    A.$('messages-delivered').textContent = fmt(stats.messages_delivered);
+    A.$('events-published').textContent = fmt(stats.events_published);
+    A.$('slow-dropped').textContent = fmt(stats.slow_consumers_dropped || 0) + ' slow consumers dropped';
+    var r = window.ActivityChart.rates(samples);
+    var last = r.length ? r[r.length - 1].v : 0;
+    A.$('delivery-rate').textContent = (Math.round(last * 10) / 10) + ' / s right now';
+    A.$('stats-updated').textContent = 'Updated ' + A.clockTime(stats.timestamp).slice(0, 8);
+    A.$('peak-clients').textContent = fmt(Math.max.apply(null, samples.map(function (s) { return s.clients; })));
+    A.$('tabs-per-user').textContent = stats.unique_users ?
+      (Math.round(10 * stats.total_clients / stats.unique_users) / 10).toFixed(1) : '–';
+
+    var list = A.$('by-role');
+    A.clear(list);
+    var roles = Object.keys(stats.by_role || {});
+    if (!roles.length) {
+      list.appendChild(A.el('li', { className: 'empty', text: 'No connections' }));
+      return;
+    }
+    var total = stats.total_clients || 1;
+    roles.forEach(function (role) {
+      var count = stats.by_role[role];
+      var bar = A.el('span', { className: 'bar-fill role-fill-' + role.replace(/[^a-z]/g, '') });
+      bar.style.width = Math.max(3, Math.round(100 * count / total)) + '%';
+      list.appendChild(A.el('li', { className: 'by-role-item', attrs: { 'data-role': role } },
+        A.el('div', { className: 'by-role-line' },
+          A.el('span', { className: 'role-badge role-' + role.replace(/[^a-z]/g, ''), text: role }),
+          A.el('span', { className: 'by-role-count', text: fmt(count) })),
+        A.el('span', { className: 'bar' }, bar)));
+    });
+  }
+
+  window.StatsPanel = { render: render };
+})();
