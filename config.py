@@ -32,6 +32,7 @@ class Settings:
     ping_interval: float = 54.0
     ping_timeout: float = 6.0
     max_connections_per_user: int = 0  # 0 means unlimited
+    socket_send_buffer: int = 256 * 1024  # SO_SNDBUF per WebSocket; 0 leaves it to the kernel
     ws_connect_rate: int = 120  # WebSocket connection attempts per IP per minute
     websocket_compression: bool = False
     health_interval: float = 5.0
@@ -112,6 +113,8 @@ _SERVE_OPTIONS: list[tuple[str, str, object, object, str]] = [
      "seconds to wait for a pong before dropping the client (default 6; at most the interval)"),
     ("--max-connections-per-user", "MAX_CONNECTIONS_PER_USER", _non_negative_int, 0,
      "open WebSockets allowed per user (default 0, unlimited)"),
+    ("--socket-send-buffer", "SOCKET_SEND_BUFFER", _non_negative_int, 256 * 1024,
+     "kernel send buffer per WebSocket in bytes (default 262144; 0 = kernel autotuning)"),
     ("--ws-connect-rate", "WS_CONNECT_RATE", _positive_int, 120,
      "WebSocket connection attempts allowed per IP per minute (default 120)"),
     ("--websocket-compression", "WEBSOCKET_COMPRESSION", _on_off, False,
@@ -209,6 +212,7 @@ def parse_args(
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
         max_connections_per_user=args.max_connections_per_user,
+        socket_send_buffer=args.socket_send_buffer,
         ws_connect_rate=args.ws_connect_rate,
         websocket_compression=args.websocket_compression,
         health_interval=args.health_interval,

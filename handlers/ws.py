@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -91,6 +92,7 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             self.close(1001, "server shutting down")
             return
         self.set_nodelay(True)
+        self._cap_send_buffer()
         self.client = Client(self, user.id, user.role, claims.sid, claims.ver)
         self.ctx.hub.register(self.client)
         self.send(Event(EventType.CONNECTION_ESTABLISHED, {
@@ -101,6 +103,17 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         }).encode())
         self._schedule_expiry(claims.exp)
         self._shed_handshake_state()
+
+    def _cap_send_buffer(self) -> None:
+        """Bounds the kernel's buffer for this socket, so a stalled client costs little memory.
+
+        Linux otherwise grows a socket's send buffer up to tcp_wmem's maximum (4 MiB by
+        default) before the hub's own backlog limits (256 messages, 1 MiB) even start to count.
+        """
+        size = self.ctx.settings.socket_send_buffer
+        stream = self.ws_connection.stream if self.ws_connection else None  # type: ignore[attr-defined]
+        if size and stream is not None and stream.socket is not None:
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     def _shed_handshake_state(self) -> None:
         """Drops what only the handshake needed: thousands of idle sockets each keep less.

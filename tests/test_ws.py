@@ -998,3 +998,14 @@ async def test_upgraded_socket_keeps_no_handshake_state_or_token(api):
     await api.call("POST", "/ws/broadcast", {"message": "still works"},
                    (await api.admin())["access_token"])
     assert (await expect(conn, "system.alert"))["data"]["message"] == "still works"
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(socket_send_buffer=65536)
+async def test_socket_send_buffer_is_capped_to_the_configured_size(api):
+    """--socket-send-buffer sets SO_SNDBUF on each upgraded socket (Linux reports it doubled)."""
+    user = await api.register()
+    await api.ws(user["access_token"])
+    (client,) = api.ctx.hub.clients.values()
+    sock = client.conn.ws_connection.stream.socket
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) in (65536, 2 * 65536)
