@@ -69,10 +69,12 @@ METHOD = """\
   sampling server RSS every 250 ms. Healthy latency excludes the paused clients. This product
   closes a connection with 1013 once it has more than 256 queued messages or 1 MiB unsent; the
   peers have no such limit (websockets and Node ws buffer without bound, the naive Tornado peer
-  too). On loopback the kernel grows each socket's send buffer (up to `tcp_wmem` max, 4 MiB
-  here), so within the time cap the slow clients' backlog (~200 KB each) stays in the kernel:
-  no server's RSS grows and no limit is reached. The 1013 path itself is covered by
-  tests/test_hub.py (unit) and tests/test_ws.py (a real client that stops reading).
+  too). Each stalled socket first fills its kernel send buffer: the peers let Linux grow it
+  to `tcp_wmem`'s maximum (4 MiB here); this product caps it (`--socket-send-buffer`, 256 KiB,
+  which Linux doubles). The slow clients' backlog in this workload (~200 KB each within the
+  time cap) fits in either, so no server's RSS grows and no 1013 limit is reached. The 1013
+  path itself is covered by tests/test_hub.py (unit) and tests/test_ws.py (a real client
+  that stops reading).
 - **W5** (product only) runs concurrent `POST /api/v1/auth/login` loops during a W2-style
   run. argon2id runs in the server's hashing pool (2 threads at nice 10), which shares core 0
   with the event loop.
