@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
-__all__ = ["db", "init_db", "create_tables", "drop_tables", "Runner", "BaseModel"]
+__all__ = ["db", "open_database", "init_db", "create_tables", "drop_tables", "Runner", "BaseModel"]
 
 T = TypeVar("T")
 
@@ -29,7 +29,8 @@ class BaseModel(peewee.Model):
         database = db
 
 
-def _open(url: str) -> peewee.Database:
+def open_database(url: str) -> peewee.Database:
+    """Returns an unbound SQLite or pooled PostgreSQL database for url."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path != ":memory:":
@@ -62,7 +63,7 @@ def _models() -> list[type[peewee.Model]]:
 
 def init_db(url: str) -> peewee.Database:
     """Opens the database at url, binds the proxy to it and creates missing tables."""
-    database = _open(url)
+    database = open_database(url)
     db.initialize(database)
     create_tables()
     return database

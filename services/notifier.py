@@ -1,10 +1,10 @@
-"""The interface services use to announce what they changed, and a silent default."""
+"""The interface services use to announce what they changed."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["Notifier", "NullNotifier"]
+__all__ = ["Notifier"]
 
 
 class Notifier(Protocol):
@@ -31,10 +31,3 @@ class Notifier(Protocol):
     ) -> int: ...
 
     def health_changed(self, status: str, previous: str, checks: dict[str, str]) -> None: ...
-
-
-class NullNotifier:
-    """Drops every notice: for the CLI, which runs without live connections."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: 0

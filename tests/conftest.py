@@ -41,10 +41,10 @@ def _run_admin_sql(statement: str) -> None:
 
 
 def _postgres_database() -> peewee.Database:
-    from models.db import _open
+    from models.db import open_database
 
     _run_admin_sql(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}")
-    database = _open(POSTGRES_URL)
+    database = open_database(POSTGRES_URL)
     database.connect_params["options"] = f"-c search_path={_SCHEMA}"
     return database
 
@@ -66,7 +66,7 @@ def _cleanup_postgres_schema():
 def database(request, tmp_path):
     """Binds the models to a clean database: SQLite in a temp dir, then PostgreSQL."""
     if request.param == "sqlite":
-        database = dbmod._open("sqlite:///" + str(tmp_path / "test.db"))
+        database = dbmod.open_database("sqlite:///" + str(tmp_path / "test.db"))
     else:
         try:
             database = _postgres_database()
