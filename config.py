@@ -3,52 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-__all__ = ["Settings", "ConfigError", "parse_args", "build_parser"]
+__all__ = ["Settings", "ConfigError", "parse_args", "build_parser", "option_fields", "flag_of", "env_of"]
 
 
 class ConfigError(ValueError):
     """Raised when an option has a value the server cannot use."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the server needs to know at start-up; nothing else reads os.environ."""
-
-    port: int = 8080
-    address: str = "127.0.0.1"
-    data_dir: str = "data"
-    database_url: str = ""  # empty means sqlite:///<data_dir>/app.db
-    jwt_secret: str = ""  # empty means generated once into <data_dir>/jwt_secret
-    access_token_ttl: int = 900
-    refresh_token_ttl: int = 7 * 24 * 3600
-    rate_limits: bool = True
-    debug: bool = False
-    allowed_origins: tuple[str, ...] = ()  # empty means same origin only
-    ping_interval: float = 54.0
-    ping_timeout: float = 6.0
-    max_connections_per_user: int = 0  # 0 means unlimited
-    socket_send_buffer: int = 256 * 1024  # SO_SNDBUF per WebSocket; 0 leaves it to the kernel
-    ws_connect_rate: int = 120  # WebSocket connection attempts per IP per minute
-    websocket_compression: bool = False
-    health_interval: float = 5.0
-    db_workers: int = 4
-    hash_workers: int = 2
-    max_body_size: int = 1024 * 1024
-    max_message_size: int = 64 * 1024
-    issuer: str = "events-server"
-    audience: str = "events-server"
-
-    @property
-    def effective_database_url(self) -> str:
-        """Returns the database URL, defaulting to a SQLite file in the data dir."""
-        if self.database_url:
-            return self.database_url
-        return "sqlite:///" + os.path.join(self.data_dir, "app.db")
 
 
 def _number(cast: type, low: float, high: float | None = None) -> Callable[[str], Any]:
@@ -95,68 +60,121 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
 
-# (flag, env var, type, default, help); the single table both parsers read.
-_SERVE_OPTIONS: list[tuple[str, str, object, object, str]] = [
-    ("--port", "PORT", _port, 8080, "TCP port to listen on (default 8080)"),
-    ("--address", "ADDRESS", str, "127.0.0.1", "address to bind (default 127.0.0.1)"),
-    ("--allowed-origins", "ALLOWED_ORIGINS", _origins, (),
-     "comma-separated Origins allowed to open /ws (default: same origin only)"),
-    ("--access-token-ttl", "ACCESS_TOKEN_TTL", _positive_int, 900,
-     "access token lifetime in seconds (default 900)"),
-    ("--refresh-token-ttl", "REFRESH_TOKEN_TTL", _positive_int, 7 * 24 * 3600,
-     "refresh token lifetime in seconds (default 604800, 7 days)"),
-    ("--rate-limits", "RATE_LIMITS", _on_off, True,
-     "on|off: login throttling and per-IP limits (default on; off is for benchmarks)"),
-    ("--ping-interval", "PING_INTERVAL", _positive_float, 54.0,
-     "seconds between WebSocket pings (default 54)"),
-    ("--ping-timeout", "PING_TIMEOUT", _positive_float, 6.0,
-     "seconds to wait for a pong before dropping the client (default 6; at most the interval)"),
-    ("--max-connections-per-user", "MAX_CONNECTIONS_PER_USER", _non_negative_int, 0,
-     "open WebSockets allowed per user (default 0, unlimited)"),
-    ("--socket-send-buffer", "SOCKET_SEND_BUFFER", _non_negative_int, 256 * 1024,
-     "kernel send buffer per WebSocket in bytes (default 262144; 0 = kernel autotuning)"),
-    ("--ws-connect-rate", "WS_CONNECT_RATE", _positive_int, 120,
-     "WebSocket connection attempts allowed per IP per minute (default 120)"),
-    ("--websocket-compression", "WEBSOCKET_COMPRESSION", _on_off, False,
-     "on|off: offer permessage-deflate (default off: costs CPU per client)"),
-    ("--health-interval", "HEALTH_INTERVAL", _positive_float, 5.0,
-     "seconds between database health checks (default 5)"),
-    ("--debug", "DEBUG", _on_off, False, "on|off: debug logging and autoreload (default off)"),
-]
+def _option(
+    default: Any, parse: Callable[[str], Any], help: str, *, data: bool = False
+) -> Any:
+    """Declares a Settings field that is also a flag and an environment variable.
 
-_DATA_OPTIONS: list[tuple[str, str, object, object, str]] = [
-    ("--data-dir", "DATA_DIR", str, "data",
-     "directory for the SQLite file and generated secret (default ./data)"),
-    ("--database-url", "DATABASE_URL", _database_url, "",
-     "sqlite:///path or postgresql://user@host:port/db (default: SQLite in the data dir)"),
-    ("--jwt-secret", "JWT_SECRET", str, "",
-     "secret for signing tokens (default: generated once into <data-dir>/jwt_secret)"),
-    ("--db-workers", "DB_WORKERS", _positive_int, 4,
-     "threads for database work (default 4)"),
-    ("--hash-workers", "HASH_WORKERS", _positive_int, 2,
-     "low-priority threads for password hashing (default 2)"),
-]
+    The flag is the field's name with dashes (`--db-workers`), the variable its name in upper
+    case (`DB_WORKERS`). `data=True` marks options the create-admin command takes too.
+    """
+    return dataclasses.field(
+        default=default, metadata={"parse": parse, "help": help, "data": data}
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know at start-up; nothing else reads os.environ.
+
+    Each option is declared once, here: its name, default, parser and help. The CLI parser,
+    the environment lookup and the README's table all follow from these fields.
+    """
+
+    data_dir: str = _option(
+        "data", str, "directory for the SQLite file and generated secret (default ./data)",
+        data=True)
+    database_url: str = _option(
+        "", _database_url,
+        "sqlite:///path or postgresql://user@host:port/db (default: SQLite in the data dir)",
+        data=True)
+    jwt_secret: str = _option(
+        "", str, "secret for signing tokens (default: generated once into <data-dir>/jwt_secret)",
+        data=True)
+    db_workers: int = _option(4, _positive_int, "threads for database work (default 4)",
+                              data=True)
+    hash_workers: int = _option(
+        2, _positive_int, "low-priority threads for password hashing (default 2)", data=True)
+    port: int = _option(8080, _port, "TCP port to listen on (default 8080)")
+    address: str = _option("127.0.0.1", str, "address to bind (default 127.0.0.1)")
+    allowed_origins: tuple[str, ...] = _option(
+        (), _origins, "comma-separated Origins allowed to open /ws (default: same origin only)")
+    access_token_ttl: int = _option(
+        900, _positive_int, "access token lifetime in seconds (default 900)")
+    refresh_token_ttl: int = _option(
+        7 * 24 * 3600, _positive_int,
+        "refresh token lifetime in seconds (default 604800, 7 days)")
+    rate_limits: bool = _option(
+        True, _on_off,
+        "on|off: login throttling and per-IP limits (default on; off is for benchmarks)")
+    ping_interval: float = _option(
+        54.0, _positive_float, "seconds between WebSocket pings (default 54)")
+    ping_timeout: float = _option(
+        6.0, _positive_float,
+        "seconds to wait for a pong before dropping the client (default 6; at most the interval)")
+    max_connections_per_user: int = _option(
+        0, _non_negative_int, "open WebSockets allowed per user (default 0, unlimited)")
+    socket_send_buffer: int = _option(
+        256 * 1024, _non_negative_int,
+        "kernel send buffer per WebSocket in bytes (default 262144; 0 = kernel autotuning)")
+    ws_connect_rate: int = _option(
+        120, _positive_int, "WebSocket connection attempts allowed per IP per minute (default 120)")
+    websocket_compression: bool = _option(
+        False, _on_off, "on|off: offer permessage-deflate (default off: costs CPU per client)")
+    health_interval: float = _option(
+        5.0, _positive_float, "seconds between database health checks (default 5)")
+    debug: bool = _option(False, _on_off, "on|off: debug logging and autoreload (default off)")
+
+    # Fixed by the contract, not options.
+    max_body_size: int = 1024 * 1024
+    max_message_size: int = 64 * 1024
+    issuer: str = "events-server"
+    audience: str = "events-server"
+
+    @property
+    def effective_database_url(self) -> str:
+        """Returns the database URL, defaulting to a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return "sqlite:///" + os.path.join(self.data_dir, "app.db")
+
+
+def option_fields() -> list[dataclasses.Field]:
+    """Returns the Settings fields that are command-line options, in declaration order."""
+    return [f for f in dataclasses.fields(Settings) if "parse" in f.metadata]
+
+
+def flag_of(field: dataclasses.Field) -> str:
+    """Returns an option's flag: `--` and its name with dashes."""
+    return "--" + field.name.replace("_", "-")
+
+
+def env_of(field: dataclasses.Field) -> str:
+    """Returns an option's environment variable: its name in upper case."""
+    return field.name.upper()
 
 
 def _add_options(
-    parser: argparse.ArgumentParser,
-    options: list[tuple[str, str, object, object, str]],
-    environ: Mapping[str, str],
-    suppress: bool = False,
+    parser: argparse.ArgumentParser, environ: Mapping[str, str], *, data_only: bool = False
 ) -> None:
-    for flag, env, kind, default, text in options:
-        # on|off switches may also be given bare: `--debug` means `--debug=on`.
-        switch = {"nargs": "?", "const": True, "metavar": "on|off"} if kind is _on_off else {}
-        if suppress:  # repeated on a subcommand: only an explicit flag overrides
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text, **switch)
+    for f in option_fields():
+        if data_only and not f.metadata["data"]:
             continue
-        value = default
-        if env in environ and environ[env] != "":
+        parse, text, env = f.metadata["parse"], f.metadata["help"], env_of(f)
+        # on|off switches may also be given bare: `--debug` means `--debug=on`.
+        switch = {"nargs": "?", "const": True, "metavar": "on|off"} if parse is _on_off else {}
+        if data_only:  # repeated on a subcommand: only an explicit flag overrides
+            parser.add_argument(flag_of(f), type=parse, default=argparse.SUPPRESS, help=text,
+                                **switch)
+            continue
+        value = f.default
+        if environ.get(env):
             try:
-                value = kind(environ[env])  # type: ignore[operator]
+                value = parse(environ[env])
             except argparse.ArgumentTypeError as exc:
                 raise ConfigError(f"{env}: {exc}") from None
-        parser.add_argument(flag, type=kind, default=value, help=f"{text} [env {env}]", **switch)
+        parser.add_argument(flag_of(f), type=parse, default=value, help=f"{text} [env {env}]",
+                            **switch)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -175,8 +193,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "create-admin --email=E --password=P [--name=N] [--role=admin|superadmin] "
         "creates or promotes an admin and exits.",
     )
-    _add_options(parser, _DATA_OPTIONS, environ)
-    _add_options(parser, _SERVE_OPTIONS, environ)
+    _add_options(parser, environ)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (default)")
     admin = sub.add_parser("create-admin", help="create an admin user, or promote an existing one")
@@ -185,7 +202,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     admin.add_argument("--name", default="Admin", help="display name (default Admin)")
     admin.add_argument("--role", choices=("admin", "superadmin"), default="admin",
                        help="admin or superadmin (default admin)")
-    _add_options(admin, _DATA_OPTIONS, environ, suppress=True)
+    _add_options(admin, environ, data_only=True)
     return parser
 
 
@@ -198,25 +215,5 @@ def parse_args(
     args = parser.parse_args(list(argv))
     if args.ping_timeout > args.ping_interval:
         parser.error("--ping-timeout must not exceed --ping-interval")
-    settings = Settings(
-        port=args.port,
-        address=args.address,
-        data_dir=args.data_dir,
-        database_url=args.database_url,
-        jwt_secret=args.jwt_secret,
-        access_token_ttl=args.access_token_ttl,
-        refresh_token_ttl=args.refresh_token_ttl,
-        rate_limits=args.rate_limits,
-        debug=args.debug,
-        allowed_origins=args.allowed_origins,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        max_connections_per_user=args.max_connections_per_user,
-        socket_send_buffer=args.socket_send_buffer,
-        ws_connect_rate=args.ws_connect_rate,
-        websocket_compression=args.websocket_compression,
-        health_interval=args.health_interval,
-        db_workers=args.db_workers,
-        hash_workers=args.hash_workers,
-    )
+    settings = Settings(**{f.name: getattr(args, f.name) for f in option_fields()})
     return args.command or "serve", settings, args

@@ -22,14 +22,11 @@ from tornado.websocket import websocket_connect
 from app import ROOT
 from auth import passwords
 from auth.jwt import load_or_create_secret
-from config import ConfigError, Settings, build_parser, parse_args
+from config import ConfigError, Settings, build_parser, env_of, flag_of, option_fields, parse_args
 from handlers.access_log import redact
 
 # Every environment variable the CLI reads; subprocesses run without any of them.
-CLI_ENV = ("PORT", "ADDRESS", "DATA_DIR", "DATABASE_URL", "JWT_SECRET", "DB_WORKERS",
-           "ALLOWED_ORIGINS", "ACCESS_TOKEN_TTL", "REFRESH_TOKEN_TTL", "RATE_LIMITS",
-           "PING_INTERVAL", "PING_TIMEOUT", "MAX_CONNECTIONS_PER_USER", "WS_CONNECT_RATE",
-           "WEBSOCKET_COMPRESSION", "HEALTH_INTERVAL", "DEBUG")
+CLI_ENV = tuple(env_of(f) for f in option_fields())
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -159,6 +156,24 @@ def test_create_admin_help_mentions_its_options():
     assert result.returncode == 0
     for flag in ("--email", "--password", "--name", "--role", "--data-dir", "--database-url"):
         assert flag in result.stdout, flag
+
+
+def test_every_option_is_in_the_readme_configuration_table():
+    """Each option declared in Settings has a README row naming its flag, variable and default."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        rows = [line for line in fh if line.startswith("| `--")]
+    documented = {row.split("`")[1]: row for row in rows}
+    for field in option_fields():
+        row = documented.get(flag_of(field))
+        assert row is not None, f"README has no row for {flag_of(field)}"
+        assert f"`{env_of(field)}`" in row, row
+
+
+def test_settings_and_parser_agree_on_every_default():
+    """The parser's defaults are the Settings defaults: each option is declared once."""
+    args = build_parser({}).parse_args([])
+    for field in option_fields():
+        assert getattr(args, field.name) == field.default, field.name
 
 
 # -- create-admin -------------------------------------------------------------------------
