@@ -9,7 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-__all__ = ["Settings", "ConfigError", "parse_args", "build_parser", "option_fields", "flag_of", "env_of"]
+__all__ = [
+    "Settings", "ConfigError", "parse_args", "build_parser", "option_fields", "flag_of", "env_of",
+]
 
 
 class ConfigError(ValueError):
