@@ -11,8 +11,8 @@ from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
 
 from handlers.access_log import redact
-from services.auth import Principal
 from services.errors import AuthenticationError, PermissionDenied, RateLimited, ServiceError
+from services.principal import Principal
 
 if TYPE_CHECKING:
     from app import Context
@@ -110,7 +110,7 @@ class ApiHandler(ErrorEnvelopeMixin):
     async def admin(self) -> Principal:
         """Returns the caller if they are an admin: 401 without a valid token, 403 otherwise."""
         actor = await self.principal()
-        if not actor.user.is_admin:
+        if not actor.is_admin:
             raise PermissionDenied("admin access required")
         return actor
 

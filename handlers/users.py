@@ -11,11 +11,12 @@ class MeHandler(ApiHandler):
     """GET and PATCH /api/v1/users/me: the caller's own profile."""
 
     async def get(self) -> None:
-        self.ok((await self.principal()).user.to_public())
+        actor = await self.principal()
+        self.ok(await self.ctx.users.get(actor, actor.id))
 
     async def patch(self) -> None:
         actor = await self.principal()
-        self.ok(await self.ctx.users.update(actor, actor.user.id, self.json_body()))
+        self.ok(await self.ctx.users.update(actor, actor.id, self.json_body()))
 
 
 class MePasswordHandler(ApiHandler):

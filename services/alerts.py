@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 from services import validation as v
-from services.auth import Principal
 from services.errors import PermissionDenied, ValidationError
 from services.notifier import Notifier
+from services.principal import Principal
 
 __all__ = ["AlertService", "PRIORITIES"]
 
@@ -24,7 +24,7 @@ class AlertService:
 
     def broadcast(self, actor: Principal, body: Any) -> int:
         """Validates the alert and publishes it to all; returns local recipients."""
-        if not actor.user.is_admin:
+        if not actor.is_admin:
             raise PermissionDenied("admin access required")
         body = v.require_object(body)
         v.reject_unknown(body, ("message", "priority", "metadata"))
@@ -39,4 +39,4 @@ class AlertService:
             raise ValidationError("metadata must be a JSON object")
         if len(json.dumps(metadata, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
             raise ValidationError("metadata must be at most 16 KiB of JSON")
-        return self.notifier.system_alert(message, priority, metadata, actor.user.id)
+        return self.notifier.system_alert(message, priority, metadata, actor.id)

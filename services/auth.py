@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
-
-import peewee
 
 from auth import passwords
 from auth.jwt import Claims, TokenError, TokenIssuer
@@ -16,18 +13,12 @@ from models.db import Runner, db
 from models.token import RefreshToken, Session
 from models.user import User, utcnow
 from services import validation as v
-from services.errors import AuthenticationError, Conflict, RateLimited, ValidationError
+from services.errors import AuthenticationError, RateLimited, ValidationError
 from services.notifier import Notifier
+from services.principal import Principal
+from services.users import create_user
 
-__all__ = ["AuthService", "Principal", "LoginLimits"]
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller: the user as stored now and the claims of their token."""
-
-    user: User
-    claims: Claims
+__all__ = ["AuthService", "LoginLimits"]
 
 
 class LoginLimits:
@@ -100,12 +91,9 @@ class AuthService:
         return result
 
     def _register_tx(self, name: str, email: str, password_hash: str, age: int | None) -> dict:
-        try:
-            with db.atomic():
-                user = User.create(name=name, email=email, password_hash=password_hash, age=age)
-                return self._new_session_tokens(user)
-        except peewee.IntegrityError:
-            raise Conflict("an account with this email already exists") from None
+        with db.atomic():
+            user = create_user(name, email, password_hash, age=age)
+            return self._new_session_tokens(user)
 
     async def login(self, body: Any, ip: str) -> dict[str, Any]:
         """Checks credentials and returns tokens; unknown email and bad password look alike."""
@@ -173,7 +161,7 @@ class AuthService:
 
     async def logout(self, principal: Principal) -> None:
         """Revokes the caller's session: its refresh tokens and access tokens stop working."""
-        sid = principal.claims.sid
+        sid = principal.session_id
         await self.run(
             lambda: Session.update(revoked_at=utcnow())
             .where((Session.id == sid) & Session.revoked_at.is_null())
@@ -189,15 +177,16 @@ class AuthService:
         if not isinstance(current, str) or not current:
             raise ValidationError("current_password is required")
         new = v.password(body.get("new_password"), "new_password")
-        user = principal.user
-        if not await self.hash(passwords.verify_password, current, user.password_hash):
+        stored = await self.run(lambda: User.get_by_id(principal.id).password_hash)
+        if not await self.hash(passwords.verify_password, current, stored):
             raise AuthenticationError("current password is incorrect")
         new_hash = await self.hash(passwords.hash_password, new)
-        result = await self.run(self._change_password_tx, user.id, new_hash)
-        self.notifier.password_changed(user.id, result.pop("_version"))
-        return result
+        tokens, version = await self.run(self._change_password_tx, principal.id, new_hash)
+        self.notifier.password_changed(principal.id, version)
+        return tokens
 
-    def _change_password_tx(self, user_id: int, new_hash: str) -> dict:
+    def _change_password_tx(self, user_id: int, new_hash: str) -> tuple[dict[str, Any], int]:
+        """Stores the new hash, revokes every session; returns new tokens and the new version."""
         with db.atomic():
             user = User.get_by_id(user_id)
             user.password_hash = new_hash
@@ -207,9 +196,7 @@ class AuthService:
             Session.update(revoked_at=utcnow()).where(
                 (Session.user == user_id) & Session.revoked_at.is_null()
             ).execute()
-            result = self._new_session_tokens(user)
-            result["_version"] = user.token_version
-            return result
+            return self._new_session_tokens(user), user.token_version
 
     # -- authentication of requests ------------------------------------------------------
 
@@ -232,4 +219,5 @@ class AuthService:
         session = Session.get_or_none(Session.id == claims.sid)
         if session is None or not session.active:
             raise AuthenticationError("session revoked")
-        return Principal(user=user, claims=claims)
+        return Principal(user.id, user.name, user.role, user.token_version, session.id,
+                         claims.exp)

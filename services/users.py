@@ -7,14 +7,15 @@ from typing import Any
 
 import peewee
 
+from auth import passwords
 from models.db import Runner, db
 from models.user import User, rfc3339, utcnow
 from services import validation as v
-from services.auth import Principal
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from services.notifier import Notifier
+from services.principal import Principal
 
-__all__ = ["UserService", "EDITABLE"]
+__all__ = ["UserService", "EDITABLE", "create_user", "ensure_admin"]
 
 EDITABLE = ("name", "email", "age")
 _CLEAN = {"name": v.name, "email": v.email, "age": v.age}
@@ -26,6 +27,39 @@ def _parse_changes(body: Any) -> dict[str, Any]:
     if not body:
         raise ValidationError(f"send at least one of: {', '.join(EDITABLE)}")
     return {key: _CLEAN[key](value) for key, value in body.items()}
+
+
+def create_user(
+    name: str, email: str, password_hash: str, *, age: int | None = None, role: str = "user"
+) -> User:
+    """Inserts an account (call inside a transaction); 409 if the email is taken."""
+    try:
+        with db.atomic():
+            return User.create(name=name, email=email, password_hash=password_hash, age=age,
+                               role=role)
+    except peewee.IntegrityError:
+        raise Conflict("an account with this email already exists") from None
+
+
+def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[dict[str, Any], str]:
+    """Creates an admin, or gives an existing account the role (keeping its password).
+
+    Blocking: for the command line, with no event loop. Returns (public user, outcome) where
+    outcome is "created", "promoted" or "unchanged".
+    """
+    email, password, name = v.email(email), v.password(password), v.name(name)
+    if role not in ("admin", "superadmin"):
+        raise ValidationError("role must be admin or superadmin")
+    with db.connection_context(), db.atomic():
+        user = User.get_or_none(User.email == email)
+        if user is None:
+            password_hash = passwords.hash_password(password)
+            return create_user(name, email, password_hash, role=role).to_public(), "created"
+        if user.role == role:
+            return user.to_public(), "unchanged"
+        user.role, user.updated_at = role, utcnow()
+        user.save()
+        return user.to_public(), "promoted"
 
 
 def _page_param(value: str | None, name: str, default: int, high: int) -> int:
@@ -49,7 +83,7 @@ class UserService:
 
     async def get(self, actor: Principal, user_id: int) -> dict[str, Any]:
         """Returns a user's public fields; admins see anyone, others only themselves."""
-        if not actor.user.is_admin and actor.user.id != user_id:
+        if not actor.is_admin and actor.id != user_id:
             raise PermissionDenied("admin role required to view other users")
         return (await self.run(self._load, user_id)).to_public()
 
@@ -81,7 +115,7 @@ class UserService:
     async def update(self, actor: Principal, user_id: int, body: Any) -> dict[str, Any]:
         """Edits name, email or age; admins may edit others (a superadmin only by a superadmin)."""
         changes = _parse_changes(body)
-        by_self = actor.user.id == user_id
+        by_self = actor.id == user_id
         if not by_self:
             self._require_admin(actor)
         user, changed = await self.run(self._update_tx, actor, user_id, changes)
@@ -111,7 +145,7 @@ class UserService:
     async def delete(self, actor: Principal, user_id: int) -> dict[str, Any]:
         """Deletes an account; its tokens stop working and its sockets are closed."""
         self._require_admin(actor)
-        if actor.user.id == user_id:
+        if actor.id == user_id:
             raise PermissionDenied("admins cannot delete their own account")
 
         def delete_tx() -> dict[str, Any]:
@@ -123,7 +157,7 @@ class UserService:
                 return public
 
         public = await self.run(delete_tx)
-        self.notifier.user_deleted(public, actor.user.id)
+        self.notifier.user_deleted(public, actor.id)
         return public
 
     async def change_role(self, actor: Principal, user_id: int, body: Any) -> dict[str, Any]:
@@ -132,15 +166,15 @@ class UserService:
         body = v.require_object(body)
         v.reject_unknown(body, ("role",))
         new_role = v.role(body.get("role"))
-        if actor.user.id == user_id:
+        if actor.id == user_id:
             raise PermissionDenied("you cannot change your own role")
-        if new_role == "superadmin" and actor.user.role != "superadmin":
+        if new_role == "superadmin" and actor.role != "superadmin":
             raise PermissionDenied("only a superadmin can grant the superadmin role")
 
         def role_tx() -> tuple[User, str]:
             with db.atomic():
                 user = self._load(user_id)
-                if user.role == "superadmin" and actor.user.role != "superadmin":
+                if user.role == "superadmin" and actor.role != "superadmin":
                     raise PermissionDenied("only a superadmin can remove the superadmin role")
                 old = user.role
                 if old != new_role:
@@ -152,17 +186,17 @@ class UserService:
         user, old_role = await self.run(role_tx)
         if old_role != new_role:
             self.notifier.role_changed(
-                user_id, old_role, new_role, actor.user.id, rfc3339(user.updated_at)
+                user_id, old_role, new_role, actor.id, rfc3339(user.updated_at)
             )
         return user.to_public()
 
     @staticmethod
     def _require_admin(actor: Principal) -> None:
-        if not actor.user.is_admin:
+        if not actor.is_admin:
             raise PermissionDenied("admin role required")
 
     @staticmethod
     def _guard_superadmin(actor: Principal, target: User) -> None:
-        is_peer = target.role == "superadmin" and target.id != actor.user.id
-        if is_peer and actor.user.role != "superadmin":
+        is_peer = target.role == "superadmin" and target.id != actor.id
+        if is_peer and actor.role != "superadmin":
             raise PermissionDenied("only a superadmin can modify a superadmin account")
