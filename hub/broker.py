@@ -2,39 +2,68 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-from hub.events import Control, Delivery
+from hub.messages import Message
 
-__all__ = ["Message", "Broker", "MemoryBroker"]
+__all__ = ["Handler", "Broker", "MemoryBroker", "new_node_id"]
 
-Message = Delivery | Control
+# Applies one message to the local hub; returns the local connections it reached or touched.
 Handler = Callable[[Message], int]
 
 
+def new_node_id() -> str:
+    """Returns a fresh id for this process's node: unique across restarts and hosts."""
+    return uuid.uuid4().hex[:12]
+
+
 class Broker(Protocol):
-    """Carries published messages to the hub of every node (including this one)."""
+    """Carries published messages to the hub of every node, this one included.
+
+    The application context creates the broker, attaches the hub's handler and starts it;
+    the hub only publishes through it.
+    """
+
+    node_id: str
 
     def attach(self, handler: Handler) -> None:
-        """Sets the callback that applies a message to the local hub; returns local recipients."""
+        """Sets the callback that applies a message to the local hub."""
+
+    async def start(self) -> None:
+        """Connects and begins receiving other nodes' messages."""
 
     def publish(self, message: Message) -> int:
-        """Sends message to every node; returns how many local connections received it."""
+        """Publishes message to every node.
+
+        Promise: a publication is first given its position in its stream (by a broker that
+        keeps a log), then applied to this node's hub at once, before publish returns, then
+        sent to every other node, which applies it once. The return value counts only this
+        node's connections that received it (or, for a control, that it touched); other
+        nodes' counts are not known to the caller.
+        """
 
     async def close(self) -> None:
-        """Releases the broker's resources."""
+        """Stops receiving and releases the broker's resources."""
 
 
 class MemoryBroker:
-    """Delivers to this process's hub at once. With this broker you can only run a single node."""
+    """Delivers to this process's hub at once. With this broker you can only run a single node.
 
-    def __init__(self) -> None:
+    It keeps no log, so events carry no offset.
+    """
+
+    def __init__(self, node_id: str | None = None) -> None:
+        self.node_id = node_id or new_node_id()
         self._handler: Handler | None = None
 
     def attach(self, handler: Handler) -> None:
         """Sets the local delivery callback."""
         self._handler = handler
+
+    async def start(self) -> None:
+        """Nothing to connect to."""
 
     def publish(self, message: Message) -> int:
         """Applies message to the local hub synchronously."""

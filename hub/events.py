@@ -1,4 +1,4 @@
-"""Event types, delivery targets and the once-per-publish encoding of an event."""
+"""Event types, events as clients see them, and the once-per-publish encoding of an event."""
 
 from __future__ import annotations
 
@@ -9,20 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = [
-    "EventType",
-    "Event",
-    "Encoded",
-    "Target",
-    "ALL",
-    "ADMINS",
-    "to_user",
-    "to_role",
-    "Delivery",
-    "Control",
-    "frame_text",
-    "now_rfc3339",
-]
+__all__ = ["EventType", "Event", "Encoded", "frame_text", "now_rfc3339", "dumps"]
 
 
 class EventType(StrEnum):
@@ -47,6 +34,11 @@ def now_rfc3339() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
+def dumps(value: Any) -> str:
+    """Serialises to compact JSON the way every event is serialised (non-JSON values as str)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def frame_text(payload: bytes) -> bytes:
     """Returns one unmasked, final WebSocket text frame (RFC 6455 5.2) carrying payload."""
     size = len(payload)
@@ -59,7 +51,7 @@ def frame_text(payload: bytes) -> bytes:
     return header + payload
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Encoded:
     """An event serialised once: the JSON text, its UTF-8 bytes and the framed bytes."""
 
@@ -68,67 +60,33 @@ class Encoded:
     payload: bytes
     frame: bytes
 
-    @classmethod
-    def from_payload(cls, type_: str, payload: bytes) -> Encoded:
-        """Builds an Encoded from already-serialised JSON bytes (e.g. received from a broker)."""
-        return cls(type_, payload.decode("utf-8"), payload, frame_text(payload))
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
-    """One event as clients see it: {"type", "data", "timestamp"}."""
+    """One event as clients see it: {"type", "data", "timestamp"}.
+
+    `channel` and `offset` are the v2 envelope's optional fields: written only when set
+    (room events carry a channel; logged events an offset).
+    """
 
     type: str
     data: dict[str, Any]
     timestamp: str = field(default_factory=now_rfc3339)
+    channel: str | None = None
+    offset: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """Returns the event as the JSON object clients receive."""
+        message: dict[str, Any] = {"type": str(self.type), "data": self.data,
+                                   "timestamp": self.timestamp}
+        if self.channel is not None:
+            message["channel"] = self.channel
+        if self.offset is not None:
+            message["offset"] = self.offset
+        return message
 
     def encode(self) -> Encoded:
         """Serialises and frames the event once, for every recipient to share."""
-        type_ = str(self.type)
-        message = {"type": type_, "data": self.data, "timestamp": self.timestamp}
-        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str)
+        text = dumps(self.to_wire())
         payload = text.encode("utf-8")
-        return Encoded(type_, text, payload, frame_text(payload))
-
-
-@dataclass(frozen=True)
-class Target:
-    """Who receives a delivery: everyone, one user's connections or one role's."""
-
-    kind: str  # "all" | "user" | "role"
-    key: int | str | None = None
-
-
-ALL = (Target("all"),)
-ADMINS = (Target("role", "admin"), Target("role", "superadmin"))
-
-
-def to_user(user_id: int) -> tuple[Target, ...]:
-    """Targets every connection (tab) of one user."""
-    return (Target("user", user_id),)
-
-
-def to_role(role: str) -> tuple[Target, ...]:
-    """Targets every connection whose user holds role."""
-    return (Target("role", role),)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A published event and its targets, as carried by a broker."""
-
-    targets: tuple[Target, ...]
-    event: Encoded
-
-
-@dataclass(frozen=True)
-class Control:
-    """A registry change every node must apply (re-index a user, close connections)."""
-
-    op: str  # "set_role" | "close_user" | "close_session"
-    user_id: int | None = None
-    role: str | None = None
-    session_id: str | None = None
-    below_version: int | None = None  # close_user: only tokens older than this version
-    code: int = 1008
-    reason: str = ""
+        return Encoded(str(self.type), text, payload, frame_text(payload))

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
-from hub.broker import Broker, MemoryBroker, Message
+from hub.broker import Broker
 from hub.client import Client
-from hub.events import ALL, Control, Delivery, Event, Target, now_rfc3339, to_role, to_user
+from hub.disconnect import SLOW_CONSUMER, Close
+from hub.events import Encoded, Event, now_rfc3339
+from hub.messages import (
+    ALL,
+    CloseSession,
+    CloseUser,
+    Control,
+    Message,
+    Publication,
+    SetRole,
+    Target,
+    ToAll,
+    ToRole,
+    ToUser,
+    stream_of,
+    to_role,
+    to_user,
+)
 
-__all__ = ["Hub", "SLOW_CONSUMER", "MAX_QUEUED_MESSAGES", "MAX_UNSENT_BYTES"]
+__all__ = ["Hub", "MAX_QUEUED_MESSAGES", "MAX_UNSENT_BYTES"]
 
 log = logging.getLogger("hub")
 
-SLOW_CONSUMER = (1013, "slow consumer")
 MAX_QUEUED_MESSAGES = 256
 MAX_UNSENT_BYTES = 1024 * 1024
 
@@ -28,7 +43,7 @@ class Hub:
 
     def __init__(
         self,
-        broker: Broker | None = None,
+        broker: Broker,
         max_queued_messages: int = MAX_QUEUED_MESSAGES,
         max_unsent_bytes: int = MAX_UNSENT_BYTES,
     ) -> None:
@@ -44,8 +59,9 @@ class Hub:
         self.messages_delivered = 0
         self.events_published = 0
         self.slow_consumers_dropped = 0
-        self.broker: Broker = broker or MemoryBroker()
-        self.broker.attach(self.handle)
+        # Publishes go out through the broker; the application context owns it and attaches
+        # handle() to it, so every node's broker (this one's included) calls back into handle().
+        self.broker = broker
 
     # -- registry ------------------------------------------------------------------------
 
@@ -82,9 +98,12 @@ class Hub:
     # -- publishing ----------------------------------------------------------------------
 
     def publish(self, event: Event, targets: tuple[Target, ...]) -> int:
-        """Encodes event once and publishes it through the broker; returns local recipients."""
+        """Publishes event to targets through the broker; returns local recipients.
+
+        The broker positions the event in its stream, then handle() encodes it once.
+        """
         self.events_published += 1
-        return self.broker.publish(Delivery(targets, event.encode()))
+        return self.broker.publish(Publication(event, targets, stream_of(targets)))
 
     def broadcast_to_all(self, type_: str, data: dict[str, object]) -> int:
         """The seed's BroadcastToAll: sends an event to every connection."""
@@ -104,13 +123,12 @@ class Hub:
 
     def handle(self, message: Message) -> int:
         """Applies a message from the broker to the local registry."""
-        if isinstance(message, Delivery):
-            return self.deliver(message)
+        if isinstance(message, Publication):
+            return self.deliver(message.targets, message.event.encode())
         return self.apply(message)
 
-    def recipients(self, targets: Iterable[Target]) -> list[Client]:
+    def recipients(self, targets: tuple[Target, ...]) -> list[Client]:
         """Returns each connection matched by any target, once."""
-        targets = tuple(targets)
         if len(targets) == 1:
             return list(self._index(targets[0]).values())
         merged: dict[str, Client] = {}
@@ -119,18 +137,22 @@ class Hub:
         return list(merged.values())
 
     def _index(self, target: Target) -> dict[str, Client]:
-        if target.kind == "all":
-            return self.clients
-        if target.kind == "user":
-            return self.by_user.get(target.key, _EMPTY)  # type: ignore[arg-type]
-        if target.kind == "role":
-            return self.by_role.get(target.key, _EMPTY)  # type: ignore[arg-type]
-        raise ValueError(f"unknown target kind {target.kind!r}")
+        match target:
+            case ToAll():
+                return self.clients
+            case ToUser(user_id):
+                return self.by_user.get(user_id, _EMPTY)
+            case ToRole(role):
+                return self.by_role.get(role, _EMPTY)
+        raise TypeError(f"unknown target {target!r}")
 
-    def deliver(self, delivery: Delivery) -> int:
-        """Writes one encoded event to its local recipients without waiting on any of them."""
-        recipients = self.recipients(delivery.targets)
-        event = delivery.event
+    def deliver(self, targets: tuple[Target, ...], event: Encoded) -> int:
+        """Writes one encoded event to its local recipients without waiting on any of them.
+
+        Returns how many received it: connections closed as slow consumers in this same
+        send are not counted.
+        """
+        recipients = self.recipients(targets)
         slow: list[Client] = []
         for client in recipients:
             conn = client.conn
@@ -147,26 +169,28 @@ class Hub:
         for client in slow:
             self.slow_consumers_dropped += 1
             log.warning("closing %r: slow consumer", client)
-            self.drop(client, *SLOW_CONSUMER)
-        self.messages_delivered += len(recipients)
-        return len(recipients)
+            self.drop(client, SLOW_CONSUMER)
+        delivered = len(recipients) - len(slow)
+        self.messages_delivered += delivered
+        return delivered
 
     # -- registry changes ----------------------------------------------------------------
 
     def apply(self, control: Control) -> int:
         """Applies a registry change; returns how many local connections it touched."""
-        if control.op == "set_role":
-            return self._set_role(control.user_id, control.role)  # type: ignore[arg-type]
-        if control.op == "close_user":
-            clients = list(self.by_user.get(control.user_id, _EMPTY).values())  # type: ignore[arg-type]
-            if control.below_version is not None:
-                clients = [c for c in clients if c.token_version < control.below_version]
-        elif control.op == "close_session":
-            clients = list(self.by_session.get(control.session_id, _EMPTY).values())  # type: ignore[arg-type]
-        else:
-            raise ValueError(f"unknown control op {control.op!r}")
+        match control:
+            case SetRole(user_id, role):
+                return self._set_role(user_id, role)
+            case CloseUser(user_id, close, below_version):
+                clients = list(self.by_user.get(user_id, _EMPTY).values())
+                if below_version is not None:
+                    clients = [c for c in clients if c.token_version < below_version]
+            case CloseSession(session_id, close):
+                clients = list(self.by_session.get(session_id, _EMPTY).values())
+            case _:
+                raise TypeError(f"unknown control {control!r}")
         for client in clients:
-            self.drop(client, control.code, control.reason)
+            self.drop(client, close)
         return len(clients)
 
     def _set_role(self, user_id: int, role: str) -> int:
@@ -177,20 +201,20 @@ class Hub:
             self.by_role.setdefault(role, {})[client.id] = client
         return len(clients)
 
-    def drop(self, client: Client, code: int, reason: str) -> None:
-        """Unregisters a connection at once and closes it with code and reason."""
+    def drop(self, client: Client, close: Close) -> None:
+        """Unregisters a connection at once and closes it with a code and reason."""
         if self.unregister(client):
             try:
-                client.conn.close(code, reason)
+                client.conn.close(*close)
             except Exception:
                 log.exception("closing %r failed", client)
 
-    def close_all(self, code: int, reason: str) -> int:
+    def close_all(self, close: Close) -> int:
         """Closes every local connection and refuses new ones (shutdown); returns how many."""
         self.draining = True
         clients = list(self.clients.values())
         for client in clients:
-            self.drop(client, code, reason)
+            self.drop(client, close)
         return len(clients)
 
     # -- stats ---------------------------------------------------------------------------

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.events import ADMINS, ALL, Control, Event, EventType, now_rfc3339, to_user
+from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED
+from hub.events import Event, EventType, now_rfc3339
 from hub.hub import Hub
+from hub.messages import ADMINS, ALL, CloseSession, CloseUser, SetRole, to_user
 
 __all__ = ["HubNotifier"]
 
@@ -41,7 +43,7 @@ class HubNotifier:
         self, user_id: int, old_role: str, new_role: str, changed_by: int, changed_at: str
     ) -> int:
         """Re-indexes the user's open connections, then tells the user and admins."""
-        self.hub.control(Control("set_role", user_id=user_id, role=new_role))
+        self.hub.control(SetRole(user_id, new_role))
         data = {
             "user_id": user_id,
             "old_role": old_role,
@@ -55,15 +57,12 @@ class HubNotifier:
         """Tells the user, then closes their connections opened with older credentials."""
         data = {"user_id": user_id, "changed_at": now_rfc3339()}
         sent = self.hub.publish(Event(EventType.PASSWORD_CHANGED, data), to_user(user_id))
-        self.hub.control(
-            Control("close_user", user_id=user_id, below_version=token_version,
-                    reason="session revoked")
-        )
+        self.hub.control(CloseUser(user_id, SESSION_REVOKED, below_version=token_version))
         return sent
 
     def user_deleted(self, user: dict[str, Any], deleted_by: int) -> int:
         """Closes the deleted user's connections, then tells admins."""
-        self.hub.control(Control("close_user", user_id=user["id"], reason="account deleted"))
+        self.hub.control(CloseUser(user["id"], ACCOUNT_DELETED))
         data = {
             "user_id": user["id"],
             "email": user["email"],
@@ -74,9 +73,7 @@ class HubNotifier:
 
     def session_revoked(self, session_id: str) -> int:
         """Closes every connection opened with a token of a revoked session."""
-        return self.hub.control(
-            Control("close_session", session_id=session_id, reason="session revoked")
-        )
+        return self.hub.control(CloseSession(session_id, SESSION_REVOKED))
 
     def system_alert(
         self, message: str, priority: str, metadata: dict[str, Any], sent_by: int

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from tornado.iostream import IOStream
+import socket
 
-__all__ = ["write_frame", "backlog"]
+import tornado
+from tornado.iostream import IOStream
+from tornado.web import RequestHandler
+from tornado.websocket import WebSocketHandler
+
+__all__ = ["write_frame", "backlog", "check_tornado_internals", "STREAM_INTERNALS"]
+
+# IOStream attributes the fast path reads; private to Tornado, so checked at start-up.
+STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket")
+# Handler methods handlers/ws.py overrides or calls to shed per-socket state after the upgrade.
+HANDLER_INTERNALS = ((WebSocketHandler, "_detach_stream"), (RequestHandler, "detach"))
 
 
 def write_frame(stream: IOStream, frame: bytes) -> bool:
@@ -37,3 +47,22 @@ def write_frame(stream: IOStream, frame: bytes) -> bool:
 def backlog(stream: IOStream) -> tuple[int, int]:
     """Returns (queued writes, unsent bytes) still waiting in the stream's buffer."""
     return len(stream._write_futures), stream._total_write_index - stream._total_write_done_index
+
+
+def check_tornado_internals() -> None:
+    """Fails at start-up, naming the Tornado version, if the fast path's internals are gone."""
+    missing = [f"{cls.__name__}.{name}" for cls, name in HANDLER_INTERNALS
+               if not callable(getattr(cls, name, None))]
+    left, right = socket.socketpair()
+    try:
+        stream = IOStream(left)
+        missing += [f"IOStream.{name}" for name in STREAM_INTERNALS if not hasattr(stream, name)]
+    finally:
+        left.close()
+        right.close()
+    if missing:
+        raise RuntimeError(
+            f"Tornado {tornado.version} lacks {', '.join(missing)}, which the WebSocket fast "
+            "path (hub/transport.py, handlers/ws.py) relies on; install a Tornado from "
+            "requirements.txt (6.6.x)"
+        )

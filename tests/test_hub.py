@@ -6,22 +6,28 @@ import json
 
 import pytest
 
+from app import make_hub
 from hub.broker import MemoryBroker
 from hub.client import Client
-from hub.events import (
+from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED, SHUTTING_DOWN
+from hub.events import Encoded, Event, EventType
+from hub.hub import MAX_QUEUED_MESSAGES, MAX_UNSENT_BYTES, Hub
+from hub.messages import (
     ADMINS,
     ALL,
-    Control,
-    Delivery,
-    Encoded,
-    Event,
-    EventType,
-    Target,
+    CloseSession,
+    CloseUser,
+    Publication,
+    SetRole,
     to_role,
     to_user,
 )
-from hub.hub import MAX_QUEUED_MESSAGES, MAX_UNSENT_BYTES, Hub
 from hub.notify import HubNotifier
+
+
+def new_hub(**limits: int) -> Hub:
+    """Returns a hub wired to a fresh MemoryBroker, as the application context wires it."""
+    return make_hub(MemoryBroker(), **limits)
 
 
 class FakeConn:
@@ -65,7 +71,7 @@ def alert(text: str = "hello") -> Event:
 
 def test_register_indexes_client_by_id_user_role_and_session():
     """Registering puts a connection into the client, user, role and session indexes."""
-    hub = Hub()
+    hub = new_hub()
     a, _ = connect(hub, 1, "user", "s-a")
     b, _ = connect(hub, 1, "user", "s-b")
     c, _ = connect(hub, 2, "admin", "s-c")
@@ -78,7 +84,7 @@ def test_register_indexes_client_by_id_user_role_and_session():
 
 def test_unregister_removes_client_from_every_index_and_empty_buckets():
     """Unregistering removes the connection everywhere and deletes buckets left empty."""
-    hub = Hub()
+    hub = new_hub()
     a, _ = connect(hub, 1, "user", "s-a")
     b, _ = connect(hub, 1, "user", "s-b")
     assert hub.unregister(a) is True
@@ -90,7 +96,7 @@ def test_unregister_removes_client_from_every_index_and_empty_buckets():
 
 def test_unregister_twice_returns_false():
     """Unregistering a connection that is not registered is a harmless no-op."""
-    hub = Hub()
+    hub = new_hub()
     a, _ = connect(hub, 1)
     assert hub.unregister(a) is True
     assert hub.unregister(a) is False
@@ -98,7 +104,7 @@ def test_unregister_twice_returns_false():
 
 def test_publish_to_all_reaches_every_connection_once():
     """A publish to ALL reaches every registered connection exactly once."""
-    hub = Hub()
+    hub = new_hub()
     fakes = [connect(hub, uid, role)[1] for uid, role in
              [(1, "user"), (1, "user"), (2, "admin"), (3, "superadmin")]]
     assert hub.publish(alert(), ALL) == 4
@@ -107,7 +113,7 @@ def test_publish_to_all_reaches_every_connection_once():
 
 def test_publish_to_user_reaches_only_that_users_tabs():
     """A publish to one user reaches each of that user's connections and nobody else."""
-    hub = Hub()
+    hub = new_hub()
     tabs = [connect(hub, 7)[1] for _ in range(3)]
     others = [connect(hub, 8)[1], connect(hub, 9, "admin")[1]]
     assert hub.publish(alert(), to_user(7)) == 3
@@ -117,7 +123,7 @@ def test_publish_to_user_reaches_only_that_users_tabs():
 
 def test_publish_to_role_reaches_only_that_role():
     """A publish to a role reaches the connections holding that role only."""
-    hub = Hub()
+    hub = new_hub()
     admin = connect(hub, 1, "admin")[1]
     user = connect(hub, 2, "user")[1]
     superadmin = connect(hub, 3, "superadmin")[1]
@@ -127,7 +133,7 @@ def test_publish_to_role_reaches_only_that_role():
 
 def test_publish_to_admins_reaches_admin_and_superadmin_not_users():
     """ADMINS covers both admin roles and no plain user."""
-    hub = Hub()
+    hub = new_hub()
     admin = connect(hub, 1, "admin")[1]
     superadmin = connect(hub, 2, "superadmin")[1]
     user = connect(hub, 3, "user")[1]
@@ -137,7 +143,7 @@ def test_publish_to_admins_reaches_admin_and_superadmin_not_users():
 
 def test_publish_to_user_plus_admins_deduplicates_an_admin_user():
     """An admin who is also the target user gets one copy, not two."""
-    hub = Hub()
+    hub = new_hub()
     admin_self = connect(hub, 1, "admin")[1]
     other_admin = connect(hub, 2, "admin")[1]
     bystander = connect(hub, 3, "user")[1]
@@ -147,7 +153,7 @@ def test_publish_to_user_plus_admins_deduplicates_an_admin_user():
 
 def test_seed_broadcast_helpers_target_all_user_and_role():
     """broadcast_to_all, broadcast_to_user and broadcast_to_role reach the seed's audiences."""
-    hub = Hub()
+    hub = new_hub()
     tabs = [connect(hub, 1)[1] for _ in range(2)]
     admin = connect(hub, 2, "admin")[1]
     assert hub.broadcast_to_all(EventType.SYSTEM_ALERT, {"message": "all"}) == 3
@@ -160,7 +166,7 @@ def test_seed_broadcast_helpers_target_all_user_and_role():
 
 def test_publish_to_nobody_sends_nothing():
     """A publish to a user or role with no connections sends nothing and returns 0."""
-    hub = Hub()
+    hub = new_hub()
     fake = connect(hub, 1)[1]
     assert hub.publish(alert(), to_user(99)) == 0
     assert hub.publish(alert(), to_role("admin")) == 0
@@ -169,14 +175,14 @@ def test_publish_to_nobody_sends_nothing():
 
 def test_unknown_target_kind_raises():
     """A target kind the hub does not know is a programming error, not a silent no-op."""
-    hub = Hub()
-    with pytest.raises(ValueError):
-        hub.publish(alert(), (Target("channel", "x"),))
+    hub = new_hub()
+    with pytest.raises(TypeError):
+        hub.publish(alert(), ("channel",))  # type: ignore[arg-type]
 
 
 def test_event_is_encoded_once_and_same_bytes_reach_every_recipient(monkeypatch):
     """One publish serialises once; every recipient gets the identical Encoded object."""
-    hub = Hub()
+    hub = new_hub()
     fakes = [connect(hub, uid, "admin" if uid % 2 else "user")[1] for uid in range(1, 7)]
     calls = []
     original = Event.encode
@@ -208,7 +214,7 @@ def test_encoded_event_has_the_wire_shape():
 def test_send_to_one_user_costs_the_same_with_10_or_10000_bystanders():
     """A send to one user calls send() only on that user's tabs, however many others connect."""
     for bystanders in (10, 10_000):
-        hub = Hub()
+        hub = new_hub()
         others = [connect(hub, 1000 + i, "admin" if i % 3 == 0 else "user")[1]
                   for i in range(bystanders)]
         tabs = [connect(hub, 1)[1] for _ in range(3)]
@@ -219,10 +225,10 @@ def test_send_to_one_user_costs_the_same_with_10_or_10000_bystanders():
 
 def test_set_role_reindexes_all_of_a_users_connections():
     """Control set_role moves every tab of the user to the new role at once."""
-    hub = Hub()
+    hub = new_hub()
     tabs = [connect(hub, 5, "admin") for _ in range(2)]
     connect(hub, 6, "admin")
-    assert hub.control(Control("set_role", user_id=5, role="user")) == 2
+    assert hub.control(SetRole(5, "user")) == 2
     assert all(client.role == "user" for client, _ in tabs)
     assert set(hub.by_role["user"]) == {c.id for c, _ in tabs}
     assert len(hub.by_role["admin"]) == 1
@@ -232,19 +238,19 @@ def test_set_role_reindexes_all_of_a_users_connections():
 
 def test_set_role_of_last_admin_removes_the_empty_role_bucket():
     """Re-indexing leaves no empty role bucket behind, so stats show no zero counts."""
-    hub = Hub()
+    hub = new_hub()
     connect(hub, 5, "admin")
-    hub.control(Control("set_role", user_id=5, role="user"))
+    hub.control(SetRole(5, "user"))
     assert "admin" not in hub.by_role
     assert hub.get_stats()["by_role"] == {"user": 1}
 
 
 def test_close_user_closes_and_unregisters_every_tab():
     """close_user closes each of the user's connections with the code and reason given."""
-    hub = Hub()
+    hub = new_hub()
     tabs = [connect(hub, 5) for _ in range(2)]
     other = connect(hub, 6)
-    assert hub.control(Control("close_user", user_id=5, reason="account deleted")) == 2
+    assert hub.control(CloseUser(5, ACCOUNT_DELETED)) == 2
     assert all(conn.closed == [(1008, "account deleted")] for _, conn in tabs)
     assert other[1].closed == []
     assert set(hub.clients) == {other[0].id} and 5 not in hub.by_user
@@ -252,10 +258,10 @@ def test_close_user_closes_and_unregisters_every_tab():
 
 def test_close_user_below_version_keeps_newer_tokens():
     """close_user with below_version closes only connections opened with older tokens."""
-    hub = Hub()
+    hub = new_hub()
     old, old_conn = connect(hub, 5, session="old", version=0)
     new, new_conn = connect(hub, 5, session="new", version=1)
-    control = Control("close_user", user_id=5, below_version=1, reason="session revoked")
+    control = CloseUser(5, SESSION_REVOKED, below_version=1)
     assert hub.control(control) == 1
     assert old_conn.closed == [(1008, "session revoked")]
     assert new_conn.closed == [] and set(hub.clients) == {new.id}
@@ -263,37 +269,37 @@ def test_close_user_below_version_keeps_newer_tokens():
 
 def test_close_session_closes_only_that_sessions_connections():
     """close_session closes the connections of one session and leaves the user's others open."""
-    hub = Hub()
+    hub = new_hub()
     a, a_conn = connect(hub, 5, session="s1")
     a2, a2_conn = connect(hub, 5, session="s1")
     b, b_conn = connect(hub, 5, session="s2")
-    assert hub.control(Control("close_session", session_id="s1", reason="session revoked")) == 2
+    assert hub.control(CloseSession("s1", SESSION_REVOKED)) == 2
     assert a_conn.closed == a2_conn.closed == [(1008, "session revoked")]
     assert b_conn.closed == [] and set(hub.clients) == {b.id}
 
 
 def test_update_session_moves_client_to_new_session_index():
     """An in-band refresh moves the connection to the new session and token version."""
-    hub = Hub()
+    hub = new_hub()
     client, conn = connect(hub, 5, session="s1", version=0)
     hub.update_session(client, "s2", 1)
     assert "s1" not in hub.by_session and set(hub.by_session["s2"]) == {client.id}
-    hub.control(Control("close_user", user_id=5, below_version=1))
+    hub.control(CloseUser(5, SESSION_REVOKED, below_version=1))
     assert conn.closed == []
-    hub.control(Control("close_session", session_id="s2", reason="session revoked"))
+    hub.control(CloseSession("s2", SESSION_REVOKED))
     assert conn.closed == [(1008, "session revoked")]
 
 
 def test_unknown_control_op_raises():
     """An unknown registry operation is rejected loudly."""
-    with pytest.raises(ValueError):
-        Hub().control(Control("explode"))
+    with pytest.raises(TypeError):
+        new_hub().control("explode")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("backlog", [(MAX_QUEUED_MESSAGES + 1, 10), (3, MAX_UNSENT_BYTES + 1)])
 def test_slow_consumer_is_dropped_while_others_get_everything(backlog):
     """Past 256 queued messages or 1 MiB unsent a connection closes 1013; others are unaffected."""
-    hub = Hub()
+    hub = new_hub()
     healthy = [connect(hub, 1)[1], connect(hub, 2, "admin")[1]]
     slow_client, slow = connect(hub, 3, backlog=backlog)
     for n in range(5):
@@ -309,7 +315,7 @@ def test_slow_consumer_is_dropped_while_others_get_everything(backlog):
 
 def test_backlog_at_the_limits_is_tolerated():
     """Exactly 256 queued messages and exactly 1 MiB unsent are still within the limits."""
-    hub = Hub()
+    hub = new_hub()
     _, conn = connect(hub, 1, backlog=(MAX_QUEUED_MESSAGES, MAX_UNSENT_BYTES))
     hub.publish(alert(), ALL)
     assert conn.closed == [] and len(hub.clients) == 1
@@ -317,7 +323,7 @@ def test_backlog_at_the_limits_is_tolerated():
 
 def test_hub_limits_are_configurable():
     """A hub built with smaller limits drops a connection past those limits."""
-    hub = Hub(max_queued_messages=2, max_unsent_bytes=100)
+    hub = new_hub(max_queued_messages=2, max_unsent_bytes=100)
     _, conn = connect(hub, 1, backlog=(3, 0))
     hub.publish(alert(), ALL)
     assert conn.closed == [(1013, "slow consumer")]
@@ -325,33 +331,43 @@ def test_hub_limits_are_configurable():
 
 def test_exception_in_one_send_does_not_stop_the_fan_out():
     """A connection whose send raises is dropped, and every later recipient still gets the event."""
-    hub = Hub()
+    hub = new_hub()
     first = connect(hub, 1)[1]
     broken_client, broken = connect(hub, 2, fail=True)
     rest = [connect(hub, uid)[1] for uid in range(3, 8)]
-    assert hub.publish(alert(), ALL) == 7
+    assert hub.publish(alert(), ALL) == 6  # the broken connection is not counted
     assert len(first.sent) == 1 and all(len(f.sent) == 1 for f in rest)
     assert broken.closed == [(1013, "slow consumer")]
     assert broken_client.id not in hub.clients
+    assert hub.get_stats()["messages_delivered"] == 6
+
+
+def test_slow_consumer_dropped_in_a_send_is_not_counted_as_delivered():
+    """A connection closed as a slow consumer by a send does not count as a delivery of it."""
+    hub = new_hub()
+    connect(hub, 1)
+    connect(hub, 2, backlog=(MAX_QUEUED_MESSAGES + 1, 0))
+    assert hub.publish(alert(), ALL) == 1
+    assert hub.get_stats()["messages_delivered"] == 1
 
 
 def test_exception_in_close_does_not_stop_close_all():
     """close_all closes every connection even if one close raises."""
-    hub = Hub()
+    hub = new_hub()
     fakes = [connect(hub, uid)[1] for uid in range(3)]
 
     def boom(code, reason):
         raise RuntimeError("already gone")
 
     fakes[0].close = boom
-    assert hub.close_all(1001, "server shutting down") == 3
+    assert hub.close_all(SHUTTING_DOWN) == 3
     assert fakes[1].closed == fakes[2].closed == [(1001, "server shutting down")]
     assert hub.clients == {}
 
 
 def test_get_stats_shape_and_counts():
     """get_stats reports total clients, non-empty role counts, unique users, totals and a time."""
-    hub = Hub()
+    hub = new_hub()
     connect(hub, 1, "user")
     connect(hub, 1, "user")
     connect(hub, 2, "admin")
@@ -373,10 +389,10 @@ def test_memory_broker_requires_attach_and_forgets_handler_on_close():
     """MemoryBroker delivers through the attached hub and refuses to publish unattached."""
     broker = MemoryBroker()
     with pytest.raises(RuntimeError):
-        broker.publish(Control("set_role", user_id=1, role="user"))
-    hub = Hub(broker)
+        broker.publish(SetRole(1, "user"))
+    hub = make_hub(broker)
     _, conn = connect(hub, 1)
-    assert broker.publish(Delivery(ALL, alert().encode())) == 1
+    assert broker.publish(Publication(alert(), ALL)) == 1
     assert len(conn.sent) == 1
 
 
@@ -384,15 +400,16 @@ def test_memory_broker_requires_attach_and_forgets_handler_on_close():
 async def test_memory_broker_close_detaches():
     """Closing the broker detaches it from the hub."""
     broker = MemoryBroker()
-    Hub(broker)
+    make_hub(broker)
+    await broker.start()
     await broker.close()
     with pytest.raises(RuntimeError):
-        broker.publish(Control("set_role", user_id=1, role="user"))
+        broker.publish(SetRole(1, "user"))
 
 
 def test_notifier_role_change_reaches_new_role_and_stops_old():
     """HubNotifier re-indexes before announcing, so a demoted admin is told once and then out."""
-    hub = Hub()
+    hub = new_hub()
     notifier = HubNotifier(hub)
     demoted = connect(hub, 1, "admin")[1]
     admin = connect(hub, 2, "admin")[1]
@@ -406,7 +423,7 @@ def test_notifier_role_change_reaches_new_role_and_stops_old():
 
 def test_notifier_password_change_tells_user_before_closing_old_sessions():
     """password.changed reaches the old connection before it is closed as revoked."""
-    hub = Hub()
+    hub = new_hub()
     notifier = HubNotifier(hub)
     _, old = connect(hub, 1, version=0)
     _, new = connect(hub, 1, version=1)

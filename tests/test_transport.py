@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
 
 import pytest
 from tornado.iostream import IOStream
 
+from hub import transport
 from hub.events import frame_text
-from hub.transport import backlog, write_frame
+from hub.transport import backlog, check_tornado_internals, write_frame
 
 
 @pytest.fixture
@@ -165,3 +167,33 @@ def test_frame_text_header_encodes_length(size, header_size):
     assert first == 0x81  # FIN + opcode 1 (text)
     assert (length, parsed_header) == (size, header_size)
     assert frame[header_size:] == payload
+
+
+# -- the Tornado internals the fast path relies on --------------------------------------------
+
+
+def test_installed_tornado_has_every_internal_the_fast_path_uses():
+    """The start-up check passes on the Tornado that requirements.txt installs (pinned 6.6.x)."""
+    import tornado
+
+    assert tornado.version.startswith("6.6.")
+    check_tornado_internals()
+
+
+def test_missing_stream_internal_fails_naming_the_tornado_version(monkeypatch):
+    """If a future Tornado drops a stream attribute, start-up fails with the version named."""
+    import tornado
+
+    monkeypatch.setattr(transport, "STREAM_INTERNALS", (*transport.STREAM_INTERNALS, "_gone"))
+    with pytest.raises(RuntimeError, match=rf"Tornado {re.escape(tornado.version)} lacks "
+                                           r"IOStream\._gone"):
+        check_tornado_internals()
+
+
+def test_missing_handler_detach_fails_naming_it(monkeypatch):
+    """If WebSocketHandler loses _detach_stream, start-up fails naming that method."""
+    from tornado.websocket import WebSocketHandler
+
+    monkeypatch.delattr(WebSocketHandler, "_detach_stream")
+    with pytest.raises(RuntimeError, match=r"WebSocketHandler\._detach_stream"):
+        check_tornado_internals()

@@ -1,0 +1,102 @@
+"""The broker wire codec: every Message as JSON bytes, so it can cross a process boundary.
+
+A frame is `{"node": <sender's node id>, "kind": <message kind>, ...fields}`. Targets are
+`["all"]`, `["user", id]` or `["role", name]`; closes are `[code, reason]`. JSON keeps the
+codec dependency-free and readable in `redis-cli MONITOR`; the event inside a publication is
+the same JSON object clients receive.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hub.disconnect import Close
+from hub.events import Event, dumps
+from hub.messages import (
+    CloseSession,
+    CloseUser,
+    Message,
+    Publication,
+    SetRole,
+    Target,
+    ToAll,
+    ToRole,
+    ToUser,
+)
+
+__all__ = ["encode", "decode", "CodecError"]
+
+
+class CodecError(ValueError):
+    """Raised when bytes from a broker are not a message this version understands."""
+
+
+def _target(target: Target) -> list[Any]:
+    match target:
+        case ToAll():
+            return ["all"]
+        case ToUser(user_id):
+            return ["user", user_id]
+        case ToRole(role):
+            return ["role", role]
+    raise TypeError(f"unknown target {target!r}")
+
+
+def _parse_target(raw: list[Any]) -> Target:
+    match raw:
+        case ["all"]:
+            return ToAll()
+        case ["user", int(user_id)]:
+            return ToUser(user_id)
+        case ["role", str(role)]:
+            return ToRole(role)
+    raise CodecError(f"unknown target {raw!r}")
+
+
+def _fields(message: Message) -> dict[str, Any]:
+    match message:
+        case Publication(event, targets, stream):
+            return {"kind": "publication", "stream": stream, "event": event.to_wire(),
+                    "targets": [_target(t) for t in targets]}
+        case SetRole(user_id, role):
+            return {"kind": "set_role", "user_id": user_id, "role": role}
+        case CloseUser(user_id, close, below_version):
+            return {"kind": "close_user", "user_id": user_id, "close": list(close),
+                    "below_version": below_version}
+        case CloseSession(session_id, close):
+            return {"kind": "close_session", "session_id": session_id, "close": list(close)}
+    raise TypeError(f"unknown message {message!r}")
+
+
+def encode(message: Message, node: str) -> bytes:
+    """Returns message as one JSON document tagged with the sending node's id."""
+    return dumps({"node": node, **_fields(message)}).encode("utf-8")
+
+
+def _event(raw: dict[str, Any]) -> Event:
+    return Event(raw["type"], raw["data"], raw["timestamp"], raw.get("channel"),
+                 raw.get("offset"))
+
+
+def _message(raw: dict[str, Any]) -> Message:
+    kind = raw.get("kind")
+    if kind == "publication":
+        targets = tuple(_parse_target(t) for t in raw["targets"])
+        return Publication(_event(raw["event"]), targets, raw["stream"])
+    if kind == "set_role":
+        return SetRole(raw["user_id"], raw["role"])
+    if kind == "close_user":
+        return CloseUser(raw["user_id"], Close(*raw["close"]), raw["below_version"])
+    if kind == "close_session":
+        return CloseSession(raw["session_id"], Close(*raw["close"]))
+    raise CodecError(f"unknown message kind {kind!r}")
+
+
+def decode(data: bytes) -> tuple[str, Message]:
+    """Returns (sending node id, message) from bytes made by encode()."""
+    try:
+        raw = json.loads(data)
+        return raw["node"], _message(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CodecError(f"undecodable broker message: {exc}") from None

@@ -1,0 +1,52 @@
+"""Every close code and reason the server sends: one table, part of the wire contract."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+    "Close",
+    "PING_TIMED_OUT",
+    "SHUTTING_DOWN",
+    "BINARY_UNSUPPORTED",
+    "TOKEN_EXPIRED",
+    "SESSION_REVOKED",
+    "ACCOUNT_DELETED",
+    "REFRESH_REJECTED",
+    "MESSAGE_TOO_BIG",
+    "SLOW_CONSUMER",
+    "ALL_CLOSES",
+]
+
+# RFC 6455 limits a close reason to 123 bytes (125 minus the two-byte code).
+MAX_REASON_BYTES = 123
+
+
+class Close(NamedTuple):
+    """A close code and the reason sent with it."""
+
+    code: int
+    reason: str
+
+    def detail(self, text: str) -> Close:
+        """Returns this close with `: text` appended to the reason, cut to fit a close frame."""
+        reason = f"{self.reason}: {text}".encode()[:MAX_REASON_BYTES]
+        return Close(self.code, reason.decode("utf-8", "ignore"))
+
+
+# Sent by Tornado itself when a client does not answer a ping within --ping-timeout.
+PING_TIMED_OUT = Close(1000, "ping timed out")
+SHUTTING_DOWN = Close(1001, "server shutting down")
+BINARY_UNSUPPORTED = Close(1003, "binary messages are not supported")
+TOKEN_EXPIRED = Close(1008, "token expired")
+SESSION_REVOKED = Close(1008, "session revoked")
+ACCOUNT_DELETED = Close(1008, "account deleted")
+# Sent with a detail: "refresh rejected: <why>".
+REFRESH_REJECTED = Close(1008, "refresh rejected")
+# Sent by Tornado itself when an inbound message exceeds the 64 KiB limit.
+MESSAGE_TOO_BIG = Close(1009, "message too big")
+SLOW_CONSUMER = Close(1013, "slow consumer")
+
+ALL_CLOSES: dict[str, Close] = {
+    name: value for name, value in globals().items() if isinstance(value, Close)
+}

@@ -1,0 +1,121 @@
+"""What travels through a broker: publications with their targets, and registry controls.
+
+Each kind of target and each kind of control is one small frozen class; the hub handles them
+with `match`, so a new kind is one class here plus one case there (and one in hub/codec.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED, Close
+from hub.events import Event
+
+__all__ = [
+    "ToAll",
+    "ToUser",
+    "ToRole",
+    "Target",
+    "ALL",
+    "ADMINS",
+    "to_user",
+    "to_role",
+    "FEED",
+    "stream_of",
+    "Publication",
+    "SetRole",
+    "CloseUser",
+    "CloseSession",
+    "Control",
+    "Message",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ToAll:
+    """Every connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToUser:
+    """Every connection (tab) of one user."""
+
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToRole:
+    """Every connection whose user holds one role."""
+
+    role: str
+
+
+Target = ToAll | ToUser | ToRole
+
+ALL: tuple[Target, ...] = (ToAll(),)
+ADMINS: tuple[Target, ...] = (ToRole("admin"), ToRole("superadmin"))
+
+
+def to_user(user_id: int) -> tuple[Target, ...]:
+    """Targets every connection (tab) of one user."""
+    return (ToUser(user_id),)
+
+
+def to_role(role: str) -> tuple[Target, ...]:
+    """Targets every connection whose user holds role."""
+    return (ToRole(role),)
+
+
+# The stream every v1 event belongs to. The rule for events with several targets (the user
+# and the admins, say): an event is one entry in one stream, whatever its targets. Every
+# server-side audience (all, user, role) shares the feed, and each connection sees the feed
+# filtered by its own audience; a connection matched by several targets gets the event once.
+# Rooms (`room:<name>`) will be streams of their own.
+FEED = "feed"
+
+
+def stream_of(targets: tuple[Target, ...]) -> str:
+    """Returns the stream an event with these targets belongs to."""
+    return FEED
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """An event on its way to its targets, in one stream.
+
+    A broker that keeps a log gives the event its position (`offset`) before the hub encodes
+    it, so positioning never costs a second encoding.
+    """
+
+    event: Event
+    targets: tuple[Target, ...]
+    stream: str = FEED
+
+
+@dataclass(frozen=True, slots=True)
+class SetRole:
+    """Re-indexes a user's open connections under a new role."""
+
+    user_id: int
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseUser:
+    """Closes a user's connections, or only those opened with a token older than a version."""
+
+    user_id: int
+    close: Close = ACCOUNT_DELETED
+    below_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSession:
+    """Closes every connection opened with a token of one login session."""
+
+    session_id: str
+    close: Close = SESSION_REVOKED
+
+
+Control = SetRole | CloseUser | CloseSession
+Message = Publication | Control
