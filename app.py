@@ -10,18 +10,20 @@ import tornado.web
 from auth.jwt import TokenIssuer, load_or_create_secret
 from auth.ratelimit import RateLimiter
 from config import Settings
-from handlers import admin, auth, health, pages, users, ws
+from handlers import admin, auth, health, pages, users, ws, wsadmin
 from handlers.access_log import log_request
 from handlers.base import NotFoundHandler
+from hub.broker import Broker, MemoryBroker
 from hub.hub import Hub
 from hub.notify import HubNotifier
 from models.db import Runner
 from services.alerts import AlertService
 from services.auth import AuthService, LoginLimits
 from services.health import HealthMonitor
+from services.inbound import Inbound
 from services.users import UserService
 
-__all__ = ["Context", "make_context", "make_app", "routes", "ROOT"]
+__all__ = ["Context", "make_context", "make_app", "make_hub", "routes", "ROOT"]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,12 +36,14 @@ class Context:
     run: Runner
     hash: Runner
     issuer: TokenIssuer
+    broker: Broker
     hub: Hub
     notifier: HubNotifier
     auth: AuthService
     users: UserService
     alerts: AlertService
     health: HealthMonitor
+    inbound: Inbound
     ws_connect_limiter: RateLimiter | None
 
     def shutdown_pools(self) -> None:
@@ -48,27 +52,41 @@ class Context:
         self.hash.shutdown()
 
 
-def make_context(settings: Settings, hub: Hub | None = None) -> Context:
-    """Wires settings, the thread pool, the hub and the services (the database must be bound)."""
+def make_hub(broker: Broker, **limits: int) -> Hub:
+    """Returns a hub publishing through broker, with the broker delivering back into it."""
+    hub = Hub(broker, **limits)
+    broker.attach(hub.handle)
+    return hub
+
+
+def make_context(settings: Settings, broker: Broker | None = None) -> Context:
+    """Wires settings, the pools, the broker, the hub and the services (database bound).
+
+    The context owns the broker: main.py starts it before serving and closes it on shutdown.
+    """
     secret = settings.jwt_secret or load_or_create_secret(settings.data_dir)
     issuer = TokenIssuer(secret, settings.issuer, settings.audience,
                          settings.access_token_ttl, settings.refresh_token_ttl)
     run = Runner(settings.db_workers)
     hash_ = Runner(settings.hash_workers, name="hash", nice=10, database=False)
-    hub = hub or Hub()
+    broker = broker or MemoryBroker()
+    hub = make_hub(broker)
     notifier = HubNotifier(hub)
     limiter = RateLimiter(settings.ws_connect_rate, 60) if settings.rate_limits else None
+    auth_service = AuthService(run, hash_, issuer, notifier, LoginLimits(settings.rate_limits))
     return Context(
         settings=settings,
         run=run,
         hash=hash_,
         issuer=issuer,
+        broker=broker,
         hub=hub,
         notifier=notifier,
-        auth=AuthService(run, hash_, issuer, notifier, LoginLimits(settings.rate_limits)),
+        auth=auth_service,
         users=UserService(run, notifier),
         alerts=AlertService(notifier),
         health=HealthMonitor(run, notifier, settings.health_interval),
+        inbound=Inbound(auth_service),
         ws_connect_limiter=limiter,
     )
 
@@ -87,8 +105,8 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/api/v1/users/([0-9]{1,18})", admin.UserHandler, c),
         (r"/api/v1/users/([0-9]{1,18})/role", admin.UserRoleHandler, c),
         (r"/ws", ws.EventSocketHandler, c),
-        (r"/ws/stats", ws.StatsHandler, c),
-        (r"/ws/broadcast", ws.BroadcastHandler, c),
+        (r"/ws/stats", wsadmin.StatsHandler, c),
+        (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),
         (r"/", pages.DashboardHandler, c),
         (r"/test", pages.TestClientHandler, c),

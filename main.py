@@ -13,6 +13,8 @@ from tornado.ioloop import IOLoop
 
 from app import Context, make_app, make_context
 from config import ConfigError, Settings, parse_args
+from hub.disconnect import SHUTTING_DOWN
+from hub.transport import check_tornado_internals
 from models.db import init_db
 
 log = logging.getLogger("server")
@@ -45,8 +47,10 @@ def configure_logging(debug: bool) -> None:
 
 async def serve(settings: Settings) -> None:
     """Runs the server until SIGTERM or SIGINT, then closes every socket with 1001 and exits."""
+    check_tornado_internals()
     init_db(settings.effective_database_url)
     ctx = make_context(settings)
+    await ctx.broker.start()
     app = make_app(ctx)
     server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
     server.listen(settings.port, settings.address)
@@ -67,7 +71,7 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
     log.info("shutting down: closing %d connection(s)", len(ctx.hub.clients))
     server.stop()
     ctx.health.stop()
-    ctx.hub.close_all(1001, "server shutting down")
+    ctx.hub.close_all(SHUTTING_DOWN)
     deadline = IOLoop.current().time() + SHUTDOWN_GRACE_SECONDS
     # Give close frames a moment to flush before the process exits.
     await asyncio.sleep(0.1)
@@ -77,15 +81,15 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
             break
         except TimeoutError:
             continue
-    await ctx.hub.broker.close()
+    await ctx.broker.close()
     ctx.shutdown_pools()
     log.info("stopped")
 
 
 def create_admin(settings: Settings, email: str, password: str, name: str, role: str) -> int:
     """Creates an admin or promotes an existing user; returns the exit status."""
-    from services.admins import ensure_admin
     from services.errors import ServiceError
+    from services.users import ensure_admin
 
     init_db(settings.effective_database_url)
     try:
@@ -93,10 +97,11 @@ def create_admin(settings: Settings, email: str, password: str, name: str, role:
     except ServiceError as exc:
         print(f"create-admin: {exc.message}", file=sys.stderr)
         return 2
+    email, user_id, role = user["email"], user["id"], user["role"]
     if outcome == "unchanged":
-        print(f"{user.email} (id {user.id}) is already {user.role}; nothing changed")
+        print(f"{email} (id {user_id}) is already {role}; nothing changed")
     else:
-        print(f"{outcome} {user.email} (id {user.id}) as {user.role}")
+        print(f"{outcome} {email} (id {user_id}) as {role}")
     return 0
 
 

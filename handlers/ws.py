@@ -1,8 +1,7 @@
-"""The /ws event socket and the admin-only /ws/stats and /ws/broadcast endpoints."""
+"""The /ws event socket: authenticates the upgrade, registers with the hub, relays messages."""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
@@ -15,23 +14,23 @@ from tornado.iostream import IOStream
 from tornado.websocket import WebSocketHandler
 
 from handlers.access_log import redact
-from handlers.base import ApiHandler, ErrorEnvelopeMixin, bearer_token
+from handlers.base import ErrorEnvelopeMixin, bearer_token
 from hub import transport
 from hub.client import Client
+from hub.disconnect import SHUTTING_DOWN, TOKEN_EXPIRED
 from hub.events import Encoded, Event, EventType
-from services.auth import Principal
 from services.errors import (
     AuthenticationError,
     PermissionDenied,
     RateLimited,
-    ServiceError,
     ValidationError,
 )
+from services.principal import Principal
 
 if TYPE_CHECKING:
     from app import Context
 
-__all__ = ["EventSocketHandler", "StatsHandler", "BroadcastHandler"]
+__all__ = ["EventSocketHandler"]
 
 log = logging.getLogger("ws")
 
@@ -67,7 +66,7 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
         limit = self.ctx.settings.max_connections_per_user
-        if limit and self.ctx.hub.user_connection_count(self.principal.user.id) >= limit:
+        if limit and self.ctx.hub.user_connection_count(self.principal.id) >= limit:
             raise RateLimited(f"at most {limit} open connections per user", 5)
 
     def _origin_allowed(self, origin: str) -> bool:
@@ -86,22 +85,23 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- lifecycle -----------------------------------------------------------------------
 
     def open(self) -> None:
-        assert self.principal is not None
-        user, claims = self.principal.user, self.principal.claims
+        caller = self.principal
+        assert caller is not None
         if self.ctx.hub.draining:  # shutdown began while this handshake awaited the database
-            self.close(1001, "server shutting down")
+            self.close(*SHUTTING_DOWN)
             return
         self.set_nodelay(True)
         self._cap_send_buffer()
-        self.client = Client(self, user.id, user.role, claims.sid, claims.ver)
+        self.client = Client(self, caller.id, caller.role, caller.session_id,
+                             caller.token_version)
         self.ctx.hub.register(self.client)
         self.send(Event(EventType.CONNECTION_ESTABLISHED, {
             "client_id": self.client.id,
             "message": WELCOME,
-            "role": user.role,
-            "user_id": user.id,
+            "role": caller.role,
+            "user_id": caller.id,
         }).encode())
-        self._schedule_expiry(claims.exp)
+        self._schedule_expiry(caller.expires_at)
         self._shed_handshake_state()
 
     def _cap_send_buffer(self) -> None:
@@ -118,7 +118,7 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     def _shed_handshake_state(self) -> None:
         """Drops what only the handshake needed: thousands of idle sockets each keep less.
 
-        Tornado reads the request headers only during the upgrade; the principal's model row
+        Tornado reads the request headers only during the upgrade; the principal
         and the query string (which holds the token) are not needed once the hub has the
         client. The URI keeps its path for log lines, with the token redacted.
         """
@@ -151,47 +151,29 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
 
     def _expired(self) -> None:
         self._expiry = None
-        self.close(1008, "token expired")
+        self.close(*TOKEN_EXPIRED)
 
-    # -- inbound -------------------------------------------------------------------------
+    # -- inbound (services/inbound.py parses and dispatches) -----------------------------
 
     async def on_message(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            self.close(1003, "binary messages are not supported")
-            return
-        try:
-            parsed = json.loads(message)
-        except ValueError:
-            self._reply_error("invalid_json", "messages must be JSON objects")
-            return
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
-            self._reply_error("invalid_message", 'messages look like {"type": ..., "data": {...}}')
-            return
-        if parsed["type"] == "auth.refresh":
-            await self._refresh(parsed.get("data"))
-        else:
-            self._reply_error("unknown_type", f"unknown message type {parsed['type'][:64]!r}")
+        outcome = await self.ctx.inbound.handle(self, message)
+        if outcome.reply is not None:
+            self.send(outcome.reply.encode())
+        if outcome.close is not None:
+            self.close(*outcome.close)
 
-    async def _refresh(self, data: Any) -> None:
-        token = data.get("token") if isinstance(data, dict) else None
-        if not isinstance(token, str) or not token:
-            self._reply_error("invalid_message", "auth.refresh needs data.token (an access token)")
-            return
-        try:
-            principal = await self.ctx.auth.authenticate(token)
-        except ServiceError as exc:
-            self.close(1008, f"refresh rejected: {exc.message}"[:120])
-            return
-        if self.client is None or principal.user.id != self.client.user_id:
-            self.close(1008, "refresh rejected: token belongs to another user")
-            return
-        claims = principal.claims
-        self.ctx.hub.update_session(self.client, claims.sid, claims.ver)
-        self._schedule_expiry(claims.exp)
-        self.send(Event(EventType.AUTH_REFRESHED, {"expires_at": claims.exp}).encode())
+    @property
+    def user_id(self) -> int:
+        """The connection's user (the inbound Peer interface)."""
+        assert self.client is not None
+        return self.client.user_id
 
-    def _reply_error(self, code: str, message: str) -> None:
-        self.send(Event(EventType.ERROR, {"code": code, "message": message}).encode())
+    def rebind(self, principal: Principal) -> None:
+        """Moves the connection to a refreshed token's session and expiry."""
+        if self.client is not None:
+            self.ctx.hub.update_session(self.client, principal.session_id,
+                                        principal.token_version)
+        self._schedule_expiry(principal.expires_at)
 
     # -- the hub's Connection interface --------------------------------------------------
 
@@ -211,25 +193,3 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         if conn is None:
             return 0, 0
         return transport.backlog(conn.stream)  # type: ignore[attr-defined]
-
-
-class StatsHandler(ApiHandler):
-    """GET /ws/stats: the hub's stats object itself (admins)."""
-
-    async def get(self) -> None:
-        await self.admin()
-        self.finish(self.ctx.hub.get_stats())
-
-
-class BroadcastHandler(ApiHandler):
-    """POST /ws/broadcast: sends a system.alert to every connection (admins)."""
-
-    async def post(self) -> None:
-        actor = await self.admin()
-        recipients = self.ctx.alerts.broadcast(actor, self.json_body())
-        self.finish({
-            "success": True,
-            "message": "Broadcast sent successfully",
-            "recipients": recipients,
-            "stats": self.ctx.hub.get_stats(),
-        })

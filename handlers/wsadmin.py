@@ -1,0 +1,29 @@
+"""The admin-only views and actions on the hub: GET /ws/stats and POST /ws/broadcast."""
+
+from __future__ import annotations
+
+from handlers.base import ApiHandler
+
+__all__ = ["StatsHandler", "BroadcastHandler"]
+
+
+class StatsHandler(ApiHandler):
+    """GET /ws/stats: the hub's stats object itself (admins)."""
+
+    async def get(self) -> None:
+        await self.admin()
+        self.finish(self.ctx.hub.get_stats())
+
+
+class BroadcastHandler(ApiHandler):
+    """POST /ws/broadcast: sends a system.alert to every connection (admins)."""
+
+    async def post(self) -> None:
+        actor = await self.admin()
+        recipients = self.ctx.alerts.broadcast(actor, self.json_body())
+        self.finish({
+            "success": True,
+            "message": "Broadcast sent successfully",
+            "recipients": recipients,
+            "stats": self.ctx.hub.get_stats(),
+        })
