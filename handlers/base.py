@@ -26,6 +26,14 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                429: "rate_limited"}
 
 
+def _size(count: int) -> str:
+    """Returns a byte count as people read it: '1 MiB (1048576 bytes)'."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit} ({count} bytes)"
+    return f"{count} bytes"
+
+
 def bearer_token(handler: RequestHandler) -> str | None:
     """Returns the token of an `Authorization: Bearer` header, if any."""
     header = handler.request.headers.get("Authorization", "")
@@ -85,8 +93,9 @@ class ApiHandler(ErrorEnvelopeMixin):
         self.ctx = ctx
 
     def prepare(self) -> None:
-        if len(self.request.body) > self.ctx.settings.max_body_size:
-            raise HTTPError(413, "request body is larger than 1 MiB")
+        limit = self.ctx.settings.max_body_size
+        if len(self.request.body) > limit:
+            raise HTTPError(413, "request body is larger than the limit of %s", _size(limit))
 
     def check_xsrf_cookie(self) -> None:
         """Bearer-token API: no cookies are used, so there is nothing to forge."""

@@ -177,6 +177,8 @@ async def test_body_over_one_mebibyte_is_refused(api):
            + padding + '"}').encode()
     status, parsed, _ = await api.call("POST", REGISTER, raw=raw)
     assert_error(status, parsed, 413, "payload_too_large")
+    assert parsed["error"]["message"] == (
+        "request body is larger than the limit of 1 MiB (1048576 bytes)")
     assert await api.ctx.run(lambda: User.select().count()) == 0
 
 
