@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import tornado.web
 
 from auth.jwt import TokenIssuer, load_or_create_secret
 from auth.ratelimit import RateLimiter
 from config import Settings
-from handlers import admin, auth, health, pages, users, ws, wsadmin
+from handlers import admin, auth, health, pages, rooms, users, ws, wsadmin
 from handlers.access_log import log_request
 from handlers.base import NotFoundHandler
 from hub.broker import Broker, MemoryBroker
@@ -19,8 +20,11 @@ from hub.notify import HubNotifier
 from models.db import Runner
 from services.alerts import AlertService
 from services.auth import AuthService, LoginLimits
+from services.channels import ChannelVerbs
 from services.health import HealthMonitor
 from services.inbound import Inbound
+from services.messages import MessageService
+from services.rooms import RoomService
 from services.users import UserService
 
 __all__ = ["Context", "make_context", "make_app", "make_hub", "routes", "ROOT"]
@@ -43,6 +47,8 @@ class Context:
     users: UserService
     alerts: AlertService
     health: HealthMonitor
+    rooms: RoomService
+    messages: MessageService
     inbound: Inbound
     ws_connect_limiter: RateLimiter | None
 
@@ -52,9 +58,9 @@ class Context:
         self.hash.shutdown()
 
 
-def make_hub(broker: Broker, **limits: int) -> Hub:
+def make_hub(broker: Broker, **options: Any) -> Hub:
     """Returns a hub publishing through broker, with the broker delivering back into it."""
-    hub = Hub(broker, **limits)
+    hub = Hub(broker, **options)
     broker.attach(hub.handle)
     return hub
 
@@ -74,6 +80,10 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     notifier = HubNotifier(hub)
     limiter = RateLimiter(settings.ws_connect_rate, 60) if settings.rate_limits else None
     auth_service = AuthService(run, hash_, issuer, notifier, LoginLimits(settings.rate_limits))
+    rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
+    messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
+    verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
+                         settings.max_subscriptions)
     return Context(
         settings=settings,
         run=run,
@@ -86,7 +96,9 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         users=UserService(run, notifier),
         alerts=AlertService(notifier),
         health=HealthMonitor(run, notifier, settings.health_interval),
-        inbound=Inbound(auth_service),
+        rooms=rooms_service,
+        messages=messages,
+        inbound=Inbound(auth_service, verbs.table()),
         ws_connect_limiter=limiter,
     )
 
@@ -104,6 +116,12 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/api/v1/users", admin.UsersHandler, c),
         (r"/api/v1/users/([0-9]{1,18})", admin.UserHandler, c),
         (r"/api/v1/users/([0-9]{1,18})/role", admin.UserRoleHandler, c),
+        (r"/api/v1/rooms", rooms.RoomsHandler, c),
+        (r"/api/v1/rooms/([a-z0-9_.-]{1,64})", rooms.RoomHandler, c),
+        (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/members", rooms.RoomMembersHandler, c),
+        (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/members/([0-9]{1,18})", rooms.RoomMemberHandler, c),
+        (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/messages", rooms.RoomMessagesHandler, c),
+        (r"/api/v1/presence", rooms.PresenceHandler, c),
         (r"/ws", ws.EventSocketHandler, c),
         (r"/ws/stats", wsadmin.StatsHandler, c),
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),

@@ -126,6 +126,17 @@ class Settings:
     health_interval: float = _option(
         5.0, _positive_float, "seconds between database health checks (default 5)")
     debug: bool = _option(False, _on_off, "on|off: debug logging and autoreload (default off)")
+    inbound_rate: float = _option(
+        20.0, _positive_float,
+        "inbound WebSocket messages allowed per second per connection (default 20)")
+    inbound_burst: int = _option(
+        50, _positive_int, "inbound messages a connection may send in a burst (default 50)")
+    max_subscriptions: int = _option(
+        100, _positive_int, "channel subscriptions allowed per connection (default 100)")
+    max_rooms_per_user: int = _option(
+        20, _positive_int, "rooms one user may own (default 20)")
+    message_retention_days: int = _option(
+        30, _positive_int, "days room messages are kept in the database (default 30)", data=True)
 
     # Fixed by the contract, not options.
     max_body_size: int = 1024 * 1024

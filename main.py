@@ -16,6 +16,7 @@ from config import ConfigError, Settings, parse_args
 from hub.disconnect import SHUTTING_DOWN
 from hub.transport import check_tornado_internals
 from models.db import init_db
+from services.rooms import ensure_lobby
 
 log = logging.getLogger("server")
 
@@ -49,8 +50,10 @@ async def serve(settings: Settings) -> None:
     """Runs the server until SIGTERM or SIGINT, then closes every socket with 1001 and exits."""
     check_tornado_internals()
     init_db(settings.effective_database_url)
+    ensure_lobby()
     ctx = make_context(settings)
     await ctx.broker.start()
+    ctx.messages.start()
     app = make_app(ctx)
     server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
     server.listen(settings.port, settings.address)
@@ -81,6 +84,7 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
             break
         except TimeoutError:
             continue
+    await ctx.messages.close()
     await ctx.broker.close()
     ctx.shutdown_pools()
     log.info("stopped")

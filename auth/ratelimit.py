@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "TokenBucket", "InboundLimit"]
 
 
 class RateLimiter:
@@ -60,3 +60,59 @@ class RateLimiter:
     def _prune(self) -> None:
         for key in list(self._hits):
             self._live(key)
+
+
+class TokenBucket:
+    """Allows `rate` events per second on average and bursts of up to `burst` (one client)."""
+
+    __slots__ = ("rate", "burst", "_tokens", "_at", "_clock")
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._clock = clock
+        self._at = clock()
+
+    def take(self) -> bool:
+        """Spends one token if there is one; False means the event is over the rate."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+class InboundLimit:
+    """One connection's inbound budget: a token bucket, plus abuse detection.
+
+    Abuse is sending more than `abuse_factor` times the rate, counted over `window` seconds:
+    such a client is closed rather than answered message by message.
+    """
+
+    __slots__ = ("bucket", "_limit", "_window", "_start", "_count", "_clock")
+
+    def __init__(
+        self, rate: float, burst: float, abuse_factor: float = 3.0, window: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bucket = TokenBucket(rate, burst, clock)
+        self._limit = abuse_factor * rate * window
+        self._window = window
+        self._clock = clock
+        self._start = clock()
+        self._count = 0
+
+    def check(self) -> str:
+        """Counts one message; returns "ok", "limited" (over the rate) or "abuse"."""
+        now = self._clock()
+        if now - self._start >= self._window:
+            self._start, self._count = now, 0
+        self._count += 1
+        if self._count > self._limit:
+            return "abuse"
+        return "ok" if self.bucket.take() else "limited"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 from tornado.websocket import WebSocketHandler
 
+from auth.ratelimit import InboundLimit
 from handlers.access_log import redact
 from handlers.base import ErrorEnvelopeMixin, bearer_token
 from hub import transport
@@ -47,6 +49,9 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         self.principal: Principal | None = None
         self.client: Client | None = None
         self._expiry: object | None = None
+        settings = ctx.settings
+        # This connection's inbound budget (the Peer interface of services/inbound.py).
+        self.limit = InboundLimit(settings.inbound_rate, settings.inbound_burst)
 
     # -- handshake -----------------------------------------------------------------------
 
@@ -93,14 +98,16 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         self.set_nodelay(True)
         self._cap_send_buffer()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
-                             caller.token_version)
-        self.ctx.hub.register(self.client)
+                             caller.token_version, name=sys.intern(caller.name))
+        # The welcome goes first: registering announces the user (user.online) to admins,
+        # this connection included when it is an admin's.
         self.send(Event(EventType.CONNECTION_ESTABLISHED, {
             "client_id": self.client.id,
             "message": WELCOME,
             "role": caller.role,
             "user_id": caller.id,
         }).encode())
+        self.ctx.hub.register(self.client)
         self._schedule_expiry(caller.expires_at)
         self._shed_handshake_state()
 
@@ -162,11 +169,37 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         if outcome.close is not None:
             self.close(*outcome.close)
 
+    # The inbound Peer interface: who is on this connection and what it is subscribed to.
+
     @property
     def user_id(self) -> int:
-        """The connection's user (the inbound Peer interface)."""
         assert self.client is not None
         return self.client.user_id
+
+    @property
+    def name(self) -> str:
+        assert self.client is not None
+        return self.client.name
+
+    @property
+    def role(self) -> str:
+        assert self.client is not None
+        return self.client.role
+
+    @property
+    def channels(self) -> set[str]:
+        assert self.client is not None
+        return self.client.channels
+
+    def subscribe(self, channel: str) -> bool:
+        """Subscribes this connection through the hub."""
+        assert self.client is not None
+        return self.ctx.hub.subscribe(self.client, channel)
+
+    def unsubscribe(self, channel: str) -> bool:
+        """Unsubscribes this connection through the hub."""
+        assert self.client is not None
+        return self.ctx.hub.unsubscribe(self.client, channel)
 
     def rebind(self, principal: Principal) -> None:
         """Moves the connection to a refreshed token's session and expiry."""

@@ -23,10 +23,14 @@ class Connection(Protocol):
         """Starts a close handshake with code and reason."""
 
 
+NO_CHANNELS: frozenset[str] = frozenset()
+
+
 class Client:
     """One registered connection: who it belongs to and which session and role it carries."""
 
-    __slots__ = ("id", "conn", "user_id", "role", "session_id", "token_version")
+    __slots__ = ("id", "conn", "user_id", "role", "session_id", "token_version", "name",
+                 "channels")
 
     def __init__(
         self,
@@ -36,6 +40,7 @@ class Client:
         session_id: str = "",
         token_version: int = 0,
         client_id: str | None = None,
+        name: str = "",
     ) -> None:
         self.id = client_id or str(uuid.uuid4())
         self.conn = conn
@@ -43,6 +48,10 @@ class Client:
         self.role = role
         self.session_id = session_id
         self.token_version = token_version
+        self.name = name
+        # The channels this connection is subscribed to (the hub keeps it in step). Shared
+        # and empty until the first subscribe: most sockets never join a room.
+        self.channels: set[str] | frozenset[str] = NO_CHANNELS
 
     def __repr__(self) -> str:
         return f"<Client {self.id} user={self.user_id} role={self.role}>"

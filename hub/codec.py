@@ -1,7 +1,8 @@
 """The broker wire codec: every Message as JSON bytes, so it can cross a process boundary.
 
 A frame is `{"node": <sender's node id>, "kind": <message kind>, ...fields}`. Targets are
-`["all"]`, `["user", id]` or `["role", name]`; closes are `[code, reason]`. JSON keeps the
+`["all"]`, `["user", id]`, `["role", name]` or
+`["channel", name, skip_user]`; closes are `[code, reason]`. JSON keeps the
 codec dependency-free and readable in `redis-cli MONITOR`; the event inside a publication is
 the same JSON object clients receive.
 """
@@ -21,8 +22,10 @@ from hub.messages import (
     SetRole,
     Target,
     ToAll,
+    ToChannel,
     ToRole,
     ToUser,
+    Unsubscribe,
 )
 
 __all__ = ["encode", "decode", "CodecError"]
@@ -40,6 +43,8 @@ def _target(target: Target) -> list[Any]:
             return ["user", user_id]
         case ToRole(role):
             return ["role", role]
+        case ToChannel(channel, skip_user):
+            return ["channel", channel, skip_user]
     raise TypeError(f"unknown target {target!r}")
 
 
@@ -51,6 +56,8 @@ def _parse_target(raw: list[Any]) -> Target:
             return ToUser(user_id)
         case ["role", str(role)]:
             return ToRole(role)
+        case ["channel", str(channel), int() | None as skip_user]:
+            return ToChannel(channel, skip_user)
     raise CodecError(f"unknown target {raw!r}")
 
 
@@ -66,6 +73,9 @@ def _fields(message: Message) -> dict[str, Any]:
                     "below_version": below_version}
         case CloseSession(session_id, close):
             return {"kind": "close_session", "session_id": session_id, "close": list(close)}
+        case Unsubscribe(channel, reason, user_id):
+            return {"kind": "unsubscribe", "channel": channel, "reason": reason,
+                    "user_id": user_id}
     raise TypeError(f"unknown message {message!r}")
 
 
@@ -90,6 +100,8 @@ def _message(raw: dict[str, Any]) -> Message:
         return CloseUser(raw["user_id"], Close(*raw["close"]), raw["below_version"])
     if kind == "close_session":
         return CloseSession(raw["session_id"], Close(*raw["close"]))
+    if kind == "unsubscribe":
+        return Unsubscribe(raw["channel"], raw["reason"], raw["user_id"])
     raise CodecError(f"unknown message kind {kind!r}")
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "TOKEN_EXPIRED",
     "SESSION_REVOKED",
     "ACCOUNT_DELETED",
+    "TOO_MANY_MESSAGES",
     "REFRESH_REJECTED",
     "MESSAGE_TOO_BIG",
     "SLOW_CONSUMER",
@@ -41,6 +42,8 @@ BINARY_UNSUPPORTED = Close(1003, "binary messages are not supported")
 TOKEN_EXPIRED = Close(1008, "token expired")
 SESSION_REVOKED = Close(1008, "session revoked")
 ACCOUNT_DELETED = Close(1008, "account deleted")
+# Sent to a client that keeps sending over 3x its inbound message rate.
+TOO_MANY_MESSAGES = Close(1008, "too many messages")
 # Sent with a detail: "refresh rejected: <why>".
 REFRESH_REJECTED = Close(1008, "refresh rejected")
 # Sent by Tornado itself when an inbound message exceeds the 64 KiB limit.

@@ -13,7 +13,7 @@ __all__ = ["EventType", "Event", "Encoded", "frame_text", "now_rfc3339", "dumps"
 
 
 class EventType(StrEnum):
-    """Every event the server emits: the seed's nine plus replies to inbound messages."""
+    """Every event the server emits: the seed's nine, the room events and replies."""
 
     CONNECTION_ESTABLISHED = "connection.established"
     USER_CREATED = "user.created"
@@ -24,7 +24,15 @@ class EventType(StrEnum):
     PASSWORD_CHANGED = "password.changed"
     SYSTEM_ALERT = "system.alert"
     HEALTH_STATUS_CHANGED = "health.status.changed"
+    CHANNEL_MESSAGE = "channel.message"
+    CHANNEL_UNSUBSCRIBED = "channel.unsubscribed"
+    PRESENCE_JOINED = "presence.joined"
+    PRESENCE_LEFT = "presence.left"
+    TYPING = "typing"
+    USER_ONLINE = "user.online"
+    USER_OFFLINE = "user.offline"
     AUTH_REFRESHED = "auth.refreshed"  # reply to an inbound auth.refresh
+    REPLY = "reply"  # success reply to an inbound request
     ERROR = "error"  # reply to an inbound message the server cannot act on
 
 
@@ -66,7 +74,8 @@ class Event:
     """One event as clients see it: {"type", "data", "timestamp"}.
 
     `channel` and `offset` are the v2 envelope's optional fields: written only when set
-    (room events carry a channel; logged events an offset).
+    (room events carry a channel; logged events an offset). `id` is set only on a reply or
+    error to a client request that carried one.
     """
 
     type: str
@@ -74,11 +83,15 @@ class Event:
     timestamp: str = field(default_factory=now_rfc3339)
     channel: str | None = None
     offset: str | None = None
+    id: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """Returns the event as the JSON object clients receive."""
-        message: dict[str, Any] = {"type": str(self.type), "data": self.data,
-                                   "timestamp": self.timestamp}
+        message: dict[str, Any] = {"type": str(self.type)}
+        if self.id is not None:
+            message["id"] = self.id
+        message["data"] = self.data
+        message["timestamp"] = self.timestamp
         if self.channel is not None:
             message["channel"] = self.channel
         if self.offset is not None:

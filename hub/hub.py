@@ -7,8 +7,9 @@ import logging
 from hub.broker import Broker
 from hub.client import Client
 from hub.disconnect import SLOW_CONSUMER, Close
-from hub.events import Encoded, Event, now_rfc3339
+from hub.events import Encoded, Event, EventType, now_rfc3339
 from hub.messages import (
+    ADMINS,
     ALL,
     CloseSession,
     CloseUser,
@@ -18,12 +19,16 @@ from hub.messages import (
     SetRole,
     Target,
     ToAll,
+    ToChannel,
     ToRole,
     ToUser,
+    Unsubscribe,
     stream_of,
     to_role,
     to_user,
 )
+from hub.presence import ONLINE, MemoryPresence, Presence
+from hub.typing import Typing
 
 __all__ = ["Hub", "MAX_QUEUED_MESSAGES", "MAX_UNSENT_BYTES"]
 
@@ -34,7 +39,7 @@ MAX_UNSENT_BYTES = 1024 * 1024
 
 
 class Hub:
-    """Registry of local connections indexed by client, user, role and session.
+    """Registry of local connections indexed by client, user, role, session and channel.
 
     Touched only on the IOLoop. A targeted send costs O(recipients): the indexes hand over
     exactly the recipients, and the event is encoded once per publish, not once per client.
@@ -46,11 +51,18 @@ class Hub:
         broker: Broker,
         max_queued_messages: int = MAX_QUEUED_MESSAGES,
         max_unsent_bytes: int = MAX_UNSENT_BYTES,
+        presence: Presence | None = None,
+        typing: Typing | None = None,
     ) -> None:
         self.clients: dict[str, Client] = {}
         self.by_user: dict[int, dict[str, Client]] = {}
         self.by_role: dict[str, dict[str, Client]] = {}
         self.by_session: dict[str, dict[str, Client]] = {}
+        self.by_channel: dict[str, dict[str, Client]] = {}
+        # Per-user presence in each channel and online; it reports joins and leaves back.
+        self.presence: Presence = presence or MemoryPresence()
+        self.presence.attach(self._presence_changed)
+        self.typing = typing or Typing(self._send_typing)
         # Set by close_all(): a node that is shutting down accepts no new connections.
         self.draining = False
         self.max_queued_messages = max_queued_messages
@@ -72,16 +84,62 @@ class Hub:
         self.by_role.setdefault(client.role, {})[client.id] = client
         if client.session_id:
             self.by_session.setdefault(client.session_id, {})[client.id] = client
+        self.presence.join(ONLINE, client.user_id, client.name)
 
     def unregister(self, client: Client) -> bool:
         """Removes a connection from every index; False if it was not registered."""
         if self.clients.pop(client.id, None) is None:
             return False
+        for channel in list(client.channels):
+            self.unsubscribe(client, channel)
         _discard(self.by_user, client.user_id, client.id)
         _discard(self.by_role, client.role, client.id)
         if client.session_id:
             _discard(self.by_session, client.session_id, client.id)
+        self.presence.leave(ONLINE, client.user_id)
         return True
+
+    def subscribe(self, client: Client, channel: str) -> bool:
+        """Adds a registered connection to a channel; False if it already was subscribed."""
+        if channel in client.channels or client.id not in self.clients:
+            return False
+        channels = client.channels
+        if not isinstance(channels, set):  # the shared empty frozenset of a new connection
+            channels = client.channels = set()
+        channels.add(channel)
+        self.by_channel.setdefault(channel, {})[client.id] = client
+        self.presence.join(channel, client.user_id, client.name)
+        return True
+
+    def unsubscribe(self, client: Client, channel: str) -> bool:
+        """Removes a connection from a channel; False if it was not subscribed."""
+        if channel not in client.channels:
+            return False
+        if isinstance(client.channels, set):
+            client.channels.discard(channel)
+        _discard(self.by_channel, channel, client.id)
+        self.presence.leave(channel, client.user_id)
+        if not any(channel in c.channels for c in self.by_user.get(client.user_id, {}).values()):
+            self.typing.forget_channel(channel, client.user_id)
+        return True
+
+    def subscriber_count(self, channel: str) -> int:
+        """Returns how many local connections are subscribed to channel."""
+        return len(self.by_channel.get(channel, ()))
+
+    def _presence_changed(self, key: str, user_id: int, name: str, joined: bool) -> None:
+        data = {"user_id": user_id, "name": name}
+        if key == ONLINE:
+            type_ = EventType.USER_ONLINE if joined else EventType.USER_OFFLINE
+            self.publish(Event(type_, data), ADMINS)
+        else:
+            type_ = EventType.PRESENCE_JOINED if joined else EventType.PRESENCE_LEFT
+            self.publish(Event(type_, data, channel=key), (ToChannel(key),))
+
+    def _send_typing(self, channel: str, user_id: int, name: str, active: bool) -> None:
+        data = {"user_id": user_id, "name": name, "active": active}
+        self.publish(Event(EventType.TYPING, data, channel=channel),
+                     (ToChannel(channel, skip_user=user_id),))
 
     def user_connection_count(self, user_id: int) -> int:
         """Returns how many local connections a user has open."""
@@ -130,7 +188,11 @@ class Hub:
     def recipients(self, targets: tuple[Target, ...]) -> list[Client]:
         """Returns each connection matched by any target, once."""
         if len(targets) == 1:
-            return list(self._index(targets[0]).values())
+            target = targets[0]
+            if isinstance(target, ToChannel) and target.skip_user is not None:
+                skip = target.skip_user
+                return [c for c in self._index(target).values() if c.user_id != skip]
+            return list(self._index(target).values())
         merged: dict[str, Client] = {}
         for target in targets:
             merged.update(self._index(target))
@@ -144,6 +206,8 @@ class Hub:
                 return self.by_user.get(user_id, _EMPTY)
             case ToRole(role):
                 return self.by_role.get(role, _EMPTY)
+            case ToChannel(channel):
+                return self.by_channel.get(channel, _EMPTY)
         raise TypeError(f"unknown target {target!r}")
 
     def deliver(self, targets: tuple[Target, ...], event: Encoded) -> int:
@@ -152,7 +216,9 @@ class Hub:
         Returns how many received it: connections closed as slow consumers in this same
         send are not counted.
         """
-        recipients = self.recipients(targets)
+        return self._write(self.recipients(targets), event)
+
+    def _write(self, recipients: list[Client], event: Encoded) -> int:
         slow: list[Client] = []
         for client in recipients:
             conn = client.conn
@@ -187,11 +253,23 @@ class Hub:
                     clients = [c for c in clients if c.token_version < below_version]
             case CloseSession(session_id, close):
                 clients = list(self.by_session.get(session_id, _EMPTY).values())
+            case Unsubscribe(channel, reason, user_id):
+                return self._unsubscribe_all(channel, reason, user_id)
             case _:
                 raise TypeError(f"unknown control {control!r}")
         for client in clients:
             self.drop(client, close)
         return len(clients)
+
+    def _unsubscribe_all(self, channel: str, reason: str, user_id: int | None) -> int:
+        """Unsubscribes a channel's connections (or one user's) and tells each of them why."""
+        clients = [c for c in self.by_channel.get(channel, _EMPTY).values()
+                   if user_id is None or c.user_id == user_id]
+        for client in clients:
+            self.unsubscribe(client, channel)
+        data = {"channel": channel, "reason": reason}
+        event = Event(EventType.CHANNEL_UNSUBSCRIBED, data, channel=channel).encode()
+        return self._write(clients, event)
 
     def _set_role(self, user_id: int, role: str) -> int:
         clients = list(self.by_user.get(user_id, _EMPTY).values())

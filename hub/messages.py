@@ -15,6 +15,7 @@ __all__ = [
     "ToAll",
     "ToUser",
     "ToRole",
+    "ToChannel",
     "Target",
     "ALL",
     "ADMINS",
@@ -26,6 +27,7 @@ __all__ = [
     "SetRole",
     "CloseUser",
     "CloseSession",
+    "Unsubscribe",
     "Control",
     "Message",
 ]
@@ -50,7 +52,15 @@ class ToRole:
     role: str
 
 
-Target = ToAll | ToUser | ToRole
+@dataclass(frozen=True, slots=True)
+class ToChannel:
+    """Every connection subscribed to a channel, optionally leaving out one user's."""
+
+    channel: str
+    skip_user: int | None = None
+
+
+Target = ToAll | ToUser | ToRole | ToChannel
 
 ALL: tuple[Target, ...] = (ToAll(),)
 ADMINS: tuple[Target, ...] = (ToRole("admin"), ToRole("superadmin"))
@@ -70,12 +80,15 @@ def to_role(role: str) -> tuple[Target, ...]:
 # and the admins, say): an event is one entry in one stream, whatever its targets. Every
 # server-side audience (all, user, role) shares the feed, and each connection sees the feed
 # filtered by its own audience; a connection matched by several targets gets the event once.
-# Rooms (`room:<name>`) will be streams of their own.
+# Each room (`room:<name>`) is a stream of its own.
 FEED = "feed"
 
 
 def stream_of(targets: tuple[Target, ...]) -> str:
-    """Returns the stream an event with these targets belongs to."""
+    """Returns the stream an event with these targets belongs to: its channel, or the feed."""
+    for target in targets:
+        if isinstance(target, ToChannel):
+            return target.channel
     return FEED
 
 
@@ -117,5 +130,14 @@ class CloseSession:
     close: Close = SESSION_REVOKED
 
 
-Control = SetRole | CloseUser | CloseSession
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Unsubscribes a channel's connections (or one user's) and tells them why."""
+
+    channel: str
+    reason: str
+    user_id: int | None = None  # None: every subscriber (the room was deleted)
+
+
+Control = SetRole | CloseUser | CloseSession | Unsubscribe
 Message = Publication | Control

@@ -7,7 +7,16 @@ from typing import Any
 from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED
 from hub.events import Event, EventType, now_rfc3339
 from hub.hub import Hub
-from hub.messages import ADMINS, ALL, CloseSession, CloseUser, SetRole, to_user
+from hub.messages import (
+    ADMINS,
+    ALL,
+    CloseSession,
+    CloseUser,
+    SetRole,
+    ToChannel,
+    Unsubscribe,
+    to_user,
+)
 
 __all__ = ["HubNotifier"]
 
@@ -87,3 +96,17 @@ class HubNotifier:
         data = {"status": status, "previous_status": previous, "checks": checks,
                 "changed_at": now_rfc3339()}
         return self.hub.publish(Event(EventType.HEALTH_STATUS_CHANGED, data), ADMINS)
+
+    def channel_message(self, channel: str, data: dict[str, Any]) -> int:
+        """Sends a room message to every subscriber of its channel, the sender included."""
+        event = Event(EventType.CHANNEL_MESSAGE, data, channel=channel)
+        return self.hub.publish(event, (ToChannel(channel),))
+
+    def room_unsubscribed(self, channel: str, reason: str, user_id: int | None = None) -> int:
+        """Unsubscribes a room's sockets (or one user's) on every node, telling them why."""
+        return self.hub.control(Unsubscribe(channel, reason, user_id))
+
+    def room_counts(self, channel: str) -> dict[str, int]:
+        """Returns a room's live subscriber connections and users online in it."""
+        return {"subscribers": self.hub.subscriber_count(channel),
+                "online": len(self.hub.presence.members(channel))}

@@ -55,10 +55,11 @@ def open_database(url: str) -> peewee.Database:
 
 
 def _models() -> list[type[peewee.Model]]:
+    from models.room import Room, RoomMember, RoomMessage
     from models.token import RefreshToken, Session
     from models.user import User
 
-    return [User, Session, RefreshToken]
+    return [User, Session, RefreshToken, Room, RoomMember, RoomMessage]
 
 
 def init_db(url: str) -> peewee.Database:

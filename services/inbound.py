@@ -1,31 +1,61 @@
 """Client-to-server messages: parses each frame and dispatches its verb. Tornado-free.
 
-A table maps each message type to a verb; a verb returns an Outcome (a reply for the sender,
-a close, or nothing) and never raises for bad input, so an unknown type or a bad field is an
-`error` event, never a crash. The socket handler only sends what the outcome says.
+A frame is `{"id": N, "type": VERB, "data": {...}}` (`id` optional, 1..2^31, echoed). A table
+maps each type to a verb; a verb returns an Outcome (a reply for the sender, a close, or
+nothing) or raises a ServiceError, which becomes an `error` reply with a code from ERROR_CODES.
+Nothing a client sends crashes the socket: a bad frame is answered, only abuse closes it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hub.disconnect import BINARY_UNSUPPORTED, REFRESH_REJECTED, Close
+from auth.ratelimit import InboundLimit
+from hub.disconnect import BINARY_UNSUPPORTED, REFRESH_REJECTED, TOO_MANY_MESSAGES, Close
 from hub.events import Event, EventType
-from services.errors import ServiceError
+from services.errors import (
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceError,
+    ValidationError,
+)
 from services.principal import Principal
 
-__all__ = ["Peer", "Outcome", "Inbound", "error"]
+__all__ = ["Peer", "Outcome", "Inbound", "error", "reply", "NotSubscribed", "ERROR_CODES",
+           "MAX_REQUEST_ID"]
+
+log = logging.getLogger("inbound")
+
+MAX_REQUEST_ID = 2**31
+ERROR_CODES = ("invalid_json", "invalid_message", "unknown_type", "unknown_channel",
+               "forbidden", "too_large", "rate_limited", "unavailable", "not_subscribed")
+
+
+class NotSubscribed(ServiceError):
+    """The verb needs a subscription the connection does not have."""
+
+    code = "not_subscribed"
 
 
 class Peer(Protocol):
     """The connection a message arrived on, as verbs see it."""
 
-    @property
-    def user_id(self) -> int:
-        """The id of the user the connection belongs to."""
+    user_id: int
+    name: str
+    role: str
+    limit: InboundLimit
+    channels: set[str]
+
+    def subscribe(self, channel: str) -> bool:
+        """Subscribes the connection; False if it already was."""
+
+    def unsubscribe(self, channel: str) -> bool:
+        """Unsubscribes the connection; False if it was not subscribed."""
 
     def rebind(self, principal: Principal) -> None:
         """Moves the connection to principal's session, token version and expiry."""
@@ -45,41 +75,81 @@ class Outcome:
     close: Close | None = None
 
 
-def error(code: str, message: str) -> Outcome:
-    """Returns the `error` event reply with a machine-readable code and a human message."""
-    return Outcome(reply=Event(EventType.ERROR, {"code": code, "message": message}))
+def error(code: str, message: str, request_id: int | None = None) -> Outcome:
+    """Returns the `error` reply with a machine-readable code and a human message."""
+    return Outcome(reply=Event(EventType.ERROR, {"code": code, "message": message},
+                               id=request_id))
 
 
-Verb = Callable[[Peer, Any], Awaitable[Outcome]]
+def reply(data: dict[str, Any], request_id: int | None) -> Outcome:
+    """Returns the success reply to a request."""
+    return Outcome(reply=Event(EventType.REPLY, data, id=request_id))
+
+
+def _code(exc: ServiceError) -> str:
+    if exc.code in ERROR_CODES:
+        return exc.code
+    if isinstance(exc, NotFound):
+        return "unknown_channel"
+    if isinstance(exc, PermissionDenied):
+        return "forbidden"
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, ValidationError):
+        return "invalid_message"
+    return "unavailable"
+
+
+# A verb gets the peer, the frame's `data` and its request id.
+Verb = Callable[[Peer, Any, "int | None"], Awaitable[Outcome]]
 
 
 class Inbound:
     """Parses and dispatches inbound messages; one per application."""
 
-    def __init__(self, auth: Authenticator) -> None:
+    def __init__(self, auth: Authenticator, verbs: dict[str, Verb] | None = None) -> None:
         self.auth = auth
-        self.verbs: dict[str, Verb] = {"auth.refresh": self.refresh}
+        self.verbs: dict[str, Verb] = {"auth.refresh": self.refresh, **(verbs or {})}
 
     async def handle(self, peer: Peer, message: str | bytes) -> Outcome:
         """Returns the outcome of one inbound WebSocket message."""
         if isinstance(message, bytes):
             return Outcome(close=BINARY_UNSUPPORTED)
+        verdict = peer.limit.check()
+        if verdict == "abuse":
+            return Outcome(close=TOO_MANY_MESSAGES)
         try:
             parsed = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):
             return error("invalid_json", "messages must be JSON objects")
         if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
             return error("invalid_message", 'messages look like {"type": ..., "data": {...}}')
+        request_id = parsed.get("id")
+        if request_id is not None and (
+            type(request_id) is not int or not 1 <= request_id <= MAX_REQUEST_ID
+        ):
+            return error("invalid_message", f"id must be a whole number from 1 to {MAX_REQUEST_ID}")
+        if verdict == "limited":
+            return error("rate_limited", "too many messages: slow down", request_id)
         verb = self.verbs.get(parsed["type"])
         if verb is None:
-            return error("unknown_type", f"unknown message type {parsed['type'][:64]!r}")
-        return await verb(peer, parsed.get("data"))
+            return error("unknown_type", f"unknown message type {parsed['type'][:64]!r}",
+                         request_id)
+        try:
+            return await verb(peer, parsed.get("data"), request_id)
+        except ServiceError as exc:
+            return error(_code(exc), exc.message, request_id)
+        except Exception:
+            log.exception("%s failed", parsed["type"][:64])
+            return error("unavailable", "the server could not do this now; retry later",
+                         request_id)
 
-    async def refresh(self, peer: Peer, data: Any) -> Outcome:
+    async def refresh(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:
         """auth.refresh: swaps in a fresh access token of the same user without reconnecting."""
         token = data.get("token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
-            return error("invalid_message", "auth.refresh needs data.token (an access token)")
+            return error("invalid_message", "auth.refresh needs data.token (an access token)",
+                         request_id)
         try:
             principal = await self.auth.authenticate(token)
         except ServiceError as exc:
@@ -87,4 +157,5 @@ class Inbound:
         if principal.id != peer.user_id:
             return Outcome(close=REFRESH_REJECTED.detail("token belongs to another user"))
         peer.rebind(principal)
-        return Outcome(reply=Event(EventType.AUTH_REFRESHED, {"expires_at": principal.expires_at}))
+        return Outcome(reply=Event(EventType.AUTH_REFRESHED, {"expires_at": principal.expires_at},
+                                   id=request_id))

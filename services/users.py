@@ -62,18 +62,6 @@ def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[dict[
         return user.to_public(), "promoted"
 
 
-def _page_param(value: str | None, name: str, default: int, high: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValidationError(f"{name} must be a whole number") from None
-    if not 1 <= number <= high:
-        raise ValidationError(f"{name} must be between 1 and {high}")
-    return number
-
-
 class UserService:
     """Owns reads and writes of user accounts."""
 
@@ -96,8 +84,8 @@ class UserService:
 
     async def list(self, page: str | None, per_page: str | None) -> dict[str, Any]:
         """Returns one page of users ordered by id."""
-        page_n = _page_param(page, "page", 1, 1_000_000)
-        size = _page_param(per_page, "per_page", 20, 100)
+        page_n = v.query_number(page, "page", 1, 1_000_000)
+        size = v.query_number(per_page, "per_page", 20, 100)
 
         def query() -> dict[str, Any]:
             total = User.select().count()

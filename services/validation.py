@@ -8,7 +8,8 @@ from typing import Any
 
 from services.errors import ValidationError
 
-__all__ = ["require_object", "reject_unknown", "name", "email", "password", "age", "role", "text"]
+__all__ = ["require_object", "reject_unknown", "name", "email", "password", "age", "role", "text",
+           "query_number"]
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
@@ -75,3 +76,16 @@ def role(value: Any) -> str:
     if value not in ROLES:
         raise ValidationError(f"role must be one of: {', '.join(ROLES)}")
     return str(value)
+
+
+def query_number(value: str | None, name: str, default: int, high: int) -> int:
+    """Returns a query parameter as a whole number in 1..high, or default when absent."""
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number") from None
+    if not 1 <= number <= high:
+        raise ValidationError(f"{name} must be between 1 and {high}")
+    return number

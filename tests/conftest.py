@@ -18,6 +18,7 @@ from app import Context, make_app, make_context
 from config import Settings
 from models import db as dbmod
 from models.user import User
+from services.rooms import ensure_lobby
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -80,6 +81,7 @@ def database(request, tmp_path):
     dbmod.db.initialize(database)
     dbmod.drop_tables()
     dbmod.create_tables()
+    ensure_lobby()
     yield request.param
     dbmod.drop_tables()
     database.close_all() if hasattr(database, "close_all") else database.close()
@@ -170,11 +172,24 @@ class Api:
         return conn
 
 
-async def next_event(conn: WebSocketClientConnection, timeout: float = 5.0) -> dict[str, Any]:
-    """Returns the next event on conn as a dict, failing if the socket closes or times out."""
-    message = await asyncio.wait_for(conn.read_message(), timeout)
-    assert message is not None, f"socket closed: {conn.close_code} {conn.close_reason}"
-    return json.loads(message)
+# Admins hear user.online / user.offline whenever anyone connects or (5 s later) leaves; tests
+# of other events skip them. Presence tests pass skip=().
+PRESENCE_NOISE = ("user.online", "user.offline")
+
+
+async def next_event(
+    conn: WebSocketClientConnection, timeout: float = 5.0, skip: tuple[str, ...] = PRESENCE_NOISE
+) -> dict[str, Any]:
+    """Returns the next event on conn as a dict (skipping the types in `skip`), failing if the
+    socket closes or nothing comes within timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        message = await asyncio.wait_for(conn.read_message(), max(0.01, deadline - loop.time()))
+        assert message is not None, f"socket closed: {conn.close_code} {conn.close_reason}"
+        event = json.loads(message)
+        if event.get("type") not in skip:
+            return event
 
 
 async def wait_closed(conn: WebSocketClientConnection, timeout: float = 5.0) -> tuple[int, str]:

@@ -12,7 +12,10 @@ PAGES = {"/", "/test"}  # server-rendered pages, documented elsewhere
 
 
 def documented_path(pattern: str) -> str:
-    """Turns a route regex such as /api/v1/users/([0-9]{1,18}) into /api/v1/users/{id}."""
+    """Turns a route regex such as /api/v1/users/([0-9]{1,18}) into /api/v1/users/{id}
+    (a room name group into {name}, a member's id into {user_id})."""
+    pattern = re.sub(r"members/\(\[0-9\][^)]*\)", "members/{user_id}", pattern)
+    pattern = re.sub(r"\(\[a-z0-9[^)]*\)", "{name}", pattern)
     return re.sub(r"\([^)]*\)", "{id}", pattern)
 
 

@@ -20,8 +20,10 @@ from hub.messages import (
     Publication,
     SetRole,
     ToAll,
+    ToChannel,
     ToRole,
     ToUser,
+    Unsubscribe,
     to_user,
 )
 
@@ -36,6 +38,12 @@ EXAMPLES: list[Message] = [
     CloseUser(7, ACCOUNT_DELETED),
     CloseUser(7, SESSION_REVOKED, below_version=3),
     CloseSession("3f1c", SESSION_REVOKED),
+    Publication(Event("typing", {"active": True}, channel="room:a"),
+                (ToChannel("room:a", skip_user=7),), "room:a"),
+    Publication(Event("presence.joined", {"user_id": 7}, channel="room:a"),
+                (ToChannel("room:a"),), "room:a"),
+    Unsubscribe("room:a", "room deleted"),
+    Unsubscribe("room:a", "removed from room", user_id=7),
 ]
 
 
@@ -51,7 +59,7 @@ def test_examples_cover_every_message_and_target_kind():
     assert {type(m) for m in EXAMPLES} == _kinds(Message)
     assert _kinds(Control) <= _kinds(Message)
     targets = {type(t) for m in EXAMPLES if isinstance(m, Publication) for t in m.targets}
-    assert targets == {ToAll, ToUser, ToRole}
+    assert targets == {ToAll, ToUser, ToRole, ToChannel}
 
 
 @pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: type(m).__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from fakeclock import FakeClock
 
 from app import make_hub
 from hub.broker import MemoryBroker
@@ -23,11 +24,21 @@ from hub.messages import (
     to_user,
 )
 from hub.notify import HubNotifier
+from hub.presence import MemoryPresence
+from hub.typing import Typing
 
 
 def new_hub(**limits: int) -> Hub:
-    """Returns a hub wired to a fresh MemoryBroker, as the application context wires it."""
-    return make_hub(MemoryBroker(), **limits)
+    """Returns a hub wired to a fresh MemoryBroker, as the application context wires it.
+
+    Its presence announcements (user.online to admins) are muted: these tests count the
+    fan-out of their own events; tests/test_presence.py covers the announcements.
+    """
+    clock = FakeClock()
+    hub = make_hub(MemoryBroker(), presence=MemoryPresence(scheduler=clock),
+                   typing=Typing(lambda *a: None, scheduler=clock, clock=clock), **limits)
+    hub.presence.attach(lambda *args: None)
+    return hub
 
 
 class FakeConn:

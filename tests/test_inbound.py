@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from auth.ratelimit import InboundLimit
 from hub.disconnect import BINARY_UNSUPPORTED, REFRESH_REJECTED
 from services.errors import AuthenticationError
 from services.inbound import Inbound, Outcome
@@ -13,11 +14,27 @@ from services.principal import Principal
 
 
 class FakePeer:
-    """A connection that records rebinds."""
+    """A connection that records rebinds and subscriptions."""
 
-    def __init__(self, user_id: int = 7) -> None:
+    def __init__(self, user_id: int = 7, rate: float = 1000, burst: int = 1000) -> None:
         self.user_id = user_id
+        self.name = f"User {user_id}"
+        self.role = "user"
+        self.channels: set[str] = set()
+        self.limit = InboundLimit(rate, burst)
         self.rebound: list[Principal] = []
+
+    def subscribe(self, channel: str) -> bool:
+        if channel in self.channels:
+            return False
+        self.channels.add(channel)
+        return True
+
+    def unsubscribe(self, channel: str) -> bool:
+        if channel not in self.channels:
+            return False
+        self.channels.discard(channel)
+        return True
 
     def rebind(self, principal: Principal) -> None:
         self.rebound.append(principal)

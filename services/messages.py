@@ -1,0 +1,198 @@
+"""Room messages: publishing, write-behind persistence in batches, history and retention."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import logging
+import time
+from typing import Any
+
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from hub.events import dumps
+from models.db import Runner, db
+from models.room import Room, RoomMessage
+from models.user import User
+from services.errors import ValidationError
+from services.notifier import Notifier
+
+__all__ = ["MessageService", "MessageIds", "MAX_BODY_BYTES"]
+
+log = logging.getLogger("messages")
+
+MAX_BODY_BYTES = 16 * 1024
+FLUSH_DELAY = 0.05  # seconds a message may wait before its batch is written
+MAX_BATCH = 500
+MAX_PENDING = 100_000  # beyond this, while the database is down, the oldest are dropped
+PURGE_INTERVAL_MS = 3600 * 1000
+
+
+class MessageIds:
+    """Makes message ids: fixed-width hex, ordered by time, unique per node."""
+
+    def __init__(self, node_id: str) -> None:
+        self._node = int(node_id[:6], 16) if _is_hex(node_id[:6]) else hash(node_id)
+        self._node &= 0xFFFFFF
+        self._last_ms = 0
+        self._seq = itertools.count()
+
+    def next(self) -> tuple[str, dt.datetime]:
+        """Returns a new id and the time it stands for."""
+        ms = max(int(time.time() * 1000), self._last_ms)
+        if ms != self._last_ms:
+            self._last_ms, self._seq = ms, itertools.count()
+        seq = next(self._seq)
+        when = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).replace(tzinfo=None)
+        return f"{ms:012x}{self._node:06x}{seq:06x}", when
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdef" for c in text)
+
+
+def check_body(body: Any) -> str:
+    """Returns the body as JSON text if it is an object of at most 16 KiB, else raises."""
+    if not isinstance(body, dict):
+        raise ValidationError("data must be a JSON object")
+    text = dumps(body)
+    if len(text.encode("utf-8")) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"a message body may be at most {MAX_BODY_BYTES // 1024} KiB of JSON")
+    return text
+
+
+class BodyTooLarge(ValidationError):
+    """A published body is over the size limit."""
+
+    code = "too_large"
+
+
+class MessageService:
+    """Publishes room messages at once and stores them behind the fan-out, in batches."""
+
+    def __init__(self, run: Runner, notifier: Notifier, node_id: str,
+                 retention_days: int) -> None:
+        self.run = run
+        self.notifier = notifier
+        self.ids = MessageIds(node_id)
+        self.retention_days = retention_days
+        self._pending: list[dict[str, Any]] = []
+        self._inflight: list[dict[str, Any]] = []
+        self._timer: object | None = None
+        self._task: asyncio.Future | None = None
+        self._purge: PeriodicCallback | None = None
+
+    def publish(self, room: str, sender_id: int, sender_name: str, body: Any) -> dict[str, Any]:
+        """Delivers a message to the room's subscribers now; stores it shortly after."""
+        text = check_body(body)
+        message_id, when = self.ids.next()
+        sent_at = when.isoformat(timespec="milliseconds") + "Z"
+        data = {"id": message_id, "from": {"user_id": sender_id, "name": sender_name},
+                "body": body, "sent_at": sent_at}
+        self.notifier.channel_message(f"room:{room}", data)
+        self._queue({"id": message_id, "room": room, "sender": sender_id,
+                     "sender_name": sender_name, "body": text, "created_at": when})
+        return {"id": message_id, "sent_at": sent_at}
+
+    async def history(self, room: str, before: str | None, limit: int) -> list[dict[str, Any]]:
+        """Returns up to limit messages of a room older than `before`, newest first."""
+        def query() -> list[dict[str, Any]]:
+            rows = RoomMessage.select().where(RoomMessage.room == room)
+            if before:
+                rows = rows.where(RoomMessage.id < before)
+            return [m.to_public() for m in rows.order_by(RoomMessage.id.desc()).limit(limit)]
+
+        stored = await self.run(query)
+        unsaved = [_public(r) for r in (*self._inflight, *self._pending)
+                   if r["room"] == room and (not before or r["id"] < before)]
+        merged = {m["id"]: m for m in (*stored, *unsaved)}
+        return sorted(merged.values(), key=lambda m: m["id"], reverse=True)[:limit]
+
+    # -- write-behind --------------------------------------------------------------------
+
+    def _queue(self, row: dict[str, Any]) -> None:
+        self._pending.append(row)
+        if len(self._pending) > MAX_PENDING:
+            dropped = len(self._pending) - MAX_PENDING
+            del self._pending[:dropped]
+            log.error("database unavailable: dropped %d unsaved room messages", dropped)
+        if self._timer is None and self._task is None:
+            self._timer = IOLoop.current().call_later(FLUSH_DELAY, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._timer = None
+        self._task = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                self._inflight = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                try:
+                    await self.run(_insert, self._inflight)
+                except Exception:
+                    log.exception("storing %d room messages failed; retrying in 1 s",
+                                  len(self._inflight))
+                    self._pending[:0] = self._inflight
+                    self._inflight = []
+                    await asyncio.sleep(1.0)
+                self._inflight = []
+        finally:
+            self._task = None
+
+    async def flush(self) -> None:
+        """Writes every pending message now (shutdown, tests)."""
+        if self._timer is not None:
+            IOLoop.current().remove_timeout(self._timer)
+            self._timer = None
+        while self._task is not None or self._pending:
+            if self._task is None:
+                self._task = asyncio.ensure_future(self._flush())
+            await self._task
+
+    # -- retention -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Purges messages past the retention now and every hour."""
+        self._purge = PeriodicCallback(self._purge_old, PURGE_INTERVAL_MS)
+        self._purge.start()
+        IOLoop.current().add_callback(self._purge_old)
+
+    async def _purge_old(self) -> int:
+        cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(
+            days=self.retention_days)
+        try:
+            return await self.run(
+                lambda: RoomMessage.delete().where(RoomMessage.created_at < cutoff).execute())
+        except Exception:
+            log.exception("purging old room messages failed")
+            return 0
+
+    async def close(self) -> None:
+        """Stops purging and writes what is pending."""
+        if self._purge is not None:
+            self._purge.stop()
+        await self.flush()
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "from": {"user_id": row["sender"], "name": row["sender_name"]},
+            "body": json.loads(row["body"]),
+            "sent_at": row["created_at"].isoformat(timespec="milliseconds") + "Z"}
+
+
+def _insert(rows: list[dict[str, Any]]) -> int:
+    """Inserts a batch, leaving out rows of rooms deleted since they were published (and
+    unlinking senders deleted meanwhile, who keep their name)."""
+    names = {r["room"] for r in rows}
+    senders = {r["sender"] for r in rows}
+    with db.atomic():
+        alive = {n for (n,) in Room.select(Room.name).where(Room.name.in_(names)).tuples()}
+        users = {u for (u,) in User.select(User.id).where(User.id.in_(senders)).tuples()}
+        keep = [{**r, "sender": r["sender"] if r["sender"] in users else None}
+                for r in rows if r["room"] in alive]
+        if keep:
+            RoomMessage.insert_many(keep).on_conflict_ignore().execute()
+    return len(keep)
