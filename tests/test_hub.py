@@ -20,6 +20,8 @@ from hub.messages import (
     CloseUser,
     Publication,
     SetRole,
+    ToChannel,
+    Unsubscribe,
     to_role,
     to_user,
 )
@@ -441,3 +443,86 @@ def test_notifier_password_change_tells_user_before_closing_old_sessions():
     notifier.password_changed(1, 1)
     assert old.types == ["password.changed"] and old.closed == [(1008, "session revoked")]
     assert new.types == ["password.changed"] and new.closed == []
+
+
+# -- channels -----------------------------------------------------------------------------
+
+
+def test_channel_publish_reaches_its_subscribers_only_and_skips_a_user():
+    """A channel send reaches subscribed connections; skip_user leaves that user's tabs out."""
+    hub = new_hub()
+    a1, a1c = connect(hub, 1)
+    a2, a2c = connect(hub, 1)
+    b, bc = connect(hub, 2)
+    _, outsider = connect(hub, 3)
+    for client in (a1, a2, b):
+        assert hub.subscribe(client, "room:x")
+    assert not hub.subscribe(a1, "room:x")  # idempotent
+    assert hub.publish(alert(), (ToChannel("room:x"),)) == 3
+    assert hub.publish(alert(), (ToChannel("room:x", skip_user=1),)) == 1
+    assert [len(c.sent) for c in (a1c, a2c, bc, outsider)] == [1, 1, 2, 0]
+    assert hub.subscriber_count("room:x") == 3
+
+
+def test_room_send_costs_the_same_with_10_or_10000_sockets_in_other_rooms():
+    """A send to one room calls send() only on its subscribers, however many others exist."""
+    for others in (10, 10_000):
+        hub = new_hub()
+        fakes = []
+        for i in range(others):
+            client, conn = connect(hub, 1000 + i)
+            hub.subscribe(client, f"room:other{i % 100}")
+            fakes.append(conn)
+        members = []
+        for uid in range(3):
+            client, conn = connect(hub, uid)
+            hub.subscribe(client, "room:mine")
+            members.append(conn)
+        assert hub.publish(alert(), (ToChannel("room:mine"),)) == 3
+        assert sum(len(f.sent) for f in fakes) == 0, others
+
+
+def test_unregister_leaves_every_channel():
+    """A closed connection is removed from every channel index it was in."""
+    hub = new_hub()
+    client, _ = connect(hub, 1)
+    hub.subscribe(client, "room:a")
+    hub.subscribe(client, "room:b")
+    hub.unregister(client)
+    assert hub.by_channel == {} and client.channels == set()
+
+
+def test_unsubscribe_control_tells_each_affected_socket_once():
+    """Unsubscribe for one user removes only their sockets and sends each channel.unsubscribed."""
+    hub = new_hub()
+    a, ac = connect(hub, 1)
+    b, bc = connect(hub, 2)
+    hub.subscribe(a, "room:x")
+    hub.subscribe(b, "room:x")
+    assert hub.control(Unsubscribe("room:x", "removed from room", user_id=1)) == 1
+    assert "room:x" not in a.channels and "room:x" in b.channels
+    (event,) = ac.sent
+    message = json.loads(event.text)
+    assert message["type"] == "channel.unsubscribed" and message["channel"] == "room:x"
+    assert message["data"] == {"channel": "room:x", "reason": "removed from room"}
+    assert bc.sent == []
+    assert hub.control(Unsubscribe("room:x", "room deleted")) == 1
+    assert json.loads(bc.sent[0].text)["data"]["reason"] == "room deleted"
+    assert hub.by_channel == {}
+
+
+def test_presence_announcements_reach_room_and_admins():
+    """Joining a room tells its subscribers presence.joined; connecting tells admins user.online."""
+    clock = FakeClock()
+    hub = make_hub(MemoryBroker(), presence=MemoryPresence(scheduler=clock),
+                   typing=Typing(lambda *a: None, scheduler=clock, clock=clock))
+    admin, admin_conn = connect(hub, 9, "admin")
+    user, user_conn = connect(hub, 1)
+    assert admin_conn.types == ["user.online", "user.online"]  # the admin's own, the user's
+    hub.subscribe(admin, "room:x")
+    hub.subscribe(user, "room:x")
+    assert user_conn.types == ["presence.joined"]
+    assert admin_conn.types[-2:] == ["presence.joined", "presence.joined"]
+    hub.unregister(user)
+    clock.advance(5.1)
+    assert admin_conn.types[-2:] == ["presence.left", "user.offline"]
