@@ -17,13 +17,23 @@ from services.errors import AuthenticationError, PermissionDenied, RateLimited, 
 if TYPE_CHECKING:
     from app import Context
 
-__all__ = ["ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "bearer_token"]
+__all__ = [
+    "ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "bearer_token", "human_size",
+]
 
 log = logging.getLogger("api")
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
                429: "rate_limited"}
+
+
+def human_size(size: int) -> str:
+    """Formats a byte count as the largest exact unit: `1 MiB`, `64 KiB`, `1000 bytes`."""
+    for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
 
 
 def bearer_token(handler: RequestHandler) -> str | None:
@@ -85,8 +95,9 @@ class ApiHandler(ErrorEnvelopeMixin):
         self.ctx = ctx
 
     def prepare(self) -> None:
-        if len(self.request.body) > self.ctx.settings.max_body_size:
-            raise HTTPError(413, "request body is larger than 1 MiB")
+        limit = self.ctx.settings.max_body_size
+        if len(self.request.body) > limit:
+            raise HTTPError(413, "request body is larger than the %s limit", human_size(limit))
 
     def check_xsrf_cookie(self) -> None:
         """Bearer-token API: no cookies are used, so there is nothing to forge."""
