@@ -12,7 +12,7 @@ from tornado.web import HTTPError, RequestHandler
 
 from handlers.access_log import redact
 from services.auth import Principal
-from services.errors import AuthenticationError, PermissionDenied, RateLimited, ServiceError
+from services.errors import AuthenticationError, PermissionDenied, ServiceError
 
 if TYPE_CHECKING:
     from app import Context
@@ -25,7 +25,7 @@ log = logging.getLogger("api")
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-               429: "rate_limited"}
+               429: "rate_limited", 503: "unavailable"}
 
 
 def human_size(size: int) -> str:
@@ -52,8 +52,9 @@ class ErrorEnvelopeMixin(RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ServiceError):
             code, message = exc.code, exc.message
-            if isinstance(exc, RateLimited):
-                self.set_header("Retry-After", str(exc.retry_after))
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                self.set_header("Retry-After", str(retry_after))
         elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
             message = exc.log_message % exc.args if exc.args else exc.log_message
             code = _HTTP_CODES.get(status_code, "error")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auth import passwords
-from models.db import db
+from models.db import db, write_tx
 from models.user import User, utcnow
 from services import validation as v
 from services.errors import ValidationError
@@ -19,7 +19,7 @@ def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[User,
     email, password, name = v.email(email), v.password(password), v.name(name)
     if role not in ("admin", "superadmin"):
         raise ValidationError("role must be admin or superadmin")
-    with db.connection_context(), db.atomic():
+    with db.connection_context(), write_tx():
         user = User.get_or_none(User.email == email)
         if user is None:
             password_hash = passwords.hash_password(password)

@@ -12,7 +12,7 @@ import peewee
 from auth import passwords
 from auth.jwt import Claims, TokenError, TokenIssuer
 from auth.ratelimit import RateLimiter
-from models.db import Runner, db
+from models.db import Runner, write_tx
 from models.token import RefreshToken, Session
 from models.user import User, utcnow
 from services import validation as v
@@ -101,7 +101,7 @@ class AuthService:
 
     def _register_tx(self, name: str, email: str, password_hash: str, age: int | None) -> dict:
         try:
-            with db.atomic():
+            with write_tx():
                 user = User.create(name=name, email=email, password_hash=password_hash, age=age)
                 return self._new_session_tokens(user)
         except peewee.IntegrityError:
@@ -129,7 +129,7 @@ class AuthService:
         return await self.run(self._login_tx, user)
 
     def _login_tx(self, user: User) -> dict:
-        with db.atomic():
+        with write_tx():
             return self._new_session_tokens(user)
 
     async def refresh(self, body: Any) -> dict[str, Any]:
@@ -149,7 +149,7 @@ class AuthService:
         return result
 
     def _refresh_tx(self, claims: Claims) -> tuple[dict | None, bool]:
-        with db.atomic():
+        with write_tx():
             row = RefreshToken.get_or_none(RefreshToken.jti == claims.jti)
             session = Session.get_or_none(Session.id == claims.sid)
             user = User.get_or_none(User.id == claims.user_id)
@@ -198,7 +198,7 @@ class AuthService:
         return result
 
     def _change_password_tx(self, user_id: int, new_hash: str) -> dict:
-        with db.atomic():
+        with write_tx():
             user = User.get_by_id(user_id)
             user.password_hash = new_hash
             user.token_version += 1

@@ -7,7 +7,7 @@ from typing import Any
 
 import peewee
 
-from models.db import Runner, db
+from models.db import Runner, db, write_tx
 from models.user import User, rfc3339, utcnow
 from services import validation as v
 from services.auth import Principal
@@ -92,7 +92,7 @@ class UserService:
     def _update_tx(
         self, actor: Principal, user_id: int, changes: dict[str, Any]
     ) -> tuple[User, list[str]]:
-        with db.atomic():
+        with write_tx():
             user = self._load(user_id)
             self._guard_superadmin(actor, user)
             changed = [k for k, value in changes.items() if getattr(user, k) != value]
@@ -115,11 +115,14 @@ class UserService:
             raise PermissionDenied("admins cannot delete their own account")
 
         def delete_tx() -> dict[str, Any]:
-            with db.atomic():
+            with write_tx():
                 user = self._load(user_id)
                 self._guard_superadmin(actor, user)
                 public = user.to_public()
-                user.delete_instance()
+                # Counted, so that of two racing deletes only one succeeds (PostgreSQL lets
+                # both read the row; the second DELETE then finds nothing).
+                if not User.delete().where(User.id == user_id).execute():
+                    raise NotFound(f"user {user_id} not found")
                 return public
 
         public = await self.run(delete_tx)
@@ -138,7 +141,7 @@ class UserService:
             raise PermissionDenied("only a superadmin can grant the superadmin role")
 
         def role_tx() -> tuple[User, str]:
-            with db.atomic():
+            with write_tx():
                 user = self._load(user_id)
                 if user.role == "superadmin" and actor.user.role != "superadmin":
                     raise PermissionDenied("only a superadmin can remove the superadmin role")
