@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -31,13 +32,27 @@ class Principal:
 
 
 class LoginLimits:
-    """Login throttles: failed attempts per account and attempts per client IP."""
+    """Login throttles that an attacker cannot turn against the account's owner.
+
+    - per (account, IP) pair: 5 attempts per 15 minutes, cleared by a success: the guessing
+      client is locked out of that account, nobody else is;
+    - per IP: 30 attempts per minute, whatever the accounts;
+    - per account: after 5 failed logins within 15 minutes (from anywhere) every further
+      attempt for that account waits 0.25 s, doubling per failure up to 4 s, before the
+      password is checked. It slows a distributed attack but never refuses the owner.
+    """
+
+    PAIR_LIMIT, PAIR_WINDOW = 5, 15 * 60
+    SLOWDOWN_AFTER = 5
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.per_account = RateLimiter(limit=5, window=15 * 60)
+        self.per_pair = RateLimiter(limit=self.PAIR_LIMIT, window=self.PAIR_WINDOW)
         self.per_ip = RateLimiter(limit=30, window=60)
         self.register_per_ip = RateLimiter(limit=10, window=60)
+        # Counts failures only; the limit is never reached, it just keeps the window.
+        self.account_failures = RateLimiter(limit=1 << 30, window=self.PAIR_WINDOW)
+        self.slowdown_base, self.slowdown_cap = 0.25, 4.0
 
     def check(self, limiter: RateLimiter, key: str, hit: bool) -> None:
         """Raises RateLimited when key is over the limiter's budget, recording a hit if asked."""
@@ -46,6 +61,26 @@ class LoginLimits:
         wait = limiter.check_and_hit(key) if hit else limiter.retry_after(key)
         if wait:
             raise RateLimited(f"too many attempts; try again in {wait} seconds", wait)
+
+    def delay(self, account: str) -> float:
+        """Returns how long an attempt for account waits before its password is checked."""
+        if not self.enabled:
+            return 0.0
+        failures = self.account_failures.count(account)
+        if failures < self.SLOWDOWN_AFTER:
+            return 0.0
+        return min(self.slowdown_cap,
+                   self.slowdown_base * 2 ** min(failures - self.SLOWDOWN_AFTER, 16))
+
+    def failed(self, account: str) -> None:
+        """Records a failed login for account."""
+        if self.enabled:
+            self.account_failures.hit(account)
+
+    def succeeded(self, account: str, ip: str) -> None:
+        """Clears the pair's attempts and the account's failures after a correct password."""
+        self.per_pair.reset(f"{account}|{ip}")
+        self.account_failures.reset(account)
 
 
 class AuthService:
@@ -117,15 +152,20 @@ class AuthService:
         self.limits.check(self.limits.per_ip, ip, hit=True)
         # Counted before the check, so a burst of parallel guesses cannot overtake the limit;
         # a success clears the count.
-        self.limits.check(self.limits.per_account, email, hit=True)
+        self.limits.check(self.limits.per_pair, f"{email}|{ip}", hit=True)
+        delay = self.limits.delay(email)
+        if delay:
+            await asyncio.sleep(delay)
         password = password[:1024]
         user = await self.run(User.get_or_none, User.email == email)
         if user is None:
             await self.hash(passwords.verify_dummy, password)
+            self.limits.failed(email)
             raise AuthenticationError("invalid email or password")
         if not await self.hash(passwords.verify_password, password, user.password_hash):
+            self.limits.failed(email)
             raise AuthenticationError("invalid email or password")
-        self.limits.per_account.reset(email)
+        self.limits.succeeded(email, ip)
         return await self.run(self._login_tx, user)
 
     def _login_tx(self, user: User) -> dict:
