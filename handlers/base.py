@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
 
 from handlers.access_log import redact
+from services import jsonlimits
 from services.auth import Principal
 from services.errors import AuthenticationError, PermissionDenied, ServiceError
 
@@ -108,7 +108,9 @@ class ApiHandler(ErrorEnvelopeMixin):
         if not self.request.body:
             raise HTTPError(400, "a JSON request body is required")
         try:
-            return json.loads(self.request.body)
+            return jsonlimits.loads(self.request.body)
+        except jsonlimits.JsonRejected as exc:
+            raise HTTPError(400, "%s", str(exc)) from None
         except (ValueError, UnicodeDecodeError):
             raise HTTPError(400, "the request body is not valid JSON") from None
 

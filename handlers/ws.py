@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
@@ -19,6 +18,7 @@ from handlers.base import ApiHandler, ErrorEnvelopeMixin, bearer_token
 from hub import transport
 from hub.client import Client
 from hub.events import Encoded, Event, EventType
+from services import jsonlimits
 from services.auth import Principal
 from services.errors import (
     AuthenticationError,
@@ -160,9 +160,10 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             self.close(1003, "binary messages are not supported")
             return
         try:
-            parsed = json.loads(message)
-        except ValueError:
-            self._reply_error("invalid_json", "messages must be JSON objects")
+            parsed = jsonlimits.loads(message)
+        except ValueError as exc:
+            self._reply_error("invalid_json", str(exc) if isinstance(exc, jsonlimits.JsonRejected)
+                              else "messages must be JSON objects")
             return
         if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
             self._reply_error("invalid_message", 'messages look like {"type": ..., "data": {...}}')
