@@ -13,6 +13,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 from tornado.websocket import WebSocketHandler
 
+from handlers import wsframes
 from handlers.access_log import redact
 from handlers.base import ApiHandler, ErrorEnvelopeMixin, bearer_token
 from hub import transport
@@ -82,6 +83,9 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return {} if self.ctx.settings.websocket_compression else None
+
+    def get_websocket_protocol(self) -> Any:
+        return wsframes.strict_protocol(self)  # RFC 6455 close codes for protocol errors
 
     # -- lifecycle -----------------------------------------------------------------------
 
