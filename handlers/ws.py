@@ -23,6 +23,7 @@ from services import jsonlimits
 from services.auth import Principal
 from services.errors import (
     AuthenticationError,
+    DatabaseUnavailable,
     PermissionDenied,
     RateLimited,
     ServiceError,
@@ -184,6 +185,9 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             return
         try:
             principal = await self.ctx.auth.authenticate(token)
+        except DatabaseUnavailable as exc:  # not the token's fault: the client may retry
+            self._reply_error("unavailable", exc.message)
+            return
         except ServiceError as exc:
             self.close(1008, f"refresh rejected: {exc.message}"[:120])
             return

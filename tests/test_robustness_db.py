@@ -229,3 +229,24 @@ async def test_outage_answers_503_with_retry_after_and_recovers(api):
         await proxy.cut()
         via_proxy.close_all()
         dbmod.db.initialize(original)
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_ws_refresh_during_an_outage_gets_an_error_not_a_close(api, monkeypatch):
+    """An auth.refresh while the database is down gets an `unavailable` error; the socket stays."""
+    from services.errors import DatabaseUnavailable
+
+    user = await api.register()
+    conn = await api.ws(user["access_token"])
+
+    async def down(token: str) -> None:
+        raise DatabaseUnavailable()
+
+    monkeypatch.setattr(api.ctx.auth, "authenticate", down)
+    conn.write_message('{"type": "auth.refresh", "data": {"token": "t"}}')
+    event = await next_event(conn)
+    assert event["type"] == "error" and event["data"]["code"] == "unavailable", event
+    conn.write_message('{"type": "nope"}')
+    assert (await next_event(conn))["data"]["code"] == "unknown_type"
+    conn.close()
