@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import tornado.web
-from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest
 from tornado.web import HTTPError, OutputTransform, StaticFileHandler
 
 from auth.clientip import Network, client_ip
@@ -81,13 +81,50 @@ class EdgeApplication(tornado.web.Application):
             request.remote_ip or "", request.headers.get_list("X-Forwarded-For"),
             request.headers.get("X-Real-IP"), self.trusted_proxies)
         declared = _content_length(request)
-        if declared is not None and declared > self.body_limit:
-            # Let Tornado drain (and drop) the body until the 413 is sent and the socket closes,
-            # instead of answering its own bare 400 after ours.
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if (declared is not None and declared > self.body_limit) or chunked:
+            # Tornado's own check would answer a bare 400; it is lifted for this request so
+            # that the 413 below is what the client gets (the body is dropped, not kept).
             if request.connection is not None:
-                request.connection.set_max_body_size(declared)  # type: ignore[attr-defined]
-            return self.get_handler_delegate(request, TooLargeHandler, {"limit": self.body_limit})
-        return super().find_handler(request, **kwargs)
+                request.connection.set_max_body_size(1 << 62)  # type: ignore[attr-defined]
+        if declared is not None and declared > self.body_limit:
+            return self.too_large(request)
+        delegate = super().find_handler(request, **kwargs)
+        return _CappedBody(self, request, delegate) if chunked else delegate
+
+    def too_large(self, request: HTTPServerRequest) -> Any:
+        """Returns the delegate that answers 413 for request."""
+        return self.get_handler_delegate(request, TooLargeHandler, {"limit": self.body_limit})
+
+
+class _CappedBody(HTTPMessageDelegate):
+    """Passes a chunked body through until it passes the limit, then answers 413 instead."""
+
+    def __init__(self, app: EdgeApplication, request: HTTPServerRequest,
+                 inner: HTTPMessageDelegate) -> None:
+        self.app, self.request, self.inner = app, request, inner
+        self.size, self.refused = 0, False
+        self.start: Any = None
+
+    def headers_received(self, start_line: Any, headers: HTTPHeaders) -> Any:
+        self.start = (start_line, headers)
+        return self.inner.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Any:
+        if self.refused:
+            return None
+        self.size += len(chunk)
+        if self.size > self.app.body_limit:
+            self.refused = True  # the buffered part goes with the replaced delegate
+            self.inner = self.app.too_large(self.request)
+            return self.inner.headers_received(*self.start)
+        return self.inner.data_received(chunk)
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+    def on_connection_close(self) -> None:
+        self.inner.on_connection_close()
 
 
 def _content_length(request: HTTPServerRequest) -> int | None:

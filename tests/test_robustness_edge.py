@@ -131,6 +131,28 @@ async def test_oversized_body_is_refused_from_its_headers(api, http_port):
     assert b"payload_too_large" in data
 
 
+@pytest.mark.gen_test
+async def test_chunked_body_over_the_limit_gets_413(api, http_port):
+    """A chunked body that grows past 1 MiB gets the 413 envelope, not a bare 400."""
+    head = (b"POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    piece = b"%x\r\n%s\r\n" % (64 * 1024, b"x" * 64 * 1024)
+    data = await _raw_exchange(http_port, head + piece * 17 + b"0\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 413"), data[:200]
+    assert b"larger than the 1 MiB limit" in data
+
+
+@pytest.mark.gen_test
+async def test_chunked_body_under_the_limit_still_works(api, http_port):
+    """A small chunked JSON body is parsed as usual."""
+    body = b'{"name": "Chunky", "email": "chunky@example.com", "password": "password123"}'
+    head = (b"POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:20], body[20:]))
+    data = await _raw_exchange(http_port, head + chunks + b"0\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 201"), data[:300]
+
+
 def test_human_sizes_name_the_limit_exactly():
     """The 413 message states limits as bytes, KiB or MiB, whichever is exact."""
     from handlers.base import human_size
