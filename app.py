@@ -14,6 +14,7 @@ from config import Settings
 from handlers import admin, auth, health, pages, rooms, users, ws, wsadmin
 from handlers.access_log import log_request
 from handlers.base import NotFoundHandler
+from handlers.edge import EdgeApplication
 from hub.broker import Broker, MemoryBroker
 from hub.hub import Hub
 from hub.notify import HubNotifier
@@ -134,8 +135,11 @@ def routes(ctx: Context) -> list[tuple]:
 def make_app(ctx: Context) -> tornado.web.Application:
     """Returns the application for a context."""
     s = ctx.settings
-    return tornado.web.Application(
+    return EdgeApplication(
         routes(ctx),
+        trusted_proxies=s.trusted_proxies,
+        body_limit=s.max_body_size,
+        hsts=s.hsts,
         template_path=os.path.join(ROOT, "templates"),
         static_path=os.path.join(ROOT, "static"),
         websocket_ping_interval=s.ping_interval,

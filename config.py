@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,30 @@ def _database_url(text: str) -> str:
             f"expected sqlite:///path or postgresql://user@host/db, got {text!r}"
         )
     return text
+
+
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parses comma-separated addresses and CIDRs (`10.0.0.0/8,127.0.0.1`)."""
+    nets = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected addresses or CIDRs like 10.0.0.0/8, got {part!r}") from None
+    return tuple(nets)
+
+
+def _hsts(text: str) -> int:
+    """Parses on|off or a max-age in seconds into a max-age (0 = off)."""
+    lowered = text.strip().lower()
+    if lowered in ("on", "true", "yes"):
+        return 31536000
+    if lowered in ("off", "false", "no"):
+        return 0
+    return _non_negative_int(lowered)
 
 
 def _origins(text: str) -> tuple[str, ...]:
@@ -137,6 +162,22 @@ class Settings:
         20, _positive_int, "rooms one user may own (default 20)")
     message_retention_days: int = _option(
         30, _positive_int, "days room messages are kept in the database (default 30)", data=True)
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _option(
+        (), _networks,
+        "comma-separated proxy addresses/CIDRs whose X-Forwarded-For/X-Real-IP is believed "
+        "(default none)")
+    max_connections: int = _option(
+        0, _non_negative_int,
+        "open client sockets allowed (default 0: the fd limit minus headroom)")
+    header_timeout: float = _option(
+        10.0, _positive_float, "seconds a new connection has to send its request head (default 10)")
+    idle_timeout: float = _option(
+        60.0, _positive_float,
+        "seconds an idle keep-alive connection is kept before the next request (default 60)")
+    body_timeout: float = _option(
+        30.0, _positive_float, "seconds allowed for reading one request body (default 30)")
+    hsts: int = _option(
+        0, _hsts, "on|off|SECONDS: send Strict-Transport-Security (only behind TLS; default off)")
 
     # Fixed by the contract, not options.
     max_body_size: int = 1024 * 1024

@@ -13,6 +13,7 @@ from tornado.ioloop import IOLoop
 
 from app import Context, make_app, make_context
 from config import ConfigError, Settings, parse_args
+from handlers.server import EdgeServer, Housekeeper
 from hub.disconnect import SHUTTING_DOWN
 from hub.transport import check_tornado_internals
 from models.db import init_db
@@ -55,10 +56,12 @@ async def serve(settings: Settings) -> None:
     await ctx.broker.start()
     ctx.messages.start()
     app = make_app(ctx)
-    server = tornado.httpserver.HTTPServer(app, max_body_size=8 * 1024 * 1024)
+    server = EdgeServer(app, settings=settings)
     server.listen(settings.port, settings.address)
     tune_gc()
     ctx.health.start()
+    housekeeper = Housekeeper(server)
+    housekeeper.start()
     log.info("listening on http://%s:%d (database %s)", settings.address, settings.port,
              settings.effective_database_url.split("@")[-1])
     stop = asyncio.Event()
@@ -66,6 +69,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    housekeeper.stop()
     await shutdown(server, ctx)
 
 

@@ -39,6 +39,10 @@ class RateLimiter:
             return 0
         return max(1, math.ceil(hits[0] + self.window - self._clock()))
 
+    def count(self, key: str) -> int:
+        """Returns how many hits key has within the window."""
+        return len(self._live(key))
+
     def hit(self, key: str) -> None:
         """Records one hit for key."""
         self._live(key)

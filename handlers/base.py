@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -11,27 +10,30 @@ from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler
 
 from handlers.access_log import redact
-from services.errors import AuthenticationError, PermissionDenied, RateLimited, ServiceError
+from services import jsonlimits
+from services.errors import AuthenticationError, PermissionDenied, ServiceError
 from services.principal import Principal
 
 if TYPE_CHECKING:
     from app import Context
 
-__all__ = ["ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "bearer_token"]
+__all__ = [
+    "ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "bearer_token", "human_size",
+]
 
 log = logging.getLogger("api")
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-               429: "rate_limited"}
+               429: "rate_limited", 503: "unavailable"}
 
 
-def _size(count: int) -> str:
-    """Returns a byte count as people read it: '1 MiB (1048576 bytes)'."""
-    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
-        if count >= scale and count % scale == 0:
-            return f"{count // scale} {unit} ({count} bytes)"
-    return f"{count} bytes"
+def human_size(size: int) -> str:
+    """Formats a byte count as the largest exact unit: `1 MiB`, `64 KiB`, `1000 bytes`."""
+    for unit, factor in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
 
 
 def bearer_token(handler: RequestHandler) -> str | None:
@@ -50,8 +52,9 @@ class ErrorEnvelopeMixin(RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ServiceError):
             code, message = exc.code, exc.message
-            if isinstance(exc, RateLimited):
-                self.set_header("Retry-After", str(exc.retry_after))
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                self.set_header("Retry-After", str(retry_after))
         elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
             message = exc.log_message % exc.args if exc.args else exc.log_message
             code = _HTTP_CODES.get(status_code, "error")
@@ -95,7 +98,7 @@ class ApiHandler(ErrorEnvelopeMixin):
     def prepare(self) -> None:
         limit = self.ctx.settings.max_body_size
         if len(self.request.body) > limit:
-            raise HTTPError(413, "request body is larger than the limit of %s", _size(limit))
+            raise HTTPError(413, "request body is larger than the %s limit", human_size(limit))
 
     def check_xsrf_cookie(self) -> None:
         """Bearer-token API: no cookies are used, so there is nothing to forge."""
@@ -105,7 +108,9 @@ class ApiHandler(ErrorEnvelopeMixin):
         if not self.request.body:
             raise HTTPError(400, "a JSON request body is required")
         try:
-            return json.loads(self.request.body)
+            return jsonlimits.loads(self.request.body)
+        except jsonlimits.JsonRejected as exc:
+            raise HTTPError(400, "%s", str(exc)) from None
         except (ValueError, UnicodeDecodeError):
             raise HTTPError(400, "the request body is not valid JSON") from None
 

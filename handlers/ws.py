@@ -15,6 +15,7 @@ from tornado.iostream import IOStream
 from tornado.websocket import WebSocketHandler
 
 from auth.ratelimit import InboundLimit
+from handlers import wsframes
 from handlers.access_log import redact
 from handlers.base import ErrorEnvelopeMixin, bearer_token
 from hub import transport
@@ -86,6 +87,9 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return {} if self.ctx.settings.websocket_compression else None
+
+    def get_websocket_protocol(self) -> Any:
+        return wsframes.strict_protocol(self)  # RFC 6455 close codes for protocol errors
 
     # -- lifecycle -----------------------------------------------------------------------
 

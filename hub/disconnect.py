@@ -8,7 +8,9 @@ __all__ = [
     "Close",
     "PING_TIMED_OUT",
     "SHUTTING_DOWN",
+    "PROTOCOL_ERROR",
     "BINARY_UNSUPPORTED",
+    "INVALID_UTF8",
     "TOKEN_EXPIRED",
     "SESSION_REVOKED",
     "ACCOUNT_DELETED",
@@ -38,7 +40,11 @@ class Close(NamedTuple):
 # Sent by Tornado itself when a client does not answer a ping within --ping-timeout.
 PING_TIMED_OUT = Close(1000, "ping timed out")
 SHUTTING_DOWN = Close(1001, "server shutting down")
+# RFC 6455 protocol errors, sent with a detail ("protocol error: reserved bits set").
+PROTOCOL_ERROR = Close(1002, "protocol error")
 BINARY_UNSUPPORTED = Close(1003, "binary messages are not supported")
+# Sent with a detail: "invalid UTF-8: text message" or "invalid UTF-8: close reason".
+INVALID_UTF8 = Close(1007, "invalid UTF-8")
 TOKEN_EXPIRED = Close(1008, "token expired")
 SESSION_REVOKED = Close(1008, "session revoked")
 ACCOUNT_DELETED = Close(1008, "account deleted")

@@ -14,7 +14,10 @@ from urllib.parse import unquote, urlparse
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
-__all__ = ["db", "open_database", "init_db", "create_tables", "drop_tables", "Runner", "BaseModel"]
+__all__ = [
+    "db", "open_database", "init_db", "create_tables", "drop_tables", "Runner", "BaseModel",
+    "write_tx",
+]
 
 T = TypeVar("T")
 
@@ -51,7 +54,21 @@ def open_database(url: str) -> peewee.Database:
         port=parsed.port or 5432,
         max_connections=32,
         stale_timeout=300,
+        connect_timeout=5,
     )
+
+
+def write_tx() -> Any:
+    """Returns a transaction for read-then-write work that takes the write lock up front.
+
+    On SQLite a plain BEGIN is deferred: two transactions can both read, then one fails to
+    upgrade its lock ("database is locked") and rolls back. BEGIN IMMEDIATE makes the second
+    wait (up to the busy timeout) for the first to commit, so they serialise. PostgreSQL's
+    row locks already serialise the conflicting UPDATEs; its atomic() takes no lock type.
+    """
+    if isinstance(db.obj, peewee.SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()
 
 
 def _models() -> list[type[peewee.Model]]:
@@ -72,8 +89,11 @@ def init_db(url: str) -> peewee.Database:
 
 def create_tables() -> None:
     """Creates every model's table if it does not exist."""
+    from models.migrate import ensure_autoincrement
+
     with db.connection_context():
         db.create_tables(_models(), safe=True)
+        ensure_autoincrement(db.obj, "users")
 
 
 def drop_tables() -> None:
@@ -123,11 +143,42 @@ def _plain(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return fn(*args, **kwargs)
 
 
-def _in_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    if db.is_closed():
-        db.connect()
+def _discard_connection() -> None:
+    """Closes this worker's connection for good (a pooled one is not handed back)."""
     try:
-        return fn(*args, **kwargs)
-    except (peewee.OperationalError, peewee.InterfaceError):
-        db.close()
-        raise
+        if isinstance(db.obj, PooledPostgresqlDatabase):
+            db.obj.manual_close()
+        else:
+            db.close()
+    except Exception:  # the connection is already broken; its next job opens a fresh one
+        pass
+
+
+def _is_locked(exc: Exception) -> bool:
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)
+
+
+def _in_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Runs fn with this worker's connection; a dropped connection is retried once.
+
+    A dropped PostgreSQL connection (a server restart, an idle connection cut by a proxy)
+    fails the first statement; the job's transaction rolled back with it, so it runs again
+    on a fresh connection. If that fails too the database is unavailable (503). SQLite's
+    "database is locked" after the busy timeout is a 503 too, never a 500.
+    """
+    from services.errors import DatabaseBusy, DatabaseUnavailable
+
+    for attempt in (1, 2):
+        try:
+            if db.is_closed():
+                db.connect()
+            return fn(*args, **kwargs)
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            _discard_connection()
+            if _is_locked(exc):
+                raise DatabaseBusy("the database is busy; try again shortly", 1) from exc
+            if isinstance(db.obj, peewee.SqliteDatabase):
+                raise
+            if attempt == 2:
+                raise DatabaseUnavailable() from exc
+    raise AssertionError("unreachable")

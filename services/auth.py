@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from auth import passwords
 from auth.jwt import Claims, TokenError, TokenIssuer
 from auth.ratelimit import RateLimiter
-from models.db import Runner, db
+from models.db import Runner, write_tx
 from models.token import RefreshToken, Session
 from models.user import User, utcnow
 from services import validation as v
@@ -22,13 +23,27 @@ __all__ = ["AuthService", "LoginLimits"]
 
 
 class LoginLimits:
-    """Login throttles: failed attempts per account and attempts per client IP."""
+    """Login throttles that an attacker cannot turn against the account's owner.
+
+    - per (account, IP) pair: 5 attempts per 15 minutes, cleared by a success: the guessing
+      client is locked out of that account, nobody else is;
+    - per IP: 30 attempts per minute, whatever the accounts;
+    - per account: after 5 failed logins within 15 minutes (from anywhere) every further
+      attempt for that account waits 0.25 s, doubling per failure up to 4 s, before the
+      password is checked. It slows a distributed attack but never refuses the owner.
+    """
+
+    PAIR_LIMIT, PAIR_WINDOW = 5, 15 * 60
+    SLOWDOWN_AFTER = 5
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.per_account = RateLimiter(limit=5, window=15 * 60)
+        self.per_pair = RateLimiter(limit=self.PAIR_LIMIT, window=self.PAIR_WINDOW)
         self.per_ip = RateLimiter(limit=30, window=60)
         self.register_per_ip = RateLimiter(limit=10, window=60)
+        # Counts failures only; the limit is never reached, it just keeps the window.
+        self.account_failures = RateLimiter(limit=1 << 30, window=self.PAIR_WINDOW)
+        self.slowdown_base, self.slowdown_cap = 0.25, 4.0
 
     def check(self, limiter: RateLimiter, key: str, hit: bool) -> None:
         """Raises RateLimited when key is over the limiter's budget, recording a hit if asked."""
@@ -37,6 +52,26 @@ class LoginLimits:
         wait = limiter.check_and_hit(key) if hit else limiter.retry_after(key)
         if wait:
             raise RateLimited(f"too many attempts; try again in {wait} seconds", wait)
+
+    def delay(self, account: str) -> float:
+        """Returns how long an attempt for account waits before its password is checked."""
+        if not self.enabled:
+            return 0.0
+        failures = self.account_failures.count(account)
+        if failures < self.SLOWDOWN_AFTER:
+            return 0.0
+        return min(self.slowdown_cap,
+                   self.slowdown_base * 2 ** min(failures - self.SLOWDOWN_AFTER, 16))
+
+    def failed(self, account: str) -> None:
+        """Records a failed login for account."""
+        if self.enabled:
+            self.account_failures.hit(account)
+
+    def succeeded(self, account: str, ip: str) -> None:
+        """Clears the pair's attempts and the account's failures after a correct password."""
+        self.per_pair.reset(f"{account}|{ip}")
+        self.account_failures.reset(account)
 
 
 class AuthService:
@@ -91,7 +126,7 @@ class AuthService:
         return result
 
     def _register_tx(self, name: str, email: str, password_hash: str, age: int | None) -> dict:
-        with db.atomic():
+        with write_tx():
             user = create_user(name, email, password_hash, age=age)
             return self._new_session_tokens(user)
 
@@ -105,19 +140,24 @@ class AuthService:
         self.limits.check(self.limits.per_ip, ip, hit=True)
         # Counted before the check, so a burst of parallel guesses cannot overtake the limit;
         # a success clears the count.
-        self.limits.check(self.limits.per_account, email, hit=True)
+        self.limits.check(self.limits.per_pair, f"{email}|{ip}", hit=True)
+        delay = self.limits.delay(email)
+        if delay:
+            await asyncio.sleep(delay)
         password = password[:1024]
         user = await self.run(User.get_or_none, User.email == email)
         if user is None:
             await self.hash(passwords.verify_dummy, password)
+            self.limits.failed(email)
             raise AuthenticationError("invalid email or password")
         if not await self.hash(passwords.verify_password, password, user.password_hash):
+            self.limits.failed(email)
             raise AuthenticationError("invalid email or password")
-        self.limits.per_account.reset(email)
+        self.limits.succeeded(email, ip)
         return await self.run(self._login_tx, user)
 
     def _login_tx(self, user: User) -> dict:
-        with db.atomic():
+        with write_tx():
             return self._new_session_tokens(user)
 
     async def refresh(self, body: Any) -> dict[str, Any]:
@@ -137,7 +177,7 @@ class AuthService:
         return result
 
     def _refresh_tx(self, claims: Claims) -> tuple[dict | None, bool]:
-        with db.atomic():
+        with write_tx():
             row = RefreshToken.get_or_none(RefreshToken.jti == claims.jti)
             session = Session.get_or_none(Session.id == claims.sid)
             user = User.get_or_none(User.id == claims.user_id)
@@ -187,7 +227,7 @@ class AuthService:
 
     def _change_password_tx(self, user_id: int, new_hash: str) -> tuple[dict[str, Any], int]:
         """Stores the new hash, revokes every session; returns new tokens and the new version."""
-        with db.atomic():
+        with write_tx():
             user = User.get_by_id(user_id)
             user.password_hash = new_hash
             user.token_version += 1

@@ -10,6 +10,8 @@ __all__ = [
     "NotFound",
     "Conflict",
     "RateLimited",
+    "DatabaseUnavailable",
+    "DatabaseBusy",
 ]
 
 
@@ -68,3 +70,21 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database cannot be reached; the client should retry after `retry_after` seconds."""
+
+    status = 503
+    code = "database_unavailable"
+
+    def __init__(self, message: str = "the database is unavailable; try again shortly",
+                 retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """The database stayed locked by other writers for longer than the busy timeout."""
+
+    code = "database_busy"

@@ -8,7 +8,6 @@ Nothing a client sends crashes the socket: a bad frame is answered, only abuse c
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +16,9 @@ from typing import Any, Protocol
 from auth.ratelimit import InboundLimit
 from hub.disconnect import BINARY_UNSUPPORTED, REFRESH_REJECTED, TOO_MANY_MESSAGES, Close
 from hub.events import Event, EventType
+from services import jsonlimits
 from services.errors import (
+    DatabaseUnavailable,
     NotFound,
     PermissionDenied,
     RateLimited,
@@ -95,6 +96,8 @@ def _code(exc: ServiceError) -> str:
         return "forbidden"
     if isinstance(exc, RateLimited):
         return "rate_limited"
+    if isinstance(exc, DatabaseUnavailable):
+        return "unavailable"
     if isinstance(exc, ValidationError):
         return "invalid_message"
     return "unavailable"
@@ -119,8 +122,10 @@ class Inbound:
         if verdict == "abuse":
             return Outcome(close=TOO_MANY_MESSAGES)
         try:
-            parsed = json.loads(message)
-        except (ValueError, RecursionError):
+            parsed = jsonlimits.loads(message)
+        except jsonlimits.JsonRejected as exc:
+            return error("invalid_json", str(exc))
+        except ValueError:
             return error("invalid_json", "messages must be JSON objects")
         if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
             return error("invalid_message", 'messages look like {"type": ..., "data": {...}}')
@@ -152,6 +157,8 @@ class Inbound:
                          request_id)
         try:
             principal = await self.auth.authenticate(token)
+        except DatabaseUnavailable as exc:  # not the token's fault: the client may retry
+            return error("unavailable", exc.message, request_id)
         except ServiceError as exc:
             return Outcome(close=REFRESH_REJECTED.detail(exc.message))
         if principal.id != peer.user_id:

@@ -13,7 +13,7 @@ from typing import Any
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from hub.events import dumps
-from models.db import Runner, db
+from models.db import Runner, write_tx
 from models.room import Room, RoomMessage
 from models.user import User
 from services.errors import ValidationError
@@ -188,7 +188,7 @@ def _insert(rows: list[dict[str, Any]]) -> int:
     unlinking senders deleted meanwhile, who keep their name)."""
     names = {r["room"] for r in rows}
     senders = {r["sender"] for r in rows}
-    with db.atomic():
+    with write_tx():
         alive = {n for (n,) in Room.select(Room.name).where(Room.name.in_(names)).tuples()}
         users = {u for (u,) in User.select(User.id).where(User.id.in_(senders)).tuples()}
         keep = [{**r, "sender": r["sender"] if r["sender"] in users else None}

@@ -7,7 +7,7 @@ from typing import Any
 
 import peewee
 
-from models.db import Runner, db
+from models.db import Runner, db, write_tx
 from models.room import LOBBY, Room, RoomMember, RoomMessage
 from models.user import ADMIN_ROLES, User, rfc3339
 from services import validation as v
@@ -39,7 +39,7 @@ def channel_room(channel: Any) -> str:
 
 def ensure_lobby() -> None:
     """Creates the public room:lobby if it does not exist (blocking; at start-up)."""
-    with db.connection_context(), db.atomic():
+    with db.connection_context(), write_tx():
         if not Room.select().where(Room.name == LOBBY).exists():
             Room.create(name=LOBBY, title="Lobby", private=False, owner=None)
 
@@ -92,7 +92,7 @@ class RoomService:
             raise ValidationError("private must be true or false")
 
         def create_tx() -> Room:
-            with db.atomic():
+            with write_tx():
                 owned = Room.select().where(Room.owner == actor.id).count()
                 if owned >= self.max_rooms_per_user:
                     raise PermissionDenied(
@@ -134,7 +134,7 @@ class RoomService:
             raise PermissionDenied("room:lobby cannot be deleted")
 
         def delete_tx() -> Room:
-            with db.atomic():
+            with write_tx():
                 room = _load(name)
                 _check_owner(room, actor)
                 room.delete_instance()
@@ -166,7 +166,7 @@ class RoomService:
             raise ValidationError("user_id must be a positive whole number")
 
         def add_tx() -> dict[str, Any]:
-            with db.atomic():
+            with write_tx():
                 room = _load(name)
                 _check_owner(room, actor)
                 user = User.get_or_none(User.id == user_id)
@@ -184,7 +184,7 @@ class RoomService:
         """Removes a member (owner or admin, or members themselves); a private room's sockets
         of that user are unsubscribed at once."""
         def remove_tx() -> Room:
-            with db.atomic():
+            with write_tx():
                 room = _load(name)
                 if actor.id != user_id:
                     _check_owner(room, actor)

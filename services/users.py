@@ -8,7 +8,7 @@ from typing import Any
 import peewee
 
 from auth import passwords
-from models.db import Runner, db
+from models.db import Runner, db, write_tx
 from models.user import User, rfc3339, utcnow
 from services import validation as v
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -50,7 +50,7 @@ def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[dict[
     email, password, name = v.email(email), v.password(password), v.name(name)
     if role not in ("admin", "superadmin"):
         raise ValidationError("role must be admin or superadmin")
-    with db.connection_context(), db.atomic():
+    with db.connection_context(), write_tx():
         user = User.get_or_none(User.email == email)
         if user is None:
             password_hash = passwords.hash_password(password)
@@ -114,7 +114,7 @@ class UserService:
     def _update_tx(
         self, actor: Principal, user_id: int, changes: dict[str, Any]
     ) -> tuple[User, list[str]]:
-        with db.atomic():
+        with write_tx():
             user = self._load(user_id)
             self._guard_superadmin(actor, user)
             changed = [k for k, value in changes.items() if getattr(user, k) != value]
@@ -137,11 +137,14 @@ class UserService:
             raise PermissionDenied("admins cannot delete their own account")
 
         def delete_tx() -> dict[str, Any]:
-            with db.atomic():
+            with write_tx():
                 user = self._load(user_id)
                 self._guard_superadmin(actor, user)
                 public = user.to_public()
-                user.delete_instance()
+                # Counted, so that of two racing deletes only one succeeds (PostgreSQL lets
+                # both read the row; the second DELETE then finds nothing).
+                if not User.delete().where(User.id == user_id).execute():
+                    raise NotFound(f"user {user_id} not found")
                 return public
 
         public = await self.run(delete_tx)
@@ -160,7 +163,7 @@ class UserService:
             raise PermissionDenied("only a superadmin can grant the superadmin role")
 
         def role_tx() -> tuple[User, str]:
-            with db.atomic():
+            with write_tx():
                 user = self._load(user_id)
                 if user.role == "superadmin" and actor.role != "superadmin":
                     raise PermissionDenied("only a superadmin can remove the superadmin role")

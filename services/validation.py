@@ -38,9 +38,15 @@ def text(value: Any, field: str, low: int, high: int) -> str:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
 def name(value: Any) -> str:
-    """Returns a valid display name (1-100 characters after trimming)."""
-    return text(value.strip() if isinstance(value, str) else value, "name", 1, 100)
+    """Returns a valid display name (1-100 characters after trimming, no control characters)."""
+    value = text(value.strip() if isinstance(value, str) else value, "name", 1, 100)
+    if _CONTROL.search(value):
+        raise ValidationError("name must not contain control characters")
+    return value
 
 
 def email(value: Any) -> str:

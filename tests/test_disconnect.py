@@ -9,7 +9,7 @@ from app import ROOT
 from hub.disconnect import ALL_CLOSES, MAX_REASON_BYTES
 
 DOC = open(os.path.join(ROOT, "docs", "websocket.md"), encoding="utf-8").read()
-ROW = re.compile(r"^\| (\d{4}) \| `([^`]+)` \| `([A-Z_]+)` \|", re.MULTILINE)
+ROW = re.compile(r"^\| (\d{4}) \| `([^`]+)` \| `([A-Z0-9_]+)` \|", re.MULTILINE)
 
 
 def test_docs_close_table_matches_hub_disconnect_exactly():

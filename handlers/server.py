@@ -1,0 +1,234 @@
+"""The HTTP server: connection cap, accept back-off on fd exhaustion, head and idle timeouts."""
+
+from __future__ import annotations
+
+import copy
+import errno
+import logging
+import resource
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from tornado.http1connection import HTTP1ConnectionParameters, HTTP1ServerConnection
+from tornado.httpserver import HTTPServer, _HTTPRequestContext
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
+
+from config import Settings
+
+__all__ = ["EdgeServer", "default_max_connections", "FD_HEADROOM"]
+
+log = logging.getLogger("server")
+
+FD_HEADROOM = 100  # descriptors kept for the database pool, logs, static files and the listener
+BACKOFF_MIN, BACKOFF_MAX = 0.1, 1.0  # seconds accept pauses after EMFILE/ENFILE
+LOG_INTERVAL = 10.0  # at most one "out of descriptors"/"at the cap" line per interval
+_EXHAUSTED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def default_max_connections() -> int:
+    """Returns the soft RLIMIT_NOFILE minus headroom (at least 1)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(1, soft - FD_HEADROOM)
+
+
+class _ConnectionParameters(HTTP1ConnectionParameters):
+    """One connection's parameters: the head timeout for its first request, idle after that."""
+
+    def __init__(self, base: HTTP1ConnectionParameters, head: float, idle: float) -> None:
+        self.__dict__.update(copy.copy(base.__dict__))
+        self.__dict__.pop("header_timeout", None)
+        self.head, self.idle, self.requests = head, idle, 0
+
+    @property
+    def header_timeout(self) -> float:  # type: ignore[override]
+        """Seconds to wait for a request head: short on a new connection, idle when reused."""
+        return self.head if self.requests <= 1 else self.idle
+
+
+class _CountedStream(IOStream):
+    """An IOStream that tells its server when its socket closes."""
+
+    def __init__(self, server: EdgeServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._server = server
+
+    def close_fd(self) -> None:
+        super().close_fd()
+        self._server.stream_closed()
+
+
+class EdgeServer(HTTPServer):
+    """HTTPServer with a cap on open sockets, accept back-off and a separate head timeout."""
+
+    def initialize(self, *args: Any, settings: Settings, **kwargs: Any) -> None:  # type: ignore[override]
+        super().initialize(
+            *args, idle_connection_timeout=settings.idle_timeout,
+            body_timeout=settings.body_timeout, max_body_size=settings.max_body_size, **kwargs)
+        self.head_timeout = settings.header_timeout
+        self.idle_timeout = settings.idle_timeout
+        self.max_connections = settings.max_connections or default_max_connections()
+        self.open_sockets = 0
+        self.closed_sockets = 0  # cumulative, read by the memory housekeeper
+        self.refused = 0
+        self._last_log = {"cap": -LOG_INTERVAL, "fds": -LOG_INTERVAL}
+        self._backoff = BACKOFF_MIN
+        self._paused: dict[int, socket.socket] = {}
+
+    # -- accepting -----------------------------------------------------------------------
+
+    def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
+        """Accepts on sockets with this server's own handler (back-off and cap)."""
+        for sock in sockets:
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = self._watch(sock)
+
+    def _watch(self, sock: socket.socket) -> Any:
+        loop = IOLoop.current()
+        loop.add_handler(sock, lambda fd, events: self._accept(sock), IOLoop.READ)
+
+        def remove() -> None:
+            self._paused.pop(sock.fileno(), None)
+            try:
+                loop.remove_handler(sock)
+            except (KeyError, ValueError):
+                pass
+
+        return remove
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(128):
+            try:
+                connection, address = sock.accept()
+            except BlockingIOError:
+                self._backoff = BACKOFF_MIN
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _EXHAUSTED:
+                    raise
+                self._pause(sock, exc)
+                return
+            if self.open_sockets >= self.max_connections:
+                self._refuse(connection)
+                continue
+            self._handle_connection(connection, address)
+
+    def _refuse(self, connection: socket.socket) -> None:
+        """Closes a connection over the cap at once (RST, no buffers kept)."""
+        self.refused += 1
+        try:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        except OSError:
+            pass
+        connection.close()
+        self._log_once("cap", "at --max-connections=%d: refusing new connections (%d so far)",
+                       self.max_connections, self.refused)
+
+    def _pause(self, sock: socket.socket, exc: OSError) -> None:
+        """Stops accepting for a moment instead of failing on every loop turn."""
+        loop = IOLoop.current()
+        loop.remove_handler(sock)
+        self._paused[sock.fileno()] = sock
+        self._log_once("fds", "accept failed (%s): pausing new connections, %d open",
+                       exc.strerror, self.open_sockets)
+        loop.call_later(self._backoff, self._resume, sock)
+        self._backoff = min(BACKOFF_MAX, self._backoff * 2)
+
+    def _resume(self, sock: socket.socket) -> None:
+        if self._paused.pop(sock.fileno(), None) is not None and not self._stopped:
+            IOLoop.current().add_handler(sock, lambda fd, events: self._accept(sock), IOLoop.READ)
+
+    def _log_once(self, key: str, message: str, *args: Any) -> None:
+        now = IOLoop.current().time()
+        if now - self._last_log[key] >= LOG_INTERVAL:
+            self._last_log[key] = now
+            log.warning(message, *args)
+
+    def _handle_connection(self, connection: socket.socket, address: Any) -> None:
+        self.open_sockets += 1
+        try:
+            stream = _CountedStream(self, connection, max_buffer_size=self.max_buffer_size,
+                                    read_chunk_size=self.read_chunk_size)
+        except Exception:
+            self.open_sockets -= 1
+            connection.close()
+            raise
+        self.handle_stream(stream, address)
+
+    def stream_closed(self) -> None:
+        """Counts a closed client socket."""
+        self.open_sockets -= 1
+        self.closed_sockets += 1
+
+    # -- per-connection timeouts -----------------------------------------------------------
+
+    def handle_stream(self, stream: IOStream, address: tuple) -> None:
+        context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
+        params = _ConnectionParameters(self.conn_params, self.head_timeout, self.idle_timeout)
+        conn = HTTP1ServerConnection(stream, params, context)
+        self._connections.add(conn)
+        conn.start_serving(self)
+
+    def start_request(self, server_conn: object, request_conn: Any) -> Any:
+        params = getattr(server_conn, "params", None)
+        if isinstance(params, _ConnectionParameters):
+            params.requests += 1
+        return super().start_request(server_conn, request_conn)
+
+
+def _malloc_trim() -> Any:
+    """Returns glibc's malloc_trim, or None where it does not exist."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+class Housekeeper:
+    """Collects closed connections' garbage and gives freed heap back to the OS after churn.
+
+    tune_gc() makes full collections rare, so the reference cycles of closed sockets would
+    otherwise wait in the oldest generation for a long time. Every `interval` seconds, if at
+    least `threshold` sockets closed since the last run, this runs a full collection and
+    glibc's malloc_trim(0). With no churn it costs nothing.
+    """
+
+    def __init__(self, server: EdgeServer, interval: float = 5.0, threshold: int = 50) -> None:
+        self.server, self.interval, self.threshold = server, interval, threshold
+        self._seen = 0
+        self._timer: Any = None
+        self._trim = _malloc_trim()
+        self.runs = 0
+
+    def start(self) -> None:
+        """Starts the periodic check."""
+        from tornado.ioloop import PeriodicCallback
+
+        self._timer = PeriodicCallback(self.tick, self.interval * 1000)
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Stops the periodic check."""
+        if self._timer is not None:
+            self._timer.stop()
+
+    def tick(self, force: bool = False) -> bool:
+        """Collects and trims if enough sockets closed since the last run; True if it ran."""
+        closed = self.server.closed_sockets
+        if not force and closed - self._seen < self.threshold:
+            return False
+        import gc
+
+        self._seen = closed
+        gc.collect()
+        if self._trim is not None:
+            self._trim(0)
+        self.runs += 1
+        return True

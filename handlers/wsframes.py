@@ -1,0 +1,118 @@
+"""Tornado's WebSocket protocol, failing protocol errors with the RFC 6455 close codes."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
+
+from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close
+
+__all__ = ["StrictProtocol", "strict_protocol", "frame_problem", "close_problem"]
+
+_KNOWN_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
+
+
+def frame_problem(b0: int, b1: int, *, compression: bool, fragmented: bool) -> str | None:
+    """Returns why a client frame header violates RFC 6455, or None if it is acceptable."""
+    opcode, control = b0 & 0x0F, b0 & 0x08
+    reserved = b0 & 0x70
+    if compression and opcode != 0 and not control:
+        reserved &= ~0x40  # RSV1 marks a compressed message (permessage-deflate)
+    if reserved:
+        return "reserved bits set"
+    if opcode not in _KNOWN_OPCODES:
+        return f"unknown opcode {opcode}"
+    if not b1 & 0x80:
+        return "client frames must be masked"
+    if control and not b0 & 0x80:
+        return "fragmented control frame"
+    if control and (b1 & 0x7F) > 125:
+        return "control frame payload over 125 bytes"
+    if opcode == 0 and not fragmented:
+        return "continuation frame without a message to continue"
+    if opcode in (0x1, 0x2) and fragmented:
+        return "new message before the fragmented one finished"
+    return None
+
+
+def _valid_close_code(code: int) -> bool:
+    """Tells whether a peer may send code in a close frame (RFC 6455 7.4, IANA registry)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def close_problem(payload: bytes) -> Close | None:
+    """Returns the close to answer with if a received close frame is malformed, else None."""
+    if not payload:
+        return None
+    if len(payload) == 1:
+        return PROTOCOL_ERROR.detail("close payload of one byte")
+    code = struct.unpack(">H", payload[:2])[0]
+    if not _valid_close_code(code):
+        return PROTOCOL_ERROR.detail(f"invalid close code {code}")
+    try:
+        payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        return INVALID_UTF8.detail("close reason")
+    return None
+
+
+class StrictProtocol(WebSocketProtocol13):
+    """Checks each frame header, text payload and close frame before Tornado handles it.
+
+    Tornado reads the two header bytes itself; this class reads them first, fails the
+    connection (close frame with the RFC code, then the socket) on a violation, and otherwise
+    hands the same bytes to Tornado's reader through _read_bytes.
+    """
+
+    _peeked: bytes | None = None
+
+    async def _read_bytes(self, n: int) -> bytes:
+        peeked = self._peeked
+        if peeked is not None:
+            self._peeked = None
+            return peeked
+        return await super()._read_bytes(n)
+
+    async def _receive_frame(self) -> None:
+        header = await self._read_bytes(2)
+        problem = frame_problem(header[0], header[1], compression=self._decompressor is not None,
+                                fragmented=self._fragmented_message_buffer is not None)
+        if problem:
+            self._fail(PROTOCOL_ERROR.detail(problem))
+            return
+        self._peeked = header
+        await super()._receive_frame()
+
+    def _handle_message(self, opcode: int, data: bytes) -> Any:
+        if self.client_terminated:
+            return None
+        if opcode == 0x1 and not self._frame_compressed:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                self._fail(INVALID_UTF8.detail("text message"))
+                return None
+        if opcode == 0x8:
+            problem = close_problem(data)
+            if problem:
+                self._fail(problem)
+                return None
+        return super()._handle_message(opcode, data)
+
+    def _fail(self, close: Close) -> None:
+        """Fails the connection: sends a close frame with its code, then drops the socket."""
+        self.close(*close)
+        self._abort()
+
+
+def strict_protocol(handler: WebSocketHandler) -> StrictProtocol | None:
+    """Returns the strict protocol for a handler's upgrade request (version 13 only)."""
+    if handler.request.headers.get("Sec-WebSocket-Version") != "13":
+        return None
+    params = _WebSocketParams(
+        ping_interval=handler.ping_interval, ping_timeout=handler.ping_timeout,
+        max_message_size=handler.max_message_size,
+        compression_options=handler.get_compression_options())
+    return StrictProtocol(handler, False, params)
