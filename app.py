@@ -16,6 +16,7 @@ from handlers.access_log import log_request
 from handlers.base import NotFoundHandler
 from handlers.edge import EdgeApplication
 from hub.broker import Broker, MemoryBroker
+from hub.history import MemoryLog
 from hub.hub import Hub
 from hub.notify import HubNotifier
 from models.db import Runner
@@ -76,7 +77,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
                          settings.access_token_ttl, settings.refresh_token_ttl)
     run = Runner(settings.db_workers)
     hash_ = Runner(settings.hash_workers, name="hash", nice=10, database=False)
-    broker = broker or MemoryBroker()
+    broker = broker or MemoryBroker(log=MemoryLog(settings.history_size, settings.history_ttl))
     hub = make_hub(broker)
     notifier = HubNotifier(hub)
     limiter = RateLimiter(settings.ws_connect_rate, 60) if settings.rate_limits else None
@@ -84,7 +85,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
-                         settings.max_subscriptions)
+                         settings.max_subscriptions, broker.log)
     return Context(
         settings=settings,
         run=run,

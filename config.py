@@ -178,6 +178,11 @@ class Settings:
         30.0, _positive_float, "seconds allowed for reading one request body (default 30)")
     hsts: int = _option(
         0, _hsts, "on|off|SECONDS: send Strict-Transport-Security (only behind TLS; default off)")
+    history_size: int = _option(
+        1000, _positive_int, "events kept per stream for recovery after a reconnect (default 1000)")
+    history_ttl: float = _option(
+        600.0, _positive_float,
+        "seconds an event stays recoverable after a reconnect (default 600)")
 
     # Fixed by the contract, not options.
     max_body_size: int = 1024 * 1024

@@ -22,6 +22,8 @@ from hub import transport
 from hub.client import Client
 from hub.disconnect import SHUTTING_DOWN, TOKEN_EXPIRED
 from hub.events import Encoded, Event, EventType
+from hub.history import Recovery
+from hub.messages import FEED
 from services.errors import (
     AuthenticationError,
     PermissionDenied,
@@ -103,14 +105,22 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         self._cap_send_buffer()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, name=sys.intern(caller.name))
-        # The welcome goes first: registering announces the user (user.online) to admins,
-        # this connection included when it is an admin's.
+        # The welcome goes first, with the feed position; then the missed feed events (when
+        # `since`/`epoch` name a recoverable position); then registering, which announces
+        # the user (user.online) to admins. All in this one IOLoop turn, so no live event can
+        # come before or between the replayed ones, nor twice.
+        since = self.get_query_argument("since", None)
+        epoch = self.get_query_argument("epoch", None)
+        recovery, missed = self.ctx.hub.recover(self.client, FEED, since, epoch)
         self.send(Event(EventType.CONNECTION_ESTABLISHED, {
             "client_id": self.client.id,
             "message": WELCOME,
             "role": caller.role,
             "user_id": caller.id,
+            **recovery.position(len(missed)),
         }).encode())
+        for event in missed:
+            self.send(event)
         self.ctx.hub.register(self.client)
         self._schedule_expiry(caller.expires_at)
         self._shed_handshake_state()
@@ -168,8 +178,13 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
 
     async def on_message(self, message: str | bytes) -> None:
         outcome = await self.ctx.inbound.handle(self, message)
+        # Reply, replayed events and the follow-up (a subscription) run in one IOLoop turn.
         if outcome.reply is not None:
             self.send(outcome.reply.encode())
+        for event in outcome.replay:
+            self.send(event)
+        if outcome.then is not None:
+            outcome.then()
         if outcome.close is not None:
             self.close(*outcome.close)
 
@@ -199,6 +214,11 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         """Subscribes this connection through the hub."""
         assert self.client is not None
         return self.ctx.hub.subscribe(self.client, channel)
+
+    def recover(self, channel: str, since: object, epoch: object) -> tuple[Recovery, list]:
+        """Returns a channel's recovery and the missed events, for a subscription to follow."""
+        assert self.client is not None
+        return self.ctx.hub.recover(self.client, channel, since, epoch, joining=True)
 
     def unsubscribe(self, channel: str) -> bool:
         """Unsubscribes this connection through the hub."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
-from hub.messages import Message
+from hub.history import MemoryLog, StreamLog
+from hub.messages import Message, Publication
 
 __all__ = ["Handler", "Broker", "MemoryBroker", "new_node_id"]
 
@@ -27,6 +29,8 @@ class Broker(Protocol):
     """
 
     node_id: str
+    # The recovery log: the sequencer and history of every stream (feed, rooms).
+    log: StreamLog
 
     def attach(self, handler: Handler) -> None:
         """Sets the callback that applies a message to the local hub."""
@@ -37,8 +41,9 @@ class Broker(Protocol):
     def publish(self, message: Message) -> int:
         """Publishes message to every node.
 
-        Promise: a publication is first given its position in its stream (by a broker that
-        keeps a log), then applied to this node's hub at once, before publish returns, then
+        Promise: a logged publication is first given its position in its stream and appended
+        to that stream's history (raising StreamUnavailable when the stream has no reserved
+        offset left), then applied to this node's hub at once, before publish returns, then
         sent to every other node, which applies it once. The return value counts only this
         node's connections that received it (or, for a control, that it touched); other
         nodes' counts are not known to the caller.
@@ -51,11 +56,13 @@ class Broker(Protocol):
 class MemoryBroker:
     """Delivers to this process's hub at once. With this broker you can only run a single node.
 
-    It keeps no log, so events carry no offset.
+    Its log is in memory: the IOLoop is the one sequencer of every stream, so every
+    subscriber sees the same order, and positioning plus delivery happen in one step.
     """
 
-    def __init__(self, node_id: str | None = None) -> None:
+    def __init__(self, node_id: str | None = None, log: MemoryLog | None = None) -> None:
         self.node_id = node_id or new_node_id()
+        self.log = log or MemoryLog()
         self._handler: Handler | None = None
 
     def attach(self, handler: Handler) -> None:
@@ -66,9 +73,12 @@ class MemoryBroker:
         """Nothing to connect to."""
 
     def publish(self, message: Message) -> int:
-        """Applies message to the local hub synchronously."""
+        """Positions a logged publication, then applies message to the local hub synchronously."""
         if self._handler is None:
             raise RuntimeError("MemoryBroker.publish called before attach()")
+        if isinstance(message, Publication) and message.logged:
+            event = self.log.append(message.stream, message.targets, message.event)
+            message = replace(message, event=event)
         return self._handler(message)
 
     async def close(self) -> None:

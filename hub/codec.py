@@ -28,7 +28,7 @@ from hub.messages import (
     Unsubscribe,
 )
 
-__all__ = ["encode", "decode", "CodecError"]
+__all__ = ["encode", "decode", "CodecError", "encode_targets", "decode_targets"]
 
 
 class CodecError(ValueError):
@@ -61,11 +61,21 @@ def _parse_target(raw: list[Any]) -> Target:
     raise CodecError(f"unknown target {raw!r}")
 
 
+def encode_targets(targets: tuple[Target, ...]) -> str:
+    """Returns targets as JSON text (the outbox stores them this way)."""
+    return dumps([_target(t) for t in targets])
+
+
+def decode_targets(text: str) -> tuple[Target, ...]:
+    """Returns the targets stored by encode_targets()."""
+    return tuple(_parse_target(t) for t in json.loads(text))
+
+
 def _fields(message: Message) -> dict[str, Any]:
     match message:
-        case Publication(event, targets, stream):
+        case Publication(event, targets, stream, logged):
             return {"kind": "publication", "stream": stream, "event": event.to_wire(),
-                    "targets": [_target(t) for t in targets]}
+                    "targets": [_target(t) for t in targets], "logged": logged}
         case SetRole(user_id, role):
             return {"kind": "set_role", "user_id": user_id, "role": role}
         case CloseUser(user_id, close, below_version):
@@ -93,7 +103,8 @@ def _message(raw: dict[str, Any]) -> Message:
     kind = raw.get("kind")
     if kind == "publication":
         targets = tuple(_parse_target(t) for t in raw["targets"])
-        return Publication(_event(raw["event"]), targets, raw["stream"])
+        return Publication(_event(raw["event"]), targets, raw["stream"],
+                           bool(raw.get("logged", False)))
     if kind == "set_role":
         return SetRole(raw["user_id"], raw["role"])
     if kind == "close_user":

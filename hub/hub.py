@@ -8,6 +8,7 @@ from hub.broker import Broker
 from hub.client import Client
 from hub.disconnect import SLOW_CONSUMER, Close
 from hub.events import Encoded, Event, EventType, now_rfc3339
+from hub.history import Recovery
 from hub.messages import (
     ADMINS,
     ALL,
@@ -23,6 +24,7 @@ from hub.messages import (
     ToRole,
     ToUser,
     Unsubscribe,
+    matches,
     stream_of,
     to_role,
     to_user,
@@ -155,13 +157,29 @@ class Hub:
 
     # -- publishing ----------------------------------------------------------------------
 
-    def publish(self, event: Event, targets: tuple[Target, ...]) -> int:
+    def publish(self, event: Event, targets: tuple[Target, ...], logged: bool = False) -> int:
         """Publishes event to targets through the broker; returns local recipients.
 
-        The broker positions the event in its stream, then handle() encodes it once.
+        The broker positions a logged event in its stream, then handle() encodes it once.
         """
+        count = self.broker.publish(Publication(event, targets, stream_of(targets), logged))
         self.events_published += 1
-        return self.broker.publish(Publication(event, targets, stream_of(targets)))
+        return count
+
+    def recover(self, client: Client, stream: str, since: object, epoch: object,
+                joining: bool = False) -> tuple[Recovery, list[Encoded]]:
+        """Returns a stream's recovery for a connection and the missed events it may see.
+
+        Feed entries are filtered by the connection's audience as it is now; `joining` counts
+        the stream's channel as subscribed (the subscription follows the replay). The caller
+        sends them and registers (or subscribes) in the same IOLoop turn, so no live event
+        can come before, between or twice.
+        """
+        recovery = self.broker.log.recover(stream, since, epoch)
+        events = [entry.event.encode() for entry in recovery.entries
+                  if any(_visible(client, target, stream if joining else None)
+                         for target in entry.targets)]
+        return recovery, events
 
     def broadcast_to_all(self, type_: str, data: dict[str, object]) -> int:
         """The seed's BroadcastToAll: sends an event to every connection."""
@@ -311,6 +329,13 @@ class Hub:
 
 
 _EMPTY: dict[str, Client] = {}
+
+
+def _visible(client: Client, target: Target, joining: str | None) -> bool:
+    if joining is not None and isinstance(target, ToChannel) and target.channel == joining:
+        return client.user_id != target.skip_user
+    return matches(client, target)
+
 
 
 def _discard(index: dict, key: object, client_id: str) -> None:

@@ -7,9 +7,13 @@ with `match`, so a new kind is one class here plus one case there (and one in hu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED, Close
 from hub.events import Event
+
+if TYPE_CHECKING:
+    from hub.client import Client
 
 __all__ = [
     "ToAll",
@@ -23,6 +27,7 @@ __all__ = [
     "to_role",
     "FEED",
     "stream_of",
+    "matches",
     "Publication",
     "SetRole",
     "CloseUser",
@@ -92,17 +97,33 @@ def stream_of(targets: tuple[Target, ...]) -> str:
     return FEED
 
 
+def matches(client: Client, target: Target) -> bool:
+    """True when target addresses client (the same rule as the hub's indexes)."""
+    match target:
+        case ToAll():
+            return True
+        case ToUser(user_id):
+            return client.user_id == user_id
+        case ToRole(role):
+            return client.role == role
+        case ToChannel(channel, skip_user):
+            return channel in client.channels and client.user_id != skip_user
+    raise TypeError(f"unknown target {target!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Publication:
     """An event on its way to its targets, in one stream.
 
-    A broker that keeps a log gives the event its position (`offset`) before the hub encodes
-    it, so positioning never costs a second encoding.
+    A broker that keeps a log gives a `logged` event its position (`offset`) and appends it
+    to its stream's history before the hub encodes it, so positioning never costs a second
+    encoding. Ephemeral events (typing, presence, replies) are not logged and carry no offset.
     """
 
     event: Event
     targets: tuple[Target, ...]
     stream: str = FEED
+    logged: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,24 @@
-"""The seed's Notify* helpers: turn committed changes into events for the right audience."""
+"""The seed's Notify* helpers: publish feed events and apply live consequences (controls).
+
+Building a feed event (hub/feed.py) is separate from publishing it, so the outbox relay can
+publish stored rows; controls and room events are published here directly.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from hub import feed
 from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED
 from hub.events import Event, EventType, now_rfc3339
+from hub.feed import FeedEvent
 from hub.hub import Hub
 from hub.messages import (
-    ADMINS,
-    ALL,
     CloseSession,
     CloseUser,
     SetRole,
     ToChannel,
     Unsubscribe,
-    to_user,
 )
 
 __all__ = ["HubNotifier"]
@@ -27,58 +30,52 @@ class HubNotifier:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
+    def publish_feed(self, events: list[FeedEvent], timestamp: str | None = None) -> int:
+        """Logs and publishes feed events in order; returns the first one's local recipients."""
+        counts = [self.hub.publish(Event(e.type, e.data, timestamp or now_rfc3339()),
+                                   e.targets, logged=True) for e in events]
+        return counts[0] if counts else 0
+
     def user_created(self, user: dict[str, Any]) -> int:
         """Tells admins a user registered."""
-        data = {
-            "user_id": user["id"],
-            "name": user["name"],
-            "email": user["email"],
-            "role": user["role"],
-            "created_at": user["created_at"],
-        }
-        return self.hub.publish(Event(EventType.USER_CREATED, data), ADMINS)
+        return self.publish_feed(feed.user_created(user))
 
     def user_updated(
         self, user_id: int, changes: list[str], updated_at: str, by_self: bool
     ) -> int:
         """Tells the user and admins what changed; profile.updated too if the user did it."""
-        data = {"user_id": user_id, "changes": changes, "updated_at": updated_at}
-        sent = self.hub.publish(Event(EventType.USER_UPDATED, data), to_user(user_id) + ADMINS)
-        if by_self:
-            self.hub.publish(Event(EventType.PROFILE_UPDATED, data), to_user(user_id))
-        return sent
+        return self.publish_feed(feed.user_updated(user_id, changes, updated_at, by_self))
+
+    def set_role(self, user_id: int, new_role: str) -> int:
+        """Re-indexes the user's open connections under their new role (on every node)."""
+        return self.hub.control(SetRole(user_id, new_role))
 
     def role_changed(
         self, user_id: int, old_role: str, new_role: str, changed_by: int, changed_at: str
     ) -> int:
         """Re-indexes the user's open connections, then tells the user and admins."""
-        self.hub.control(SetRole(user_id, new_role))
-        data = {
-            "user_id": user_id,
-            "old_role": old_role,
-            "new_role": new_role,
-            "changed_by": changed_by,
-            "changed_at": changed_at,
-        }
-        return self.hub.publish(Event(EventType.USER_ROLE_CHANGED, data), to_user(user_id) + ADMINS)
+        self.set_role(user_id, new_role)
+        return self.publish_feed(
+            feed.role_changed(user_id, old_role, new_role, changed_by, changed_at))
+
+    def close_older_sessions(self, user_id: int, token_version: int) -> int:
+        """Closes the user's connections opened with credentials older than token_version."""
+        return self.hub.control(CloseUser(user_id, SESSION_REVOKED, below_version=token_version))
 
     def password_changed(self, user_id: int, token_version: int) -> int:
         """Tells the user, then closes their connections opened with older credentials."""
-        data = {"user_id": user_id, "changed_at": now_rfc3339()}
-        sent = self.hub.publish(Event(EventType.PASSWORD_CHANGED, data), to_user(user_id))
-        self.hub.control(CloseUser(user_id, SESSION_REVOKED, below_version=token_version))
+        sent = self.publish_feed(feed.password_changed(user_id))
+        self.close_older_sessions(user_id, token_version)
         return sent
+
+    def close_user(self, user_id: int) -> int:
+        """Closes every connection of a deleted account."""
+        return self.hub.control(CloseUser(user_id, ACCOUNT_DELETED))
 
     def user_deleted(self, user: dict[str, Any], deleted_by: int) -> int:
         """Closes the deleted user's connections, then tells admins."""
-        self.hub.control(CloseUser(user["id"], ACCOUNT_DELETED))
-        data = {
-            "user_id": user["id"],
-            "email": user["email"],
-            "deleted_by": deleted_by,
-            "deleted_at": now_rfc3339(),
-        }
-        return self.hub.publish(Event(EventType.USER_DELETED, data), ADMINS)
+        self.close_user(user["id"])
+        return self.publish_feed(feed.user_deleted(user, deleted_by))
 
     def session_revoked(self, session_id: str) -> int:
         """Closes every connection opened with a token of a revoked session."""
@@ -88,19 +85,18 @@ class HubNotifier:
         self, message: str, priority: str, metadata: dict[str, Any], sent_by: int
     ) -> int:
         """Sends an alert to every connection; returns how many received it."""
-        data = {"message": message, "priority": priority, "metadata": metadata, "sent_by": sent_by}
-        return self.hub.publish(Event(EventType.SYSTEM_ALERT, data), ALL)
+        return self.publish_feed(feed.system_alert(message, priority, metadata, sent_by))
 
     def health_changed(self, status: str, previous: str, checks: dict[str, str]) -> int:
         """Tells admins the health status flipped."""
-        data = {"status": status, "previous_status": previous, "checks": checks,
-                "changed_at": now_rfc3339()}
-        return self.hub.publish(Event(EventType.HEALTH_STATUS_CHANGED, data), ADMINS)
+        return self.publish_feed(feed.health_changed(status, previous, checks))
 
-    def channel_message(self, channel: str, data: dict[str, Any]) -> int:
-        """Sends a room message to every subscriber of its channel, the sender included."""
+    def channel_message(self, channel: str, data: dict[str, Any]) -> str:
+        """Logs a room message in its channel's stream and sends it to every subscriber, the
+        sender included; returns its offset."""
         event = Event(EventType.CHANNEL_MESSAGE, data, channel=channel)
-        return self.hub.publish(event, (ToChannel(channel),))
+        self.hub.publish(event, (ToChannel(channel),), logged=True)
+        return self.hub.broker.log.position(channel)[1]
 
     def room_unsubscribed(self, channel: str, reason: str, user_id: int | None = None) -> int:
         """Unsubscribes a room's sockets (or one user's) on every node, telling them why."""

@@ -89,11 +89,12 @@ def init_db(url: str) -> peewee.Database:
 
 def create_tables() -> None:
     """Creates every model's table if it does not exist."""
-    from models.migrate import ensure_autoincrement
+    from models.migrate import ensure_autoincrement, ensure_column
 
     with db.connection_context():
         db.create_tables(_models(), safe=True)
         ensure_autoincrement(db.obj, "users")
+        ensure_column(db.obj, "room_messages", "stream_offset", "BIGINT")
 
 
 def drop_tables() -> None:

@@ -6,7 +6,7 @@ import re
 
 import peewee
 
-__all__ = ["ensure_autoincrement"]
+__all__ = ["ensure_autoincrement", "ensure_column"]
 
 _ROWID_PK = re.compile(r'("id"\s+INTEGER\s+NOT\s+NULL\s+PRIMARY\s+KEY)(?!\s+AUTOINCREMENT)', re.I)
 
@@ -46,4 +46,13 @@ def ensure_autoincrement(database: peewee.Database, table: str) -> bool:
                 raise peewee.IntegrityError(f"foreign key check failed: {problems[:3]}")
     finally:
         database.execute_sql("PRAGMA foreign_keys = ON")
+    return True
+
+
+def ensure_column(database: peewee.Database, table: str, column: str, sql_type: str) -> bool:
+    """Adds a nullable column to an existing table if it lacks it; True if it had to."""
+    names = {c.name for c in database.get_columns(table)}
+    if column in names:
+        return False
+    database.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}')
     return True

@@ -67,6 +67,8 @@ class RoomMessage(BaseModel):
     sender_name = peewee.CharField(max_length=100)
     body = peewee.TextField()  # the JSON object as published
     created_at = peewee.DateTimeField(index=True)
+    # The message's offset in its room's stream (what `since` and `history` refer to).
+    offset = peewee.BigIntegerField(null=True, column_name="stream_offset")
 
     class Meta:
         table_name = "room_messages"
@@ -79,4 +81,5 @@ class RoomMessage(BaseModel):
             "from": {"user_id": self.sender_id, "name": self.sender_name},
             "body": json.loads(self.body),
             "sent_at": self.created_at.isoformat(timespec="milliseconds") + "Z",
+            "offset": str(self.offset) if self.offset is not None else None,
         }

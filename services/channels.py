@@ -22,6 +22,12 @@ class PresenceView(Protocol):
     def members(self, key: str) -> list[Any]: ...
 
 
+class HistoryLog(Protocol):
+    """The recent entries of a stream (the broker's recovery log)."""
+
+    def before(self, stream: str, offset: int | None, limit: int) -> list[Any]: ...
+
+
 class TypingSignal(Protocol):
     """Where typing signals go (hub.typing)."""
 
@@ -38,12 +44,17 @@ class ChannelVerbs:
     """Implements the channel verbs; `table()` gives them to the inbound dispatcher."""
 
     def __init__(self, rooms: RoomService, messages: MessageService, presence: PresenceView,
-                 typing: TypingSignal, max_subscriptions: int) -> None:
+                 typing: TypingSignal, max_subscriptions: int, log: HistoryLog) -> None:
+        self.log = log
         self.rooms = rooms
         self.messages = messages
         self.presence = presence
         self.typing = typing
         self.max_subscriptions = max_subscriptions
+
+    def log_size(self) -> int:
+        """Returns how many log entries a history request looks through at most."""
+        return getattr(self.log, "size", 1000)
 
     def table(self) -> dict[str, Verb]:
         """Returns the verbs by message type."""
@@ -59,16 +70,30 @@ class ChannelVerbs:
         return room
 
     async def subscribe(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:
-        """subscribe {channel}: joins a room's stream; subscribing twice is answered the same."""
-        channel = _fields(data).get("channel")
+        """subscribe {channel, since?, epoch?}: joins a room's stream, replaying what was missed.
+
+        The reply carries the stream's position; the missed channel.message events follow it,
+        then the subscription takes effect, all in one IOLoop turn (nothing is awaited after
+        the log is read), so no live message comes before, between or twice.
+        """
+        fields = _fields(data)
+        channel = fields.get("channel")
         room = channel_room(channel)
-        if channel not in peer.channels:
-            if len(peer.channels) >= self.max_subscriptions:
-                raise PermissionDenied(
-                    f"at most {self.max_subscriptions} subscriptions per connection")
-            await self.rooms.authorize(room, peer.user_id, peer.role)
-            peer.subscribe(channel)
-        return reply({"channel": channel, "subscribed": True}, request_id)
+        since, epoch = fields.get("since"), fields.get("epoch")
+        if channel in peer.channels:  # already live: nothing is missing, nothing to replay
+            recovery, _ = peer.recover(channel, since, epoch)
+            position = recovery.position(0)
+            position["recovered"] = recovery.recovered and not recovery.entries
+            return reply({"channel": channel, "subscribed": True, **position}, request_id)
+        if len(peer.channels) >= self.max_subscriptions:
+            raise PermissionDenied(
+                f"at most {self.max_subscriptions} subscriptions per connection")
+        await self.rooms.authorize(room, peer.user_id, peer.role)
+        recovery, missed = peer.recover(channel, since, epoch)
+        answer = reply({"channel": channel, "subscribed": True,
+                        **recovery.position(len(missed))}, request_id)
+        return Outcome(reply=answer.reply, replay=tuple(missed),
+                       then=lambda: peer.subscribe(channel))
 
     async def unsubscribe(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:
         """unsubscribe {channel}: leaves a room's stream."""
@@ -94,7 +119,8 @@ class ChannelVerbs:
         return reply({"channel": channel, "members": members}, request_id)
 
     async def history(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:
-        """history {channel, before?, limit?}: stored messages, newest first."""
+        """history {channel, before?, limit?}: the recovery log's messages, then stored ones,
+        newest first, each with its offset."""
         fields = _fields(data)
         room = await self._allowed(peer, fields.get("channel"))
         before, limit = fields.get("before"), fields.get("limit", 50)
@@ -102,7 +128,10 @@ class ChannelVerbs:
             raise ValidationError("before must be a message id (a string)")
         if type(limit) is not int or not 1 <= limit <= MAX_HISTORY:
             raise ValidationError(f"limit must be a whole number from 1 to {MAX_HISTORY}")
-        messages = await self.messages.history(room, before, limit)
+        recent = [{**e.event.data, "offset": e.event.offset}
+                  for e in self.log.before(fields["channel"], None, self.log_size())
+                  if before is None or e.event.data["id"] < before][:limit]
+        messages = await self.messages.history(room, before, limit, recent)
         return reply({"channel": fields["channel"], "messages": messages}, request_id)
 
     async def typing_signal(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:

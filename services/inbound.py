@@ -55,6 +55,9 @@ class Peer(Protocol):
     def subscribe(self, channel: str) -> bool:
         """Subscribes the connection; False if it already was."""
 
+    def recover(self, channel: str, since: object, epoch: object) -> tuple[Any, list[Any]]:
+        """Returns (Recovery, missed encoded events) of a channel for this connection."""
+
     def unsubscribe(self, channel: str) -> bool:
         """Unsubscribes the connection; False if it was not subscribed."""
 
@@ -70,10 +73,13 @@ class Authenticator(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What to do after a message: send `reply` to the sender, then close with `close`."""
+    """What to do after a message, in one IOLoop turn: send `reply` to the sender, then the
+    `replay` events (already encoded), then run `then` (a subscription), then close."""
 
     reply: Event | None = None
     close: Close | None = None
+    replay: tuple[Any, ...] = ()
+    then: Callable[[], object] | None = None
 
 
 def error(code: str, message: str, request_id: int | None = None) -> Outcome:

@@ -91,13 +91,21 @@ class MessageService:
         sent_at = when.isoformat(timespec="milliseconds") + "Z"
         data = {"id": message_id, "from": {"user_id": sender_id, "name": sender_name},
                 "body": body, "sent_at": sent_at}
-        self.notifier.channel_message(f"room:{room}", data)
+        offset = self.notifier.channel_message(f"room:{room}", data)
         self._queue({"id": message_id, "room": room, "sender": sender_id,
-                     "sender_name": sender_name, "body": text, "created_at": when})
-        return {"id": message_id, "sent_at": sent_at}
+                     "sender_name": sender_name, "body": text, "created_at": when,
+                     "offset": int(offset) if offset else None})
+        return {"id": message_id, "sent_at": sent_at, "offset": offset}
 
-    async def history(self, room: str, before: str | None, limit: int) -> list[dict[str, Any]]:
-        """Returns up to limit messages of a room older than `before`, newest first."""
+    async def history(self, room: str, before: str | None, limit: int,
+                      recent: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+        """Returns up to limit messages of a room older than `before`, newest first.
+
+        `recent` (the recovery log's, with offsets) come first; the database fills the rest.
+        """
+        if len(recent) >= limit:
+            return list(recent)[:limit]
+
         def query() -> list[dict[str, Any]]:
             rows = RoomMessage.select().where(RoomMessage.room == room)
             if before:
@@ -107,7 +115,7 @@ class MessageService:
         stored = await self.run(query)
         unsaved = [_public(r) for r in (*self._inflight, *self._pending)
                    if r["room"] == room and (not before or r["id"] < before)]
-        merged = {m["id"]: m for m in (*stored, *unsaved)}
+        merged = {m["id"]: m for m in (*stored, *unsaved, *recent)}
         return sorted(merged.values(), key=lambda m: m["id"], reverse=True)[:limit]
 
     # -- write-behind --------------------------------------------------------------------
@@ -180,7 +188,8 @@ class MessageService:
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "from": {"user_id": row["sender"], "name": row["sender_name"]},
             "body": json.loads(row["body"]),
-            "sent_at": row["created_at"].isoformat(timespec="milliseconds") + "Z"}
+            "sent_at": row["created_at"].isoformat(timespec="milliseconds") + "Z",
+            "offset": str(row["offset"]) if row.get("offset") else None}
 
 
 def _insert(rows: list[dict[str, Any]]) -> int:

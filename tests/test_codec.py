@@ -33,7 +33,7 @@ EXAMPLES: list[Message] = [
     Publication(Event(EventType.USER_UPDATED, {"user_id": 7, "changes": ["name"]},
                       "2026-01-01T00:00:00.000Z"), to_user(7) + ADMINS),
     Publication(Event("channel.message", {"body": {"text": "Zoë ✓"}}, channel="room:lobby",
-                      offset="42"), ALL, "room:lobby"),
+                      offset="42"), ALL, "room:lobby", logged=True),
     SetRole(7, "admin"),
     CloseUser(7, ACCOUNT_DELETED),
     CloseUser(7, SESSION_REVOKED, below_version=3),
@@ -72,6 +72,14 @@ def test_every_message_round_trips_with_its_node_id(message):
     assert decoded == message
     if isinstance(message, Publication):  # clients would receive the very same bytes
         assert decoded.event.encode().payload == message.event.encode().payload
+
+
+def test_logged_flag_and_stored_targets_round_trip():
+    """A logged publication stays logged across the codec, and outbox targets decode back."""
+    message = Publication(Event("user.created", {"user_id": 1}, offset="7"), ADMINS, logged=True)
+    assert codec.decode(codec.encode(message, "n"))[1].logged is True
+    targets = to_user(7) + ADMINS + (ToChannel("room:a", 3),)
+    assert codec.decode_targets(codec.encode_targets(targets)) == targets
 
 
 def test_close_reasons_survive_as_close_tuples():

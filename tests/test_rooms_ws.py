@@ -49,9 +49,13 @@ class Chat:
                 return event
             raise AssertionError(f"unexpected event before the reply: {event}")
 
-    async def subscribe(self, channel: str = LOBBY) -> dict[str, Any]:
+    async def subscribe(self, channel: str = LOBBY, joins: bool = True) -> dict[str, Any]:
+        """Subscribes; the user's own presence.joined follows the reply on a first tab."""
         reply = await self.request("subscribe", {"channel": channel}, "presence.joined")
         assert reply["type"] == "reply", reply
+        if joins:
+            event = await self.event()
+            assert event["type"] == "presence.joined" and event["data"]["user_id"] == self.id
         return reply
 
     async def quiet(self, other: Chat | None = None) -> None:
@@ -198,14 +202,14 @@ async def test_presence_joined_and_left_per_user_with_grace(api):
     assert joined["type"] == "presence.joined" and joined["channel"] == LOBBY
     assert joined["data"] == {"user_id": bob.id, "name": bob.user["user"]["name"]}
     bob2 = Chat(api, bob.user, await api.ws(bob.token))
-    await bob2.subscribe()
+    await bob2.subscribe(joins=False)
     reply = await ann.request("presence", {"channel": LOBBY})
     members = {m["user_id"]: m for m in reply["data"]["members"]}
     assert members[bob.id]["connections"] == 2 and members[ann.id]["connections"] == 1
     bob2.conn.close()  # one tab of two: no leave
     bob.conn.close()  # then the last one, and a reload within the grace
     bob3 = Chat(api, bob.user, await api.ws(bob.token))
-    await bob3.subscribe()
+    await bob3.subscribe(joins=False)
     await ann.quiet()
     bob3.conn.close()
     left = await ann.event()
@@ -298,8 +302,10 @@ async def test_subscribing_twice_is_idempotent_and_max_id_is_echoed(api):
         await chat.conn.write_message(json.dumps(
             {"id": 2**31, "type": "subscribe", "data": {"channel": LOBBY}}))
         event = await chat.event("presence.joined")
+        epoch, offset = api.ctx.broker.log.position(LOBBY)
         assert event == {**event, "type": "reply", "id": 2**31,
-                         "data": {"channel": LOBBY, "subscribed": True}}
+                         "data": {"channel": LOBBY, "subscribed": True, "epoch": epoch,
+                                  "offset": offset, "recovered": False, "missed": 0}}
     assert api.ctx.hub.subscriber_count(LOBBY) == 1
 
 

@@ -141,7 +141,10 @@ async def test_welcome_is_the_first_message_with_client_user_role_and_timestamp(
     welcome = await next_event(conn)
     assert welcome["type"] == "connection.established"
     data = welcome["data"]
-    assert set(data) == {"client_id", "message", "role", "user_id"}
+    assert set(data) == {"client_id", "message", "role", "user_id", "epoch", "offset",
+                         "recovered", "missed"}
+    assert data["recovered"] is False and data["missed"] == 0  # no position was given
+    assert (data["epoch"], data["offset"]) == api.ctx.broker.log.position("feed")
     assert data["message"] == "Welcome to WebSocket real-time updates"
     assert data["role"] == "user" and data["user_id"] == user["user"]["id"]
     assert set(api.ctx.hub.clients) == {data["client_id"]}
