@@ -26,7 +26,9 @@ from services.channels import ChannelVerbs
 from services.health import HealthMonitor
 from services.inbound import Inbound
 from services.messages import MessageService
+from services.outbox import Relay
 from services.rooms import RoomService
+from services.streams import StreamStore
 from services.users import UserService
 
 __all__ = ["Context", "make_context", "make_app", "make_hub", "routes", "ROOT"]
@@ -53,6 +55,22 @@ class Context:
     messages: MessageService
     inbound: Inbound
     ws_connect_limiter: RateLimiter | None
+    relay: Relay
+    streams: StreamStore | None  # None for a broker that keeps its own stream state
+
+    async def start(self) -> None:
+        """Restores the streams and publishes every unpublished outbox row (before serving)."""
+        if self.streams is not None:
+            await self.streams.load()
+        await self.relay.start()
+
+    async def stop(self) -> None:
+        """Flushes the relay's marks and room messages, then saves the streams (clean only if
+        everything they numbered is stored)."""
+        feed_clean = await self.relay.close()
+        await self.messages.close()
+        if self.streams is not None:
+            await self.streams.save_clean(feed_clean=feed_clean)
 
     def shutdown_pools(self) -> None:
         """Stops the database and hashing thread pools after their running jobs."""
@@ -81,11 +99,15 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     hub = make_hub(broker)
     notifier = HubNotifier(hub)
     limiter = RateLimiter(settings.ws_connect_rate, 60) if settings.rate_limits else None
-    auth_service = AuthService(run, hash_, issuer, notifier, LoginLimits(settings.rate_limits))
+    relay = Relay(run, hub)
+    streams = StreamStore(run, broker.log) if isinstance(broker.log, MemoryLog) else None
+    auth_service = AuthService(run, hash_, issuer, notifier, LoginLimits(settings.rate_limits),
+                               relay)
     rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
-                         settings.max_subscriptions, broker.log)
+                         settings.max_subscriptions, broker.log,
+                         streams.ready if streams is not None else None)
     return Context(
         settings=settings,
         run=run,
@@ -95,13 +117,15 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         hub=hub,
         notifier=notifier,
         auth=auth_service,
-        users=UserService(run, notifier),
-        alerts=AlertService(notifier),
-        health=HealthMonitor(run, notifier, settings.health_interval),
+        users=UserService(run, notifier, relay),
+        alerts=AlertService(relay),
+        health=HealthMonitor(run, relay, settings.health_interval),
         rooms=rooms_service,
         messages=messages,
         inbound=Inbound(auth_service, verbs.table()),
         ws_connect_limiter=limiter,
+        relay=relay,
+        streams=streams,
     )
 
 

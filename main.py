@@ -22,6 +22,7 @@ from services.rooms import ensure_lobby
 log = logging.getLogger("server")
 
 SHUTDOWN_GRACE_SECONDS = 3.0
+STOP_TIMEOUT_SECONDS = 10.0
 GC_THRESHOLD_YOUNG = 50_000  # CPython's default is 700 allocations
 
 
@@ -54,6 +55,7 @@ async def serve(settings: Settings) -> None:
     ensure_lobby()
     ctx = make_context(settings)
     await ctx.broker.start()
+    await ctx.start()  # streams restored, unpublished outbox rows published: then serve
     ctx.messages.start()
     app = make_app(ctx)
     server = EdgeServer(app, settings=settings)
@@ -88,7 +90,10 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
             break
         except TimeoutError:
             continue
-    await ctx.messages.close()
+    try:  # marks, room messages, then each stream's position, marked clean
+        await asyncio.wait_for(ctx.stop(), STOP_TIMEOUT_SECONDS)
+    except TimeoutError:
+        log.error("could not store every event in time: the next start treats this as a crash")
     await ctx.broker.close()
     ctx.shutdown_pools()
     log.info("stopped")

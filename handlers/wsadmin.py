@@ -20,7 +20,7 @@ class BroadcastHandler(ApiHandler):
 
     async def post(self) -> None:
         actor = await self.admin()
-        recipients = self.ctx.alerts.broadcast(actor, self.json_body())
+        recipients = await self.ctx.alerts.broadcast(actor, self.json_body())
         self.finish({
             "success": True,
             "message": "Broadcast sent successfully",

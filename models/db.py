@@ -72,11 +72,12 @@ def write_tx() -> Any:
 
 
 def _models() -> list[type[peewee.Model]]:
+    from models.outbox import OutboxEvent, StreamState
     from models.room import Room, RoomMember, RoomMessage
     from models.token import RefreshToken, Session
     from models.user import User
 
-    return [User, Session, RefreshToken, Room, RoomMember, RoomMessage]
+    return [User, Session, RefreshToken, Room, RoomMember, RoomMessage, OutboxEvent, StreamState]
 
 
 def init_db(url: str) -> peewee.Database:
@@ -94,6 +95,7 @@ def create_tables() -> None:
     with db.connection_context():
         db.create_tables(_models(), safe=True)
         ensure_autoincrement(db.obj, "users")
+        ensure_autoincrement(db.obj, "outbox")
         ensure_column(db.obj, "room_messages", "stream_offset", "BIGINT")
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hub import feed
 from services import validation as v
 from services.errors import PermissionDenied, ValidationError
-from services.notifier import Notifier
+from services.outbox import Relay
 from services.principal import Principal
 
 __all__ = ["AlertService", "PRIORITIES"]
@@ -19,11 +20,12 @@ MAX_METADATA_BYTES = 16 * 1024
 class AlertService:
     """Owns the system.alert broadcast."""
 
-    def __init__(self, notifier: Notifier) -> None:
-        self.notifier = notifier
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
 
-    def broadcast(self, actor: Principal, body: Any) -> int:
-        """Validates the alert and publishes it to all; returns local recipients."""
+    async def broadcast(self, actor: Principal, body: Any) -> int:
+        """Validates the alert, stores it in the outbox and publishes it to all; returns local
+        recipients."""
         if not actor.is_admin:
             raise PermissionDenied("admin access required")
         body = v.require_object(body)
@@ -39,4 +41,4 @@ class AlertService:
             raise ValidationError("metadata must be a JSON object")
         if len(json.dumps(metadata, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
             raise ValidationError("metadata must be at most 16 KiB of JSON")
-        return self.notifier.system_alert(message, priority, metadata, actor.id)
+        return await self.relay.emit(feed.system_alert(message, priority, metadata, actor.id))

@@ -10,12 +10,14 @@ from typing import Any
 from auth import passwords
 from auth.jwt import Claims, TokenError, TokenIssuer
 from auth.ratelimit import RateLimiter
+from hub import feed
 from models.db import Runner, write_tx
 from models.token import RefreshToken, Session
 from models.user import User, utcnow
 from services import validation as v
 from services.errors import AuthenticationError, RateLimited, ValidationError
 from services.notifier import Notifier
+from services.outbox import Relay, stage
 from services.principal import Principal
 from services.users import create_user
 
@@ -79,8 +81,9 @@ class AuthService:
 
     def __init__(
         self, run: Runner, hash: Runner, issuer: TokenIssuer, notifier: Notifier,
-        limits: LoginLimits,
+        limits: LoginLimits, relay: Relay,
     ) -> None:
+        self.relay = relay
         self.run = run
         # Password hashing has a pool of its own at lower CPU priority, so a login storm
         # cannot take the core away from the IOLoop (and fan-out) or from database work.
@@ -121,14 +124,16 @@ class AuthService:
         password, age = v.password(body.get("password")), v.age(body.get("age"))
         self.limits.check(self.limits.register_per_ip, ip, hit=True)
         password_hash = await self.hash(passwords.hash_password, password)
-        result = await self.run(self._register_tx, name, email, password_hash, age)
-        self.notifier.user_created(result["user"])
+        result, rows = await self.run(self._register_tx, name, email, password_hash, age)
+        self.relay.publish(rows)
         return result
 
-    def _register_tx(self, name: str, email: str, password_hash: str, age: int | None) -> dict:
+    def _register_tx(self, name: str, email: str, password_hash: str,
+                     age: int | None) -> tuple[dict, list]:
         with write_tx():
             user = create_user(name, email, password_hash, age=age)
-            return self._new_session_tokens(user)
+            tokens = self._new_session_tokens(user)
+            return tokens, stage(feed.user_created(tokens["user"]))
 
     async def login(self, body: Any, ip: str) -> dict[str, Any]:
         """Checks credentials and returns tokens; unknown email and bad password look alike."""
@@ -221,11 +226,13 @@ class AuthService:
         if not await self.hash(passwords.verify_password, current, stored):
             raise AuthenticationError("current password is incorrect")
         new_hash = await self.hash(passwords.hash_password, new)
-        tokens, version = await self.run(self._change_password_tx, principal.id, new_hash)
-        self.notifier.password_changed(principal.id, version)
+        tokens, version, rows = await self.run(self._change_password_tx, principal.id, new_hash)
+        self.relay.publish(rows)  # told first, then the older sessions' sockets close
+        self.notifier.close_older_sessions(principal.id, version)
         return tokens
 
-    def _change_password_tx(self, user_id: int, new_hash: str) -> tuple[dict[str, Any], int]:
+    def _change_password_tx(self, user_id: int,
+                            new_hash: str) -> tuple[dict[str, Any], int, list]:
         """Stores the new hash, revokes every session; returns new tokens and the new version."""
         with write_tx():
             user = User.get_by_id(user_id)
@@ -236,7 +243,8 @@ class AuthService:
             Session.update(revoked_at=utcnow()).where(
                 (Session.user == user_id) & Session.revoked_at.is_null()
             ).execute()
-            return self._new_session_tokens(user), user.token_version
+            return (self._new_session_tokens(user), user.token_version,
+                    stage(feed.password_changed(user_id)))
 
     # -- authentication of requests ------------------------------------------------------
 

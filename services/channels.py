@@ -4,12 +4,15 @@ subscriptions, then calls the room and message services or the hub's presence an
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from hub.history import StreamUnavailable
 from services.errors import PermissionDenied, ValidationError
 from services.inbound import NotSubscribed, Outcome, Peer, Verb, reply
 from services.messages import MessageService
 from services.rooms import RoomService, channel_room
+from services.streams import StreamBusy
 
 __all__ = ["ChannelVerbs"]
 
@@ -44,8 +47,12 @@ class ChannelVerbs:
     """Implements the channel verbs; `table()` gives them to the inbound dispatcher."""
 
     def __init__(self, rooms: RoomService, messages: MessageService, presence: PresenceView,
-                 typing: TypingSignal, max_subscriptions: int, log: HistoryLog) -> None:
+                 typing: TypingSignal, max_subscriptions: int, log: HistoryLog,
+                 ready: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.log = log
+        # Waits until a stream's next offsets are durably reserved (StreamBusy if they
+        # cannot be soon); None when the broker numbers streams itself.
+        self.ready = ready
         self.rooms = rooms
         self.messages = messages
         self.presence = presence
@@ -107,7 +114,12 @@ class ChannelVerbs:
         """publish {channel, data}: sends a message to every subscriber, the sender included."""
         fields = _fields(data)
         room = await self._allowed(peer, fields.get("channel"))
-        sent = self.messages.publish(room, peer.user_id, peer.name, fields.get("data"))
+        if self.ready is not None:
+            await self.ready(fields["channel"])
+        try:
+            sent = self.messages.publish(room, peer.user_id, peer.name, fields.get("data"))
+        except StreamUnavailable:
+            raise StreamBusy("the server cannot number messages right now; retry later") from None
         return reply({"channel": fields["channel"], **sent}, request_id)
 
     async def presence_of(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:

@@ -7,8 +7,10 @@ import logging
 
 from tornado.ioloop import PeriodicCallback
 
+from hub import feed
+from hub.feed import FeedEvent
 from models.db import Runner, db
-from services.notifier import Notifier
+from services.outbox import Relay
 
 __all__ = ["HealthMonitor"]
 
@@ -23,10 +25,13 @@ class HealthMonitor:
     """Keeps the latest health status; re-checks periodically and on every /health request."""
 
     def __init__(
-        self, run: Runner, notifier: Notifier, interval: float, timeout: float = 3.0
+        self, run: Runner, relay: Relay, interval: float, timeout: float = 3.0
     ) -> None:
         self.run = run
-        self.notifier = notifier
+        self.relay = relay
+        # Flips waiting to be stored and published, in order (the database may be down).
+        self._announcements: list[list[FeedEvent]] = []
+        self._announcing: asyncio.Future | None = None
         self.interval = interval
         self.timeout = timeout
         self.status = "ok"
@@ -46,8 +51,25 @@ class HealthMonitor:
         previous, self.status, self.checks = self.status, status, checks
         if status != previous:
             log.warning("health changed from %s to %s", previous, status)
-            self.notifier.health_changed(status, previous, checks)
+            self._announcements.append(feed.health_changed(status, previous, checks))
+            if self._announcing is None:
+                self._announcing = asyncio.ensure_future(self._announce())
         return status, checks
+
+    async def _announce(self) -> None:
+        """Stores and publishes each flip through the outbox, retrying while the database
+        is down (so a flip to "error" caused by the database reaches admins once it is back)."""
+        try:
+            while self._announcements:
+                try:
+                    await self.relay.emit(self._announcements[0])
+                except Exception as exc:
+                    log.warning("health.status.changed not stored yet: %s", exc)
+                    await asyncio.sleep(min(self.interval, 5.0))
+                    continue
+                self._announcements.pop(0)
+        finally:
+            self._announcing = None
 
     def start(self) -> None:
         """Starts periodic checks on the current IOLoop."""

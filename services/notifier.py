@@ -1,4 +1,5 @@
-"""The interface services use to announce what they changed."""
+"""The interface services use for live consequences and room events (feed events go
+through the outbox: services/outbox.py)."""
 
 from __future__ import annotations
 
@@ -8,32 +9,18 @@ __all__ = ["Notifier"]
 
 
 class Notifier(Protocol):
-    """Announces committed changes; implementations must not block (called on the IOLoop).
+    """Applies live consequences of committed changes; must not block (called on the IOLoop).
 
-    Each method returns how many local connections the announcement reached.
+    Each method returns how many local connections it reached or touched.
     """
 
-    def user_created(self, user: dict[str, Any]) -> int: ...
+    def set_role(self, user_id: int, new_role: str) -> int: ...
 
-    def user_updated(
-        self, user_id: int, changes: list[str], updated_at: str, by_self: bool
-    ) -> int: ...
+    def close_older_sessions(self, user_id: int, token_version: int) -> int: ...
 
-    def role_changed(
-        self, user_id: int, old_role: str, new_role: str, changed_by: int, changed_at: str
-    ) -> int: ...
-
-    def password_changed(self, user_id: int, token_version: int) -> int: ...
-
-    def user_deleted(self, user: dict[str, Any], deleted_by: int) -> int: ...
+    def close_user(self, user_id: int) -> int: ...
 
     def session_revoked(self, session_id: str) -> int: ...
-
-    def system_alert(
-        self, message: str, priority: str, metadata: dict[str, Any], sent_by: int
-    ) -> int: ...
-
-    def health_changed(self, status: str, previous: str, checks: dict[str, str]) -> int: ...
 
     def channel_message(self, channel: str, data: dict[str, Any]) -> str: ...
 

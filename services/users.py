@@ -8,11 +8,13 @@ from typing import Any
 import peewee
 
 from auth import passwords
+from hub import feed
 from models.db import Runner, db, write_tx
 from models.user import User, rfc3339, utcnow
 from services import validation as v
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from services.notifier import Notifier
+from services.outbox import Relay, stage
 from services.principal import Principal
 
 __all__ = ["UserService", "EDITABLE", "create_user", "ensure_admin"]
@@ -65,9 +67,10 @@ def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[dict[
 class UserService:
     """Owns reads and writes of user accounts."""
 
-    def __init__(self, run: Runner, notifier: Notifier) -> None:
+    def __init__(self, run: Runner, notifier: Notifier, relay: Relay) -> None:
         self.run = run
         self.notifier = notifier
+        self.relay = relay
 
     async def get(self, actor: Principal, user_id: int) -> dict[str, Any]:
         """Returns a user's public fields; admins see anyone, others only themselves."""
@@ -106,14 +109,14 @@ class UserService:
         by_self = actor.id == user_id
         if not by_self:
             self._require_admin(actor)
-        user, changed = await self.run(self._update_tx, actor, user_id, changes)
-        if changed:
-            self.notifier.user_updated(user_id, changed, rfc3339(user.updated_at), by_self)
+        user, rows = await self.run(self._update_tx, actor, user_id, changes, by_self)
+        self.relay.publish(rows)
         return user.to_public()
 
     def _update_tx(
-        self, actor: Principal, user_id: int, changes: dict[str, Any]
-    ) -> tuple[User, list[str]]:
+        self, actor: Principal, user_id: int, changes: dict[str, Any], by_self: bool
+    ) -> tuple[User, list]:
+        """Applies the changes and stages user.updated (and profile.updated) with them."""
         with write_tx():
             user = self._load(user_id)
             self._guard_superadmin(actor, user)
@@ -128,7 +131,8 @@ class UserService:
                     user.save()
             except peewee.IntegrityError:
                 raise Conflict("an account with this email already exists") from None
-            return user, changed
+            return user, stage(feed.user_updated(user_id, changed, rfc3339(user.updated_at),
+                                                 by_self))
 
     async def delete(self, actor: Principal, user_id: int) -> dict[str, Any]:
         """Deletes an account; its tokens stop working and its sockets are closed."""
@@ -136,7 +140,7 @@ class UserService:
         if actor.id == user_id:
             raise PermissionDenied("admins cannot delete their own account")
 
-        def delete_tx() -> dict[str, Any]:
+        def delete_tx() -> tuple[dict[str, Any], list]:
             with write_tx():
                 user = self._load(user_id)
                 self._guard_superadmin(actor, user)
@@ -145,10 +149,11 @@ class UserService:
                 # both read the row; the second DELETE then finds nothing).
                 if not User.delete().where(User.id == user_id).execute():
                     raise NotFound(f"user {user_id} not found")
-                return public
+                return public, stage(feed.user_deleted(public, actor.id))
 
-        public = await self.run(delete_tx)
-        self.notifier.user_deleted(public, actor.id)
+        public, rows = await self.run(delete_tx)
+        self.notifier.close_user(user_id)
+        self.relay.publish(rows)
         return public
 
     async def change_role(self, actor: Principal, user_id: int, body: Any) -> dict[str, Any]:
@@ -162,23 +167,25 @@ class UserService:
         if new_role == "superadmin" and actor.role != "superadmin":
             raise PermissionDenied("only a superadmin can grant the superadmin role")
 
-        def role_tx() -> tuple[User, str]:
+        def role_tx() -> tuple[User, str, list]:
             with write_tx():
                 user = self._load(user_id)
                 if user.role == "superadmin" and actor.role != "superadmin":
                     raise PermissionDenied("only a superadmin can remove the superadmin role")
-                old = user.role
+                old, rows = user.role, []
                 if old != new_role:
                     user.role = new_role
                     user.updated_at = utcnow()
                     user.save()
-                return user, old
+                    rows = stage(feed.role_changed(user_id, old, new_role, actor.id,
+                                                   rfc3339(user.updated_at)))
+                return user, old, rows
 
-        user, old_role = await self.run(role_tx)
+        user, old_role, rows = await self.run(role_tx)
         if old_role != new_role:
-            self.notifier.role_changed(
-                user_id, old_role, new_role, actor.id, rfc3339(user.updated_at)
-            )
+            # Re-indexed first: a demoted admin is told once, then hears no admin event.
+            self.notifier.set_role(user_id, new_role)
+        self.relay.publish(rows)
         return user.to_public()
 
     @staticmethod

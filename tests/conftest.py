@@ -96,10 +96,13 @@ def settings(request, tmp_path) -> Settings:
 
 
 @pytest.fixture
-def ctx(database, settings) -> Context:
-    """The application context (hub, services, thread pool) for one test."""
+def ctx(database, settings, io_loop) -> Context:
+    """The application context (hub, services, thread pool) for one test, started as
+    main.py starts it (streams restored, outbox relay polling)."""
     context = make_context(settings)
+    io_loop.run_sync(context.start)
     yield context
+    context.relay.stop_polling()
     context.shutdown_pools()
 
 

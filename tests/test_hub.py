@@ -8,6 +8,7 @@ import pytest
 from fakeclock import FakeClock
 
 from app import make_hub
+from hub import feed
 from hub.broker import MemoryBroker
 from hub.client import Client
 from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED, SHUTTING_DOWN
@@ -426,10 +427,13 @@ def test_notifier_role_change_reaches_new_role_and_stops_old():
     notifier = HubNotifier(hub)
     demoted = connect(hub, 1, "admin")[1]
     admin = connect(hub, 2, "admin")[1]
-    notifier.role_changed(1, "admin", "user", 2, "2025-01-01T00:00:00Z")
+    notifier.set_role(1, "user")
+    for event in feed.role_changed(1, "admin", "user", 2, "2025-01-01T00:00:00Z"):
+        hub.publish(Event(event.type, event.data), event.targets, logged=True)
     assert demoted.types == ["user.role.changed"] and admin.types == ["user.role.changed"]
-    notifier.user_created({"id": 9, "name": "N", "email": "n@x.io", "role": "user",
-                           "created_at": "2025-01-01T00:00:00Z"})
+    for event in feed.user_created({"id": 9, "name": "N", "email": "n@x.io", "role": "user",
+                                    "created_at": "2025-01-01T00:00:00Z"}):
+        hub.publish(Event(event.type, event.data), event.targets, logged=True)
     assert demoted.types == ["user.role.changed"]
     assert admin.types == ["user.role.changed", "user.created"]
 
@@ -440,7 +444,9 @@ def test_notifier_password_change_tells_user_before_closing_old_sessions():
     notifier = HubNotifier(hub)
     _, old = connect(hub, 1, version=0)
     _, new = connect(hub, 1, version=1)
-    notifier.password_changed(1, 1)
+    for event in feed.password_changed(1):
+        hub.publish(Event(event.type, event.data), event.targets, logged=True)
+    notifier.close_older_sessions(1, 1)
     assert old.types == ["password.changed"] and old.closed == [(1008, "session revoked")]
     assert new.types == ["password.changed"] and new.closed == []
 

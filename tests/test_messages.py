@@ -29,6 +29,7 @@ async def test_many_publishes_are_written_in_few_batches(api, monkeypatch):
         jobs.append(fn)
         return await original(fn, *args, **kwargs)
 
+    await api.ctx.streams.ready("room:lobby")  # publishers wait for reserved offsets
     monkeypatch.setattr(api.ctx.messages, "run", counting)
     for n in range(300):
         api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": n})
@@ -45,6 +46,8 @@ async def test_messages_of_a_room_deleted_before_the_flush_are_dropped(api):
     user = await api.register()
     status, _, _ = await api.call("POST", "/api/v1/rooms", {"name": "brief"}, user["access_token"])
     assert status == 201
+    for stream in ("room:brief", "room:lobby"):
+        await api.ctx.streams.ready(stream)
     api.ctx.messages.publish("brief", user["user"]["id"], "U", {"n": 1})
     api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": 2})
     await api.ctx.run(lambda: Room.delete().where(Room.name == "brief").execute())
@@ -58,6 +61,7 @@ async def test_a_deleted_sender_keeps_their_name_on_stored_messages(api):
     """Messages whose sender was deleted before the flush are stored with the name only."""
     user = await api.register(name="Gone Soon")
     admin = await api.admin()
+    await api.ctx.streams.ready("room:lobby")
     api.ctx.messages.publish("lobby", user["user"]["id"], "Gone Soon", {"n": 1})
     status, _, _ = await api.call("DELETE", f"/api/v1/users/{user['user']['id']}",
                                   token=admin["access_token"])
