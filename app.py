@@ -99,7 +99,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     hub = make_hub(broker)
     notifier = HubNotifier(hub)
     limiter = RateLimiter(settings.ws_connect_rate, 60) if settings.rate_limits else None
-    relay = Relay(run, hub)
+    relay = Relay(run, hub, settings.message_retention_days)
     streams = StreamStore(run, broker.log) if isinstance(broker.log, MemoryLog) else None
     auth_service = AuthService(run, hash_, issuer, notifier, LoginLimits(settings.rate_limits),
                                relay)

@@ -161,7 +161,9 @@ class Settings:
     max_rooms_per_user: int = _option(
         20, _positive_int, "rooms one user may own (default 20)")
     message_retention_days: int = _option(
-        30, _positive_int, "days room messages are kept in the database (default 30)", data=True)
+        30, _positive_int,
+        "days room messages and published feed events are kept in the database (default 30)",
+        data=True)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = _option(
         (), _networks,
         "comma-separated proxy addresses/CIDRs whose X-Forwarded-For/X-Real-IP is believed "

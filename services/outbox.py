@@ -41,6 +41,7 @@ POLL_BATCH = 500
 MARK_BATCH = 500
 RECENT_IDS = 20_000  # published ids remembered beyond their mark (see _evict)
 RETRY_SECONDS = 0.05
+PURGE_INTERVAL_MS = 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +84,10 @@ def _mark(marks: list[tuple[str, int, float]]) -> None:
 class Relay:
     """Publishes committed outbox rows through the hub; one per application, on the IOLoop."""
 
-    def __init__(self, run: Runner, hub: Hub) -> None:
+    def __init__(self, run: Runner, hub: Hub, retention_days: int = 30) -> None:
         self.run = run
         self.hub = hub
+        self.retention = retention_days * 86400.0
         self._queue: deque[Row] = deque()
         # event id -> number of the mark batch that stored it (None while it is pending).
         self._known: OrderedDict[str, int | None] = OrderedDict()
@@ -95,6 +97,7 @@ class Relay:
         self._mark_task: asyncio.Future | None = None
         self._retry: object | None = None
         self._poll: PeriodicCallback | None = None
+        self._purge: PeriodicCallback | None = None
         self._polling = False
         self.published = 0
 
@@ -199,12 +202,25 @@ class Relay:
             pass
         self._poll = PeriodicCallback(self.poll, POLL_SECONDS * 1000)
         self._poll.start()
+        self._purge = PeriodicCallback(self.purge, PURGE_INTERVAL_MS)
+        self._purge.start()
+
+    async def purge(self) -> int:
+        """Deletes rows published longer ago than the retention (the log keeps far fewer)."""
+        cutoff = time.time() - self.retention
+        try:
+            return await self.run(lambda: OutboxEvent.delete().where(
+                OutboxEvent.published_at < cutoff).execute())
+        except Exception:
+            log.exception("purging old outbox rows failed")
+            return 0
 
     def stop_polling(self) -> None:
-        """Stops the periodic poll."""
-        if self._poll is not None:
-            self._poll.stop()
-            self._poll = None
+        """Stops the periodic poll and purge."""
+        for timer in (self._poll, self._purge):
+            if timer is not None:
+                timer.stop()
+        self._poll = self._purge = None
 
     async def flush(self) -> bool:
         """Writes every pending mark now; True when nothing is left waiting or unmarked."""

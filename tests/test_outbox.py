@@ -182,3 +182,20 @@ async def test_rooms_get_a_new_epoch_after_a_crash(api, settings):
     finally:
         second.relay.stop_polling()
         second.shutdown_pools()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_purge_deletes_only_rows_published_before_the_retention(api):
+    """The hourly purge removes published rows older than the retention, nothing else."""
+    ctx = api.ctx
+    ctx.relay.publish(await ctx.run(_stage_alerts, 2))
+    await ctx.relay.flush()
+    await ctx.run(_stage_alerts, 1, 2)  # committed, not yet published: never purged
+    old = await ctx.run(lambda: OutboxEvent.select().where(OutboxEvent.offset.is_null(False))
+                        .order_by(OutboxEvent.id).first().event_id)
+    await ctx.run(lambda: OutboxEvent.update(published_at=1.0)
+                  .where(OutboxEvent.event_id == old).execute())
+    ctx.relay.stop_polling()
+    assert await ctx.relay.purge() == 1
+    left = await ctx.run(lambda: [r.event_id for r in OutboxEvent.select()])
+    assert old not in left and len(left) == 2

@@ -1,0 +1,122 @@
+"""static/client.js, the reference browser client, in real Chromium: it resumes after a
+server-side disconnect with no gap and no duplicate, for the feed and a room."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from test_browser import chromium, sqlite_only
+
+from hub.disconnect import SHUTTING_DOWN
+from hub.events import Event
+from hub.messages import ALL
+
+PAGE_SETUP = """async ({token}) => {
+  window.got = {feed: [], room: []};
+  window.recoveries = [];
+  window.closes = 0;
+  const client = new EventsClient(null, {token, baseDelay: 100, maxDelay: 400});
+  window.client = client;
+  client.on('system.alert', (e) => window.got.feed.push(Number(e.data.message)));
+  client.on('channel.message', (e) => window.got.room.push(e.data.body.n));
+  client.on('recovery', (r) => window.recoveries.push(r));
+  client.on('close', () => { window.closes += 1; });
+  const opened = new Promise((resolve) => client.on('open', resolve));
+  client.connect();
+  await opened;
+  const reply = await client.subscribe('room:lobby');
+  return reply.subscribed;
+}"""
+
+
+async def until(page, script: str, timeout: float = 30.0) -> None:
+    """Waits until a page expression is true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await page.evaluate(script):
+        assert loop.time() < deadline, f"page never reached: {script}"
+        await asyncio.sleep(0.05)
+
+
+@sqlite_only
+@pytest.mark.gen_test(timeout=120)
+async def test_client_resumes_feed_and_room_without_gap_or_duplicate(api):
+    """Dropped by the server while alerts and room messages are published, the library
+    reconnects, resumes both streams and its caller sees every event once, in order."""
+    user = await api.register()
+    admin = await api.admin()
+    ctx = api.ctx
+    await ctx.streams.ready("room:lobby")
+    async with chromium() as context:
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(api.base_url + "/health")
+        await page.add_script_tag(url="/static/client.js")
+        assert await page.evaluate(PAGE_SETUP, {"token": user["access_token"]}) is True
+        n = 0
+        for _ in range(10):  # through the outbox, over HTTP
+            status, _, _ = await api.call("POST", "/ws/broadcast", {"message": str(n)},
+                                          admin["access_token"])
+            assert status == 200
+            ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
+            n += 1
+        await until(page, "window.got.feed.length >= 5")
+        for client in list(ctx.hub.by_user[user["user"]["id"]].values()):
+            ctx.hub.drop(client, SHUTTING_DOWN)  # a deploy: the server closes the socket
+        for _ in range(10):  # published while the page is away, in the same IOLoop turn
+            ctx.hub.publish(Event("system.alert", {"message": str(n)}), ALL, logged=True)
+            ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
+            n += 1
+        await until(page, "window.recoveries.length >= 2")
+        for _ in range(10):  # live again
+            status, _, _ = await api.call("POST", "/ws/broadcast", {"message": str(n)},
+                                          admin["access_token"])
+            assert status == 200
+            ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
+            n += 1
+        await until(page, f"window.got.feed.length >= {n} && window.got.room.length >= {n}")
+        got = await page.evaluate("window.got")
+        recoveries = await page.evaluate("window.recoveries")
+        assert got["feed"] == list(range(n)) and got["room"] == list(range(n))
+        assert await page.evaluate("window.closes") == 1
+        by_stream = {r["stream"]: r for r in recoveries}
+        assert by_stream["feed"]["recovered"] is True and by_stream["feed"]["missed"] >= 10
+        assert by_stream["room:lobby"]["recovered"] is True
+        assert by_stream["room:lobby"]["missed"] >= 10
+        assert errors == []
+
+
+@sqlite_only
+@pytest.mark.gen_test(timeout=90)
+async def test_client_reports_a_failed_recovery_and_backs_off_with_full_jitter(api):
+    """A position the server cannot recover is reported as recovered false; while the server
+    is unreachable, reconnect delays stay under base * 2^attempt (capped) and vary."""
+    user = await api.register()
+    async with chromium() as context:
+        page = await context.new_page()
+        await page.goto(api.base_url + "/health")
+        await page.add_script_tag(url="/static/client.js")
+        await page.evaluate(PAGE_SETUP, {"token": user["access_token"]})
+        await page.evaluate("window.client.feed.epoch = 'gone'")  # e.g. a restart without data
+        for client in list(api.ctx.hub.by_user[user["user"]["id"]].values()):
+            api.ctx.hub.drop(client, SHUTTING_DOWN)
+        await until(page, "window.recoveries.some((r) => r.stream === 'feed')")
+        feed = [r for r in await page.evaluate("window.recoveries") if r["stream"] == "feed"]
+        assert feed == [{"stream": "feed", "recovered": False, "missed": 0}]
+        delays = await page.evaluate("""async () => {
+          const delays = [];
+          const dead = new EventsClient('ws://127.0.0.1:9/ws',
+                                        {token: 't', baseDelay: 20, maxDelay: 160});
+          dead.on('reconnecting', (r) => delays.push(r));
+          dead.connect();
+          while (delays.length < 8) await new Promise((r) => setTimeout(r, 20));
+          dead.close();
+          return delays;
+        }""")
+        for entry in delays:
+            ceiling = min(160, 20 * 2 ** (entry["attempt"] - 1))
+            assert 0 <= entry["delay"] < ceiling
+        assert [d["attempt"] for d in delays] == list(range(1, len(delays) + 1))
+        assert len({round(d["delay"], 3) for d in delays}) > 1
