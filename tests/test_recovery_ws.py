@@ -241,3 +241,23 @@ async def test_concurrent_publishers_give_every_subscriber_the_same_order(api):
     assert offsets == list(range(offsets[0], offsets[0] + 3 * per))
     for index in range(3):
         assert [n for p, n, _ in orders[0] if p == index] == list(range(per))
+
+
+@pytest.mark.gen_test(timeout=60)
+@pytest.mark.settings(history_size=3)
+async def test_history_answers_from_the_log_then_the_database_with_offsets(api):
+    """history pages newest first across the recovery log and the stored messages, and every
+    message carries the offset it was delivered with."""
+    user = await api.register()
+    chat = Resumer(api, user["access_token"])
+    await chat.connect()
+    sent = [await chat.request("publish", {"channel": LOBBY, "data": {"n": n}})
+            for n in range(6)]
+    await api.ctx.messages.flush()
+    page = await chat.request("history", {"channel": LOBBY, "limit": 4})
+    assert [m["body"]["n"] for m in page["messages"]] == [5, 4, 3, 2]
+    assert [m["offset"] for m in page["messages"]] == [s["offset"] for s in sent[5:1:-1]]
+    older = await chat.request("history", {"channel": LOBBY, "limit": 10,
+                                           "before": page["messages"][-1]["id"]})
+    assert [m["body"]["n"] for m in older["messages"]] == [1, 0]
+    assert [m["offset"] for m in older["messages"]] == [sent[1]["offset"], sent[0]["offset"]]

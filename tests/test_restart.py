@@ -239,3 +239,90 @@ async def test_sigkill_then_clean_restart_never_gaps_or_duplicates(tmp_path, bac
         check(live, producer, exact=live.outcomes[0]["recovered"])
     finally:
         cluster.close()
+
+
+class RoomClient:
+    """A socket that subscribes with its remembered room position and publishes."""
+
+    def __init__(self, token: str) -> None:
+        self.token, self.conn, self.position, self.ids = token, None, {}, 0
+
+    async def open(self, port: int) -> None:
+        self.conn = await websocket_connect(f"ws://127.0.0.1:{port}/ws?token={self.token}")
+        await self.event()  # the welcome
+
+    async def event(self) -> dict[str, Any]:
+        while True:
+            message = await asyncio.wait_for(self.conn.read_message(), 20)
+            assert message is not None, "socket closed"
+            event = json.loads(message)
+            if not event["type"].startswith(("presence.", "user.")):
+                return event
+
+    async def request(self, type_: str, data: dict[str, Any]) -> dict[str, Any]:
+        self.ids += 1
+        await self.conn.write_message(json.dumps({"id": self.ids, "type": type_, "data": data}))
+        while True:
+            event = await self.event()
+            if event.get("id") == self.ids:
+                assert event["type"] == "reply", event
+                return event["data"]
+
+    async def subscribe(self) -> dict[str, Any]:
+        data = {"channel": "room:lobby", **self.position}
+        reply = await self.request("subscribe", data)
+        self.position = {"since": reply["offset"], "epoch": reply["epoch"]}
+        return reply
+
+    async def messages(self, count: int) -> list[int]:
+        got = []
+        while len(got) < count:
+            event = await self.event()
+            assert event["type"] == "channel.message", event
+            got.append(event["data"]["body"]["n"])
+            self.position["since"] = event["offset"]
+        return got
+
+
+@pytest.mark.gen_test(timeout=180)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_rooms_recover_after_a_clean_restart_and_get_a_new_epoch_after_sigkill(
+        tmp_path, backend):
+    """A room subscriber recovers exactly what was published across a SIGTERM restart; after
+    SIGKILL the room's epoch changes and the subscribe reply says recovered false."""
+    cluster = Cluster(tmp_path, backend)
+    try:
+        server = cluster.start()
+        tokens = []
+        for name in ("writer", "reader"):
+            status, body = await call(server.port, "POST", "/api/v1/auth/register", {
+                "name": name, "email": f"{name}@example.com", "password": "password123"})
+            assert status == 201, body
+            tokens.append(body["data"]["access_token"])
+        writer, reader = RoomClient(tokens[0]), RoomClient(tokens[1])
+        for client in (writer, reader):
+            await client.open(server.port)
+        await reader.subscribe()
+        for n in range(10):
+            await writer.request("publish", {"channel": "room:lobby", "data": {"n": n}})
+        assert await reader.messages(10) == list(range(10))
+        server.stop()  # SIGTERM: stored, then positions saved clean
+        server = cluster.start()
+        await writer.open(server.port)
+        for n in range(10, 15):
+            await writer.request("publish", {"channel": "room:lobby", "data": {"n": n}})
+        await reader.open(server.port)
+        reply = await reader.subscribe()
+        assert reply["recovered"] is True and reply["missed"] == 5, reply
+        assert await reader.messages(5) == list(range(10, 15))
+        epoch = reply["epoch"]
+        await writer.request("publish", {"channel": "room:lobby", "data": {"n": 15}})
+        assert await reader.messages(1) == [15]
+        server.proc.kill()
+        server.proc.wait(10)
+        server = cluster.start()
+        await reader.open(server.port)
+        reply = await reader.subscribe()
+        assert reply["recovered"] is False and reply["missed"] == 0 and reply["epoch"] != epoch
+    finally:
+        cluster.close()
