@@ -131,7 +131,7 @@ async def test_restart_after_a_crash_never_reuses_an_offset_and_refuses_uncertai
         marked = await second.run(lambda: sorted(r.offset for r in OutboxEvent.select()))
         assert len(marked) == len(set(marked)) == 8
     finally:
-        second.relay.stop_polling()
+        await second.relay.close()
         second.shutdown_pools()
 
 
@@ -158,7 +158,7 @@ async def test_clean_restart_keeps_every_epoch_and_recovers_exactly(api, setting
         recovery, missed = second.hub.recover(client, FEED, "0", feed_epoch)
         assert recovery.recovered and len(missed) == 4
     finally:
-        second.relay.stop_polling()
+        await second.relay.close()
         second.shutdown_pools()
 
 
@@ -180,7 +180,7 @@ async def test_rooms_get_a_new_epoch_after_a_crash(api, settings):
                                          epoch, joining=True)
         assert recovery.recovered is False
     finally:
-        second.relay.stop_polling()
+        await second.relay.close()
         second.shutdown_pools()
 
 
