@@ -50,9 +50,7 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         self.principal: Principal | None = None
         self.client: Client | None = None
         self._expiry: object | None = None
-        settings = ctx.settings
-        # This connection's inbound budget (the Peer interface of services/inbound.py).
-        self.limit = InboundLimit(settings.inbound_rate, settings.inbound_burst)
+        self._limit: InboundLimit | None = None
 
     # -- handshake -----------------------------------------------------------------------
 
@@ -174,6 +172,15 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             self.close(*outcome.close)
 
     # The inbound Peer interface: who is on this connection and what it is subscribed to.
+
+    @property
+    def limit(self) -> InboundLimit:
+        """This connection's inbound budget, made on its first message (most sockets only
+        listen, and an idle socket should cost as little as possible)."""
+        if self._limit is None:
+            settings = self.ctx.settings
+            self._limit = InboundLimit(settings.inbound_rate, settings.inbound_burst)
+        return self._limit
 
     @property
     def user_id(self) -> int:
