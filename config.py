@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any, NoReturn
 
 __all__ = [
     "Settings", "ConfigError", "parse_args", "build_parser", "option_fields", "flag_of", "env_of",
+    "Network", "LOOPBACK",
 ]
 
 
@@ -60,6 +62,28 @@ def _database_url(text: str) -> str:
 
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def _networks(text: str) -> tuple[Network, ...]:
+    """Parses comma-separated addresses and CIDRs (`10.0.0.5,192.168.0.0/16,::1`)."""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected addresses or CIDRs, got {text!r}: {exc}") from None
+
+
+def _log_format(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("text", "json"):
+        raise argparse.ArgumentTypeError(f"expected 'text' or 'json', got {text!r}")
+    return lowered
 
 
 def _option(
@@ -126,6 +150,15 @@ class Settings:
     health_interval: float = _option(
         5.0, _positive_float, "seconds between database health checks (default 5)")
     debug: bool = _option(False, _on_off, "on|off: debug logging and autoreload (default off)")
+    metrics: bool = _option(
+        True, _on_off, "on|off: collect Prometheus metrics and serve /metrics (default on)")
+    metrics_allow: tuple[Network, ...] = _option(
+        LOOPBACK, _networks,
+        "comma-separated addresses/CIDRs that may read /metrics without a token "
+        "(default 127.0.0.0/8,::1)")
+    metrics_port: int = _option(
+        0, _port, "serve /metrics only on this port, without auth (default 0: on the main port)")
+    log_format: str = _option("text", _log_format, "text|json: log line format (default text)")
 
     # Fixed by the contract, not options.
     max_body_size: int = 1024 * 1024
@@ -217,5 +250,7 @@ def parse_args(
     args = parser.parse_args(list(argv))
     if args.ping_timeout > args.ping_interval:
         parser.error("--ping-timeout must not exceed --ping-interval")
+    if args.metrics_port and args.metrics_port == args.port:
+        parser.error("--metrics-port must differ from --port")
     settings = Settings(**{f.name: getattr(args, f.name) for f in option_fields()})
     return args.command or "serve", settings, args

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -93,6 +94,12 @@ class Runner:
         self, max_workers: int = 4, name: str = "db", nice: int = 0, database: bool = True
     ) -> None:
         self.database = database
+        self.name = name
+        # Jobs submitted but not yet started, and an optional hook called with each job's
+        # seconds from submission to completion (metrics attach here).
+        self.queued = 0
+        self.observe_job: Callable[[float], None] | None = None
+        self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix=name, initializer=_lower_priority,
             initargs=(nice,),
@@ -102,7 +109,19 @@ class Runner:
         """Runs fn(*args, **kwargs) in the pool (with an open connection for database pools)."""
         loop = asyncio.get_running_loop()
         job = functools.partial(_in_connection if self.database else _plain, fn, *args, **kwargs)
-        return await loop.run_in_executor(self.executor, job)
+        with self._lock:
+            self.queued += 1
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self.executor, self._start, job)
+        finally:
+            if self.observe_job is not None:
+                self.observe_job(time.perf_counter() - started)
+
+    def _start(self, job: Callable[[], T]) -> T:
+        with self._lock:
+            self.queued -= 1
+        return job()
 
     def shutdown(self) -> None:
         """Stops the pool after the running jobs finish; workers' connections close with them."""

@@ -17,7 +17,7 @@ from hub.events import Event, EventType
 from services.errors import ServiceError
 from services.principal import Principal
 
-__all__ = ["Peer", "Outcome", "Inbound", "error"]
+__all__ = ["Peer", "Outcome", "Inbound", "InboundRecorder", "error"]
 
 
 class Peer(Protocol):
@@ -29,6 +29,12 @@ class Peer(Protocol):
 
     def rebind(self, principal: Principal) -> None:
         """Moves the connection to principal's session, token version and expiry."""
+
+
+class InboundRecorder(Protocol):
+    """Counts inbound messages by verb and error replies by code (services/metrics.py)."""
+
+    def inbound(self, verb: str, error: str | None) -> None: ...
 
 
 class Authenticator(Protocol):
@@ -56,24 +62,36 @@ Verb = Callable[[Peer, Any], Awaitable[Outcome]]
 class Inbound:
     """Parses and dispatches inbound messages; one per application."""
 
-    def __init__(self, auth: Authenticator) -> None:
+    def __init__(self, auth: Authenticator, recorder: InboundRecorder | None = None) -> None:
         self.auth = auth
+        self.recorder = recorder
         self.verbs: dict[str, Verb] = {"auth.refresh": self.refresh}
 
     async def handle(self, peer: Peer, message: str | bytes) -> Outcome:
-        """Returns the outcome of one inbound WebSocket message."""
+        """Returns the outcome of one inbound WebSocket message, counting it by verb and error."""
+        verb, outcome = await self._dispatch(peer, message)
+        if self.recorder is not None:
+            reply = outcome.reply
+            code = reply.data.get("code") if reply and reply.type == EventType.ERROR else None
+            self.recorder.inbound(verb, code)
+        return outcome
+
+    async def _dispatch(self, peer: Peer, message: str | bytes) -> tuple[str, Outcome]:
+        """Returns the verb label (a table key or a fixed word, never client text) and outcome."""
         if isinstance(message, bytes):
-            return Outcome(close=BINARY_UNSUPPORTED)
+            return "binary", Outcome(close=BINARY_UNSUPPORTED)
         try:
             parsed = json.loads(message)
         except ValueError:
-            return error("invalid_json", "messages must be JSON objects")
+            return "invalid", error("invalid_json", "messages must be JSON objects")
         if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
-            return error("invalid_message", 'messages look like {"type": ..., "data": {...}}')
+            return "invalid", error(
+                "invalid_message", 'messages look like {"type": ..., "data": {...}}')
         verb = self.verbs.get(parsed["type"])
         if verb is None:
-            return error("unknown_type", f"unknown message type {parsed['type'][:64]!r}")
-        return await verb(peer, parsed.get("data"))
+            return "unknown", error(
+                "unknown_type", f"unknown message type {parsed['type'][:64]!r}")
+        return parsed["type"], await verb(peer, parsed.get("data"))
 
     async def refresh(self, peer: Peer, data: Any) -> Outcome:
         """auth.refresh: swaps in a fresh access token of the same user without reconnecting."""
