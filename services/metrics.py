@@ -39,14 +39,17 @@ DELIVERY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 JOB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Close codes worth a label of their own (docs/websocket.md); anything else is "other".
-CLOSE_CODES = frozenset({1000, 1001, 1003, 1005, 1006, 1008, 1009, 1011, 1013})
+CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1013})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def close_label(code: int | None) -> str:
-    """Returns the close-code label: a known code, "1006" when none was exchanged, or "other"."""
+    """Returns the close-code label: a known code, "none" when no code was exchanged, or "other".
+
+    "none" covers a peer that vanished (RFC 6455's 1006) and a close frame without a code (1005).
+    """
     if code is None:
-        return "1006"
+        return "none"
     return str(code) if code in CLOSE_CODES else "other"
 
 

@@ -268,7 +268,7 @@ def test_address_allowed_matches_addresses_and_cidrs(address, allowed):
 
 def test_labels_are_bounded():
     """Close codes outside the table and route groups collapse to fixed label values."""
-    assert close_label(None) == "1006" and close_label(1013) == "1013"
+    assert close_label(None) == "none" and close_label(1013) == "1013"
     assert close_label(4321) == "other"
     assert route_label(r"/api/v1/users/([0-9]{1,18})/role") == "/api/v1/users/{id}/role"
 
