@@ -1,0 +1,129 @@
+"""Metrics overhead: W2 server CPU per delivery with --metrics on and off, side by side.
+
+    python -m bench.overhead [--quick] [--rounds 2] [--phases 3]   (`make bench-metrics`)
+
+Each round starts the product twice, once per setting, in ABBA order across rounds (on, off,
+then off, on) so that drift on a shared machine falls on both sides. Each start connects the
+mode's clients (W1), then runs `--phases` W2 broadcast phases; the result per setting is the
+median of its phases' server CPU per delivered message. Prints a table, the on/off ratio per
+round and overall, and writes bench/results/overhead-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from bench.clock import Clock  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
+from bench.modes import CLIENT_CORE, MODES, NOFILE  # noqa: E402
+from bench.workloads import Bench  # noqa: E402
+
+__all__ = ["main", "measure", "summarize"]
+
+
+async def measure(bench: Bench, phases: int) -> list[dict[str, Any]]:
+    """Starts the server, connects the mode's clients and runs `phases` W2 broadcast phases."""
+    m = bench.mode
+    await bench.start()
+    assert bench.seeded is not None and bench.pool is not None
+    tokens = [t for t in bench.seeded.user_tokens for _ in range(m.tabs)]
+    connected = await bench.pool.connect("127.0.0.1", bench.port, tokens, m.connections,
+                                         bench.sources, timeout=120.0)
+    bench.say(f"{connected['ok']} connected, {connected['failed']} failed")
+    await bench._settle(2.0)
+    runs = []
+    for i in range(phases):
+        run = await bench.broadcast_phase(f"w2-{i}", m.w2_broadcasts, 60.0)
+        bench.say(f"W2 phase {i}: {run['cpu_us_per_msg']:.2f} us/msg, "
+                  f"{run['msgs_per_s']:,.0f} msgs/s, p99 {run['latency']['p99_ms']:.1f} ms")
+        runs.append({k: v for k, v in run.items() if k != "latency_quantiles"})
+    return runs
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Returns the medians of one setting's phases: CPU per message, throughput and p99."""
+    return {
+        "cpu_us_per_msg": statistics.median(r["cpu_us_per_msg"] for r in runs),
+        "msgs_per_s": statistics.median(r["msgs_per_s"] for r in runs),
+        "p99_ms": statistics.median(r["latency"]["p99_ms"] for r in runs),
+    }
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    """Runs the rounds and prints and saves the side-by-side comparison."""
+    mode = MODES["quick" if args.quick else "full"]
+    clock = Clock()
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setaffinity(0, {CLIENT_CORE})
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    started = dt.datetime.now(dt.UTC)
+    rounds: list[dict[str, Any]] = []
+    for r in range(args.rounds):
+        order = ("on", "off") if r % 2 == 0 else ("off", "on")
+        result: dict[str, Any] = {"order": list(order)}
+        for setting in order:
+            tmp = tempfile.mkdtemp(prefix=f"bench-metrics-{setting}-")
+            bench = Bench("product", mode, tmp, clock, time.monotonic() + 600, False)
+            bench.extra_args = ["--metrics", setting]
+            try:
+                runs = await measure(bench, args.phases)
+            finally:
+                await bench.stop()
+                shutil.rmtree(tmp, ignore_errors=True)
+            result[setting] = {"phases": runs, **summarize(runs)}
+        result["ratio"] = result["on"]["cpu_us_per_msg"] / result["off"]["cpu_us_per_msg"]
+        rounds.append(result)
+    on = statistics.median(r["on"]["cpu_us_per_msg"] for r in rounds)
+    off = statistics.median(r["off"]["cpu_us_per_msg"] for r in rounds)
+    report = {"started": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "mode": mode.name,
+              "connections": mode.connections, "machine": machine_info(), "rounds": rounds,
+              "cpu_us_per_msg_on": on, "cpu_us_per_msg_off": off, "ratio": on / off}
+    os.makedirs(args.results_dir, exist_ok=True)
+    path = os.path.join(args.results_dir, f"overhead-{started.strftime('%Y%m%dT%H%M%SZ')}.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1)
+    print()
+    print("| round | order | metrics on us/msg | metrics off us/msg | on/off | msgs/s on | "
+          "msgs/s off | p99 ms on | p99 ms off |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for i, r in enumerate(rounds):
+        print(f"| {i + 1} | {', '.join(r['order'])} | {r['on']['cpu_us_per_msg']:.2f} | "
+              f"{r['off']['cpu_us_per_msg']:.2f} | {r['ratio']:.3f} | "
+              f"{r['on']['msgs_per_s']:,.0f} | {r['off']['msgs_per_s']:,.0f} | "
+              f"{r['on']['p99_ms']:.1f} | {r['off']['p99_ms']:.1f} |")
+    print(f"\nmedian: on {on:.2f} us/msg, off {off:.2f} us/msg, on/off {on / off:.3f} "
+          f"({mode.connections} connections, {args.rounds} rounds x {args.phases} phases)")
+    clock.say(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses the command line and runs the comparison."""
+    parser = argparse.ArgumentParser(description="W2 CPU per delivery, metrics on vs off.")
+    parser.add_argument("--quick", action="store_true", help="2,000 connections instead of 10,000")
+    parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds (default 2)")
+    parser.add_argument("--phases", type=int, default=3, help="W2 phases per start (default 3)")
+    parser.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
+    args = parser.parse_args(argv)
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
