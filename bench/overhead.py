@@ -32,9 +32,10 @@ if ROOT not in sys.path:
 from bench.clock import Clock  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
 from bench.modes import CLIENT_CORE, MODES, NOFILE  # noqa: E402
+from bench.report import BLOCK_END, BLOCK_START, keep_block  # noqa: E402
 from bench.workloads import Bench  # noqa: E402
 
-__all__ = ["main", "measure", "summarize"]
+__all__ = ["main", "measure", "summarize", "render_block", "write_block"]
 
 
 async def measure(bench: Bench, phases: int) -> list[dict[str, Any]]:
@@ -65,6 +66,49 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def render_block(report: dict[str, Any], json_name: str) -> str:
+    """Returns the markdown section for docs/benchmarks.md from one comparison's report."""
+    rows = [f"| {i + 1} | {', '.join(r['order'])} | {r['on']['cpu_us_per_msg']:.2f} | "
+            f"{r['off']['cpu_us_per_msg']:.2f} | {r['ratio']:.3f} | "
+            f"{r['on']['msgs_per_s']:,.0f} | {r['off']['msgs_per_s']:,.0f} | "
+            f"{r['on']['p99_ms']:.1f} | {r['off']['p99_ms']:.1f} |"
+            for i, r in enumerate(report["rounds"])]
+    load = report.get("loadavg_start")
+    load = " ".join(f"{x:.2f}" for x in load) if load else "not recorded"
+    return "\n".join([
+        BLOCK_START,
+        "## Metrics overhead (W2, `--metrics` on vs off)",
+        "",
+        f"Run {report['started']} ({report['mode']} mode, {report['connections']:,} connections, "
+        f"`make bench-metrics`); raw results in `bench/results/{json_name}` (not committed). "
+        "Each round starts the server once per setting (ABBA order) and runs W2 "
+        f"{len(report['rounds'][0]['on']['phases'])} times; a cell is the median of those "
+        f"phases. Load average (1, 5, 15 min) at the start: {load}; the machine is shared with "
+        "other CPU-heavy runs, so compare the two settings within a round, not across runs.",
+        "",
+        "| round | order | metrics on us/msg | metrics off us/msg | on/off | msgs/s on | "
+        "msgs/s off | p99 ms on | p99 ms off |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Median server CPU per delivered message: {report['cpu_us_per_msg_on']:.2f} us with "
+        f"metrics, {report['cpu_us_per_msg_off']:.2f} us without: **on/off "
+        f"{report['ratio']:.3f}** (target: within 1.03).",
+        BLOCK_END,
+    ])
+
+
+def write_block(md_path: str, block: str) -> None:
+    """Puts block into the page at md_path, replacing an earlier one, before "## Reproduce"."""
+    with open(md_path, encoding="utf-8") as fh:
+        page = fh.read()
+    start, end = page.find(BLOCK_START), page.find(BLOCK_END)
+    if start >= 0 and end > start:
+        page = page[:start] + page[end + len(BLOCK_END):].lstrip("\n")
+    with open(md_path, "w", encoding="utf-8") as fh:
+        fh.write(keep_block(block, page))
+
+
 async def main_async(args: argparse.Namespace) -> int:
     """Runs the rounds and prints and saves the side-by-side comparison."""
     mode = MODES["quick" if args.quick else "full"]
@@ -74,6 +118,7 @@ async def main_async(args: argparse.Namespace) -> int:
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
     started = dt.datetime.now(dt.UTC)
+    loadavg = os.getloadavg()
     rounds: list[dict[str, Any]] = []
     for r in range(args.rounds):
         order = ("on", "off") if r % 2 == 0 else ("off", "on")
@@ -94,6 +139,7 @@ async def main_async(args: argparse.Namespace) -> int:
     off = statistics.median(r["off"]["cpu_us_per_msg"] for r in rounds)
     report = {"started": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "mode": mode.name,
               "connections": mode.connections, "machine": machine_info(), "rounds": rounds,
+              "loadavg_start": loadavg, "loadavg_end": os.getloadavg(),
               "cpu_us_per_msg_on": on, "cpu_us_per_msg_off": off, "ratio": on / off}
     os.makedirs(args.results_dir, exist_ok=True)
     path = os.path.join(args.results_dir, f"overhead-{started.strftime('%Y%m%dT%H%M%SZ')}.json")
@@ -111,6 +157,9 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"\nmedian: on {on:.2f} us/msg, off {off:.2f} us/msg, on/off {on / off:.3f} "
           f"({mode.connections} connections, {args.rounds} rounds x {args.phases} phases)")
     clock.say(f"wrote {path}")
+    if args.docs:
+        write_block(args.docs, render_block(report, os.path.basename(path)))
+        clock.say(f"updated {args.docs}")
     return 0
 
 
@@ -121,7 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds (default 2)")
     parser.add_argument("--phases", type=int, default=3, help="W2 phases per start (default 3)")
     parser.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
+    parser.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"),
+                        help="page whose metrics-overhead section to update ('' for none)")
+    parser.add_argument("--render", metavar="JSON",
+                        help="only rewrite the docs section from a saved overhead-*.json")
     args = parser.parse_args(argv)
+    if args.render:
+        with open(args.render, encoding="utf-8") as fh:
+            report = json.load(fh)
+        write_block(args.docs, render_block(report, os.path.basename(args.render)))
+        return 0
     return asyncio.run(main_async(args))
 
 
