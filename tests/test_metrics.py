@@ -286,3 +286,20 @@ def test_delivery_window_reports_percentiles_and_forgets_old_samples():
     window.add(0.002)
     assert window.summary()["publishes"] == 1
     assert percentile([], 0.5) == 0.0
+
+
+def test_metrics_options_parse_and_refuse_bad_values():
+    """--metrics-allow takes addresses and CIDRs; bad networks, formats and ports exit 2."""
+    from config import parse_args
+
+    _, settings, _ = parse_args(["--metrics-allow=10.0.0.0/8, 192.168.1.5,::1",
+                                 "--metrics-port=9100", "--log-format=JSON"], environ={})
+    assert [str(n) for n in settings.metrics_allow] == ["10.0.0.0/8", "192.168.1.5/32", "::1/128"]
+    assert settings.metrics_port == 9100 and settings.log_format == "json"
+    _, settings, _ = parse_args([], environ={"METRICS": "off", "METRICS_ALLOW": "10.1.0.0/16"})
+    assert settings.metrics is False and str(settings.metrics_allow[0]) == "10.1.0.0/16"
+    for argv in (["--metrics-allow=10.0.0.300"], ["--log-format=xml"],
+                 ["--port=8080", "--metrics-port=8080"]):
+        with pytest.raises(SystemExit) as info:
+            parse_args(argv, environ={})
+        assert info.value.code == 2, argv
