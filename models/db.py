@@ -111,17 +111,24 @@ class Runner:
         job = functools.partial(_in_connection if self.database else _plain, fn, *args, **kwargs)
         with self._lock:
             self.queued += 1
+        dequeued = [False]  # set once, by whichever comes first: the worker or a cancellation
         started = time.perf_counter()
         try:
-            return await loop.run_in_executor(self.executor, self._start, job)
+            return await loop.run_in_executor(self.executor, self._start, job, dequeued)
         finally:
+            self._dequeue(dequeued)
             if self.observe_job is not None:
                 self.observe_job(time.perf_counter() - started)
 
-    def _start(self, job: Callable[[], T]) -> T:
-        with self._lock:
-            self.queued -= 1
+    def _start(self, job: Callable[[], T], dequeued: list[bool]) -> T:
+        self._dequeue(dequeued)
         return job()
+
+    def _dequeue(self, dequeued: list[bool]) -> None:
+        with self._lock:
+            if not dequeued[0]:
+                dequeued[0] = True
+                self.queued -= 1
 
     def shutdown(self) -> None:
         """Stops the pool after the running jobs finish; workers' connections close with them."""

@@ -303,3 +303,29 @@ def test_metrics_options_parse_and_refuse_bad_values():
         with pytest.raises(SystemExit) as info:
             parse_args(argv, environ={})
         assert info.value.code == 2, argv
+
+
+@pytest.mark.gen_test
+async def test_runner_counts_queued_jobs_and_forgets_cancelled_ones():
+    """A one-thread pool reports jobs waiting behind a busy worker, and 0 once they are gone."""
+    import asyncio
+    import threading
+
+    from models.db import Runner
+
+    runner = Runner(1, name="t", database=False)
+    seconds: list[float] = []
+    runner.observe_job = seconds.append
+    gate = threading.Event()
+    try:
+        busy = asyncio.ensure_future(runner(gate.wait, 10))
+        waiting = [asyncio.ensure_future(runner(lambda: 1)) for _ in range(2)]
+        await wait_until(lambda: runner.queued == 2)
+        waiting[1].cancel()
+        await wait_until(lambda: runner.queued == 1)
+        gate.set()
+        assert await busy is True and await waiting[0] == 1
+        assert runner.queued == 0 and len(seconds) == 3
+    finally:
+        gate.set()
+        runner.shutdown()
