@@ -329,3 +329,27 @@ async def test_runner_counts_queued_jobs_and_forgets_cancelled_ones():
     finally:
         gate.set()
         runner.shutdown()
+
+
+@pytest.mark.gen_test
+async def test_operations_doc_and_grafana_dashboard_match_the_exposition(api):
+    """Every events_* family is explained in docs/operations.md; Grafana queries only those."""
+    import os
+    import re
+
+    from app import ROOT
+
+    status, text = await scrape(api)
+    # prometheus-client also writes each counter's and histogram's creation time (*_created).
+    names = {n for n in families(text) if n.startswith("events_") and not n.endswith("_created")}
+    with open(os.path.join(ROOT, "docs", "operations.md"), encoding="utf-8") as fh:
+        doc = fh.read()
+    missing = [n for n in sorted(names) if f"`{n}" not in doc]
+    assert not missing, missing
+    with open(os.path.join(ROOT, "docs", "grafana-dashboard.json"), encoding="utf-8") as fh:
+        dashboard = json.load(fh)
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(total|bucket|count|sum)$", "", m)
+            for e in exprs for m in re.findall(r"\bevents_[a-z_]+", e)}
+    assert used and used <= names, used - names
+    assert "grafana-dashboard.json" in doc
