@@ -61,8 +61,13 @@ def test_scrub_hides_token_parameters_and_jwt_shapes():
 
 
 @pytest.mark.gen_test
-async def test_json_access_lines_have_request_fields_and_no_token(api, json_log):
-    """Access lines for /ws?token= (accepted and refused) carry request fields, never the token."""
+async def test_json_access_lines_have_request_fields_and_no_token(api, json_log, monkeypatch):
+    """Access lines for /ws?token= (accepted and refused) carry request fields, never the token;
+    an unexpected error's line carries the exception text."""
+
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
     user = await api.register()
     token = user["access_token"]
     conn = await websocket_connect(f"{api.ws_url}/ws?token={token}")
@@ -71,6 +76,8 @@ async def test_json_access_lines_have_request_fields_and_no_token(api, json_log)
     with pytest.raises(HTTPClientError):
         await websocket_connect(f"{api.ws_url}/ws?token={token[:-4]}AAAA")
     assert (await api.call("GET", f"/nope?access_token={token}"))[0] == 404
+    monkeypatch.setattr(api.ctx.health, "check", crash)
+    assert (await api.call("GET", f"/health?token={token}"))[0] == 500
     text = json_log.getvalue()
     lines = parse_lines(text)
     access = [line for line in lines if line["logger"] == "tornado.access"]
@@ -80,6 +87,9 @@ async def test_json_access_lines_have_request_fields_and_no_token(api, json_log)
         assert {"time", "level", "message", "method", "path", "duration_ms", "client"} <= set(line)
         assert line["client"] == "127.0.0.1"
     assert any(line["path"] == "/nope?access_token=REDACTED" for line in access)
+    errors = [line for line in lines if line["level"] == "ERROR" and "error" in line]
+    assert any("RuntimeError: boom" in line["error"] and "/health?token=REDACTED"
+               in line["message"] for line in errors), errors
     for secret in (token, token.split(".")[2]):
         assert secret not in text
 
