@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -85,6 +86,7 @@ class StateCollector(Collector):
         self.sources = sources
 
     def collect(self) -> Iterator[Metric]:
+        """Yields the current values of the hub, limiters, pools and health as metric families."""
         hub = self.sources.hub
         conns = GaugeMetricFamily("events_connections", "Open WebSocket connections by role",
                                   labels=["role"])
@@ -136,6 +138,7 @@ class Metrics:
         reg = self.registry
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
+        GCCollector(registry=reg)
         reg.register(StateCollector(sources))
         self.delivery_seconds = Histogram(
             "events_delivery_latency_seconds",

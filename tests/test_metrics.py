@@ -61,7 +61,8 @@ async def test_exposition_parses_and_holds_every_documented_family(api):
                  "events_inbound_messages", "events_inbound_errors", "events_http_requests",
                  "events_http_request_duration_seconds", "events_pool_queue_length",
                  "events_pool_job_duration_seconds", "events_health_ok",
-                 "events_rate_limit_rejections", "process_cpu_seconds", "python_info"):
+                 "events_rate_limit_rejections", "process_cpu_seconds", "python_info",
+                 "python_gc_collections"):
         assert name in found, name
     assert value(api, "events_health_ok") == 1
 
