@@ -237,7 +237,7 @@ async def test_dashboard_live_stats_and_broadcast_reach_test_page(api):
         assert alert["type"] == "system.alert" and alert["data"]["priority"] == "critical"
         await expect(page.locator("#feed .evt-system-alert")).to_contain_text("[critical]")
         await expect(page.locator("#users-body tr")).to_have_count(2)
-        await expect(page.locator("svg.chart-svg path.line-conn")).to_have_count(1)
+        await expect(page.locator("#chart svg.chart-svg path.line-conn")).to_have_count(1)
         await screenshot(page, "dashboard-admin")
         await screenshot(tester.page, "test-client-broadcast")
 
