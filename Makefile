@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick clean
+.PHONY: install run test lint bench bench-quick bench-metrics clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,7 @@ bench: $(BENCH_STAMP) $(NODE_PEER)/node_modules
 
 bench-quick: $(BENCH_STAMP) $(NODE_PEER)/node_modules
 	$(PY) -m bench.run --quick
+
+# W2 CPU per delivery with --metrics on and off, side by side (issue 13).
+bench-metrics: $(BENCH_STAMP)
+	$(PY) -m bench.overhead $(BENCH_ARGS)

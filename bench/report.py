@@ -26,7 +26,12 @@ from bench.tables import (  # noqa: E402
 )
 from bench.targets import compute_targets  # noqa: E402
 
-__all__ = ["METHOD", "render_markdown", "write_docs", "main"]
+__all__ = ["METHOD", "render_markdown", "write_docs", "main", "keep_block", "BLOCK_START",
+           "BLOCK_END"]
+
+# A section another tool writes into the page (bench/overhead.py); a regeneration keeps it.
+BLOCK_START = "<!-- metrics-overhead: written by bench/overhead.py -->"
+BLOCK_END = "<!-- /metrics-overhead -->"
 
 
 METHOD = """\
@@ -175,6 +180,7 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         "```",
         "make bench        # full run, at most 10 minutes; regenerates this page",
         "make bench-quick  # about a minute, smaller counts; for development",
+        "make bench-metrics  # W2 with --metrics on and off, side by side",
         "```",
         "",
         "Both install `requirements-bench.txt` into `.venv` and `npm ci` the Node peer if "
@@ -214,10 +220,23 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
     rel = os.path.relpath(img_dir, os.path.dirname(os.path.abspath(md_path)))
     images = [(alt, f"{rel}/{fname}") for alt, fname in written]
     text = render_markdown(results, json_path, images)
+    if os.path.exists(md_path):
+        with open(md_path, encoding="utf-8") as fh:
+            text = keep_block(fh.read(), text)
     os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
     with open(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return md_path
+
+
+def keep_block(old: str, new: str) -> str:
+    """Returns new with old's metrics-overhead block (if any) put back before "## Reproduce"."""
+    start, end = old.find(BLOCK_START), old.find(BLOCK_END)
+    if start < 0 or end < start:
+        return new
+    block = old[start:end + len(BLOCK_END)] + "\n\n"
+    at = new.find("## Reproduce")
+    return new[:at] + block + new[at:] if at >= 0 else new.rstrip("\n") + "\n\n" + block
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ class ServerRun:
         self.sources = [f"127.0.0.{i}" for i in range(2, 2 + 8)]
         self.result: dict[str, Any] = {"workloads": {}, "notes": []}
         self.seeded = None
+        # Extra flags for the product (bench/overhead.py runs it with --metrics on and off).
+        self.extra_args: list[str] = []
 
     def say(self, text: str) -> None:
         """Prints a progress line prefixed with the server's name."""
@@ -63,7 +65,8 @@ class ServerRun:
         if self.name == "product":
             data = os.path.join(self.tmp, "product-data")
             return [py, "main.py", "--data-dir", data, "--jwt-secret", SECRET,
-                    "--rate-limits", "off", "--access-token-ttl", str(TOKEN_TTL), *common]
+                    "--rate-limits", "off", "--access-token-ttl", str(TOKEN_TTL), *common,
+                    *self.extra_args]
         budget = str(int(self.time_left()) + 60)
         if self.name == "websockets":
             return [py, "bench/peers/websockets_server.py", *common, "--max-seconds", budget]

@@ -296,9 +296,13 @@
       if (res.status !== 200 || !res.body) return;
       var stats = res.body;
       var now = Date.now();
-      samples.push({ t: now, clients: stats.total_clients, delivered: stats.messages_delivered });
+      var delivery = stats.delivery || { latency_ms: {}, closes: {} };
+      samples.push({ t: now, clients: stats.total_clients, delivered: stats.messages_delivered,
+        p99: (delivery.latency_ms || {}).p99 || 0, dropped: stats.slow_consumers_dropped || 0,
+        closes: delivery.closes || {} });
       while (samples.length && samples[0].t < now - WINDOW_MS - POLL_MS) samples.shift();
       window.StatsPanel.render(stats, samples);
+      window.DeliveryPanel.render(stats, samples, WINDOW_MS, POLL_MS);
       renderChart();
     });
   }
