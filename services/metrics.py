@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hub.presence import ONLINE
 from services.delivery import DeliveryWindow
 
 if TYPE_CHECKING:
@@ -95,6 +96,15 @@ class StateCollector(Collector):
         yield conns
         yield GaugeMetricFamily("events_users_connected",
                                 "Users with at least one open connection", value=len(hub.by_user))
+        yield GaugeMetricFamily("events_subscriptions",
+                                "Channel subscriptions held by open connections",
+                                value=sum(len(c) for c in hub.by_channel.values()))
+        yield GaugeMetricFamily("events_channels_active",
+                                "Channels with at least one subscribed connection",
+                                value=len(hub.by_channel))
+        yield GaugeMetricFamily("events_users_present",
+                                "Users online (presence, the 5 s grace included)",
+                                value=len(hub.presence.members(ONLINE)))
         published = CounterMetricFamily("events_published", "Events published, by event type",
                                         labels=["type"])
         for type_, count in sorted(hub.published_by_type.items()):

@@ -6,7 +6,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from conftest import Api
+from conftest import Api, next_event
 from prometheus_client.parser import text_string_to_metric_families
 from test_hub import FakeConn
 from tornado.httpclient import AsyncHTTPClient
@@ -287,3 +287,21 @@ async def test_operations_doc_and_grafana_dashboard_match_the_exposition(api):
             for e in exprs for m in re.findall(r"\bevents_[a-z_]+", e)}
     assert used and used <= names, used - names
     assert "grafana-dashboard.json" in doc
+
+
+@pytest.mark.gen_test
+async def test_subscriptions_and_presence_gauges_follow_the_rooms(api):
+    """Two sockets of one user in the lobby: 2 subscriptions, 1 active channel, 1 user present."""
+    user = await api.register()
+    conns = [await api.ws(user["access_token"]) for _ in range(2)]
+    for n, conn in enumerate(conns):
+        await conn.write_message(
+            f'{{"id": {n + 1}, "type": "subscribe", "data": {{"channel": "room:lobby"}}}}')
+        while (await next_event(conn))["type"] != "reply":
+            pass
+    assert value(api, "events_subscriptions") == 2
+    assert value(api, "events_channels_active") == 1
+    assert value(api, "events_users_present") == 1
+    conns[0].close()
+    await wait_until(lambda: value(api, "events_subscriptions") == 1)
+    assert value(api, "events_users_present") == 1
