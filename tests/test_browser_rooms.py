@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from contextlib import asynccontextmanager
 
 import pytest
 from conftest import next_event
-from test_browser import run_node
+from test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Watched,
+    async_playwright,
+    expect,
+    require,
+    run_node,
+    screenshot,
+)
 
 
 def messages_in(output: str) -> list[dict]:
@@ -24,6 +36,159 @@ async def subscribed(conn, channel: str, request_id: int = 1) -> None:
         if event["type"] == "reply" and event["id"] == request_id:
             assert event["data"] == {"channel": channel, "subscribed": True}
             return
+
+
+@asynccontextmanager
+async def browser_contexts(count: int):
+    """Yields `count` separate browser contexts (separate users) on one Debian Chromium."""
+    require(async_playwright is not None,
+            "playwright is not installed: .venv/bin/pip install 'playwright>=1.50,<2'")
+    require(os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install -y chromium")
+    expect.set_options(timeout=20_000)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield [await browser.new_context(viewport={"width": 1360, "height": 900})
+                   for _ in range(count)]
+        finally:
+            await browser.close()
+
+
+async def connected_test_page(context, base_url: str, token: str) -> Watched:
+    """Opens /test in context, connects with token and waits for the room list."""
+    watched = Watched(await context.new_page())
+    page = watched.page
+    await page.goto(base_url + "/test")
+    await page.fill("#token", token)
+    await page.click("#connect")
+    await expect(page.locator("#status")).to_have_text("Connected")
+    await expect(page.locator("#room-select option[value='room:lobby']")).to_have_count(1)
+    return watched
+
+
+def room_name() -> str:
+    return "chat-" + uuid.uuid4().hex[:8]
+
+
+# -- /test ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_two_users_chat_in_a_room_with_presence_and_typing(api):
+    """Two browsers join a room: A's message reaches both, B sees A online and A's typing."""
+    alice = await api.register(name="Alice Author")
+    bob = await api.register(name="Bob Reader")
+    room = room_name()
+    channel = "room:" + room
+    async with browser_contexts(2) as (ctx_a, ctx_b):
+        a = await connected_test_page(ctx_a, api.base_url, alice["access_token"])
+        b = await connected_test_page(ctx_b, api.base_url, bob["access_token"])
+
+        # A creates the room in the panel, which subscribes A to it.
+        await a.page.fill("#room-name", room)
+        await a.page.click("#room-create")
+        await expect(a.page.locator("#room-current")).to_have_text(channel + " · subscribed")
+        await expect(a.page.locator("#room-select")).to_have_value(channel)
+
+        await b.page.click("#rooms-reload")
+        await b.page.select_option("#room-select", channel)
+        await b.page.click("#room-join")
+        await expect(b.page.locator("#room-current")).to_have_text(channel + " · subscribed")
+
+        alice_id, bob_id = alice["user"]["id"], bob["user"]["id"]
+        await expect(b.page.locator(f"#room-members [data-user-id='{alice_id}']")).to_contain_text(
+            "Alice Author")
+        await expect(b.page.locator("#room-online-count")).to_have_text("2")
+        await expect(a.page.locator(f"#room-members [data-user-id='{bob_id}']")).to_contain_text(
+            "Bob Reader")
+
+        # While A types, B sees it; A never gets its own typing back.
+        await a.page.locator("#room-input").press_sequentially("Hello Bob", delay=60)
+        await expect(b.page.locator("#room-typing")).to_have_text("Alice Author is typing…")
+        await expect(b.page.locator("#messages li[data-type='typing']").first).to_contain_text(
+            '"active": true')
+        await expect(a.page.locator("#room-typing")).to_have_text("")
+        assert await a.page.locator("#messages li[data-type='typing']").count() == 0
+
+        await a.page.press("#room-input", "Enter")
+        for page in (a.page, b.page):
+            message = page.locator("#room-messages .room-msg", has_text="Hello Bob")
+            await expect(message).to_have_count(1)
+            await expect(message.locator(".room-msg-from")).to_have_text("Alice Author")
+        await expect(a.page.locator("#room-messages .room-msg-mine")).to_have_count(1)
+        await expect(b.page.locator("#room-messages .room-msg-mine")).to_have_count(0)
+        await expect(a.page.locator("#room-input")).to_have_value("")
+        # Sending ended A's typing at once (active: false), well before the 6 s expiry.
+        await expect(b.page.locator("#room-typing")).to_have_text("", timeout=5_000)
+
+        # B types and stays in the input: A's indicator goes away by itself.
+        await b.page.locator("#room-input").press_sequentially("hm", delay=60)
+        await expect(a.page.locator("#room-typing")).to_have_text("Bob Reader is typing…")
+        await expect(a.page.locator("#room-typing")).to_have_text("", timeout=15_000)
+
+        # B leaves: A sees B go after the grace, and B's panel is back to no room.
+        await b.page.click("#room-leave")
+        await expect(b.page.locator("#room-current")).to_have_text("not in a room")
+        await expect(b.page.locator("#room-input")).to_be_disabled()
+        await expect(a.page.locator(f"#room-members [data-user-id='{bob_id}']")).to_have_count(
+            0, timeout=20_000)
+        await expect(a.page.locator("#room-online-count")).to_have_text("1")
+        await screenshot(a.page, "test-client-rooms")
+        assert a.errors == [] and b.errors == []
+        assert a.dialogs == [] and b.dialogs == []
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_rooms_panel_loads_earlier_messages_and_shows_errors(api):
+    """The panel pages back through history and shows error codes for refused requests."""
+    owner = await api.register(name="Olga Owner")
+    guest = await api.register(name="Gus Guest")
+    room = room_name()
+    status, _, _ = await api.call("POST", "/api/v1/rooms", {"name": room},
+                                  owner["access_token"])
+    assert status == 201
+    status, _, _ = await api.call("POST", "/api/v1/rooms", {"name": room + "-p", "private": True},
+                                  owner["access_token"])
+    assert status == 201
+    conn = await api.ws(owner["access_token"])
+    for n in range(25):
+        conn.write_message(json.dumps({"id": n + 1, "type": "publish", "data": {
+            "channel": "room:" + room, "data": {"text": f"message {n:02d}"}}}))
+        reply = await next_event(conn, timeout=10, skip=("presence.joined", "channel.message"))
+        assert reply["type"] == "reply", reply
+
+    async with browser_contexts(1) as (context,):
+        watched = await connected_test_page(context, api.base_url, guest["access_token"])
+        page = watched.page
+        await page.select_option("#room-select", "room:" + room)
+        await page.click("#room-join")
+        messages = page.locator("#room-messages .room-msg")
+        await expect(messages).to_have_count(20)
+        await expect(messages.first).to_contain_text("message 05")
+        await expect(messages.last).to_contain_text("message 24")
+        await page.click("#room-earlier")
+        await expect(messages).to_have_count(25)
+        await expect(messages.first).to_contain_text("message 00")
+        await expect(page.locator("#room-earlier")).to_be_hidden()
+
+        # A private room the guest is not a member of is not listed; creating a taken name
+        # fails over REST with 409; a forbidden subscribe shows its code from the error reply.
+        assert await page.locator(f"#room-select option[value='room:{room}-p']").count() == 0
+        await page.fill("#room-name", room)
+        await page.click("#room-create")
+        error = page.locator("#room-error")
+        await expect(error).to_contain_text("HTTP 409")
+        await page.evaluate(
+            "(ch) => { const o = document.createElement('option'); o.value = ch; o.text = ch;"
+            " document.getElementById('room-select').appendChild(o); }", f"room:{room}-p")
+        await page.select_option("#room-select", f"room:{room}-p")
+        await page.click("#room-join")
+        await expect(error).to_contain_text(f"subscribe room:{room}-p failed · forbidden:")
+        await expect(page.locator("#room-current")).to_have_text("not in a room")
+        # Chromium logs every failed fetch to the console; the refused create is the only one.
+        assert [e for e in watched.errors if "409 (Conflict)" not in e] == []
+        assert watched.dialogs == []
+    conn.close()
 
 
 # -- the Node script ------------------------------------------------------------------------------
