@@ -14,6 +14,7 @@ from test_browser import (
     CHROMIUM_ARGS,
     Watched,
     async_playwright,
+    dashboard_login,
     expect,
     require,
     run_node,
@@ -189,6 +190,49 @@ async def test_rooms_panel_loads_earlier_messages_and_shows_errors(api):
         assert [e for e in watched.errors if "409 (Conflict)" not in e] == []
         assert watched.dialogs == []
     conn.close()
+
+
+# -- / ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.gen_test(timeout=180)
+async def test_dashboard_shows_who_is_online_and_room_counts(api):
+    """The admin dashboard lists online users with tabs live and rooms with subscriber counts."""
+    admin = await api.admin()
+    user = await api.register(name="Olive Online")
+    user_id = user["user"]["id"]
+    async with browser_contexts(1) as (context,):
+        watched = await dashboard_login(context, api.base_url, admin["user"]["email"])
+        page = watched.page
+        await expect(page.locator("#ws-status")).to_have_text("Live")
+        own = page.locator(f"#online-list [data-user-id='{admin['user']['id']}']")
+        await expect(own.locator(".online-tabs")).to_have_text("1 tab")
+        lobby = page.locator("#rooms-body tr[data-room='lobby']")
+        await expect(lobby.locator(".room-subscribers")).to_have_text("0")
+
+        first = await api.ws(user["access_token"])
+        row = page.locator(f"#online-list [data-user-id='{user_id}']")
+        await expect(row.locator(".online-name")).to_have_text("Olive Online")
+        came = page.locator("#feed .evt-user-online", has_text=f"Olive Online (#{user_id})")
+        await expect(came).to_contain_text("came online")
+        second = await api.ws(user["access_token"])
+        await subscribed(second, "room:lobby")
+        await page.click("#rooms-refresh")
+        await expect(lobby.locator(".room-subscribers")).to_have_text("1")
+        await expect(lobby.locator(".room-online")).to_have_text("1")
+        await expect(row.locator(".online-tabs")).to_have_text("2 tabs")  # the 5 s refresh
+        await expect(page.locator("#online-users")).to_have_text("2")
+        await expect(page.locator("#online-tabs")).to_have_text("2 users · 3 tabs")
+        await screenshot(page, "dashboard-online")
+
+        first.close()
+        second.close()
+        await expect(row).to_have_count(0, timeout=20_000)  # user.offline after the 5 s grace
+        went = page.locator("#feed .evt-user-offline", has_text=f"Olive Online (#{user_id})")
+        await expect(went).to_contain_text("went offline")
+        await expect(page.locator("#online-users")).to_have_text("1")
+        await expect(lobby.locator(".room-subscribers")).to_have_text("0")
+        assert watched.errors == [] and watched.dialogs == []
 
 
 # -- the Node script ------------------------------------------------------------------------------
