@@ -55,10 +55,30 @@ async def browser_contexts(count: int):
             await browser.close()
 
 
+# Records each frame the page sends with the page's own clock (Playwright's events can arrive
+# late or bunched on a busy machine, which would blur a throttle measured on this side).
+RECORD_SENT = """
+const send = WebSocket.prototype.send;
+window.__sent = [];
+WebSocket.prototype.send = function (data) {
+  window.__sent.push([performance.now(), String(data)]);
+  return send.call(this, data);
+};
+"""
+
+
+async def sent_frames(page, type_: str) -> list[tuple[float, dict]]:
+    """Returns (page time in s, frame) for every frame of one type the page has sent."""
+    raw = await page.evaluate("window.__sent")
+    frames = [(t / 1000, json.loads(text)) for t, text in raw]
+    return [(t, f) for t, f in frames if f.get("type") == type_]
+
+
 async def connected_test_page(context, base_url: str, token: str) -> Watched:
     """Opens /test in context, connects with token and waits for the room list."""
     watched = Watched(await context.new_page())
     page = watched.page
+    await page.add_init_script(RECORD_SENT)
     await page.goto(base_url + "/test")
     await page.fill("#token", token)
     await page.click("#connect")
@@ -104,7 +124,7 @@ async def test_two_users_chat_in_a_room_with_presence_and_typing(api):
             "Bob Reader")
 
         # While A types, B sees it; A never gets its own typing back.
-        await a.page.locator("#room-input").press_sequentially("Hello Bob", delay=60)
+        await a.page.locator("#room-input").press_sequentially("Hello Bob, ready?", delay=150)
         await expect(b.page.locator("#room-typing")).to_have_text("Alice Author is typing…")
         await expect(b.page.locator("#messages li[data-type='typing']").first).to_contain_text(
             '"active": true')
@@ -113,12 +133,23 @@ async def test_two_users_chat_in_a_room_with_presence_and_typing(api):
 
         await a.page.press("#room-input", "Enter")
         for page in (a.page, b.page):
-            message = page.locator("#room-messages .room-msg", has_text="Hello Bob")
+            message = page.locator("#room-messages .room-msg", has_text="Hello Bob, ready?")
             await expect(message).to_have_count(1)
             await expect(message.locator(".room-msg-from")).to_have_text("Alice Author")
         await expect(a.page.locator("#room-messages .room-msg-mine")).to_have_count(1)
         await expect(b.page.locator("#room-messages .room-msg-mine")).to_have_count(0)
         await expect(a.page.locator("#room-input")).to_have_value("")
+        # 17 keystrokes over 2.5 s or more: `typing true` went at most once a second (and at
+        # least once), then `false` right before the publish; requests carried ids.
+        typing = await sent_frames(a.page, "typing")
+        trues = [t for t, f in typing if f["data"] == {"channel": channel, "active": True}]
+        assert 1 <= len(trues) <= 17
+        assert all(t2 - t1 >= 0.99 for t1, t2 in zip(trues, trues[1:], strict=False)), trues
+        assert typing[-1][1]["data"] == {"channel": channel, "active": False}
+        publish = await sent_frames(a.page, "publish")
+        assert [f["data"] for _, f in publish] == [
+            {"channel": channel, "data": {"text": "Hello Bob, ready?"}}]
+        assert typing[-1][0] <= publish[0][0] and isinstance(publish[0][1]["id"], int)
         # Sending ended A's typing at once (active: false), well before the 6 s expiry.
         await expect(b.page.locator("#room-typing")).to_have_text("", timeout=5_000)
 
