@@ -171,3 +171,69 @@ def test_room_clients_against_the_python_socketio_peer() -> None:
     assert in_a.received == 2 and len(in_a.latencies) == 2  # the sender gets it too
     assert in_b.received == 0  # the other room gets nothing
     assert in_a.by_type.get("sio.ping", 0) >= 2, err.decode()[-500:]
+
+
+def _r1(cpu: float, p99: float) -> dict:
+    lat = {"count": 10, "mean_ms": p99 / 2, "p50_ms": p99 / 4, "p90_ms": p99 / 2,
+           "p99_ms": p99, "p999_ms": p99, "max_ms": p99 * 1.5}
+    return {"rooms": 200, "members_per_room": 50.0, "published": 4000,
+            "publishes_per_room": 20.0, "publish_rate": 200.0, "delivered": 200000,
+            "expected": 200000, "msgs_per_s": 10000.0, "cpu_us_per_msg": cpu,
+            "cpu_us_per_publish": cpu * 50, "latency": lat, "server_core_util": 0.3,
+            "client_core_util": 0.2, "latency_quantiles": [[0.0, 1.0], [1.0, p99]]}
+
+
+def rooms_results() -> dict:
+    r2 = {"few": {"sends": 300, "loop_cpu_us_per_publish": 200.0, "cpu_us_per_publish": 400.0,
+                  "messages_at_tabs": [305, 305, 305]},
+          "many": {"sends": 300, "loop_cpu_us_per_publish": 210.0, "cpu_us_per_publish": 420.0,
+                   "messages_at_tabs": [305, 305, 305]},
+          "ratio": 1.05, "ratio_process": 1.05, "bystanders_few": 10, "bystanders_many": 10000}
+    return {
+        "schema": 1, "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:05:00Z",
+        "mode": "quick", "duration_s": 60.0, "note": "Shared machine.",
+        "config": {"connections": 2000, "rooms": 200, "members": 50, "users": 1000,
+                   "room_rate": 200.0, "room_seconds": 20.0, "iso_sends": 300, "iso_few": 10},
+        "machine": {"cpu": "Test CPU", "python_socketio": "5.18.1", "aiohttp": "3.14.5",
+                    "node_socketio": "4.8.4"},
+        "servers": {},
+        "rooms": {
+            "product": {"workloads": {"R1connect": {"connections": 10000},
+                                      "R1": _r1(20.0, 150.0), "R2": r2}, "notes": []},
+            "socketio": {"workloads": {"R1": _r1(40.0, 120.0)}, "notes": []},
+            "socketio-node": {"workloads": {"R1": _r1(15.0, 90.0)}, "notes": []},
+        },
+        "targets": [],
+    }
+
+
+def test_room_targets_compare_with_both_peers() -> None:
+    from bench.targets import compute_targets
+
+    targets = {t["id"]: t for t in compute_targets(rooms_results())}
+    assert targets["rooms_cpu_vs_socketio"]["value"] == pytest.approx(0.5)
+    assert targets["rooms_cpu_vs_socketio"]["met"] is True
+    assert targets["rooms_cpu_vs_socketio_node"]["value"] == pytest.approx(20.0 / 15.0)
+    assert targets["rooms_cpu_vs_socketio_node"]["met"] is False
+    assert targets["rooms_p99"]["met"] is True
+    assert targets["rooms_isolation"]["value"] == pytest.approx(1.05)
+    assert targets["rooms_isolation"]["met"] is True
+    assert "rooms_p99" not in {t["id"] for t in compute_targets({"servers": {}})}
+
+
+def test_rooms_results_validate_and_render() -> None:
+    from bench.report import render_markdown
+    from bench.schema import validate_results
+    from bench.targets import compute_targets
+
+    results = rooms_results()
+    results["targets"] = compute_targets(results)
+    assert validate_results(results) == []
+    md = render_markdown(results, "", [("R1 CPU", "img/bench-rooms-cpu.png")])
+    assert "**Conditions.** Shared machine." in md
+    assert "| this server (Tornado + hub) | 10,000 | 4,000 | 10,000 | 20.00 |" in md
+    assert "python-socketio (aiohttp)" in md and "Node socket.io" in md
+    assert "### R1 rooms" in md and "### R2 room isolation" in md
+    assert "python-socketio 5.18.1 on aiohttp 3.14.5" in md
+    del results["rooms"]["product"]["workloads"]["R2"]
+    assert "rooms product: missing R2" in validate_results(results)
