@@ -53,7 +53,7 @@ class Mode:
     members: int = 50
     room_rate: float = 60.0  # publishes per second over all rooms (python-socketio must keep up)
     room_seconds: float = 30.0  # how long members publish
-    iso_sends: int = 300  # publishes to the small room, per bystander count (3 rounds)
+    iso_sends: int = 500  # publishes to the small room, per bystander count (5 rounds)
     iso_few: int = 10  # bystanders in other rooms in the "few" phase
     rooms_budget_seconds: float = 240.0
 
@@ -70,5 +70,5 @@ MODES = {
     "quick": Mode("quick", users=200, tabs=10, workers=2, w2_broadcasts=20, w3_sends=100,
                   w3_few=10, w4_broadcasts=320, w4_pad=512, w4_max_seconds=10.0,
                   w5_broadcasts=20, w5_logins=8, budget_seconds=110.0, rooms=20, members=20,
-                  room_rate=100.0, room_seconds=6.0, iso_sends=90, rooms_budget_seconds=120.0),
+                  room_rate=100.0, room_seconds=6.0, iso_sends=150, rooms_budget_seconds=120.0),
 }

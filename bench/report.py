@@ -193,14 +193,16 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         "## Reproduce",
         "",
         "```",
-        "make bench        # full run, at most 10 minutes; regenerates this page",
-        "make bench-quick  # about a minute, smaller counts; for development",
+        "make bench        # full run (W1-W5 within 560 s, rooms within 240 s); writes this page",
+        "make bench-quick  # two to three minutes, smaller counts; for development",
         "```",
         "",
         "Both install `requirements-bench.txt` into `.venv` and `npm ci` the Node peer if "
         "`bench/peers/node/node_modules` is missing. "
         "`.venv/bin/python -m bench.run --servers product,websockets --profile` runs a subset "
-        "and records a py-spy profile of this server during W2 into `bench/results/`.",
+        "and records a py-spy profile of this server during W2 into `bench/results/`; "
+        "`--rooms-only` and `--no-rooms` run only or skip the rooms workload, and `--note` puts "
+        "the run's conditions on this page.",
         "",
     ]
     return "\n".join(out)

@@ -65,7 +65,7 @@ class Tab:
 
 
 async def probe(url: str, sends: int, proc_cpu: Callable[[], float],
-                loop_cpu: Callable[[], float], rounds: int = 3) -> dict[str, Any]:
+                loop_cpu: Callable[[], float], rounds: int = 5) -> dict[str, Any]:
     """Publishes `sends` messages to the small room in rounds; returns the medians per publish."""
     from tornado.websocket import websocket_connect
 

@@ -31,7 +31,7 @@ ROOMS_METHOD = """\
 - **R2 room isolation** (this product only): one user's 3 tabs subscribe to a small room;
   one tab publishes {iso} messages one at a time, each once all 3 tabs have the previous one,
   first with {few} sockets in other rooms, then with all R1 sockets connected (idle). The
-  ratio is the IOLoop thread's CPU per publish (schedstat), median of 3 rounds; the whole
+  ratio is the IOLoop thread's CPU per publish (schedstat), median of 5 rounds; the whole
   process figure adds the write-behind SQLite batches on the thread pool.
 """
 

@@ -148,7 +148,7 @@ async def _rooms(mode: Any, servers: list[str], tmp: str, clock: Clock,
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the benchmark."""
     parser = argparse.ArgumentParser(description="Run the WebSocket benchmark suite.")
-    parser.add_argument("--quick", action="store_true", help="small counts (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="small counts (two to three minutes)")
     parser.add_argument("--servers", default="",
                         help="comma-separated subset of "
                         f"{','.join(dict.fromkeys(SERVERS + ROOM_SERVERS))}")

@@ -31,6 +31,18 @@ CAUSES: dict[str, str] = {
     "1 MiB limits close them.",
     "rooms_p99": "see the R1 server and client core columns: with both cores shared with other "
     "work the receive loops queue; compare with the peers' p99 in the same run.",
+    "rooms_cpu_vs_socketio_node": "a py-spy profile of this server during a development R1 run "
+    "(200 publishes/s) put about 70% of the IOLoop's busy time in the per-recipient "
+    "`socket.send` (the kernel's loopback work, as in W2); the rest of each publish is Tornado's "
+    "inbound frame parsing, the reply frame to the publisher and the write-behind SQLite batch "
+    "(a WAL commit every 50 ms on the thread pool), work the Socket.IO peers do not do (they "
+    "store nothing and answer nothing). At a low publish rate that per-publish work weighs "
+    "more per delivery.",
+    "rooms_cpu_vs_socketio": "see the Node socket.io row: the same per-publish work (inbound "
+    "parsing, reply, SQLite batch) that the peer does not do.",
+    "rooms_isolation": "each publish costs a few hundred microseconds on the IOLoop, with "
+    "run-to-run noise of that order on a core shared with other work; no per-publish step "
+    "looks at other rooms (the hub indexes subscribers by channel).",
     "w5_p99": "the whole server is pinned to one core, so the hashing threads share it with "
     "the IOLoop. They run in their own pool (--hash-workers, default 2) at nice 10, so the "
     "scheduler favours the loop, but each argon2id hash (19 MiB, 2 passes) still takes CPU "
