@@ -48,10 +48,12 @@ def machine_info() -> dict[str, Any]:
             packages = json.load(fh)["packages"]
             info["node_ws"] = packages["node_modules/ws"]["version"]
             info["node_socketio"] = packages.get("node_modules/socket.io", {}).get("version")
-    for module, key in (("socketio", "python_socketio"), ("aiohttp", "aiohttp")):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist, key in (("python-socketio", "python_socketio"), ("aiohttp", "aiohttp")):
         try:
-            info[key] = __import__(module).__version__
-        except (ImportError, AttributeError):
+            info[key] = version(dist)
+        except PackageNotFoundError:
             info[key] = None
     try:
         import uvloop
