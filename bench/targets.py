@@ -31,13 +31,14 @@ CAUSES: dict[str, str] = {
     "1 MiB limits close them.",
     "rooms_p99": "see the R1 server and client core columns: with both cores shared with other "
     "work the receive loops queue; compare with the peers' p99 in the same run.",
-    "rooms_cpu_vs_socketio_node": "a py-spy profile of this server during a development R1 run "
-    "(200 publishes/s) put about 70% of the IOLoop's busy time in the per-recipient "
-    "`socket.send` (the kernel's loopback work, as in W2); the rest of each publish is Tornado's "
-    "inbound frame parsing, the reply frame to the publisher and the write-behind SQLite batch "
-    "(a WAL commit every 50 ms on the thread pool), work the Socket.IO peers do not do (they "
-    "store nothing and answer nothing). At a low publish rate that per-publish work weighs "
-    "more per delivery.",
+    "rooms_cpu_vs_socketio_node": "per publish (CPU us/publish column) this server spends about "
+    "250 us more than Node socket.io, on top of the same ~50 sends. R2's whole-process minus "
+    "IOLoop figure puts the write-behind SQLite batch (thread pool; a WAL commit every 50 ms) at "
+    "about 80-90 us of it; the rest is Python work per publish that the peer does in JS or not "
+    "at all: Tornado's inbound frame parsing, the JSON decode and checks, and the reply frame to "
+    "the publisher (the peers store nothing and answer nothing). A py-spy profile of a "
+    "development R1 run put about 70% of the IOLoop's busy time in the per-recipient "
+    "`socket.send`, as in W2. Development runs on this box gave ratios of 1.1-1.2.",
     "rooms_cpu_vs_socketio": "see the Node socket.io row: the same per-publish work (inbound "
     "parsing, reply, SQLite batch) that the peer does not do.",
     "rooms_isolation": "each publish costs a few hundred microseconds on the IOLoop, with "
