@@ -47,11 +47,13 @@ class RoomClient(Client):
                                        "data": {"channel": f"room:{self.room}"}}).encode())
 
     def _joined(self) -> None:
+        """Marks the client as in its room and ready."""
         self.joined = True
         if not self.ready.done():
             self.ready.set_result(time.time())
 
     def _fail(self, why: str) -> None:
+        """Fails the connect (if still pending) and closes the connection."""
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(why[:100]))
         if self.transport is not None:
@@ -93,6 +95,7 @@ class RoomClient(Client):
 
 
 def _joined_clients(worker: Any) -> list[RoomClient]:
+    """Returns the worker's open room clients that are in their room."""
     return [c for c in worker.clients if isinstance(c, RoomClient) and c.open and c.joined]
 
 

@@ -36,6 +36,7 @@ def expected_deliveries(by_room: dict[str, int], members: dict[str, int]) -> int
 
 
 def _merge(dicts: list[dict[str, int]]) -> dict[str, int]:
+    """Returns the counts of several dicts added up per key."""
     out: dict[str, int] = {}
     for d in dicts:
         for k, v in d.items():
