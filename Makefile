@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick clean
+.PHONY: install run test lint bench bench-quick bench-metrics clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,15 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 $(NODE_PEER)/node_modules: $(NODE_PEER)/package.json $(NODE_PEER)/package-lock.json
 	@if command -v npm >/dev/null; then \
 		cd $(NODE_PEER) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules; \
-	else echo "npm not found: the Node ws peer will be skipped"; fi
+	else echo "npm not found: the Node ws and socket.io peers will be skipped"; fi
 
+# BENCH_ARGS passes options to bench/run.py, e.g. BENCH_ARGS='--note "shared machine"'.
 bench: $(BENCH_STAMP) $(NODE_PEER)/node_modules
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 bench-quick: $(BENCH_STAMP) $(NODE_PEER)/node_modules
-	$(PY) -m bench.run --quick
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+# W2 CPU per delivery with --metrics on and off, side by side.
+bench-metrics: $(BENCH_STAMP)
+	$(PY) -m bench.overhead $(BENCH_ARGS)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +13,10 @@ import tornado.web
 from auth.jwt import TokenIssuer, load_or_create_secret
 from auth.ratelimit import RateLimiter
 from config import Settings
-from handlers import admin, auth, health, pages, rooms, users, ws, wsadmin
+from handlers import admin, auth, health, metrics, pages, rooms, users, ws, wsadmin
 from handlers.access_log import log_request
 from handlers.base import NotFoundHandler
-from handlers.edge import EdgeApplication
+from handlers.edge import EdgeApplication, SafeStaticFileHandler, TooLargeHandler
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
 from hub.hub import Hub
@@ -26,12 +28,15 @@ from services.channels import ChannelVerbs
 from services.health import HealthMonitor
 from services.inbound import Inbound
 from services.messages import MessageService
+from services.metrics import Metrics, NullMetrics, Sources
 from services.outbox import Relay
 from services.rooms import RoomService
 from services.streams import StreamStore
 from services.users import UserService
 
-__all__ = ["Context", "make_context", "make_app", "make_hub", "routes", "ROOT"]
+__all__ = [
+    "Context", "make_context", "make_app", "make_metrics_app", "make_hub", "routes", "ROOT",
+]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -57,6 +62,7 @@ class Context:
     ws_connect_limiter: RateLimiter | None
     relay: Relay
     streams: StreamStore | None  # None for a broker that keeps its own stream state
+    metrics: Metrics
 
     async def start(self) -> None:
         """Restores the streams and publishes every unpublished outbox row (before serving)."""
@@ -71,6 +77,15 @@ class Context:
         await self.messages.close()
         if self.streams is not None:
             await self.streams.save_clean(feed_clean=feed_clean)
+
+    def rate_limiters(self) -> Iterator[RateLimiter]:
+        """Yields every rate limiter, named, for the metrics collector."""
+        if self.ws_connect_limiter is not None:
+            yield self.ws_connect_limiter
+        # Found by attribute, so LoginLimits needs no metrics code of its own.
+        for value in vars(self.auth.limits).values():
+            if isinstance(value, RateLimiter):
+                yield value
 
     def shutdown_pools(self) -> None:
         """Stops the database and hashing thread pools after their running jobs."""
@@ -98,17 +113,28 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     broker = broker or MemoryBroker(log=MemoryLog(settings.history_size, settings.history_ttl))
     hub = make_hub(broker)
     notifier = HubNotifier(hub)
-    limiter = RateLimiter(settings.ws_connect_rate, 60) if settings.rate_limits else None
+    limiter = (RateLimiter(settings.ws_connect_rate, 60, name="ws_connect")
+               if settings.rate_limits else None)
+    login_limits = LoginLimits(settings.rate_limits)
+    for attr, value in vars(login_limits).items():
+        if isinstance(value, RateLimiter) and not value.name:
+            value.name = f"auth_{attr}"  # auth_per_pair, auth_per_ip, auth_register_per_ip
     relay = Relay(run, hub, settings.message_retention_days)
     streams = StreamStore(run, broker.log) if isinstance(broker.log, MemoryLog) else None
-    auth_service = AuthService(run, hash_, issuer, notifier, LoginLimits(settings.rate_limits),
-                               relay)
+    auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay)
     rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
                          settings.max_subscriptions, broker.log,
                          streams.ready if streams is not None else None)
-    return Context(
+    health_monitor = HealthMonitor(run, relay, settings.health_interval)
+    sources = Sources(hub, health_monitor, {"db": run, "hash": hash_})
+    metrics_ = Metrics(sources) if settings.metrics else NullMetrics(sources)
+    if metrics_.enabled:
+        hub.observe_delivery = metrics_.observe_delivery
+        run.observe_job = metrics_.job_observer("db")
+        hash_.observe_job = metrics_.job_observer("hash")
+    ctx = Context(
         settings=settings,
         run=run,
         hash=hash_,
@@ -119,14 +145,18 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         auth=auth_service,
         users=UserService(run, notifier, relay),
         alerts=AlertService(relay),
-        health=HealthMonitor(run, relay, settings.health_interval),
+        health=health_monitor,
         rooms=rooms_service,
         messages=messages,
-        inbound=Inbound(auth_service, verbs.table()),
+        inbound=Inbound(auth_service, verbs.table(),
+                        metrics_ if metrics_.enabled else None),
         ws_connect_limiter=limiter,
         relay=relay,
         streams=streams,
+        metrics=metrics_,
     )
+    sources.limiters = ctx.rate_limiters
+    return ctx
 
 
 def routes(ctx: Context) -> list[tuple]:
@@ -152,6 +182,7 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/ws/stats", wsadmin.StatsHandler, c),
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),
+        (r"/metrics", metrics.MetricsHandler, c),
         (r"/", pages.DashboardHandler, c),
         (r"/test", pages.TestClientHandler, c),
     ]
@@ -160,8 +191,13 @@ def routes(ctx: Context) -> list[tuple]:
 def make_app(ctx: Context) -> tornado.web.Application:
     """Returns the application for a context."""
     s = ctx.settings
+    table = routes(ctx)
+    ctx.metrics.set_routes(table)
+    ctx.metrics.set_routes([("unmatched", NotFoundHandler),
+                            ("/static/{path}", SafeStaticFileHandler),
+                            ("too_large", TooLargeHandler)])
     return EdgeApplication(
-        routes(ctx),
+        table,
         trusted_proxies=s.trusted_proxies,
         body_limit=s.max_body_size,
         hsts=s.hsts,
@@ -170,8 +206,18 @@ def make_app(ctx: Context) -> tornado.web.Application:
         websocket_ping_interval=s.ping_interval,
         websocket_ping_timeout=s.ping_timeout,
         websocket_max_message_size=s.max_message_size,
-        log_function=log_request,
+        log_function=functools.partial(log_request, recorder=ctx.metrics),
         debug=s.debug,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"ctx": ctx},
+    )
+
+
+def make_metrics_app(ctx: Context) -> tornado.web.Application:
+    """Returns the application for --metrics-port: /metrics alone, without auth."""
+    return tornado.web.Application(
+        [(r"/metrics", metrics.MetricsHandler, {"ctx": ctx, "dedicated": True})],
+        log_function=functools.partial(log_request, recorder=None),
         default_handler_class=NotFoundHandler,
         default_handler_args={"ctx": ctx},
     )

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 __all__ = [
     "Settings", "ConfigError", "parse_args", "build_parser", "option_fields", "flag_of", "env_of",
+    "Network", "LOOPBACK",
 ]
 
 
@@ -59,7 +60,12 @@ def _database_url(text: str) -> str:
     return text
 
 
-def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def _networks(text: str) -> tuple[Network, ...]:
     """Parses comma-separated addresses and CIDRs (`10.0.0.0/8,127.0.0.1`)."""
     nets = []
     for part in (p.strip() for p in text.split(",")):
@@ -85,6 +91,13 @@ def _hsts(text: str) -> int:
 
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+
+
+def _log_format(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("text", "json"):
+        raise argparse.ArgumentTypeError(f"expected 'text' or 'json', got {text!r}")
+    return lowered
 
 
 def _option(
@@ -180,6 +193,15 @@ class Settings:
         30.0, _positive_float, "seconds allowed for reading one request body (default 30)")
     hsts: int = _option(
         0, _hsts, "on|off|SECONDS: send Strict-Transport-Security (only behind TLS; default off)")
+    metrics: bool = _option(
+        True, _on_off, "on|off: collect Prometheus metrics and serve /metrics (default on)")
+    metrics_allow: tuple[Network, ...] = _option(
+        LOOPBACK, _networks,
+        "comma-separated addresses/CIDRs that may read /metrics without a token "
+        "(default 127.0.0.0/8,::1)")
+    metrics_port: int = _option(
+        0, _port, "serve /metrics only on this port, without auth (default 0: on the main port)")
+    log_format: str = _option("text", _log_format, "text|json: log line format (default text)")
     history_size: int = _option(
         1000, _positive_int, "events kept per stream for recovery after a reconnect (default 1000)")
     history_ttl: float = _option(
@@ -276,5 +298,7 @@ def parse_args(
     args = parser.parse_args(list(argv))
     if args.ping_timeout > args.ping_interval:
         parser.error("--ping-timeout must not exceed --ping-interval")
+    if args.metrics_port and args.metrics_port == args.port:
+        parser.error("--metrics-port must differ from --port")
     settings = Settings(**{f.name: getattr(args, f.name) for f in option_fields()})
     return args.command or "serve", settings, args

@@ -11,8 +11,9 @@ import sys
 import tornado.httpserver
 from tornado.ioloop import IOLoop
 
-from app import Context, make_app, make_context
+from app import Context, make_app, make_context, make_metrics_app
 from config import ConfigError, Settings, parse_args
+from handlers.log_format import TEXT_FORMAT, JsonFormatter
 from handlers.server import EdgeServer, Housekeeper
 from hub.disconnect import SHUTTING_DOWN
 from hub.transport import check_tornado_internals
@@ -40,12 +41,13 @@ def tune_gc() -> None:
     gc.set_threshold(GC_THRESHOLD_YOUNG, 20, 100)
 
 
-def configure_logging(debug: bool) -> None:
-    """Sets up plain, timestamped logging to stderr."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(debug: bool, log_format: str = "text") -> None:
+    """Sets up logging to stderr: timestamped text lines, or one JSON object per line."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else
+                         logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler],
+                        force=True)
 
 
 async def serve(settings: Settings) -> None:
@@ -60,6 +62,11 @@ async def serve(settings: Settings) -> None:
     app = make_app(ctx)
     server = EdgeServer(app, settings=settings)
     server.listen(settings.port, settings.address)
+    metrics_server = None
+    if settings.metrics and settings.metrics_port:
+        metrics_server = tornado.httpserver.HTTPServer(make_metrics_app(ctx))
+        metrics_server.listen(settings.metrics_port, settings.address)
+        log.info("metrics on http://%s:%d/metrics", settings.address, settings.metrics_port)
     tune_gc()
     ctx.health.start()
     housekeeper = Housekeeper(server)
@@ -72,6 +79,8 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     housekeeper.stop()
+    if metrics_server is not None:
+        metrics_server.stop()
     await shutdown(server, ctx)
 
 
@@ -125,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"main.py: error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.debug)
+    configure_logging(settings.debug, settings.log_format)
     if command == "create-admin":
         return create_admin(settings, args.email, args.password, args.name, args.role)
     asyncio.run(serve(settings))

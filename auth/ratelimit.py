@@ -14,9 +14,13 @@ class RateLimiter:
     """Allows at most `limit` hits per key within `window` seconds (in-memory, one node)."""
 
     def __init__(
-        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic,
+        name: str = "",
     ) -> None:
         self.limit = limit
+        # For metrics: which limiter this is, and how many attempts it has refused.
+        self.name = name
+        self.rejected = 0
         self.window = window
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
@@ -53,7 +57,9 @@ class RateLimiter:
     def check_and_hit(self, key: str) -> int:
         """Records a hit unless key is over the limit; returns the retry-after (0 = allowed)."""
         wait = self.retry_after(key)
-        if not wait:
+        if wait:
+            self.rejected += 1
+        else:
             self.hit(key)
         return wait
 

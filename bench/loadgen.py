@@ -8,8 +8,9 @@ decoding JSON, so the client side stays cheap. Each connection binds a source ad
 127.0.0.2 upwards before connecting (IP_BIND_ADDRESS_NO_PORT lets the kernel share ports
 across destinations), so 10k+ connections never run out of ephemeral ports.
 
-Commands: connect, stats, reset, dump, pause, resume, close_all, exit. The process exits by
-itself on stdin EOF (parent gone), on `exit`, or after --max-seconds.
+Commands: connect, stats, reset, dump, pause, resume, close_all, exit, and rooms_publish and
+rooms_members for the room clients of bench/roomclient.py. The process exits by itself on
+stdin EOF (parent gone), on `exit`, or after --max-seconds.
 """
 
 from __future__ import annotations
@@ -97,12 +98,24 @@ class Client(asyncio.Protocol):
                 self.transport.close()
                 return
             self.upgraded = True
-            if not self.ready.done():
-                self.ready.set_result(time.time())
+            self.on_upgraded()
             data = data[end + 4:]
             if not data:
                 return
         self._frames(data)
+
+    def on_upgraded(self) -> None:
+        """Called once the server accepted the upgrade: the client is ready."""
+        if not self.ready.done():
+            self.ready.set_result(time.time())
+
+    def on_text(self, buf: bytes, start: int, end: int) -> None:
+        """Called for a text frame without a send timestamp: counts it by its "type"."""
+        t = buf.find(b'"type":"', start, end)
+        if t >= 0:
+            q = buf.find(b'"', t + 8, end)
+            name = buf[t + 8:q].decode("ascii", "replace")
+            self.stats.by_type[name] = self.stats.by_type.get(name, 0) + 1
 
     def _frames(self, buf: bytes) -> None:
         n = len(buf)
@@ -145,11 +158,7 @@ class Client(asyncio.Protocol):
                     stats.last_recv = now
                 else:
                     stats.other += 1
-                    t = buf.find(b'"type":"', start, end)
-                    if t >= 0:
-                        q = buf.find(b'"', t + 8, end)
-                        name = buf[t + 8:q].decode("ascii", "replace")
-                        stats.by_type[name] = stats.by_type.get(name, 0) + 1
+                    self.on_text(buf, start, end)
             elif opcode == 9:  # ping -> pong (empty payloads only; servers here send those)
                 if size == 0:
                     self.transport.write(PONG_EMPTY)
@@ -185,6 +194,9 @@ class Worker:
         # Clients that W4 may pause get a small receive buffer, so their backlog piles up in
         # the server (where its limits apply) rather than in the kernel.
         small_every = int(cmd.get("small_rcvbuf_every", 0))
+        rooms = cmd.get("rooms")  # one room per client: a RoomClient speaking cmd["proto"]
+        if rooms:
+            from bench.roomclient import RoomClient
         loop = asyncio.get_running_loop()
         sem = asyncio.Semaphore(concurrency)
         errors: dict[str, int] = {}
@@ -217,7 +229,11 @@ class Worker:
                     began = time.time()
                     await asyncio.wait_for(loop.sock_connect(sock, (host, port)), 10)
                     ready = loop.create_future()
-                    client = Client(self.stats, request, ready, tag)
+                    if rooms:
+                        client = RoomClient(self.stats, request, ready, tag,
+                                            cmd.get("proto", "json"), rooms[i % len(rooms)])
+                    else:
+                        client = Client(self.stats, request, ready, tag)
                     client.small = small
                     await loop.create_connection(lambda: client, sock=sock)
                     await asyncio.wait_for(ready, 15)
@@ -303,6 +319,10 @@ class Worker:
             return {"resumed": self.resume()}
         if op == "close_all":
             return {"closed": self.close_all()}
+        if op in ("rooms_publish", "rooms_members"):
+            from bench.roomclient import rooms_members, rooms_publish
+
+            return await rooms_publish(self, cmd) if op == "rooms_publish" else rooms_members(self)
         if op == "exit":
             return {"exit": True}
         return {"error": f"unknown command {op!r}"}

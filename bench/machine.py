@@ -45,7 +45,16 @@ def machine_info() -> dict[str, Any]:
     lock = os.path.join(ROOT, "bench", "peers", "node", "package-lock.json")
     with contextlib.suppress(OSError, ValueError, KeyError):
         with open(lock, encoding="utf-8") as fh:
-            info["node_ws"] = json.load(fh)["packages"]["node_modules/ws"]["version"]
+            packages = json.load(fh)["packages"]
+            info["node_ws"] = packages["node_modules/ws"]["version"]
+            info["node_socketio"] = packages.get("node_modules/socket.io", {}).get("version")
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist, key in (("python-socketio", "python_socketio"), ("aiohttp", "aiohttp")):
+        try:
+            info[key] = version(dist)
+        except PackageNotFoundError:
+            info[key] = None
     try:
         import uvloop
 

@@ -15,6 +15,7 @@ __all__ = [
     "PING_INTERVAL",
     "PING_TIMEOUT",
     "SERVERS",
+    "ROOM_SERVERS",
     "Mode",
     "MODES",
 ]
@@ -28,6 +29,7 @@ CLIENT_CORE = 1
 PING_INTERVAL = 300.0  # the same for every server: no ping storms inside a measurement
 PING_TIMEOUT = 60.0
 SERVERS = ("product", "websockets", "tornado", "node")
+ROOM_SERVERS = ("product", "socketio", "socketio-node")  # the rooms workload's servers
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,13 @@ class Mode:
     w5_broadcasts: int
     w5_logins: int  # concurrent login loops
     budget_seconds: float
+    rooms: int = 200  # rooms workload: rooms x members sockets, one room each
+    members: int = 50
+    room_rate: float = 60.0  # publishes per second over all rooms (python-socketio must keep up)
+    room_seconds: float = 30.0  # how long members publish
+    iso_sends: int = 500  # publishes to the small room, per bystander count (5 rounds)
+    iso_few: int = 10  # bystanders in other rooms in the "few" phase
+    rooms_budget_seconds: float = 240.0
 
     @property
     def connections(self) -> int:
@@ -60,5 +69,6 @@ MODES = {
                  w5_logins=16, budget_seconds=560.0),
     "quick": Mode("quick", users=200, tabs=10, workers=2, w2_broadcasts=20, w3_sends=100,
                   w3_few=10, w4_broadcasts=320, w4_pad=512, w4_max_seconds=10.0,
-                  w5_broadcasts=20, w5_logins=8, budget_seconds=110.0),
+                  w5_broadcasts=20, w5_logins=8, budget_seconds=110.0, rooms=20, members=20,
+                  room_rate=100.0, room_seconds=6.0, iso_sends=150, rooms_budget_seconds=120.0),
 }

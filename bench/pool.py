@@ -62,8 +62,13 @@ class Pool:
 
     async def connect(self, host: str, port: int, tokens: list[str], count: int,
                       sources: list[str], offset: int = 0, tag: str = "",
-                      timeout: float = 120.0) -> dict[str, Any]:
-        """Opens count connections spread over the workers; returns totals and wall time."""
+                      timeout: float = 120.0, path: str = "/ws", rooms: list[str] | None = None,
+                      proto: str = "json", small_every: int = 50) -> dict[str, Any]:
+        """Opens count connections spread over the workers; returns totals and wall time.
+
+        With rooms (one per client, indexed like tokens) the clients are room clients that
+        join their room speaking proto before they count as connected.
+        """
         n = len(self.workers)
         shares = [count // n + (1 if i < count % n else 0) for i in range(n)]
         began = time.time()
@@ -74,12 +79,14 @@ class Pool:
             if share == 0:
                 continue
             toks = [tokens[(start + i) % len(tokens)] for i in range(share)]
+            cmd = {"cmd": "connect", "host": host, "port": port, "path": path, "tokens": toks,
+                   "count": share, "sources": sources, "concurrency": 32, "timeout": timeout,
+                   "tag": tag, "small_rcvbuf_every": small_every}
+            if rooms:
+                cmd.update(rooms=[rooms[(start + i) % len(rooms)] for i in range(share)],
+                           proto=proto)
             start += share
-            calls.append(w.call({"cmd": "connect", "host": host, "port": port, "path": "/ws",
-                                 "tokens": toks, "count": share, "sources": sources,
-                                 "concurrency": 32, "timeout": timeout, "tag": tag,
-                                 "small_rcvbuf_every": 50},
-                                timeout + 30))
+            calls.append(w.call(cmd, timeout + 30))
         replies = await asyncio.gather(*calls)
         wall = time.time() - began
         ok = sum(r["ok"] for r in replies)

@@ -14,6 +14,12 @@ if ROOT not in sys.path:  # also runs as `python bench/report.py`
     sys.path.insert(0, ROOT)
 
 from bench.plots import draw_plots  # noqa: E402
+from bench.rooms_report import (  # noqa: E402
+    ROOMS_METHOD,
+    draw_rooms_plots,
+    rooms_details,
+    rooms_summary,
+)
 from bench.schema import LABELS, field, fmt, number  # noqa: E402
 from bench.tables import (  # noqa: E402
     COLUMNS,
@@ -26,7 +32,12 @@ from bench.tables import (  # noqa: E402
 )
 from bench.targets import compute_targets  # noqa: E402
 
-__all__ = ["METHOD", "render_markdown", "write_docs", "main"]
+__all__ = ["METHOD", "render_markdown", "write_docs", "main", "keep_block", "BLOCK_START",
+           "BLOCK_END"]
+
+# A section another tool writes into the page (bench/overhead.py); a regeneration keeps it.
+BLOCK_START = "<!-- metrics-overhead: written by bench/overhead.py -->"
+BLOCK_END = "<!-- /metrics-overhead -->"
 
 
 METHOD = """\
@@ -129,15 +140,19 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         f"load generator on {m.get('loadgen_loop', '?')}",
         f"- Server pinned to core {cfg.get('server_core', 0)}, clients to core "
         f"{cfg.get('client_core', 1)}; `ulimit -n {cfg.get('nofile', 20000)}` per process",
-        "",
-        "## Results",
-        "",
-        md_table([h for _, h in COLUMNS],
-                  [[r[k] for k, _ in COLUMNS] for r in summary_rows(results)]),
-        "",
-        "## Targets",
-        "",
     ]
+    if results.get("rooms"):
+        out.insert(-1, f"- Rooms peers: python-socketio {m.get('python_socketio', '?')} on "
+                   f"aiohttp {m.get('aiohttp', '?')}; Node socket.io {m.get('node_socketio', '?')}")
+    if results.get("note"):
+        out[5:5] = ["", f"**Conditions.** {results['note']}"]
+    out += ["", "## Results", ""]
+    if results.get("servers"):
+        out += [md_table([h for _, h in COLUMNS],
+                         [[r[k] for k, _ in COLUMNS] for r in summary_rows(results)]), ""]
+    if results.get("rooms"):
+        out += ["Rooms workload (R1, R2):", "", rooms_summary(results), ""]
+    out += ["## Targets", ""]
     rows = []
     for t in targets:
         detail = t.get("detail", "")
@@ -166,21 +181,34 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         out += ["", "## Plots", ""]
         out += [f"![{alt}]({path})" for alt, path in images]
     out += ["", "## Workloads in detail", "", workload_tables(results), ""]
+    if results.get("rooms"):
+        out += [rooms_details(results), ""]
     out.append(METHOD.format(websockets=m.get("websockets", "?"), node=m.get("node", "?"),
                              node_ws=m.get("node_ws", "?"),
                              ping=float(cfg.get("ping_interval_s", 300))))
+    if results.get("rooms"):
+        rate, secs = float(cfg.get("room_rate", 0)), float(cfg.get("room_seconds", 0))
+        out.append("### The rooms workload\n\n" + ROOMS_METHOD.format(
+            sio=m.get("python_socketio", "?"), aiohttp=m.get("aiohttp", "?"),
+            node_sio=m.get("node_socketio", "?"), rooms=cfg.get("rooms", "?"),
+            members=cfg.get("members", "?"), users=cfg.get("users", "?"), seconds=secs,
+            rate=rate, per_room=rate * secs / max(1, cfg.get("rooms", 1)),
+            iso=cfg.get("iso_sends", "?"), few=cfg.get("iso_few", "?")))
     out += [
         "## Reproduce",
         "",
         "```",
-        "make bench        # full run, at most 10 minutes; regenerates this page",
-        "make bench-quick  # about a minute, smaller counts; for development",
+        "make bench        # full run (W1-W5 within 560 s, rooms within 240 s); writes this page",
+        "make bench-quick  # two to three minutes, smaller counts; for development",
+        "make bench-metrics  # W2 with --metrics on and off, side by side",
         "```",
         "",
         "Both install `requirements-bench.txt` into `.venv` and `npm ci` the Node peer if "
         "`bench/peers/node/node_modules` is missing. "
         "`.venv/bin/python -m bench.run --servers product,websockets --profile` runs a subset "
-        "and records a py-spy profile of this server during W2 into `bench/results/`.",
+        "and records a py-spy profile of this server during W2 into `bench/results/`; "
+        "`--rooms-only` and `--no-rooms` run only or skip the rooms workload, and `--note` puts "
+        "the run's conditions on this page.",
         "",
     ]
     return "\n".join(out)
@@ -196,9 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", help="a bench/results/<timestamp>.json file")
     parser.add_argument("--docs", default=os.path.join(root, "docs", "benchmarks.md"))
     parser.add_argument("--img-dir", default=os.path.join(root, "docs", "img"))
+    parser.add_argument("--note", default=None, help="conditions of the run, shown on the page")
     args = parser.parse_args(argv)
     with open(args.results, encoding="utf-8") as fh:
         results = json.load(fh)
+    if args.note is not None:
+        results["note"] = args.note
     results["targets"] = compute_targets(results)
     print(text_table(results))
     print()
@@ -210,14 +241,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: str = "") -> str:
     """Draws the plots into img_dir and writes the markdown page; returns its path."""
-    written = draw_plots(results, img_dir)
+    written = draw_plots(results, img_dir) if results.get("servers") else []
+    written += draw_rooms_plots(results, img_dir)
     rel = os.path.relpath(img_dir, os.path.dirname(os.path.abspath(md_path)))
     images = [(alt, f"{rel}/{fname}") for alt, fname in written]
     text = render_markdown(results, json_path, images)
+    if os.path.exists(md_path):
+        with open(md_path, encoding="utf-8") as fh:
+            text = keep_block(fh.read(), text)
     os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
     with open(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)
     return md_path
+
+
+def keep_block(old: str, new: str) -> str:
+    """Returns new with old's metrics-overhead block (if any) put back before "## Reproduce"."""
+    start, end = old.find(BLOCK_START), old.find(BLOCK_END)
+    if start < 0 or end < start:
+        return new
+    block = old[start:end + len(BLOCK_END)] + "\n\n"
+    at = new.find("## Reproduce")
+    return new[:at] + block + new[at:] if at >= 0 else new.rstrip("\n") + "\n\n" + block
 
 
 if __name__ == "__main__":

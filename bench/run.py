@@ -7,7 +7,9 @@ bench/results/<timestamp>.json and regenerates docs/benchmarks.md with its plots
 
 Workloads (see docs/benchmarks.md for the definitions): W1 idle connections, W2 broadcast to
 all, W3 targeted sends with few and many bystanders (product only), W5 login storm during a
-broadcast run (product only), W4 slow consumers during a broadcast run. All traffic stays on
+broadcast run (product only), W4 slow consumers during a broadcast run; then the rooms
+workload (bench/rooms.py: R1 publish-to-room fan-out, R2 room isolation) against this product
+and the python-socketio and Node socket.io peers. All traffic stays on
 127.0.0.0/8; every loop is bounded in count and time; child processes get SIGTERM if this
 process dies (PR_SET_PDEATHSIG) and are killed on exit.
 """
@@ -40,9 +42,12 @@ from bench.modes import (  # noqa: E402
     MODES,
     NOFILE,
     PING_INTERVAL,
+    ROOM_SERVERS,
     SERVER_CORE,
     SERVERS,
 )
+from bench.rooms import RoomsBench  # noqa: E402
+from bench.rooms_report import rooms_summary  # noqa: E402
 from bench.targets import compute_targets  # noqa: E402
 from bench.workloads import Bench  # noqa: E402
 
@@ -57,10 +62,16 @@ async def main_async(args: argparse.Namespace) -> int:
         os.sched_setaffinity(0, {CLIENT_CORE})
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
-    servers = [s for s in (args.servers.split(",") if args.servers else SERVERS) if s]
-    if "node" in servers and not shutil.which("node"):
-        clock.say("node not found: skipping the Node ws peer")
-        servers.remove("node")
+    chosen = [s for s in args.servers.split(",") if s] if args.servers else None
+    servers = [s for s in SERVERS if chosen is None or s in chosen] if not args.rooms_only else []
+    room_servers = ([s for s in ROOM_SERVERS if chosen is None or s in chosen]
+                    if not args.no_rooms else [])
+    if not shutil.which("node"):
+        for lst in (servers, room_servers):
+            for s in ("node", "socketio-node"):
+                if s in lst:
+                    clock.say(f"node not found: skipping {s}")
+                    lst.remove(s)
     started = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
         "schema": 1,
@@ -71,11 +82,13 @@ async def main_async(args: argparse.Namespace) -> int:
                    "client_core": CLIENT_CORE, "nofile": NOFILE},
         "machine": machine_info(),
         "servers": {},
+        "rooms": {},
+        "note": args.note,
     }
     deadline_all = time.monotonic() + mode.budget_seconds
     tmp = tempfile.mkdtemp(prefix="bench-")
     clock.say(f"mode {mode.name}: {mode.connections} connections, servers {', '.join(servers)}; "
-              f"logs in {tmp}")
+              f"rooms {mode.rooms} x {mode.members} on {', '.join(room_servers)}; logs in {tmp}")
     try:
         for i, name in enumerate(servers):
             left = deadline_all - time.monotonic()
@@ -91,6 +104,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 results["servers"][name] = res
             finally:
                 await bench.stop()
+        await _rooms(mode, room_servers, tmp, clock, results["rooms"])
     finally:
         results["finished"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         results["duration_s"] = round(clock.elapsed(), 1)
@@ -104,6 +118,8 @@ async def main_async(args: argparse.Namespace) -> int:
     print()
     print(tables.text_table(results))
     print()
+    print(rooms_summary(results))
+    print()
     print(tables.targets_table_text(results))
     if not args.no_docs:
         md = report.write_docs(results, args.docs, args.img_dir, os.path.relpath(path, ROOT))
@@ -112,18 +128,39 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _rooms(mode: Any, servers: list[str], tmp: str, clock: Clock,
+                 out: dict[str, Any]) -> None:
+    """Runs the rooms workload against each server in turn, within the rooms budget."""
+    deadline = time.monotonic() + mode.rooms_budget_seconds
+    for i, name in enumerate(servers):
+        left = deadline - time.monotonic()
+        share = max(left / (len(servers) - i), 30.0)
+        bench = RoomsBench(name, mode, tmp, clock, time.monotonic() + share, False)
+        try:
+            out[name] = await bench.run()
+        except Exception as exc:  # noqa: BLE001 - a failed server is reported, not fatal
+            clock.say(f"{name} rooms: FAILED {type(exc).__name__}: {exc}")
+            out[name] = {**bench.result, "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            await bench.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the benchmark."""
     parser = argparse.ArgumentParser(description="Run the WebSocket benchmark suite.")
-    parser.add_argument("--quick", action="store_true", help="small counts (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="small counts (two to three minutes)")
     parser.add_argument("--servers", default="",
-                        help=f"comma-separated subset of {','.join(SERVERS)}")
+                        help="comma-separated subset of "
+                        f"{','.join(dict.fromkeys(SERVERS + ROOM_SERVERS))}")
+    parser.add_argument("--rooms-only", action="store_true", help="only the rooms workload")
+    parser.add_argument("--no-rooms", action="store_true", help="skip the rooms workload")
     parser.add_argument("--profile", action="store_true",
                         help="also record a py-spy profile of the product during W2")
     parser.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
     parser.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     parser.add_argument("--img-dir", default=os.path.join(ROOT, "docs", "img"))
     parser.add_argument("--no-docs", action="store_true", help="write only the JSON")
+    parser.add_argument("--note", default="", help="conditions of the run, shown on the page")
     args = parser.parse_args(argv)
     return asyncio.run(main_async(args))
 

@@ -9,6 +9,7 @@ __all__ = [
     "LABELS",
     "RESULT_KEYS",
     "WORKLOAD_KEYS",
+    "ROOM_KEYS",
     "field",
     "number",
     "fmt",
@@ -21,6 +22,8 @@ LABELS = {
     "websockets": "websockets broadcast()",
     "tornado": "Tornado write_message (naive)",
     "node": "Node ws",
+    "socketio": "python-socketio (aiohttp)",
+    "socketio-node": "Node socket.io",
 }
 
 
@@ -60,6 +63,10 @@ WORKLOAD_KEYS = {
     "W4": ("latency", "paused", "rss_growth_kib", "dropped_by_server"),
     "W5": ("latency", "side"),
 }
+ROOM_KEYS = {
+    "R1": ("published", "delivered", "msgs_per_s", "cpu_us_per_msg", "latency"),
+    "R2": ("few", "many", "ratio"),
+}
 
 
 def validate_results(results: dict[str, Any]) -> list[str]:
@@ -75,6 +82,16 @@ def validate_results(results: dict[str, Any]) -> list[str]:
                     problems.append(f"{name}: missing {wl}")
                 continue
             problems += [f"{name}: {wl} missing {k}" for k in keys if k not in data]
+    for name, res in results.get("rooms", {}).items():
+        if res.get("error"):
+            continue
+        for wl, keys in ROOM_KEYS.items():
+            data = field(res, "workloads", wl)
+            if data is None:
+                if wl == "R1" or name == "product":
+                    problems.append(f"rooms {name}: missing {wl}")
+                continue
+            problems += [f"rooms {name}: {wl} missing {k}" for k in keys if k not in data]
     return problems
 
 

@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-__all__ = ["Seeded", "seed", "BENCH_PASSWORD"]
+__all__ = ["Seeded", "seed", "seed_rooms", "BENCH_PASSWORD"]
 
 BENCH_PASSWORD = "bench-password-1"
 
@@ -75,3 +75,16 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int) -> Seeded:
         target_id=people[t].id,
         admin_token=tokens[a],
     )
+
+
+def seed_rooms(data_dir: str, names: list[str]) -> None:
+    """Creates public rooms with these names (no owner) in the seeded database."""
+    from models.db import db, init_db
+    from models.room import Room
+
+    database = init_db("sqlite:///" + os.path.join(data_dir, "app.db"))
+    with db.connection_context(), db.atomic():
+        for start in range(0, len(names), 500):
+            Room.insert_many([{"name": n, "title": f"Bench {n}", "private": False}
+                              for n in names[start:start + 500]]).execute()
+    database.close()

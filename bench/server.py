@@ -44,6 +44,9 @@ class ServerRun:
         self.sources = [f"127.0.0.{i}" for i in range(2, 2 + 8)]
         self.result: dict[str, Any] = {"workloads": {}, "notes": []}
         self.seeded = None
+        # Extra flags for the product (bench/overhead.py runs it with --metrics on and off).
+        self.extra_args: list[str] = []
+        self.data_dir = os.path.join(tmp, "product-data")
 
     def say(self, text: str) -> None:
         """Prints a progress line prefixed with the server's name."""
@@ -61,9 +64,9 @@ class ServerRun:
         common = ["--address", "127.0.0.1", "--port", str(self.port),
                   "--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT)]
         if self.name == "product":
-            data = os.path.join(self.tmp, "product-data")
-            return [py, "main.py", "--data-dir", data, "--jwt-secret", SECRET,
-                    "--rate-limits", "off", "--access-token-ttl", str(TOKEN_TTL), *common]
+            return [py, "main.py", "--data-dir", self.data_dir, "--jwt-secret", SECRET,
+                    "--rate-limits", "off", "--access-token-ttl", str(TOKEN_TTL), *common,
+                    *self.extra_args]
         budget = str(int(self.time_left()) + 60)
         if self.name == "websockets":
             return [py, "bench/peers/websockets_server.py", *common, "--max-seconds", budget]
@@ -80,7 +83,17 @@ class ServerRun:
 
             self.say(f"seeding {self.mode.users} users + target + admin")
             self.seeded = await asyncio.to_thread(
-                seed, os.path.join(self.tmp, "product-data"), SECRET, self.mode.users, TOKEN_TTL)
+                seed, self.data_dir, SECRET, self.mode.users, TOKEN_TTL)
+        await self.launch()
+        base = f"http://127.0.0.1:{self.port}"
+        if self.name == "product":
+            self.trigger = ProductTrigger(base, self.seeded.admin_token)
+        else:
+            self.trigger = PeerTrigger(f"ws://127.0.0.1:{self.port}/control")
+        await self.trigger.open()
+
+    async def launch(self) -> None:
+        """Starts the server pinned to its core, waits for its port, then the load generators."""
         self.server = Proc(self.name, pinned(SERVER_CORE, self.server_argv()),
                            os.path.join(self.tmp, f"{self.name}.log"))
         await self.server.start()
@@ -90,12 +103,6 @@ class ServerRun:
         for w in workers:
             await w.start()
         self.pool = Pool(workers)
-        base = f"http://127.0.0.1:{self.port}"
-        if self.name == "product":
-            self.trigger = ProductTrigger(base, self.seeded.admin_token)
-        else:
-            self.trigger = PeerTrigger(f"ws://127.0.0.1:{self.port}/control")
-        await self.trigger.open()
 
     async def _wait_port(self) -> None:
         """Waits until the server accepts TCP connections on its port."""

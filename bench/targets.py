@@ -6,7 +6,7 @@ from typing import Any
 
 from bench.schema import field, fmt, number, throughput
 
-__all__ = ["CAUSES", "compute_targets"]
+__all__ = ["CAUSES", "compute_targets", "room_targets"]
 
 # Why a target is missed, when the cause is known from profiling and reading the numbers;
 # shown next to a missed target only.
@@ -29,6 +29,21 @@ CAUSES: dict[str, str] = {
     "the slow clients (their backlog stays in the kernel, see the memory row).",
     "w4_memory": "memory grows with the slow clients' queues until the 256-message / "
     "1 MiB limits close them.",
+    "rooms_p99": "see the R1 server and client core columns: with both cores shared with other "
+    "work the receive loops queue; compare with the peers' p99 in the same run.",
+    "rooms_cpu_vs_socketio_node": "per publish (CPU us/publish column) this server spends about "
+    "250 us more than Node socket.io, on top of the same ~50 sends. R2's whole-process minus "
+    "IOLoop figure puts the write-behind SQLite batch (thread pool; a WAL commit every 50 ms) at "
+    "about 80-90 us of it; the rest is Python work per publish that the peer does in JS or not "
+    "at all: Tornado's inbound frame parsing, the JSON decode and checks, and the reply frame to "
+    "the publisher (the peers store nothing and answer nothing). A py-spy profile of a "
+    "development R1 run put about 70% of the IOLoop's busy time in the per-recipient "
+    "`socket.send`, as in W2. Development runs on this box gave ratios of 1.1-1.2.",
+    "rooms_cpu_vs_socketio": "see the Node socket.io row: the same per-publish work (inbound "
+    "parsing, reply, SQLite batch) that the peer does not do.",
+    "rooms_isolation": "each publish costs a few hundred microseconds on the IOLoop, with "
+    "run-to-run noise of that order on a core shared with other work; no per-publish step "
+    "looks at other rooms (the hub indexes subscribers by channel).",
     "w5_p99": "the whole server is pinned to one core, so the hashing threads share it with "
     "the IOLoop. They run in their own pool (--hash-workers, default 2) at nice 10, so the "
     "scheduler favours the loop, but each argon2id hash (19 MiB, 2 passes) still takes CPU "
@@ -92,7 +107,35 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 w5p99 / p99 if w5p99 and p99 else None, 2.0, "<=",
                 f"{fmt(w5p99)} ms vs {fmt(p99)} ms"),
     ]
+    targets += room_targets(results)
     for t in targets:
         if t["met"] is False and t["id"] in CAUSES:
             t["cause"] = CAUSES[t["id"]]
     return targets
+
+
+def room_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rooms workload's targets: CPU per delivery vs both Socket.IO peers, p99, isolation."""
+    rooms = results.get("rooms")
+    if not rooms:
+        return []
+    w = "workloads"
+    cpu = number(field(rooms, "product", w, "R1", "cpu_us_per_msg"))
+    out = []
+    for peer, label in (("socketio", "python-socketio"), ("socketio-node", "Node socket.io")):
+        other = number(field(rooms, peer, w, "R1", "cpu_us_per_msg"))
+        out.append(_target(f"rooms_cpu_vs_{peer.replace('-', '_')}",
+                           f"R1 CPU per room delivery vs {label}",
+                           cpu / other if cpu and other else None, 1.0, "<=",
+                           f"{fmt(cpu, 2)} us vs {fmt(other, 2)} us"))
+    out.append(_target("rooms_p99", "R1 p99 publish-to-delivery latency (ms)",
+                       number(field(rooms, "product", w, "R1", "latency", "p99_ms")), 200.0, "<"))
+    r2 = field(rooms, "product", w, "R2") or {}
+    out.append(_target(
+        "rooms_isolation", "R2 per-publish IOLoop CPU, 10k vs 10 sockets in other rooms",
+        number(r2.get("ratio")), 1.2, "<=",
+        f"{fmt(field(r2, 'few', 'loop_cpu_us_per_publish'), 0)} us -> "
+        f"{fmt(field(r2, 'many', 'loop_cpu_us_per_publish'), 0)} us per publish on the IOLoop "
+        f"({fmt(r2.get('bystanders_few'), 0)} -> {fmt(r2.get('bystanders_many'), 0)} sockets); "
+        f"whole process {fmt(r2.get('ratio_process'), 2)}x"))
+    return out

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 from urllib.parse import unquote_plus
 
 from tornado.web import RequestHandler
 
-__all__ = ["redact", "log_request", "SECRET_PARAMS"]
+__all__ = ["redact", "log_request", "RequestRecorder", "SECRET_PARAMS"]
 
 access_log = logging.getLogger("tornado.access")
 
@@ -29,10 +30,28 @@ def redact(uri: str) -> str:
     return f"{path}?{'&'.join(pairs)}"
 
 
-def log_request(handler: RequestHandler) -> None:
-    """Writes the access log line: status, method, redacted URI, client IP and time."""
+class RequestRecorder(Protocol):
+    """Counts requests by route pattern (services/metrics.py Metrics.request)."""
+
+    def request(self, handler_class: type, method: str, status: int, seconds: float) -> None: ...
+
+
+def log_request(handler: RequestHandler, recorder: RequestRecorder | None = None) -> None:
+    """Writes the access log line (status, method, redacted URI, client IP, time); counts it.
+
+    The line's fields also travel as `extra={"http": ...}` for the JSON log format.
+    """
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     request = handler.request
-    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method,
-                   redact(request.uri or ""), request.remote_ip, 1000.0 * request.request_time())
+    seconds = request.request_time()
+    method = request.method or ""
+    if recorder is not None:
+        recorder.request(type(handler), method, status, seconds)
+    if not access_log.isEnabledFor(level):
+        return
+    path = redact(request.uri or "")
+    fields = {"method": method, "path": path, "status": status,
+              "duration_ms": round(1000.0 * seconds, 2), "client": request.remote_ip}
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, method, path, request.remote_ip,
+                   1000.0 * seconds, extra={"http": fields})

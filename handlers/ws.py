@@ -40,6 +40,13 @@ __all__ = ["EventSocketHandler"]
 log = logging.getLogger("ws")
 
 WELCOME = "Welcome to WebSocket real-time updates"
+# Why an upgrade was refused, by the error prepare() raised (a fixed set of metric labels).
+_REFUSALS: dict[type, str] = {
+    RateLimited: "rate_limited",
+    PermissionDenied: "origin_not_allowed",
+    AuthenticationError: "unauthorized",
+    ValidationError: "not_websocket",
+}
 # Shared by every upgraded socket in place of its own request and response headers.
 _NO_HEADERS = HTTPHeaders()
 
@@ -52,9 +59,11 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         self.principal: Principal | None = None
         self.client: Client | None = None
         self._expiry: object | None = None
-        settings = ctx.settings
-        # This connection's inbound budget (the Peer interface of services/inbound.py).
-        self.limit = InboundLimit(settings.inbound_rate, settings.inbound_burst)
+        self._limit: InboundLimit | None = None
+        # The close code this side sent, if it closed first (Tornado keeps only the peer's).
+        self._sent_close: int | None = None
+        # Set before a refusal whose exception class alone does not say why (metrics label).
+        self._refusal: str | None = None
 
     # -- handshake -----------------------------------------------------------------------
 
@@ -75,7 +84,16 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
         limit = self.ctx.settings.max_connections_per_user
         if limit and self.ctx.hub.user_connection_count(self.principal.id) >= limit:
+            self._refusal = "too_many_connections"
             raise RateLimited(f"at most {limit} open connections per user", 5)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Counts the refused upgrade by reason, then renders the error envelope."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reason = self._refusal or _REFUSALS.get(type(exc), "bad_request" if status_code < 500
+                                                else "error")
+        self.ctx.metrics.handshake_failed(reason)
+        super().write_error(status_code, **kwargs)
 
     def _origin_allowed(self, origin: str) -> bool:
         origin = origin.rstrip("/")
@@ -122,6 +140,7 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         for event in missed:
             self.send(event)
         self.ctx.hub.register(self.client)
+        self.ctx.metrics.connection_opened()
         self._schedule_expiry(caller.expires_at)
         self._shed_handshake_state()
 
@@ -157,12 +176,19 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         # upgrade, so it detaches without them.
         return self.detach()
 
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Closes the socket, remembering the code for the closed-connections metric."""
+        if self._sent_close is None:
+            self._sent_close = code
+        super().close(code, reason)
+
     def on_close(self) -> None:
         if self._expiry is not None:
             IOLoop.current().remove_timeout(self._expiry)
             self._expiry = None
         if self.client is not None:
             self.ctx.hub.unregister(self.client)
+            self.ctx.metrics.connection_closed(self._sent_close or self.close_code)
 
     def _schedule_expiry(self, exp: int) -> None:
         loop = IOLoop.current()
@@ -189,6 +215,15 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             self.close(*outcome.close)
 
     # The inbound Peer interface: who is on this connection and what it is subscribed to.
+
+    @property
+    def limit(self) -> InboundLimit:
+        """This connection's inbound budget, made on its first message (most sockets only
+        listen, and an idle socket should cost as little as possible)."""
+        if self._limit is None:
+            settings = self.ctx.settings
+            self._limit = InboundLimit(settings.inbound_rate, settings.inbound_burst)
+        return self._limit
 
     @property
     def user_id(self) -> int:

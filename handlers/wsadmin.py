@@ -8,11 +8,11 @@ __all__ = ["StatsHandler", "BroadcastHandler"]
 
 
 class StatsHandler(ApiHandler):
-    """GET /ws/stats: the hub's stats object itself (admins)."""
+    """GET /ws/stats: the hub's stats object itself, plus the dashboard's `delivery` (admins)."""
 
     async def get(self) -> None:
         await self.admin()
-        self.finish(self.ctx.hub.get_stats())
+        self.finish({**self.ctx.hub.get_stats(), "delivery": self.ctx.metrics.delivery_summary()})
 
 
 class BroadcastHandler(ApiHandler):

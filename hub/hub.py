@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from hub.broker import Broker
 from hub.client import Client
@@ -73,6 +75,10 @@ class Hub:
         self.messages_delivered = 0
         self.events_published = 0
         self.slow_consumers_dropped = 0
+        self.published_by_type: dict[str, int] = {}
+        # Called once per publish with the seconds from publish to the last local socket write
+        # (metrics and the dashboard attach here; the hub itself never imports them).
+        self.observe_delivery: Callable[[float], None] | None = None
         # Publishes go out through the broker; the application context owns it and attaches
         # handle() to it, so every node's broker (this one's included) calls back into handle().
         self.broker = broker
@@ -162,9 +168,17 @@ class Hub:
 
         The broker positions a logged event in its stream, then handle() encodes it once.
         """
-        count = self.broker.publish(Publication(event, targets, stream_of(targets), logged))
+        started = time.perf_counter()
+        delivered = self.broker.publish(Publication(event, targets, stream_of(targets), logged))
+        # With the memory broker the local fan-out has happened by now; a broker that delivers
+        # asynchronously (Redis) will carry the publish time and observe in handle() instead.
+        if self.observe_delivery is not None:
+            self.observe_delivery(time.perf_counter() - started)
+        # Counted once published (a stream without reserved offsets refuses the publish).
         self.events_published += 1
-        return count
+        by_type = self.published_by_type
+        by_type[event.type] = by_type.get(event.type, 0) + 1
+        return delivered
 
     def recover(self, client: Client, stream: str, since: object, epoch: object,
                 joining: bool = False) -> tuple[Recovery, list[Encoded]]:

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -117,6 +118,12 @@ class Runner:
         self, max_workers: int = 4, name: str = "db", nice: int = 0, database: bool = True
     ) -> None:
         self.database = database
+        self.name = name
+        # Jobs submitted but not yet started, and an optional hook called with each job's
+        # seconds from submission to completion (metrics attach here).
+        self.queued = 0
+        self.observe_job: Callable[[float], None] | None = None
+        self._lock = threading.Lock()
         self.executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix=name, initializer=_lower_priority,
             initargs=(nice,),
@@ -126,7 +133,26 @@ class Runner:
         """Runs fn(*args, **kwargs) in the pool (with an open connection for database pools)."""
         loop = asyncio.get_running_loop()
         job = functools.partial(_in_connection if self.database else _plain, fn, *args, **kwargs)
-        return await loop.run_in_executor(self.executor, job)
+        with self._lock:
+            self.queued += 1
+        dequeued = [False]  # set once, by whichever comes first: the worker or a cancellation
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self.executor, self._start, job, dequeued)
+        finally:
+            self._dequeue(dequeued)
+            if self.observe_job is not None:
+                self.observe_job(time.perf_counter() - started)
+
+    def _start(self, job: Callable[[], T], dequeued: list[bool]) -> T:
+        self._dequeue(dequeued)
+        return job()
+
+    def _dequeue(self, dequeued: list[bool]) -> None:
+        with self._lock:
+            if not dequeued[0]:
+                dequeued[0] = True
+                self.queued -= 1
 
     def shutdown(self) -> None:
         """Stops the pool after the running jobs finish; workers' connections close with them."""

@@ -27,8 +27,8 @@ from services.errors import (
 )
 from services.principal import Principal
 
-__all__ = ["Peer", "Outcome", "Inbound", "error", "reply", "NotSubscribed", "ERROR_CODES",
-           "MAX_REQUEST_ID"]
+__all__ = ["Peer", "Outcome", "Inbound", "InboundRecorder", "error", "reply", "NotSubscribed",
+           "ERROR_CODES", "MAX_REQUEST_ID"]
 
 log = logging.getLogger("inbound")
 
@@ -63,6 +63,12 @@ class Peer(Protocol):
 
     def rebind(self, principal: Principal) -> None:
         """Moves the connection to principal's session, token version and expiry."""
+
+
+class InboundRecorder(Protocol):
+    """Counts inbound messages by verb and error replies by code (services/metrics.py)."""
+
+    def inbound(self, verb: str, error: str | None) -> None: ...
 
 
 class Authenticator(Protocol):
@@ -116,44 +122,58 @@ Verb = Callable[[Peer, Any, "int | None"], Awaitable[Outcome]]
 class Inbound:
     """Parses and dispatches inbound messages; one per application."""
 
-    def __init__(self, auth: Authenticator, verbs: dict[str, Verb] | None = None) -> None:
+    def __init__(self, auth: Authenticator, verbs: dict[str, Verb] | None = None,
+                 recorder: InboundRecorder | None = None) -> None:
         self.auth = auth
+        self.recorder = recorder
         self.verbs: dict[str, Verb] = {"auth.refresh": self.refresh, **(verbs or {})}
 
     async def handle(self, peer: Peer, message: str | bytes) -> Outcome:
-        """Returns the outcome of one inbound WebSocket message."""
+        """Returns the outcome of one inbound WebSocket message, counting it by verb and error."""
+        verb, outcome = await self._dispatch(peer, message)
+        if self.recorder is not None:
+            reply = outcome.reply
+            code = reply.data.get("code") if reply and reply.type == EventType.ERROR else None
+            self.recorder.inbound(verb, code)
+        return outcome
+
+    async def _dispatch(self, peer: Peer, message: str | bytes) -> tuple[str, Outcome]:
+        """Returns the verb label (a table key or a fixed word, never client text) and outcome."""
         if isinstance(message, bytes):
-            return Outcome(close=BINARY_UNSUPPORTED)
+            return "binary", Outcome(close=BINARY_UNSUPPORTED)
         verdict = peer.limit.check()
         if verdict == "abuse":
-            return Outcome(close=TOO_MANY_MESSAGES)
+            return "abuse", Outcome(close=TOO_MANY_MESSAGES)
         try:
             parsed = jsonlimits.loads(message)
         except jsonlimits.JsonRejected as exc:
-            return error("invalid_json", str(exc))
+            return "invalid", error("invalid_json", str(exc))
         except ValueError:
-            return error("invalid_json", "messages must be JSON objects")
+            return "invalid", error("invalid_json", "messages must be JSON objects")
         if not isinstance(parsed, dict) or not isinstance(parsed.get("type"), str):
-            return error("invalid_message", 'messages look like {"type": ..., "data": {...}}')
+            return "invalid", error("invalid_message",
+                                    'messages look like {"type": ..., "data": {...}}')
         request_id = parsed.get("id")
         if request_id is not None and (
             type(request_id) is not int or not 1 <= request_id <= MAX_REQUEST_ID
         ):
-            return error("invalid_message", f"id must be a whole number from 1 to {MAX_REQUEST_ID}")
-        if verdict == "limited":
-            return error("rate_limited", "too many messages: slow down", request_id)
+            return "invalid", error("invalid_message",
+                                    f"id must be a whole number from 1 to {MAX_REQUEST_ID}")
         verb = self.verbs.get(parsed["type"])
+        label = parsed["type"] if verb is not None else "unknown"
+        if verdict == "limited":
+            return label, error("rate_limited", "too many messages: slow down", request_id)
         if verb is None:
-            return error("unknown_type", f"unknown message type {parsed['type'][:64]!r}",
-                         request_id)
+            return label, error("unknown_type", f"unknown message type {parsed['type'][:64]!r}",
+                                request_id)
         try:
-            return await verb(peer, parsed.get("data"), request_id)
+            return label, await verb(peer, parsed.get("data"), request_id)
         except ServiceError as exc:
-            return error(_code(exc), exc.message, request_id)
+            return label, error(_code(exc), exc.message, request_id)
         except Exception:
-            log.exception("%s failed", parsed["type"][:64])
-            return error("unavailable", "the server could not do this now; retry later",
-                         request_id)
+            log.exception("%s failed", label)
+            return label, error("unavailable", "the server could not do this now; retry later",
+                                request_id)
 
     async def refresh(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:
         """auth.refresh: swaps in a fresh access token of the same user without reconnecting."""

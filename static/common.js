@@ -59,7 +59,9 @@
   function eventClass(type) {
     var known = ['connection.established', 'user.created', 'user.updated', 'user.deleted',
       'user.role.changed', 'profile.updated', 'password.changed', 'system.alert',
-      'health.status.changed', 'auth.refreshed', 'error'];
+      'health.status.changed', 'auth.refreshed', 'error', 'reply', 'channel.message',
+      'channel.unsubscribed', 'presence.joined', 'presence.left', 'typing', 'user.online',
+      'user.offline'];
     return known.indexOf(type) >= 0 ? 'evt-' + type.replace(/\./g, '-') : 'evt-other';
   }
 

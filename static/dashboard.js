@@ -2,7 +2,7 @@
  * The live dashboard at /. Signs in over the REST API, keeps tokens in sessionStorage, and
  * updates itself from its own WebSocket plus a 2 s poll of /ws/stats (admins).
  * Data from the server is rendered with textContent only. The parts of the page live in
- * chart.js, stats.js, feed.js, users.js and broadcast.js, loaded before this file.
+ * chart.js, stats.js, feed.js, users.js, broadcast.js and online.js, loaded before this file.
  */
 (function () {
   'use strict';
@@ -22,6 +22,7 @@
   var signingOut = false;
   var samples = [];
   var names = {};
+  var online = window.OnlinePanel.create(authed, initials);
   var users = window.UsersTable.create({
     authed: authed,
     me: function () { return me; },
@@ -145,6 +146,7 @@
     clearTimeout(reconnectTimer);
     clearTimeout(refreshTimer);
     clearInterval(pollTimer);
+    online.stop();
     users.cancelReload();
     pollTimer = null;
     if (socket) {
@@ -201,9 +203,11 @@
         pollTimer = setInterval(pollStats, POLL_MS);
       }
       if (!wasAdmin) users.load();
+      online.start();
     } else {
       clearInterval(pollTimer);
       pollTimer = null;
+      online.stop();
       show('user');
     }
   }
@@ -273,6 +277,10 @@
       case 'profile.updated':
         reloadMe();
         break;
+      case 'user.online':
+      case 'user.offline':
+        if (isAdmin(me)) online.handle(event);
+        break;
       case 'system.alert':
         A.toast('System alert: ' + data.message, data.priority === 'critical' || data.priority === 'high' ? 'warn' : 'info');
         break;
@@ -296,9 +304,13 @@
       if (res.status !== 200 || !res.body) return;
       var stats = res.body;
       var now = Date.now();
-      samples.push({ t: now, clients: stats.total_clients, delivered: stats.messages_delivered });
+      var delivery = stats.delivery || { latency_ms: {}, closes: {} };
+      samples.push({ t: now, clients: stats.total_clients, delivered: stats.messages_delivered,
+        p99: (delivery.latency_ms || {}).p99 || 0, dropped: stats.slow_consumers_dropped || 0,
+        closes: delivery.closes || {} });
       while (samples.length && samples[0].t < now - WINDOW_MS - POLL_MS) samples.shift();
       window.StatsPanel.render(stats, samples);
+      window.DeliveryPanel.render(stats, samples, WINDOW_MS, POLL_MS);
       renderChart();
     });
   }

@@ -38,6 +38,11 @@
         return 'Health ' + d.previous_status + ' → ' + d.status;
       case 'auth.refreshed':
         return 'Access token refreshed on the open connection';
+      case 'user.online':
+        if (d.user_id !== undefined) names[d.user_id] = d.name;
+        return d.name + ' (#' + d.user_id + ') came online';
+      case 'user.offline':
+        return d.name + ' (#' + d.user_id + ') went offline';
       case 'error':
         return (d.code || 'error') + ': ' + (d.message || '');
       default:

@@ -22,6 +22,12 @@
 
   A.$('ws-url').textContent = A.socketUrl();
 
+  var rooms = window.RoomsPanel.create(function (frame) {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }, function () { return tokenInput.value.trim(); });
+
   // A token from this tab's earlier visit (or the dashboard's login) saves pasting it again.
   var stored = sessionStorage.getItem(TOKEN_KEY);
   var session = A.loadSession();
@@ -113,15 +119,21 @@
       if (ws !== socket) return;
       opened = true;
       setStatus('connected');
+      rooms.connected(true);
     };
     socket.onmessage = function (event) {
       if (ws !== socket) return;
-      showEvent(typeof event.data === 'string' ? event.data : '[binary message]');
+      var raw = typeof event.data === 'string' ? event.data : '[binary message]';
+      showEvent(raw);
+      var parsed = null;
+      try { parsed = JSON.parse(raw); } catch (e) { parsed = null; /* only the log shows it */ }
+      if (parsed) rooms.handle(parsed);
     };
     socket.onclose = function (event) {
       if (ws !== socket) return;
       ws = null;
       setStatus('disconnected');
+      rooms.connected(false);
       if (userClosed) {
         showNote('info', 'disconnected', 'You closed the connection (code ' + event.code + ').');
         return;

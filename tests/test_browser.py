@@ -237,7 +237,7 @@ async def test_dashboard_live_stats_and_broadcast_reach_test_page(api):
         assert alert["type"] == "system.alert" and alert["data"]["priority"] == "critical"
         await expect(page.locator("#feed .evt-system-alert")).to_contain_text("[critical]")
         await expect(page.locator("#users-body tr")).to_have_count(2)
-        await expect(page.locator("svg.chart-svg path.line-conn")).to_have_count(1)
+        await expect(page.locator("#chart svg.chart-svg path.line-conn")).to_have_count(1)
         await screenshot(page, "dashboard-admin")
         await screenshot(tester.page, "test-client-broadcast")
 
@@ -261,10 +261,15 @@ async def test_dashboard_users_table_changes_role_and_deletes(api):
         page = watched.page
         row = page.locator(f"#users-body tr[data-user-id='{user['user']['id']}']")
         await expect(row).to_contain_text("Role Target")
-        await row.locator("select").select_option("admin")
-        event = await next_event(conn)
+        # The role change's event makes the table reload; wait for it, so that the reload
+        # cannot re-render the row between the two clicks of the delete below.
+        async with page.expect_response(lambda r: "/api/v1/users?page=" in r.url) as reloaded:
+            await row.locator("select").select_option("admin")
+            event = await next_event(conn)
+        await (await reloaded.value).finished()
         assert event["type"] == "user.role.changed" and event["data"]["new_role"] == "admin"
         await expect(page.locator("#feed .evt-user-role-changed")).to_contain_text("user → admin")
+        await expect(row.locator("select")).to_have_value("admin")
 
         doomed = page.locator(f"#users-body tr[data-user-id='{victim['user']['id']}']")
         button = doomed.get_by_role("button", name="Delete Soon Deleted")

@@ -129,3 +129,28 @@ def test_close_detail_is_cut_to_fit_a_close_frame():
     """A long detail is cut so the reason fits the 123 bytes a close frame allows."""
     close = REFRESH_REJECTED.detail("é" * 200)
     assert len(close.reason.encode()) <= 123 and close.reason.startswith("refresh rejected: ")
+
+
+class Tally:
+    """A recorder that keeps (verb, error code) pairs."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    def inbound(self, verb: str, error: str | None) -> None:
+        self.seen.append((verb, error))
+
+
+@pytest.mark.gen_test
+async def test_recorder_sees_fixed_verb_labels_and_error_codes():
+    """Each message is recorded once by its table verb or a fixed word, never client text."""
+    tally = Tally()
+    inbound = Inbound(FakeAuth(), recorder=tally)
+    peer = FakePeer(7)
+    for message in ("{bad", json.dumps([1]), json.dumps({"type": "free text 123"}), b"\x00",
+                    json.dumps({"type": "auth.refresh", "data": {"token": "user:7"}}),
+                    json.dumps({"type": "auth.refresh", "data": {}})):
+        await inbound.handle(peer, message)
+    assert tally.seen == [("invalid", "invalid_json"), ("invalid", "invalid_message"),
+                          ("unknown", "unknown_type"), ("binary", None), ("auth.refresh", None),
+                          ("auth.refresh", "invalid_message")]

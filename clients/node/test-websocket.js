@@ -6,9 +6,11 @@
  *   npm install
  *   TOKEN=<access token> node test-websocket.js            # WS_URL defaults to ws://localhost:8080/ws
  *   node test-websocket.js --email admin@example.com --password secret --url http://localhost:8080
+ *   TOKEN=... node test-websocket.js --subscribe room:lobby --publish '{"text": "hello"}'
  *
  * Prints every event it receives as pretty JSON, answers pings, and closes after --seconds
- * (default 10) or on Ctrl-C. Exit status: 0 after a clean run, 1 on any failure.
+ * (default 10) or on Ctrl-C. With --subscribe it joins rooms; with --publish it then sends one
+ * message to each of them. Exit status: 0 after a clean run, 1 on any failure.
  */
 
 const WebSocket = require('ws');
@@ -26,6 +28,9 @@ Options:
   --url URL           server base URL for --email login (default ${DEFAULT_HTTP_URL})
   --ws-url URL        WebSocket URL (default: WS_URL, else derived from --url, else ${DEFAULT_WS_URL})
   --seconds N         close the connection after N seconds (default 10; 0 = until Ctrl-C)
+  --subscribe CHANNEL subscribe to a room, e.g. --subscribe room:lobby (repeatable)
+  --publish JSON      after each subscribe reply, publish this JSON object as the message
+                      body to that room, e.g. --publish '{"text": "hello"}' (needs --subscribe)
   -h, --help          show this help
 
 Environment:
@@ -39,8 +44,9 @@ function fail(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { seconds: 10 };
-  const takesValue = new Set(['--email', '--password', '--url', '--ws-url', '--seconds']);
+  const opts = { seconds: 10, subscribe: [] };
+  const takesValue = new Set(['--email', '--password', '--url', '--ws-url', '--seconds',
+    '--subscribe', '--publish']);
   for (let i = 0; i < argv.length; i += 1) {
     let arg = argv[i];
     let value;
@@ -60,11 +66,25 @@ function parseArgs(argv) {
       if (value === undefined) fail(`${arg} needs a value`);
     }
     const key = arg.slice(2).replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    opts[key] = value;
+    if (key === 'subscribe') opts.subscribe.push(value);
+    else opts[key] = value;
   }
   const seconds = Number(opts.seconds);
   if (!Number.isFinite(seconds) || seconds < 0) fail('--seconds must be a number >= 0');
   opts.seconds = seconds;
+  if (opts.publish !== undefined) {
+    if (!opts.subscribe.length) fail('--publish needs --subscribe room:NAME (the room to publish to)');
+    let body;
+    try {
+      body = JSON.parse(opts.publish);
+    } catch (err) {
+      fail(`--publish must be JSON: ${err.message}`);
+    }
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      fail('--publish must be a JSON object, e.g. \'{"text": "hello"}\'');
+    }
+    opts.publish = body;
+  }
   return opts;
 }
 
@@ -143,6 +163,45 @@ async function main() {
   let opened = false;
   let refused = false; // the upgrade got an HTTP error answer; its handler exits
   let exitCode = 0;
+  // Requests sent with an id, by id: what to do with their reply or error.
+  const pending = new Map();
+  let nextId = 1;
+
+  function request(type, data, onReply) {
+    const id = nextId;
+    nextId += 1;
+    pending.set(id, { type, channel: data.channel, onReply });
+    ws.send(JSON.stringify({ id, type, data }));
+  }
+
+  function subscribe(channel) {
+    console.log(`📡 Subscribing to ${channel}...`);
+    request('subscribe', { channel }, () => {
+      console.log(`✅ Subscribed to ${channel}`);
+      if (opts.publish === undefined) return;
+      console.log(`📤 Publishing to ${channel}...`);
+      request('publish', { channel, data: opts.publish }, (data) => {
+        console.log(`✅ Published to ${channel} (message ${data.id})`);
+      });
+    });
+  }
+
+  /** Handles a reply or error to one of our requests; returns false for other messages. */
+  function settle(message) {
+    if (!message || (message.type !== 'reply' && message.type !== 'error')) return false;
+    const waiting = pending.get(message.id);
+    if (!waiting) return false;
+    pending.delete(message.id);
+    if (message.type === 'reply') {
+      waiting.onReply(message.data || {});
+    } else {
+      const err = message.data || {};
+      console.error(`❌ ${waiting.type} ${waiting.channel} failed: ${err.code}: ${err.message}`);
+      exitCode = 1;
+      stop('🛑 Request failed - closing connection');
+    }
+    return true;
+  }
 
   function stop(message) {
     if (stopping) return;
@@ -173,11 +232,16 @@ async function main() {
       return;
     }
     const text = data.toString('utf8');
+    let message;
     try {
-      console.log(JSON.stringify(JSON.parse(text), null, 2));
+      message = JSON.parse(text);
     } catch (_) {
       console.log(text);
+      return;
     }
+    console.log(JSON.stringify(message, null, 2));
+    if (message.type === 'connection.established') opts.subscribe.forEach(subscribe);
+    else settle(message);
   });
 
   // ws answers pings by itself; this mirrors the seed and makes the reply explicit.
