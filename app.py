@@ -76,7 +76,8 @@ class Context:
         feed_clean = await self.relay.close()
         await self.messages.close()
         if self.streams is not None:
-            await self.streams.save_clean(feed_clean=feed_clean)
+            await self.streams.save_clean(feed_clean=feed_clean,
+                                          rooms_clean=not self.messages.lost)
 
     def rate_limiters(self) -> Iterator[RateLimiter]:
         """Yields every rate limiter, named, for the metrics collector."""

@@ -83,6 +83,8 @@ class MessageService:
         self._timer: object | None = None
         self._task: asyncio.Future | None = None
         self._purge: PeriodicCallback | None = None
+        # Messages delivered but dropped unsaved: a restart must not claim their rooms clean.
+        self.lost = 0
 
     def publish(self, room: str, sender_id: int, sender_name: str, body: Any) -> dict[str, Any]:
         """Delivers a message to the room's subscribers now; stores it shortly after."""
@@ -125,6 +127,7 @@ class MessageService:
         if len(self._pending) > MAX_PENDING:
             dropped = len(self._pending) - MAX_PENDING
             del self._pending[:dropped]
+            self.lost += dropped  # their rooms' history can no longer be restored exactly
             log.error("database unavailable: dropped %d unsaved room messages", dropped)
         if self._timer is None and self._task is None:
             self._timer = IOLoop.current().call_later(FLUSH_DELAY, self._start_flush)

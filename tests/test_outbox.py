@@ -199,3 +199,25 @@ async def test_purge_deletes_only_rows_published_before_the_retention(api):
     assert await ctx.relay.purge() == 1
     left = await ctx.run(lambda: [r.event_id for r in OutboxEvent.select()])
     assert old not in left and len(left) == 2
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_rooms_are_not_saved_clean_when_messages_were_dropped_unsaved(api, settings):
+    """A stop after room messages were dropped unsaved (database down too long) gives the
+    rooms a new epoch at the next start, while the feed, fully stored, keeps its own."""
+    first = api.ctx
+    await first.streams.ready("room:lobby")
+    user = await api.register()
+    first.messages.publish("lobby", user["user"]["id"], "U", {"n": 1})
+    first.messages.lost = 1  # as if the write-behind queue had overflowed
+    feed_epoch = first.broker.log.position(FEED)[0]
+    room_epoch = first.broker.log.position("room:lobby")[0]
+    await first.stop()
+    second = make_context(settings)
+    await second.start()
+    try:
+        assert second.broker.log.position(FEED)[0] == feed_epoch
+        assert second.broker.log.position("room:lobby")[0] != room_epoch
+    finally:
+        await second.relay.close()
+        second.shutdown_pools()
