@@ -203,3 +203,17 @@ def test_room_entries_replay_to_a_joining_connection_but_skip_its_own_typing_rul
     recovery, missed = hub.recover(client, "room:a", "0", epoch, joining=True)
     assert recovery.recovered and len(missed) == 1
     assert hub.recover(client, "room:a", "0", epoch)[1] == []  # not joining: not its audience
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(1, 15), count=st.integers(0, 40), before=st.none() | st.integers(0, 45),
+       limit=st.integers(1, 20))
+def test_history_reads_return_the_newest_retained_entries_before_a_position(size, count, before,
+                                                                          limit):
+    """before(offset, limit) returns the newest retained entries older than offset, newest
+    first, at most limit of them."""
+    log = MemoryLog(size=size)
+    _append(log, count)
+    retained = list(range(max(1, count - size + 1), count + 1))
+    expected = [o for o in reversed(retained) if before is None or o < before][:limit]
+    assert [e.offset for e in log.before(FEED, before, limit)] == expected
