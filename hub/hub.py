@@ -75,6 +75,9 @@ class Hub:
         self.messages_delivered = 0
         self.events_published = 0
         self.slow_consumers_dropped = 0
+        # Resumes that named a position, by outcome, and the missed events they replayed.
+        self.recoveries = {"recovered": 0, "not_recovered": 0}
+        self.events_replayed = 0
         self.published_by_type: dict[str, int] = {}
         # Called once per publish with the seconds from publish to the last local socket write
         # (metrics and the dashboard attach here; the hub itself never imports them).
@@ -193,6 +196,9 @@ class Hub:
         events = [entry.event.encode() for entry in recovery.entries
                   if any(_visible(client, target, stream if joining else None)
                          for target in entry.targets)]
+        if since is not None:
+            self.recoveries["recovered" if recovery.recovered else "not_recovered"] += 1
+            self.events_replayed += len(events)
         return recovery, events
 
     def broadcast_to_all(self, type_: str, data: dict[str, object]) -> int:

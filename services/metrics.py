@@ -116,6 +116,15 @@ class StateCollector(Collector):
         yield CounterMetricFamily("events_slow_consumers_dropped",
                                   "Connections closed with 1013 because their backlog was full",
                                   value=hub.slow_consumers_dropped)
+        recovery = CounterMetricFamily(
+            "events_recovery", "Resumes that named a position (since), by outcome",
+            labels=["outcome"])
+        for outcome, count in sorted(hub.recoveries.items()):
+            recovery.add_metric([outcome], count)
+        yield recovery
+        yield CounterMetricFamily("events_replayed",
+                                  "Missed events replayed to resuming connections",
+                                  value=hub.events_replayed)
         rejected = CounterMetricFamily("events_rate_limit_rejections",
                                        "Attempts refused by a rate limiter", labels=["limiter"])
         for limiter in self.sources.limiters():

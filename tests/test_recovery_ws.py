@@ -261,3 +261,25 @@ async def test_history_answers_from_the_log_then_the_database_with_offsets(api):
                                            "before": page["messages"][-1]["id"]})
     assert [m["body"]["n"] for m in older["messages"]] == [1, 0]
     assert [m["offset"] for m in older["messages"]] == [sent[1]["offset"], sent[0]["offset"]]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_resumes_are_counted_by_outcome_with_the_events_they_replayed(api):
+    """events_recovery_total counts resumes that named a position, by outcome, and
+    events_replayed_total the missed events they sent; first connections count in neither."""
+    def sample(name: str, **labels: str) -> float:
+        return api.ctx.metrics.registry.get_sample_value(name, labels) or 0.0
+
+    admin = await api.admin()
+    user = await api.register()
+    reader = Resumer(api, user["access_token"])
+    await reader.connect()
+    reader.conn.close()
+    await broadcast_numbers(api, admin["access_token"], 2, [])
+    await reader.connect()
+    reader.conn.close()
+    reader.feed["epoch"] = "stale"
+    await reader.connect()
+    assert sample("events_recovery_total", outcome="recovered") == 1
+    assert sample("events_recovery_total", outcome="not_recovered") == 1
+    assert sample("events_replayed_total") == 2
