@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from hub.events import Event
+from hub.events import Encoded, Event
 from hub.messages import Target
 
 __all__ = ["Entry", "Recovery", "StreamLog", "MemoryLog", "StreamUnavailable", "new_epoch",
@@ -43,7 +43,7 @@ def parse_offset(text: object) -> int | None:
     return value if value < MAX_OFFSET else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
     """One logged event in its stream: its offset, targets and the positioned event."""
 
@@ -51,6 +51,15 @@ class Entry:
     targets: tuple[Target, ...]
     event: Event
     at: float  # wall-clock seconds when it was logged (for the age limit)
+    # The event encoded by its first replay, shared by every later one (a reconnect storm
+    # replays the same entries to many connections).
+    encoded: Encoded | None = None
+
+    def encode(self) -> Encoded:
+        """Returns the event serialised and framed, encoding it at most once."""
+        if self.encoded is None:
+            self.encoded = self.event.encode()
+        return self.encoded
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,7 @@ class Hub:
         can come before, between or twice.
         """
         recovery = self.broker.log.recover(stream, since, epoch)
-        events = [entry.event.encode() for entry in recovery.entries
+        events = [entry.encode() for entry in recovery.entries
                   if any(_visible(client, target, stream if joining else None)
                          for target in entry.targets)]
         if since is not None:

@@ -217,3 +217,14 @@ def test_history_reads_return_the_newest_retained_entries_before_a_position(size
     retained = list(range(max(1, count - size + 1), count + 1))
     expected = [o for o in reversed(retained) if before is None or o < before][:limit]
     assert [e.offset for e in log.before(FEED, before, limit)] == expected
+
+
+def test_an_entry_is_encoded_once_for_every_replay():
+    """Replaying one entry to many connections shares one encoding (a reconnect storm)."""
+    hub = make_hub(MemoryBroker())
+    hub.presence.attach(lambda *args: None)
+    hub.publish(Event("system.alert", {"message": "x"}), ALL, logged=True)
+    epoch = hub.broker.log.position(FEED)[0]
+    first = hub.recover(Client(FakeConn(), 1, "user"), FEED, "0", epoch)[1]
+    second = hub.recover(Client(FakeConn(), 2, "user"), FEED, "0", epoch)[1]
+    assert first[0] is second[0] and json.loads(first[0].text)["offset"] == "1"
