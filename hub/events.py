@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -36,10 +37,20 @@ class EventType(StrEnum):
     ERROR = "error"  # reply to an inbound message the server cannot act on
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    """Returns the current UTC time in RFC 3339 with millisecond precision."""
-    now = dt.datetime.now(dt.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    """Returns the current UTC time in RFC 3339 with millisecond precision.
+
+    Every event carries one; the text is made once per millisecond and reused.
+    """
+    global _last_stamp
+    ms = time.time_ns() // 1_000_000
+    if ms != _last_stamp[0]:
+        now = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+        _last_stamp = (ms, now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z")
+    return _last_stamp[1]
 
 
 def dumps(value: Any) -> str:
