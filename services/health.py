@@ -57,17 +57,17 @@ class HealthMonitor:
         return status, checks
 
     async def _announce(self) -> None:
-        """Stores and publishes each flip through the outbox, retrying while the database
-        is down (so a flip to "error" caused by the database reaches admins once it is back)."""
+        """Stores and publishes each flip through the outbox. A flip that cannot be stored
+        (the database is down) is published at once without a position, so admins learn of
+        the outage now; it then cannot be replayed on resume (/health has the current state)."""
         try:
             while self._announcements:
+                events = self._announcements.pop(0)
                 try:
-                    await self.relay.emit(self._announcements[0])
+                    await self.relay.emit(events)
                 except Exception as exc:
-                    log.warning("health.status.changed not stored yet: %s", exc)
-                    await asyncio.sleep(min(self.interval, 5.0))
-                    continue
-                self._announcements.pop(0)
+                    log.warning("health.status.changed not stored (%s): sent unlogged", exc)
+                    self.relay.publish_unlogged(events)
         finally:
             self._announcing = None
 

@@ -238,6 +238,11 @@ class Relay:
             self._retry = None
         return await self.flush()
 
+    def publish_unlogged(self, events: list[FeedEvent]) -> int:
+        """Publishes events at once without a position (they cannot be replayed), for news
+        that cannot wait for the database: a health flip while it is down."""
+        return sum(self.hub.publish(Event(e.type, e.data), e.targets) for e in events)
+
     async def emit(self, events: list[FeedEvent]) -> int:
         """Stages events in a transaction of their own and publishes them (events that
         announce no database change: system alerts, health flips)."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conftest import next_event
 from test_hub import FakeConn
 
+import services.health
 from app import make_context
 from hub import feed
 from hub.client import Client
@@ -221,3 +223,26 @@ async def test_rooms_are_not_saved_clean_when_messages_were_dropped_unsaved(api,
     finally:
         await second.relay.close()
         second.shutdown_pools()
+
+
+@pytest.mark.gen_test
+async def test_health_flip_reaches_admins_at_once_when_the_outbox_cannot_store_it(
+    api, monkeypatch
+):
+    """With the database unwritable, a health flip is still sent to admins at once, unlogged."""
+    admin = await api.admin()
+    conn = await api.ws(admin["access_token"])
+
+    async def broken(events):
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(api.ctx.health.relay, "emit", broken)
+    monkeypatch.setattr(services.health, "_ping_database", _raise)
+    assert (await api.ctx.health.check())[0] == "error"
+    event = await next_event(conn)
+    assert event["type"] == "health.status.changed" and event["data"]["status"] == "error"
+    assert "offset" not in event
+
+
+def _raise() -> None:
+    raise RuntimeError("database is down")
