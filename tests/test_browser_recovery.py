@@ -1,0 +1,121 @@
+"""/test on static/client.js in real Chromium: dropped by the server, the page reconnects,
+resumes the feed and its room and says whether the missed events were recovered."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_browser import expect, sqlite_only
+from test_browser_rooms import browser_contexts, connected_test_page
+
+from hub.disconnect import SHUTTING_DOWN
+from hub.events import Event
+from hub.messages import ALL
+
+RECOVERY = "#recovery"
+
+
+async def join_lobby(page) -> None:
+    """Subscribes the /test page to room:lobby through its Rooms panel."""
+    await page.select_option("#room-select", "room:lobby")
+    await page.click("#room-join")
+    await expect(page.locator("#room-current")).to_have_text("room:lobby · subscribed")
+
+
+def drop_user(ctx, user_id: int) -> None:
+    """Closes every socket of a user server-side, as a deploy would."""
+    for client in list(ctx.hub.by_user[user_id].values()):
+        ctx.hub.drop(client, SHUTTING_DOWN)
+
+
+async def alerts_on(page) -> list[str]:
+    """Returns the message of every system.alert in the page's log, oldest first."""
+    payloads = await page.locator("#messages li[data-type='system.alert'] .msg-payload")\
+        .all_text_contents()
+    return sorted(json.loads(p)["message"] for p in payloads)
+
+
+async def room_texts(page) -> list[str]:
+    """Returns the text of every message shown in the Rooms panel, in page order."""
+    return await page.locator("#room-messages .room-msg-body").all_text_contents()
+
+
+@sqlite_only
+@pytest.mark.gen_test(timeout=180)
+async def test_test_page_recovers_missed_feed_and_room_events_after_a_drop(api):
+    """Dropped while alerts and room messages are published, /test says how many it recovered
+    and shows every event exactly once."""
+    user = await api.register(name="Resuming Reader")
+    admin = await api.admin()
+    ctx = api.ctx
+    await ctx.streams.ready("room:lobby")
+    sender = admin["user"]["id"]
+    async with browser_contexts(1) as (context,):
+        watched = await connected_test_page(context, api.base_url, user["access_token"])
+        page = watched.page
+        await join_lobby(page)
+        n = 0
+        for _ in range(4):  # live before the drop
+            ctx.hub.publish(Event("system.alert", {"message": f"a{n:02d}"}), ALL, logged=True)
+            ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+            n += 1
+        await expect(page.locator("#room-messages .room-msg")).to_have_count(n)
+        drop_user(ctx, user["user"]["id"])
+        for _ in range(6):  # published while the page is away, in the same IOLoop turn
+            ctx.hub.publish(Event("system.alert", {"message": f"a{n:02d}"}), ALL, logged=True)
+            ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+            n += 1
+        await expect(page.locator(RECOVERY)).to_have_text(
+            "reconnected, 12 missed events recovered", timeout=30_000)
+        await expect(page.locator("#status")).to_have_text("Connected")
+        for _ in range(3):  # live again
+            ctx.hub.publish(Event("system.alert", {"message": f"a{n:02d}"}), ALL, logged=True)
+            ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+            n += 1
+        await expect(page.locator("#room-messages .room-msg")).to_have_count(n)
+        await expect(page.locator("#messages li[data-type='system.alert']")).to_have_count(n)
+        assert await room_texts(page) == [f"m{i:02d}" for i in range(n)]
+        assert await alerts_on(page) == [f"a{i:02d}" for i in range(n)]
+        # Every room message reached the log once as an event: live, replayed or live again.
+        assert await page.locator("#messages li[data-type='channel.message']").count() == n
+        await expect(page.locator("#messages li[data-type='connection.established']"))\
+            .to_have_count(2)
+        assert watched.errors == [] and watched.dialogs == []
+
+
+@sqlite_only
+@pytest.mark.settings(history_size=3)
+@pytest.mark.gen_test(timeout=180)
+async def test_test_page_refetches_when_it_cannot_recover(api):
+    """A trimmed room position and then a stale feed epoch both show "could not recover,
+    refreshed", and the room's messages are refetched over REST, each once."""
+    user = await api.register(name="Trimmed Reader")
+    admin = await api.admin()
+    ctx = api.ctx
+    await ctx.streams.ready("room:lobby")
+    sender = admin["user"]["id"]
+    async with browser_contexts(1) as (context,):
+        watched = await connected_test_page(context, api.base_url, user["access_token"])
+        page = watched.page
+        await join_lobby(page)
+        ctx.messages.publish("lobby", sender, "Admin", {"text": "m00"})
+        await expect(page.locator("#room-messages .room-msg")).to_have_count(1)
+        drop_user(ctx, user["user"]["id"])
+        for n in range(1, 9):  # more than the 3 the room's log keeps
+            ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+        await expect(page.locator(RECOVERY)).to_have_text("could not recover, refreshed",
+                                                          timeout=30_000)
+        await expect(page.locator("#room-messages .room-msg")).to_have_count(9)
+        assert await room_texts(page) == [f"m{i:02d}" for i in range(9)]
+
+        # The feed's history was lost (another epoch): refreshed again, nothing doubled.
+        await page.evaluate("window.testClient.feed.epoch = 'gone'")
+        drop_user(ctx, user["user"]["id"])
+        ctx.messages.publish("lobby", sender, "Admin", {"text": "m09"})
+        notes = page.locator("#messages li.note", has_text="could not recover, refreshed")
+        await expect(notes).to_have_count(2, timeout=30_000)
+        await expect(page.locator("#room-messages .room-msg")).to_have_count(10)
+        assert await room_texts(page) == [f"m{i:02d}" for i in range(10)]
+        await expect(page.locator("#status")).to_have_text("Connected")
+        assert watched.errors == [] and watched.dialogs == []
