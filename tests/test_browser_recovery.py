@@ -4,9 +4,10 @@ resumes the feed and its room and says whether the missed events were recovered.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from test_browser import expect, sqlite_only
+from test_browser import dashboard_login, expect, sqlite_only
 from test_browser_rooms import browser_contexts, connected_test_page
 
 from hub.disconnect import SHUTTING_DOWN
@@ -118,4 +119,35 @@ async def test_test_page_refetches_when_it_cannot_recover(api):
         await expect(page.locator("#room-messages .room-msg")).to_have_count(10)
         assert await room_texts(page) == [f"m{i:02d}" for i in range(10)]
         await expect(page.locator("#status")).to_have_text("Connected")
+        assert watched.errors == [] and watched.dialogs == []
+
+
+@sqlite_only
+@pytest.mark.gen_test(timeout=180)
+async def test_dashboard_resumes_its_socket_after_a_drop(api):
+    """Dropped by the server, the dashboard reconnects, resumes its feed and shows each alert
+    published meanwhile once."""
+    admin = await api.admin()
+    ctx = api.ctx
+    async with browser_contexts(1) as (context,):
+        watched = await dashboard_login(context, api.base_url, admin["user"]["email"])
+        page = watched.page
+        await expect(page.locator("#ws-status")).to_have_text("Live")
+        ctx.hub.publish(Event("system.alert", {"message": "before"}), ALL, logged=True)
+        alerts = page.locator("#feed .evt-system-alert")
+        await expect(alerts).to_have_count(1)
+        drop_user(ctx, admin["user"]["id"])
+        for n in range(5):
+            ctx.hub.publish(Event("system.alert", {"message": f"away {n}"}), ALL, logged=True)
+        status = page.locator("#ws-status")
+        await expect(status).to_have_attribute(
+            "data-recovery", re.compile(r"^reconnected, \d+ missed events recovered$"),
+            timeout=30_000)
+        await expect(status).to_have_text("Live")
+        ctx.hub.publish(Event("system.alert", {"message": "after"}), ALL, logged=True)
+        await expect(alerts).to_have_count(7)
+        for n in range(5):
+            await expect(page.locator("#feed .evt-system-alert", has_text=f"away {n}"))\
+                .to_have_count(1)
+        await expect(page.locator("#feed .evt-connection-established")).to_have_count(2)
         assert watched.errors == [] and watched.dialogs == []
