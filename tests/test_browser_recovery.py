@@ -3,12 +3,15 @@ resumes the feed and its room and says whether the missed events were recovered.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import signal
 
 import pytest
-from test_browser import dashboard_login, expect, sqlite_only
-from test_browser_rooms import browser_contexts, connected_test_page
+from test_browser import NODE_DIR, dashboard_login, expect, node_or_skip, sqlite_only
+from test_browser_rooms import browser_contexts, connected_test_page, messages_in
 
 from hub.disconnect import SHUTTING_DOWN
 from hub.events import Event
@@ -151,3 +154,124 @@ async def test_dashboard_resumes_its_socket_after_a_drop(api):
                 .to_have_count(1)
         await expect(page.locator("#feed .evt-connection-established")).to_have_count(2)
         assert watched.errors == [] and watched.dialogs == []
+
+
+# -- the Node script ------------------------------------------------------------------------------
+
+
+class NodeRun:
+    """The Node script running in the background, its output read as it comes."""
+
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self.out = ""
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        while chunk := await self.proc.stdout.read(4096):
+            self.out += chunk.decode()
+
+    async def wait_for(self, check, timeout: float = 60.0) -> None:
+        """Waits until check(output) is true."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not check(self.out):
+            assert loop.time() < deadline, f"the script never got there:\n{self.out}"
+            assert self.proc.returncode is None, f"the script exited:\n{self.out}"
+            await asyncio.sleep(0.05)
+
+    async def finish(self) -> tuple[int, str, str]:
+        """Interrupts the script (Ctrl-C) and returns its exit code, stdout and stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        err = await asyncio.wait_for(self.proc.stderr.read(), 30)
+        await asyncio.wait_for(self.reader, 30)
+        return await asyncio.wait_for(self.proc.wait(), 30), self.out, err.decode()
+
+
+async def start_node(*args: str, env: dict[str, str]) -> NodeRun:
+    """Starts the Node script without blocking the IOLoop that serves the app."""
+    proc = await asyncio.create_subprocess_exec(
+        node_or_skip(), str(NODE_DIR / "test-websocket.js"), *args,
+        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    return NodeRun(proc)
+
+
+def printed(out: str, type_: str) -> list[dict]:
+    """Returns every message of one type the script printed, in order."""
+    return [m for m in messages_in(out) if m["type"] == type_]
+
+
+@sqlite_only
+@pytest.mark.gen_test(timeout=180)
+async def test_node_script_resumes_feed_and_room_after_a_drop(api):
+    """Dropped by the server, the script reconnects with since/epoch, re-subscribes its room
+    from its offset, prints what it recovered and gets every event once, in order."""
+    user = await api.register(name="Node Resumer")
+    admin = await api.admin()
+    ctx = api.ctx
+    await ctx.streams.ready("room:lobby")
+    sender = admin["user"]["id"]
+    run = await start_node("--seconds", "0", "--subscribe", "room:lobby",
+                           env={"TOKEN": user["access_token"], "WS_URL": api.ws_url + "/ws"})
+
+    def publish(n: int) -> None:
+        ctx.hub.publish(Event("system.alert", {"message": f"a{n:02d}"}), ALL, logged=True)
+        ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+
+    await run.wait_for(lambda out: "✅ Subscribed to room:lobby" in out)
+    for n in range(3):
+        publish(n)
+    await run.wait_for(lambda out: '"m02"' in out and '"a02"' in out)
+    drop_user(ctx, user["user"]["id"])
+    for n in range(3, 8):  # while the script is away, in the same IOLoop turn
+        publish(n)
+    await run.wait_for(lambda out: "🔄 room:lobby: recovered" in out)
+    for n in range(8, 10):
+        publish(n)
+    await run.wait_for(lambda out: '"m09"' in out and '"a09"' in out)
+    code, out, err = await run.finish()
+    assert code == 0, err
+    assert "🔌 WebSocket disconnected by the server (code 1001" in out
+    assert "🔁 Reconnecting in " in out and "✅ WebSocket reconnected!" in out
+    assert "🔄 feed: recovered 5 missed events" in out
+    assert "🔄 room:lobby: recovered 5 missed events" in out
+    assert "📡 Re-subscribing to room:lobby from offset " in out
+    alerts = [m["data"]["message"] for m in printed(out, "system.alert")]
+    assert alerts == [f"a{n:02d}" for n in range(10)]
+    room = [m["data"]["body"]["text"] for m in printed(out, "channel.message")]
+    assert room == [f"m{n:02d}" for n in range(10)]
+    assert len(printed(out, "connection.established")) == 2
+
+
+@sqlite_only
+@pytest.mark.settings(history_size=3)
+@pytest.mark.gen_test(timeout=180)
+async def test_node_script_says_when_it_cannot_recover_and_can_exit_instead(api):
+    """A room trimmed past the script's offset prints "could not recover"; --no-reconnect
+    exits 1 on the drop."""
+    user = await api.register(name="Node Trimmed")
+    admin = await api.admin()
+    ctx = api.ctx
+    await ctx.streams.ready("room:lobby")
+    env = {"TOKEN": user["access_token"], "WS_URL": api.ws_url + "/ws"}
+    run = await start_node("--seconds", "0", "--subscribe", "room:lobby", env=env)
+    await run.wait_for(lambda out: "✅ Subscribed to room:lobby" in out)
+    ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"text": "first"})
+    await run.wait_for(lambda out: '"first"' in out)
+    drop_user(ctx, user["user"]["id"])
+    for n in range(8):  # more than the 3 the room's log keeps
+        ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"text": f"gone {n}"})
+    await run.wait_for(lambda out: "room:lobby: could not recover" in out)
+    code, out, err = await run.finish()
+    assert code == 0, err
+    assert "🔄 feed: recovered 0 missed events" in out
+    assert [m["data"]["body"]["text"] for m in printed(out, "channel.message")] == ["first"]
+
+    run = await start_node("--seconds", "0", "--no-reconnect", env=env)
+    await run.wait_for(lambda out: "✅ WebSocket connected!" in out and "📨" in out)
+    drop_user(ctx, user["user"]["id"])
+    code = await asyncio.wait_for(run.proc.wait(), 30)
+    await asyncio.wait_for(run.reader, 30)
+    assert code == 1
+    assert "disconnected by the server (code 1001" in run.out
+    assert "Reconnecting" not in run.out
