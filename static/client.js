@@ -14,8 +14,9 @@
   class EventsClient {
     // url: the /ws endpoint (default: this page's origin). options: {token, getToken,
     // baseDelay (ms, default 500), maxDelay (ms, default 30000), timeout (request ms,
-    // default 10000), WebSocket (for tests)}. getToken() may return a fresh token (or a
-    // promise of one) before each reconnect.
+    // default 10000), reconnect, WebSocket (for tests)}. getToken() may return a fresh token
+    // (or a promise of one) before each reconnect. reconnect({code, reason, opened}) decides
+    // whether to reconnect after a close (default: always, except the policy closes below).
     constructor(url, options = {}) {
       const scheme = global.location && global.location.protocol === 'https:' ? 'wss:' : 'ws:';
       this.url = url || `${scheme}//${global.location.host}/ws`;
@@ -25,6 +26,7 @@
       this.maxDelay = options.maxDelay || 30000;
       this.timeout = options.timeout || 10000;
       this.WebSocket = options.WebSocket || global.WebSocket;
+      this.shouldReconnect = options.reconnect || null;
       this.feed = null;              // {epoch, offset} of the feed, once known
       this.rooms = new Map();        // channel -> {epoch, offset} (null until the first reply)
       this.handlers = new Map();     // event type -> Set of functions
@@ -36,10 +38,13 @@
       this.stopped = true;
       this.connected = false;
       this.timer = null;
+      this.opened = false;           // whether the current socket got its welcome
+      this.whenReplayed = [];        // callbacks run once no stream is replaying any more
     }
 
     // Registers fn for an event type ('*' for every event; also 'open', 'close',
-    // 'recovery', 'reconnecting'); returns a function that removes it.
+    // 'recovery', 'resumed', 'reconnecting'; 'frame' gets every frame as it arrives, replies
+    // included, and is not part of '*'); returns a function that removes it.
     on(type, fn) {
       if (!this.handlers.has(type)) this.handlers.set(type, new Set());
       this.handlers.get(type).add(fn);
@@ -47,7 +52,7 @@
     }
 
     emit(type, payload) {
-      for (const key of [type, '*']) {
+      for (const key of type === 'frame' ? [type] : [type, '*']) {
         for (const fn of this.handlers.get(key) || []) {
           try { fn(payload, type); } catch (err) { console.error(err); }
         }
@@ -76,25 +81,35 @@
       }
       const ws = new this.WebSocket(`${this.url}?${query}`);
       this.ws = ws;
-      ws.onmessage = (message) => this.receive(JSON.parse(message.data));
+      this.opened = false;
+      ws.onmessage = (message) => {
+        if (ws !== this.ws) return;
+        let event = null;
+        try { event = JSON.parse(message.data); } catch (err) { event = null; }
+        this.emit('frame', {event, raw: message.data});
+        if (event && typeof event.type === 'string') this.receive(event);
+      };
       ws.onclose = (event) => this.closed(ws, event);
     }
 
     closed(ws, event) {
       if (ws !== this.ws) return;
+      const opened = this.opened;
       this.connected = false;
+      this.opened = false;
       this.replaying.clear();
+      this.whenReplayed = [];
       for (const [, request] of this.pending) {
         clearTimeout(request.timer);
         request.reject(new Error('disconnected'));
       }
       this.pending.clear();
-      this.emit('close', {code: event.code, reason: event.reason});
+      const info = {code: event.code, reason: event.reason, opened};
+      const again = this.shouldReconnect ? this.shouldReconnect(info) :
+        !(event.code === 1008 && POLICY_CLOSES.includes(event.reason));
+      if (!again) this.stopped = true;  // e.g. log in again: reconnecting cannot help
+      this.emit('close', info);
       if (this.stopped) return;
-      if (event.code === 1008 && POLICY_CLOSES.includes(event.reason)) {
-        this.stopped = true;  // log in again: reconnecting cannot help
-        return;
-      }
       // Exponential backoff with full jitter: a random delay up to base * 2^attempt.
       const ceiling = Math.min(this.maxDelay, this.baseDelay * 2 ** this.attempt);
       const delay = Math.random() * ceiling;
@@ -126,15 +141,40 @@
     welcome(event) {
       const data = event.data;
       const resumed = this.feed !== null;
+      const ws = this.ws;
       this.connected = true;
+      this.opened = true;
       this.attempt = 0;
       this.position('feed', data);
       this.emit('open', data);
-      if (resumed) this.emit('recovery', {stream: 'feed', recovered: data.recovered,
-                                          missed: data.missed});
-      for (const channel of this.rooms.keys()) {
-        this.resubscribe(channel).catch((error) => this.emit('subscribe.failed', {channel, error}));
+      const streams = [];
+      if (resumed) {
+        const feed = {stream: 'feed', recovered: data.recovered, missed: data.missed};
+        streams.push(Promise.resolve(feed));
+        this.emit('recovery', feed);
       }
+      for (const channel of this.rooms.keys()) {
+        streams.push(this.resubscribe(channel).then(
+          (reply) => ({stream: channel, recovered: reply.recovered, missed: reply.missed}),
+          (error) => {
+            if (error.code) this.rooms.delete(channel);  // refused now: do not retry it
+            this.emit('subscribe.failed', {channel, error});
+            return {stream: channel, recovered: false, missed: 0, error};
+          }));
+      }
+      if (!resumed) return;
+      // 'resumed': one summary per reconnect, once every stream answered and every missed
+      // event it announced has arrived.
+      Promise.all(streams).then((results) => {
+        if (ws !== this.ws || !this.connected) return;
+        const summary = {
+          recovered: results.every((r) => r.recovered),
+          missed: results.reduce((sum, r) => sum + r.missed, 0),
+          streams: results,
+        };
+        const done = () => this.emit('resumed', summary);
+        if (this.replaying.size === 0) done(); else this.whenReplayed.push(done);
+      });
     }
 
     // Sets a stream's position from a welcome or subscribe reply. When it recovered, the
@@ -158,7 +198,19 @@
       if (replay && --replay.left === 0) {
         current.offset = replay.offset;
         this.replaying.delete(stream);
+        if (this.replaying.size === 0) {
+          const callbacks = this.whenReplayed;
+          this.whenReplayed = [];
+          for (const fn of callbacks) fn();
+        }
       }
+    }
+
+    // Sends a raw text frame as is (a test tool's "send"); false when not connected.
+    send(text) {
+      if (!this.connected) return false;
+      this.ws.send(text);
+      return true;
     }
 
     request(type, data, expectReply = true) {
@@ -181,7 +233,13 @@
 
     async subscribe(channel) {
       if (!this.rooms.has(channel)) this.rooms.set(channel, null);
-      return this.resubscribe(channel);
+      try {
+        return await this.resubscribe(channel);
+      } catch (err) {
+        // Refused (forbidden, unknown room): forget it, so that no reconnect retries it.
+        if (err.code && this.rooms.get(channel) === null) this.rooms.delete(channel);
+        throw err;
+      }
     }
 
     async resubscribe(channel) {

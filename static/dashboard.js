@@ -1,6 +1,8 @@
 /*
  * The live dashboard at /. Signs in over the REST API, keeps tokens in sessionStorage, and
- * updates itself from its own WebSocket plus a 2 s poll of /ws/stats (admins).
+ * updates itself from its own WebSocket plus a 2 s poll of /ws/stats (admins). The socket is an
+ * EventsClient (static/client.js): it reconnects with backoff and jitter and resumes the feed;
+ * when a resume cannot recover what was missed, the page reloads what it shows.
  * Data from the server is rendered with textContent only. The parts of the page live in
  * chart.js, stats.js, feed.js, users.js, broadcast.js and online.js, loaded before this file.
  */
@@ -13,9 +15,7 @@
 
   var session = A.loadSession();
   var me = null;
-  var socket = null;
-  var reconnectTimer = null;
-  var reconnectAttempt = 0;
+  var client = null; // the EventsClient of the signed-in session
   var pollTimer = null;
   var refreshTimer = null;
   var refreshing = null;
@@ -87,9 +87,7 @@
         A.saveSession(session);
         scheduleRefresh();
         // Swap the fresh token into the open socket instead of reconnecting.
-        if (socket && socket.readyState === WebSocket.OPEN) {
-          socket.send(JSON.stringify({ type: 'auth.refresh', data: { token: session.access_token } }));
-        }
+        if (client) client.send(JSON.stringify({ type: 'auth.refresh', data: { token: session.access_token } }));
         return true;
       });
     return refreshing;
@@ -143,16 +141,15 @@
   }
 
   function stopEverything() {
-    clearTimeout(reconnectTimer);
     clearTimeout(refreshTimer);
     clearInterval(pollTimer);
     online.stop();
     users.cancelReload();
     pollTimer = null;
-    if (socket) {
-      var s = socket;
-      socket = null;
-      s.close(1000, 'signed out');
+    if (client) {
+      var c = client;
+      client = null;
+      c.close();
     }
   }
 
@@ -220,47 +217,67 @@
 
   // -- the socket ---------------------------------------------------------------------------
 
+  function isPolicyEnd(close) {
+    return close.code === 1008 && (close.reason === 'account deleted' || close.reason === 'session revoked');
+  }
+
   function openSocket() {
     if (!session) return;
-    clearTimeout(reconnectTimer);
+    if (client) client.close();
     setSocketStatus('connecting', 'Connecting…');
-    var opened = false;
-    var ws = new WebSocket(A.socketUrl() + '?token=' + encodeURIComponent(session.access_token));
-    socket = ws;
-    ws.onopen = function () {
-      if (socket !== ws) return;
-      opened = true;
-      reconnectAttempt = 0;
-      setSocketStatus('connected', 'Live');
-    };
-    ws.onmessage = function (msg) {
-      if (socket !== ws) return;
-      var event;
-      try { event = JSON.parse(msg.data); } catch (e) { return; }
-      handleEvent(event);
-    };
-    ws.onclose = function (close) {
-      if (socket !== ws) return;
-      socket = null;
-      if (close.code === 1008 && (close.reason === 'account deleted' || close.reason === 'session revoked')) {
+    var checkToken = false;
+    var c = new window.EventsClient(A.socketUrl(), {
+      token: session.access_token,
+      baseDelay: 1000,
+      maxDelay: 15000,
+      reconnect: function (close) { return !!session && !isPolicyEnd(close); },
+      getToken: function () {
+        if (!session) return null;
+        if (!checkToken) return session.access_token;
+        checkToken = false;
+        // A refused upgrade is most often an expired token: check it over REST first (a 401
+        // there refreshes the token, or signs out when the session is over).
+        return authed('GET', '/api/v1/users/me').then(function () {
+          return session ? session.access_token : null;
+        });
+      }
+    });
+    client = c;
+    c.on('frame', function (frame) {
+      if (c === client && frame.event) handleEvent(frame.event);
+    });
+    c.on('open', function () {
+      if (c === client) setSocketStatus('connected', 'Live');
+    });
+    c.on('close', function (close) {
+      if (c !== client) return;
+      if (isPolicyEnd(close)) {
         signOut(A.explainClose(close.code, close.reason));
         return;
       }
       setSocketStatus('disconnected', 'Reconnecting…');
-      var needsToken = !opened || close.reason === 'token expired' ||
+      checkToken = !close.opened || close.reason === 'token expired' ||
         (close.reason || '').indexOf('refresh rejected') === 0;
-      var delay = Math.min(15000, 1000 * Math.pow(2, reconnectAttempt));
-      reconnectAttempt += 1;
-      reconnectTimer = setTimeout(function () {
-        if (!session) return;
-        if (!needsToken) { openSocket(); return; }
-        // A refused upgrade is most often an expired token: check it over REST first.
-        authed('GET', '/api/v1/users/me').then(function (res) {
-          if (session && res.status === 200) openSocket();
-          else if (session && res.status !== 401) reconnectTimer = setTimeout(openSocket, delay);
-        });
-      }, delay);
-    };
+    });
+    c.on('resumed', function (summary) {
+      if (c !== client) return;
+      var text = summary.recovered ? 'reconnected, ' + summary.missed + ' missed events recovered' :
+        'could not recover, refreshed';
+      A.$('ws-status').setAttribute('data-recovery', text);
+      A.$('ws-status').title = 'Last reconnect: ' + text;
+      if (summary.recovered) {
+        if (summary.missed) A.toast('Reconnected, ' + summary.missed + ' missed events recovered.', 'ok');
+        return;
+      }
+      // Could not recover: what the page shows may be stale, so it is loaded again.
+      A.toast('Reconnected; could not recover missed events, refreshed.', 'warn');
+      reloadMe();
+      if (isAdmin(me)) {
+        users.load();
+        online.refresh();
+      }
+    });
+    c.connect();
   }
 
   function handleEvent(event) {

@@ -111,7 +111,7 @@
     }
 
     A.$('rooms-refresh').addEventListener('click', refresh);
-    return { start: start, stop: stop, handle: handle };
+    return { start: start, stop: stop, handle: handle, refresh: refresh };
   }
 
   window.OnlinePanel = { create: create };

@@ -1,8 +1,9 @@
 /*
  * The Rooms panel of /test: pick or create a room, subscribe, chat, load earlier messages, see
- * who is online and who is typing. Requests carry ids and their replies and errors are matched
- * to them. test.js owns the socket and hands every parsed message to handle().
- * Data from the server is rendered with textContent only.
+ * who is online and who is typing. test.js owns the socket, an EventsClient (static/client.js),
+ * and hands each new one to attach(): requests go through it as promises, it re-subscribes the
+ * room after a reconnect with its position, and a reconnect that could not recover everything
+ * makes the panel refetch what it shows. Data from the server is rendered with textContent only.
  */
 (function () {
   'use strict';
@@ -12,13 +13,9 @@
   var TYPING_EVERY_MS = 1000; // at most one `typing: true` per second while the user types
   var TYPING_HIDE_MS = 6000; // others' indicators go away after 6 s without a refresh
 
-  /**
-   * Builds the panel. send(object) writes a frame and returns false when the socket is closed;
-   * token() returns the access token for REST calls.
-   */
-  function create(send, token) {
-    var nextId = 1;
-    var pending = {}; // request id -> {type, channel, ok(data)}
+  /** Builds the panel. token() returns the access token for REST calls. */
+  function create(token) {
+    var client = null; // the EventsClient of the current connection
     var myId = null;
     var online = false;
     var joined = null; // the subscribed channel
@@ -40,14 +37,23 @@
 
     function showError(text) { errorEl.textContent = text || ''; }
 
-    function request(type, data, ok) {
-      var id = nextId;
-      nextId += 1;
-      if (!send({ id: id, type: type, data: data })) {
+    /**
+     * Runs call(client) (a promise of a reply's data) and ok(data) on success; an error reply
+     * is shown with its code. A request cut by a disconnect is dropped: the reconnect takes over.
+     */
+    function request(type, channel, call, ok) {
+      var c = client;
+      if (!c || !c.connected) {
         showError('Not connected: press Connect first.');
         return;
       }
-      pending[id] = { type: type, channel: data.channel, ok: ok };
+      call(c).then(function (data) {
+        if (c === client) ok(data);
+      }, function (err) {
+        if (c !== client || !err.code) return;
+        showError(type + (channel ? ' ' + channel : '') + ' failed · ' + err.code + ': ' + err.message);
+        if (type === 'history') earlierBtn.disabled = false;
+      });
     }
 
     // -- rendering ----------------------------------------------------------------------------
@@ -176,7 +182,7 @@
       if (!channel) return;
       if (joined && joined !== channel) unsubscribe();
       showError('');
-      request('subscribe', { channel: channel }, function () {
+      request('subscribe', channel, function (c) { return c.subscribe(channel); }, function () {
         joined = channel;
         if (shown !== channel) {
           A.clear(list);
@@ -187,15 +193,19 @@
         clearTypists();
         renderMembers();
         render();
-        request('presence', { channel: channel }, function (data) {
-          if (joined !== channel) return;
-          members = {};
-          data.members.forEach(function (m) { members[m.user_id] = { name: m.name, connections: m.connections }; });
-          renderMembers();
-        });
+        loadPresence(channel);
         loadHistory(null);
         loadRooms(); // the picker's online counts now include this user
         input.focus();
+      });
+    }
+
+    function loadPresence(channel) {
+      request('presence', channel, function (c) { return c.presence(channel); }, function (data) {
+        if (joined !== channel) return;
+        members = {};
+        data.members.forEach(function (m) { members[m.user_id] = { name: m.name, connections: m.connections }; });
+        renderMembers();
       });
     }
 
@@ -203,7 +213,8 @@
       var channel = joined;
       if (!channel) return;
       stopTyping();
-      request('unsubscribe', { channel: channel }, function () { loadRooms(); });
+      request('unsubscribe', channel, function (c) { return c.unsubscribe(channel); },
+        function () { loadRooms(); });
       left();
     }
 
@@ -222,15 +233,39 @@
       var data = { channel: channel, limit: HISTORY_PAGE };
       if (before) data.before = before;
       earlierBtn.disabled = true;
-      request('history', data, function (reply) {
-        if (joined !== channel) return;
-        var keepFrom = list.scrollHeight - list.scrollTop;
-        reply.messages.forEach(addMessage);
-        if (before) list.scrollTop = list.scrollHeight - keepFrom;
-        else list.scrollTop = list.scrollHeight;
-        earlierBtn.disabled = false;
-        earlierBtn.hidden = reply.messages.length < HISTORY_PAGE;
-        render();
+      request('history', channel, function (c) { return c.history(channel, data); }, function (reply) {
+        showHistory(channel, reply.messages, before);
+      });
+    }
+
+    function showHistory(channel, messages, before) {
+      if (joined !== channel) return;
+      var keepFrom = list.scrollHeight - list.scrollTop;
+      messages.forEach(addMessage);
+      if (before) list.scrollTop = list.scrollHeight - keepFrom;
+      else list.scrollTop = list.scrollHeight;
+      earlierBtn.disabled = false;
+      earlierBtn.hidden = messages.length < HISTORY_PAGE;
+      render();
+    }
+
+    /**
+     * After a reconnect that could not recover everything: the room's messages are reloaded
+     * over REST (the stored history), so what is shown is the truth again.
+     */
+    function refetch() {
+      var channel = joined;
+      loadRooms();
+      if (!channel) return Promise.resolve(true);
+      var path = '/api/v1/rooms/' + encodeURIComponent(channel.slice('room:'.length)) +
+        '/messages?limit=' + HISTORY_PAGE;
+      return A.request('GET', path, undefined, token()).then(function (res) {
+        if (joined !== channel) return false;
+        if (res.status !== 200 || !res.body || !res.body.success) { showError(restError(res)); return false; }
+        A.clear(list);
+        oldest = null;
+        showHistory(channel, res.body.data.messages, null);
+        return true;
       });
     }
 
@@ -239,7 +274,9 @@
       var text = input.value;
       if (!joined || !text.trim()) return;
       stopTyping();
-      request('publish', { channel: joined, data: { text: text } }, function () {});
+      var channel = joined;
+      request('publish', channel, function (c) { return c.publish(channel, { text: text }); },
+        function () {});
       input.value = '';
     }
 
@@ -252,13 +289,17 @@
       if (now - typingSentAt < TYPING_EVERY_MS) return;
       typingSentAt = now;
       typingOn = true;
-      send({ type: 'typing', data: { channel: joined, active: true } });
+      sendTyping(joined, true);
     }
 
     function stopTyping() {
       if (!typingOn) return;
       typingOn = false;
-      if (joined) send({ type: 'typing', data: { channel: joined, active: false } });
+      if (joined) sendTyping(joined, false);
+    }
+
+    function sendTyping(channel, active) {
+      if (client && client.connected) client.typing(channel, active).catch(function () {});
     }
 
     function clearTypists() {
@@ -287,21 +328,10 @@
 
     // -- what test.js calls -------------------------------------------------------------------
 
-    /** Takes one parsed message from the socket. */
+    /** Takes one event from the socket (everything but replies to the panel's requests). */
     function handle(message) {
       if (!message || typeof message.type !== 'string') return;
       var data = message.data || {};
-      if (message.type === 'connection.established') { myId = data.user_id; return; }
-      if ((message.type === 'reply' || message.type === 'error') && pending[message.id]) {
-        var req = pending[message.id];
-        delete pending[message.id];
-        if (message.type === 'reply') req.ok(data);
-        else {
-          showError(req.type + (req.channel ? ' ' + req.channel : '') + ' failed · ' + data.code + ': ' + data.message);
-          if (req.type === 'history') earlierBtn.disabled = false;
-        }
-        return;
-      }
       if (!joined || message.channel !== joined) return;
       switch (message.type) {
         case 'channel.message':
@@ -331,14 +361,43 @@
       }
     }
 
-    /** Called when the socket opens (true) or closes (false). */
-    function connected(isOpen) {
-      online = isOpen;
-      pending = {};
+    /** Follows a new EventsClient (one per press of Connect; null when disconnected). */
+    function attach(next) {
+      client = next;
+      online = false;
       typingOn = false;
-      if (isOpen) loadRooms();
-      else left();
-      render();
+      left();
+      if (!client) return;
+      var c = client;
+      c.on('open', function (data) {
+        if (c !== client) return;
+        myId = data.user_id;
+        online = true;
+        loadRooms();
+        render();
+      });
+      c.on('close', function () {
+        if (c !== client) return;
+        online = false;
+        typingOn = false;
+        clearTypists();
+        if (c.stopped) left(); // no reconnect follows
+        render();
+      });
+      c.on('*', function (event) { if (c === client) handle(event); });
+      c.on('subscribe.failed', function (failure) {
+        if (c !== client || failure.channel !== joined) return;
+        var err = failure.error || {};
+        if (err.code) showError('subscribe ' + failure.channel + ' failed · ' + err.code + ': ' + err.message);
+        if (err.code) left();
+      });
+    }
+
+    /** After a reconnect: who is online may have changed; a failed recovery refetches. */
+    function resumed(summary) {
+      if (joined) loadPresence(joined);
+      if (summary.recovered) return Promise.resolve(true);
+      return refetch();
     }
 
     A.$('room-pick-form').addEventListener('submit', function (e) { e.preventDefault(); subscribe(select.value); });
@@ -353,7 +412,7 @@
 
     renderMembers();
     render();
-    return { handle: handle, connected: connected };
+    return { attach: attach, resumed: resumed };
   }
 
   window.RoomsPanel = { create: create };

@@ -1,4 +1,9 @@
-/* The /test page: the seed's WebSocket test client. Data is rendered with textContent only. */
+/*
+ * The /test page: the seed's WebSocket test client. Its socket is an EventsClient
+ * (static/client.js): after a drop it reconnects with backoff, resumes the feed and re-subscribes
+ * the room with their positions, and says whether the missed events were recovered (or that it
+ * could not recover and refetched). Data is rendered with textContent only.
+ */
 (function () {
   'use strict';
 
@@ -6,9 +11,9 @@
   var TOKEN_KEY = 'events.test.token';
   var MAX_ENTRIES = 500;
 
-  var ws = null;
+  var RECONNECT_TRIES = 10; // failed attempts in a row before giving up
+  var client = null;
   var received = 0;
-  var userClosed = false;
 
   var tokenInput = A.$('token');
   var connectBtn = A.$('connect');
@@ -22,11 +27,8 @@
 
   A.$('ws-url').textContent = A.socketUrl();
 
-  var rooms = window.RoomsPanel.create(function (frame) {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify(frame));
-    return true;
-  }, function () { return tokenInput.value.trim(); });
+  var recoveryEl = A.$('recovery');
+  var rooms = window.RoomsPanel.create(function () { return tokenInput.value.trim(); });
 
   // A token from this tab's earlier visit (or the dashboard's login) saves pasting it again.
   var stored = sessionStorage.getItem(TOKEN_KEY);
@@ -34,9 +36,10 @@
   tokenInput.value = stored || (session && session.access_token) || '';
 
   function setStatus(state) {
-    var labels = { connected: 'Connected', connecting: 'Connecting…', disconnected: 'Disconnected' };
+    var labels = { connected: 'Connected', connecting: 'Connecting…', reconnecting: 'Reconnecting…',
+      disconnected: 'Disconnected' };
     statusEl.textContent = labels[state];
-    statusEl.className = 'status status-' + state;
+    statusEl.className = 'status status-' + (state === 'reconnecting' ? 'connecting' : state);
     connectBtn.disabled = state !== 'disconnected';
     disconnectBtn.disabled = state === 'disconnected';
     sendBtn.disabled = state !== 'connected';
@@ -63,9 +66,7 @@
   }
 
   /** One received event: time, type and payload, color-coded by its type. */
-  function showEvent(raw) {
-    var message = null;
-    try { message = JSON.parse(raw); } catch (e) { message = null; }
+  function showEvent(message, raw) {
     var type = message && typeof message.type === 'string' ? message.type : '(not JSON)';
     var stamp = message && message.timestamp;
     var payload = message ? pretty(message.data !== undefined ? message.data : message) : raw;
@@ -101,6 +102,18 @@
     box.hidden = false;
   }
 
+  /** The outcome of a reconnect: its missed events recovered, or refetched because not. */
+  function showRecovery(summary) {
+    var text = summary.recovered ?
+      'reconnected, ' + summary.missed + ' missed events recovered' : 'could not recover, refreshed';
+    recoveryEl.textContent = text;
+    recoveryEl.className = 'hint ' + (summary.recovered ? 'hint-ok' : 'hint-error');
+    recoveryEl.hidden = false;
+    showNote(summary.recovered ? 'info' : 'warn', text, summary.streams.map(function (r) {
+      return r.stream + ': ' + (r.recovered ? r.missed + ' recovered' : 'not recovered');
+    }).join('\n'));
+  }
+
   function connect() {
     var token = tokenInput.value.trim();
     if (!token) {
@@ -110,44 +123,59 @@
     }
     sessionStorage.setItem(TOKEN_KEY, token);
     hideCloseInfo();
-    userClosed = false;
+    recoveryEl.hidden = true;
     setStatus('connecting');
-    var opened = false;
-    var socket = new WebSocket(A.socketUrl() + '?token=' + encodeURIComponent(token));
-    ws = socket;
-    socket.onopen = function () {
-      if (ws !== socket) return;
-      opened = true;
-      setStatus('connected');
-      rooms.connected(true);
-    };
-    socket.onmessage = function (event) {
-      if (ws !== socket) return;
-      var raw = typeof event.data === 'string' ? event.data : '[binary message]';
-      showEvent(raw);
-      var parsed = null;
-      try { parsed = JSON.parse(raw); } catch (e) { parsed = null; /* only the log shows it */ }
-      if (parsed) rooms.handle(parsed);
-    };
-    socket.onclose = function (event) {
-      if (ws !== socket) return;
-      ws = null;
-      setStatus('disconnected');
-      rooms.connected(false);
-      if (userClosed) {
-        showNote('info', 'disconnected', 'You closed the connection (code ' + event.code + ').');
+    var c = new window.EventsClient(A.socketUrl(), {
+      token: token,
+      maxDelay: 10000,
+      // Reconnect after a drop, not after a refused first connection nor a 1008 (a pasted
+      // token cannot be refreshed here), and give up after a run of failed attempts.
+      reconnect: function (close) {
+        return close.code !== 1008 && c.feed !== null && c.attempt < RECONNECT_TRIES;
+      }
+    });
+    client = c;
+    window.testClient = c; // for tests and the curious: positions, rooms
+    rooms.attach(c);
+    c.on('frame', function (frame) {
+      if (c !== client) return;
+      var raw = typeof frame.raw === 'string' ? frame.raw : '[binary message]';
+      showEvent(frame.event, raw);
+    });
+    c.on('open', function () {
+      if (c === client) setStatus('connected');
+    });
+    c.on('resumed', function (summary) {
+      if (c !== client) return;
+      rooms.resumed(summary).then(function () { if (c === client) showRecovery(summary); });
+    });
+    c.on('close', function (event) {
+      if (c !== client) return;
+      if (!c.stopped) {
+        setStatus('reconnecting');
+        showNote('warn', 'closed · ' + event.code, (event.reason ? event.reason + ' — ' : '') +
+          'reconnecting and resuming…');
         return;
       }
+      client = null;
+      rooms.attach(null);
+      setStatus('disconnected');
+      var opened = c.feed !== null;
       showCloseInfo(event.code, event.reason, opened);
       showNote('warn', 'closed · ' + event.code, (event.reason ? event.reason + ' — ' : '') +
         A.explainClose(event.code, event.reason));
-    };
+    });
+    c.connect();
   }
 
   function disconnect() {
-    if (!ws) return;
-    userClosed = true;
-    ws.close(1000, 'client disconnect');
+    if (!client) return;
+    var c = client;
+    client = null;
+    c.close();
+    rooms.attach(null);
+    setStatus('disconnected');
+    showNote('info', 'disconnected', 'You closed the connection (code 1000).');
   }
 
   A.$('connect-form').addEventListener('submit', function (e) { e.preventDefault(); connect(); });
@@ -204,9 +232,8 @@
 
   A.$('send-form').addEventListener('submit', function (e) {
     e.preventDefault();
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (!client || !client.send(sendText.value)) return;
     var text = sendText.value;
-    ws.send(text);
     var shown = text;
     try {
       var parsed = JSON.parse(text);

@@ -10,13 +10,19 @@
  *
  * Prints every event it receives as pretty JSON, answers pings, and closes after --seconds
  * (default 10) or on Ctrl-C. With --subscribe it joins rooms; with --publish it then sends one
- * message to each of them. Exit status: 0 after a clean run, 1 on any failure.
+ * message to each of them. When the server drops the connection it reconnects like the
+ * reference client (static/client.js): exponential backoff with full jitter, the feed resumed
+ * from its last offset and epoch, each room re-subscribed with its own, and a line saying
+ * "recovered N missed events" or "could not recover" per stream (--no-reconnect: exit instead).
+ * Exit status: 0 after a clean run, 1 on any failure.
  */
 
 const WebSocket = require('ws');
 
 const DEFAULT_WS_URL = 'ws://localhost:8080/ws';
 const DEFAULT_HTTP_URL = 'http://localhost:8080';
+const BASE_DELAY_MS = 500; // reconnect backoff: random in [0, min(MAX, BASE * 2^attempt))
+const MAX_DELAY_MS = 30000;
 
 const USAGE = `Usage: node test-websocket.js [options]
 
@@ -31,6 +37,9 @@ Options:
   --subscribe CHANNEL subscribe to a room, e.g. --subscribe room:lobby (repeatable)
   --publish JSON      after each subscribe reply, publish this JSON object as the message
                       body to that room, e.g. --publish '{"text": "hello"}' (needs --subscribe)
+  --no-reconnect      exit when the server drops the connection (default: reconnect with
+                      backoff and jitter, resume the feed and re-subscribe the rooms from
+                      their last offsets, and print what was recovered)
   -h, --help          show this help
 
 Environment:
@@ -44,7 +53,7 @@ function fail(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { seconds: 10, subscribe: [] };
+  const opts = { seconds: 10, subscribe: [], reconnect: true };
   const takesValue = new Set(['--email', '--password', '--url', '--ws-url', '--seconds',
     '--subscribe', '--publish']);
   for (let i = 0; i < argv.length; i += 1) {
@@ -53,6 +62,10 @@ function parseArgs(argv) {
     if (arg === '-h' || arg === '--help') {
       console.log(USAGE);
       process.exit(0);
+    }
+    if (arg === '--no-reconnect') {
+      opts.reconnect = false;
+      continue;
     }
     const eq = arg.indexOf('=');
     if (arg.startsWith('--') && eq > 0) {
@@ -153,19 +166,23 @@ async function main() {
     fail('no token: set TOKEN=<access token> or pass --email and --password\n\n' + USAGE);
   }
 
-  const target = new URL(wsUrl);
-  target.searchParams.set('token', token);
-
-  console.log('🔌 Connecting to WebSocket...');
-  const ws = new WebSocket(target.toString());
-  let timer = null;
+  let ws = null; // the current connection
+  let timer = null; // --seconds
+  let reconnectTimer = null;
   let stopping = false; // we initiated the close
-  let opened = false;
-  let refused = false; // the upgrade got an HTTP error answer; its handler exits
+  let everOpened = false; // a welcome arrived once: later drops reconnect
+  let attempt = 0; // failed connections in a row, for the backoff
   let exitCode = 0;
   // Requests sent with an id, by id: what to do with their reply or error.
   const pending = new Map();
   let nextId = 1;
+  // Positions, as the reference client keeps them: the feed's and each room's {epoch, offset}
+  // (a room is null until its first subscribe reply), and the streams whose missed events are
+  // still arriving after a resume: stream -> {left, offset}.
+  let feed = null;
+  const rooms = new Map(opts.subscribe.map((channel) => [channel, null]));
+  const replaying = new Map();
+  const published = new Set();
 
   function request(type, data, onReply) {
     const id = nextId;
@@ -174,16 +191,59 @@ async function main() {
     ws.send(JSON.stringify({ id, type, data }));
   }
 
+  function report(stream, data) {
+    if (data.recovered) console.log(`🔄 ${stream}: recovered ${data.missed} missed events`);
+    else console.log(`⚠️  ${stream}: could not recover (history lost or too old): refetch what you show`);
+  }
+
+  /** Sets a stream's position from a welcome or subscribe reply (see static/client.js). */
+  function position(stream, data) {
+    const current = stream === 'feed' ? feed : rooms.get(stream);
+    const next = { epoch: data.epoch, offset: data.offset };
+    if (data.recovered && current && data.missed > 0) {
+      replaying.set(stream, { left: data.missed, offset: data.offset });
+      next.offset = current.offset; // moves with each replayed event, then to data.offset
+    }
+    if (stream === 'feed') feed = next;
+    else rooms.set(stream, next);
+  }
+
+  function advance(stream, offset) {
+    const current = stream === 'feed' ? feed : rooms.get(stream);
+    if (!current) return;
+    current.offset = offset;
+    const replay = replaying.get(stream);
+    if (replay && --replay.left === 0) {
+      current.offset = replay.offset;
+      replaying.delete(stream);
+    }
+  }
+
   function subscribe(channel) {
-    console.log(`📡 Subscribing to ${channel}...`);
-    request('subscribe', { channel }, () => {
+    const known = rooms.get(channel);
+    const data = known ? { channel, since: known.offset, epoch: known.epoch } : { channel };
+    if (known) console.log(`📡 Re-subscribing to ${channel} from offset ${known.offset}...`);
+    else console.log(`📡 Subscribing to ${channel}...`);
+    request('subscribe', data, (reply) => {
+      position(channel, reply);
+      if (known) report(channel, reply);
       console.log(`✅ Subscribed to ${channel}`);
-      if (opts.publish === undefined) return;
+      if (opts.publish === undefined || published.has(channel)) return;
+      published.add(channel); // once, not again after a reconnect
       console.log(`📤 Publishing to ${channel}...`);
       request('publish', { channel, data: opts.publish }, (data) => {
         console.log(`✅ Published to ${channel} (message ${data.id})`);
       });
     });
+  }
+
+  function welcome(data) {
+    const resumed = feed !== null;
+    everOpened = true;
+    attempt = 0;
+    position('feed', data);
+    if (resumed) report('feed', data);
+    rooms.forEach((_, channel) => subscribe(channel));
   }
 
   /** Handles a reply or error to one of our requests; returns false for other messages. */
@@ -208,6 +268,12 @@ async function main() {
     stopping = true;
     if (timer) clearTimeout(timer);
     console.log(`\n${message}`);
+    if (reconnectTimer) {
+      // Between two connections: nothing to close.
+      clearTimeout(reconnectTimer);
+      console.log('🔌 WebSocket disconnected');
+      process.exit(exitCode);
+    }
     if (ws.readyState === WebSocket.OPEN) {
       ws.close(1000, 'client done');
       // Do not hang on a server that never answers the close frame.
@@ -217,90 +283,128 @@ async function main() {
     }
   }
 
-  ws.on('open', () => {
-    opened = true;
-    console.log('✅ WebSocket connected!');
-    if (opts.seconds > 0) {
-      timer = setTimeout(() => stop('⏱️  Test timeout - closing connection'), opts.seconds * 1000);
-    }
-  });
+  function scheduleReconnect() {
+    // Exponential backoff with full jitter, as static/client.js: clients cut at once spread out.
+    const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
+    const delay = Math.random() * ceiling;
+    attempt += 1;
+    const from = feed ? ` from offset ${feed.offset} (epoch ${feed.epoch})` : '';
+    console.log(`🔁 Reconnecting in ${Math.round(delay)} ms (attempt ${attempt})${from}...`);
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = null;
+      connect();
+    }, delay);
+  }
 
-  ws.on('message', (data, isBinary) => {
-    console.log('\n📨 Message received:');
-    if (isBinary) {
-      console.log(`<${data.length} bytes of binary data>`);
-      return;
+  function connect() {
+    const target = new URL(wsUrl);
+    target.searchParams.set('token', token);
+    if (feed) {
+      target.searchParams.set('since', feed.offset);
+      target.searchParams.set('epoch', feed.epoch);
     }
-    const text = data.toString('utf8');
-    let message;
-    try {
-      message = JSON.parse(text);
-    } catch (_) {
-      console.log(text);
-      return;
-    }
-    console.log(JSON.stringify(message, null, 2));
-    if (message.type === 'connection.established') opts.subscribe.forEach(subscribe);
-    else settle(message);
-  });
+    if (!everOpened) console.log('🔌 Connecting to WebSocket...');
+    const socket = new WebSocket(target.toString());
+    ws = socket;
+    let opened = false;
+    let refused = false; // the upgrade got an HTTP error answer; its handler says why
 
-  // ws answers pings by itself; this mirrors the seed and makes the reply explicit.
-  ws.on('ping', () => {
-    ws.pong();
-  });
-
-  ws.on('unexpected-response', (req, res) => {
-    refused = true;
-    exitCode = 1;
-    let raw = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk) => { raw += chunk; });
-    res.on('end', () => {
-      let detail = res.statusMessage || '';
-      try {
-        const body = JSON.parse(raw);
-        if (body && body.error && body.error.message) detail = body.error.message;
-      } catch (_) {
-        // keep the status text
+    socket.on('open', () => {
+      opened = true;
+      console.log(everOpened ? '✅ WebSocket reconnected!' : '✅ WebSocket connected!');
+      if (opts.seconds > 0 && !timer) {
+        timer = setTimeout(() => stop('⏱️  Test timeout - closing connection'), opts.seconds * 1000);
       }
-      if (res.statusCode === 401) {
-        console.error(`❌ Unauthorized (HTTP 401): ${detail}`);
-        console.error('   The token is missing, invalid or expired: log in again for a fresh one.');
-      } else if (res.statusCode === 403) {
-        console.error(`❌ Forbidden (HTTP 403): ${detail}`);
-      } else if (res.statusCode === 429) {
-        const retry = res.headers['retry-after'];
-        console.error(`❌ Too many connections (HTTP 429): ${detail}${retry ? ` (retry in ${retry} s)` : ''}`);
-      } else {
-        console.error(`❌ The server refused the WebSocket upgrade (HTTP ${res.statusCode}): ${detail}`);
-      }
-      process.exit(1);
     });
-  });
 
-  ws.on('error', (err) => {
-    if (refused) return; // reported by unexpected-response
-    exitCode = 1;
-    const detail = err.code === 'ECONNREFUSED' ? `nothing is listening at ${wsUrl}` : err.message;
-    console.error(`❌ WebSocket error: ${detail}`);
-  });
+    socket.on('message', (data, isBinary) => {
+      console.log('\n📨 Message received:');
+      if (isBinary) {
+        console.log(`<${data.length} bytes of binary data>`);
+        return;
+      }
+      const text = data.toString('utf8');
+      let message;
+      try {
+        message = JSON.parse(text);
+      } catch (_) {
+        console.log(text);
+        return;
+      }
+      console.log(JSON.stringify(message, null, 2));
+      if (message.type === 'connection.established') welcome(message.data || {});
+      else if (!settle(message) && message.offset !== undefined) {
+        advance(message.channel || 'feed', message.offset);
+      }
+    });
 
-  ws.on('close', (code, reason) => {
-    if (timer) clearTimeout(timer);
-    if (refused) return;
-    if (stopping) {
-      console.log('🔌 WebSocket disconnected');
-    } else if (!opened) {
-      process.exit(1); // the error handler said why
-    } else {
-      console.log(`\n🔌 WebSocket disconnected by the server (${describeClose(code, reason)})`);
-      if (code !== 1000) exitCode = 1;
-    }
-    process.exit(exitCode);
-  });
+    // ws answers pings by itself; this mirrors the seed and makes the reply explicit.
+    socket.on('ping', () => {
+      socket.pong();
+    });
+
+    socket.on('unexpected-response', (req, res) => {
+      refused = true;
+      let raw = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { raw += chunk; });
+      res.on('end', () => {
+        let detail = res.statusMessage || '';
+        try {
+          const body = JSON.parse(raw);
+          if (body && body.error && body.error.message) detail = body.error.message;
+        } catch (_) {
+          // keep the status text
+        }
+        const final = !everOpened || res.statusCode === 401 || res.statusCode === 403;
+        if (res.statusCode === 401) {
+          console.error(`❌ Unauthorized (HTTP 401): ${detail}`);
+          console.error('   The token is missing, invalid or expired: log in again for a fresh one.');
+        } else if (res.statusCode === 403) {
+          console.error(`❌ Forbidden (HTTP 403): ${detail}`);
+        } else if (res.statusCode === 429) {
+          const retry = res.headers['retry-after'];
+          console.error(`❌ Too many connections (HTTP 429): ${detail}${retry ? ` (retry in ${retry} s)` : ''}`);
+        } else {
+          console.error(`❌ The server refused the WebSocket upgrade (HTTP ${res.statusCode}): ${detail}`);
+        }
+        if (final) process.exit(1);
+        socket.terminate();
+        if (!stopping) scheduleReconnect();
+      });
+    });
+
+    socket.on('error', (err) => {
+      if (refused) return; // reported by unexpected-response
+      if (!everOpened) exitCode = 1;
+      const detail = err.code === 'ECONNREFUSED' ? `nothing is listening at ${wsUrl}` : err.message;
+      console.error(`❌ WebSocket error: ${detail}`);
+    });
+
+    socket.on('close', (code, reason) => {
+      if (socket !== ws || refused) return;
+      pending.clear();
+      replaying.clear();
+      if (stopping) {
+        if (timer) clearTimeout(timer);
+        console.log('🔌 WebSocket disconnected');
+        process.exit(exitCode);
+      }
+      // Not opened: the error handler said why.
+      if (opened) console.log(`\n🔌 WebSocket disconnected by the server (${describeClose(code, reason)})`);
+      if (everOpened && opts.reconnect && code !== 1008) {
+        scheduleReconnect();
+        return;
+      }
+      if (timer) clearTimeout(timer);
+      if (!opened || code !== 1000) exitCode = 1;
+      process.exit(exitCode);
+    });
+  }
 
   process.on('SIGINT', () => stop('🛑 Interrupted - closing connection'));
   process.on('SIGTERM', () => stop('🛑 Terminated - closing connection'));
+  connect();
 }
 
 main().catch((err) => fail(err && err.stack ? err.stack : String(err)));
