@@ -47,7 +47,15 @@ def _postgres_database() -> peewee.Database:
     _run_admin_sql(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}")
     database = open_database(POSTGRES_URL)
     database.connect_params["options"] = f"-c search_path={_SCHEMA}"
+    database.connect_params["application_name"] = _SCHEMA
     return database
+
+
+def _end_test_connections() -> None:
+    """Ends this test process's leftover PostgreSQL sessions (a worker thread's connection
+    left idle in a transaction would otherwise block DROP TABLE at teardown forever)."""
+    _run_admin_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   f"WHERE application_name = '{_SCHEMA}' AND pid <> pg_backend_pid()")
 
 
 def _drop_schema() -> None:
@@ -83,6 +91,9 @@ def database(request, tmp_path):
     dbmod.create_tables()
     ensure_lobby()
     yield request.param
+    if request.param == "postgresql":
+        database.close_all()
+        _end_test_connections()
     dbmod.drop_tables()
     database.close_all() if hasattr(database, "close_all") else database.close()
 
