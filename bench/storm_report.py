@@ -69,12 +69,14 @@ def render_storm_block(results: dict[str, Any], json_path: str = "") -> str:
     cfg = results.get("config", {})
     load = field(results, "machine", "loadavg")
     rows = [[t["name"], fmt(t["value"], 2), f"{t['op']} {fmt(t['limit'], 2)}",
-             f"**{status(t)}**", t.get("detail", "")]
+             f"**{status(t)}**",
+             t.get("detail", "") + (f". Cause: {t['cause']}" if t.get("cause") else "")]
             for t in results.get("targets", []) if t["id"].startswith("storm_")]
     out = [STORM_START, "## Reconnect storm (S1)", "",
            f"Run {results.get('started', '?')} ({results.get('mode', '?')} mode)"
            + (f", load average at start {load}" if load else "")
            + (f"; raw results in `{json_path}` (not committed)." if json_path else "."), "",
+           *([f"**Conditions.** {results['note']}", ""] if results.get("note") else []),
            storm_summary(results), ""]
     if rows:
         out += [md_table(["target", "value", "limit", "status", "detail"], rows), ""]
