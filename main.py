@@ -22,6 +22,10 @@ from services.rooms import ensure_lobby
 
 log = logging.getLogger("server")
 
+# Tornado listens with a backlog of 128: a restarted server's clients all reconnecting within a
+# second or two overflow it and wait out SYN retransmits (1, 3, 7 s). The kernel clamps this
+# to net.core.somaxconn.
+LISTEN_BACKLOG = 4096
 SHUTDOWN_GRACE_SECONDS = 3.0
 STOP_TIMEOUT_SECONDS = 10.0
 GC_THRESHOLD_YOUNG = 50_000  # CPython's default is 700 allocations
@@ -61,7 +65,7 @@ async def serve(settings: Settings) -> None:
     ctx.messages.start()
     app = make_app(ctx)
     server = EdgeServer(app, settings=settings)
-    server.listen(settings.port, settings.address)
+    server.listen(settings.port, settings.address, backlog=LISTEN_BACKLOG)
     metrics_server = None
     if settings.metrics and settings.metrics_port:
         metrics_server = tornado.httpserver.HTTPServer(make_metrics_app(ctx))

@@ -8,8 +8,9 @@ decoding JSON, so the client side stays cheap. Each connection binds a source ad
 127.0.0.2 upwards before connecting (IP_BIND_ADDRESS_NO_PORT lets the kernel share ports
 across destinations), so 10k+ connections never run out of ephemeral ports.
 
-Commands: connect, stats, reset, dump, pause, resume, close_all, exit, and rooms_publish and
-rooms_members for the room clients of bench/roomclient.py. The process exits by itself on
+Commands: connect, stats, reset, dump, pause, resume, close_all, exit, rooms_publish and
+rooms_members for the room clients of bench/roomclient.py, and storm_* for the reconnect-storm
+clients of bench/stormclient.py. The process exits by itself on
 stdin EOF (parent gone), on `exit`, or after --max-seconds.
 """
 
@@ -319,6 +320,10 @@ class Worker:
             return {"resumed": self.resume()}
         if op == "close_all":
             return {"closed": self.close_all()}
+        if isinstance(op, str) and op.startswith("storm_"):
+            from bench.stormclient import handle_storm
+
+            return await handle_storm(self, cmd)
         if op in ("rooms_publish", "rooms_members"):
             from bench.roomclient import rooms_members, rooms_publish
 
@@ -354,6 +359,8 @@ async def main_async(max_seconds: float) -> int:
         out.flush()
         if cmd.get("cmd") == "exit":
             break
+    if getattr(worker, "storm", None) is not None:
+        worker.storm.stop()
     worker.close_all()
     return 0
 

@@ -56,6 +56,12 @@ class Mode:
     iso_sends: int = 500  # publishes to the small room, per bystander count (5 rounds)
     iso_few: int = 10  # bystanders in other rooms in the "few" phase
     rooms_budget_seconds: float = 240.0
+    storm_clients: int = 10_000  # reconnect storm (bench/storm.py): clients cut at once
+    storm_rate: float = 2.0  # numbered feed events per second (x clients: ~20k deliveries/s)
+    storm_before: float = 4.0  # seconds of events before the cut
+    storm_after: float = 3.0  # seconds of events after every client has resumed
+    storm_timeout: float = 40.0  # give up waiting for the resumes after this long
+    storm_budget_seconds: float = 150.0
 
     @property
     def connections(self) -> int:
@@ -70,5 +76,6 @@ MODES = {
     "quick": Mode("quick", users=200, tabs=10, workers=2, w2_broadcasts=20, w3_sends=100,
                   w3_few=10, w4_broadcasts=320, w4_pad=512, w4_max_seconds=10.0,
                   w5_broadcasts=20, w5_logins=8, budget_seconds=110.0, rooms=20, members=20,
-                  room_rate=100.0, room_seconds=6.0, iso_sends=150, rooms_budget_seconds=120.0),
+                  room_rate=100.0, room_seconds=6.0, iso_sends=150, rooms_budget_seconds=120.0,
+                  storm_clients=1500, storm_rate=10.0, storm_budget_seconds=90.0),
 }

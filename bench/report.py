@@ -21,6 +21,13 @@ from bench.rooms_report import (  # noqa: E402
     rooms_summary,
 )
 from bench.schema import LABELS, field, fmt, number  # noqa: E402
+from bench.storm_report import (  # noqa: E402
+    STORM_END,
+    STORM_START,
+    render_storm_block,
+    replace_block,
+    storm_summary,
+)
 from bench.tables import (  # noqa: E402
     COLUMNS,
     md_table,
@@ -152,16 +159,19 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
                          [[r[k] for k, _ in COLUMNS] for r in summary_rows(results)]), ""]
     if results.get("rooms"):
         out += ["Rooms workload (R1, R2):", "", rooms_summary(results), ""]
+    if results.get("storm"):
+        out += ["Reconnect storm (S1; targets and details in its section below):", "",
+                storm_summary(results), ""]
     out += ["## Targets", ""]
     rows = []
-    for t in targets:
+    for t in (t for t in targets if not t["id"].startswith("storm_")):
         detail = t.get("detail", "")
         if t.get("cause"):
             detail = (detail + ". " if detail else "") + "Cause: " + t["cause"]
         rows.append([t["name"], fmt(t["value"], 2), f"{t['op']} {fmt(t['limit'], 2)}",
                      fmt(t["ratio"], 2), f"**{status(t)}**", detail])
     out.append(md_table(["target", "value", "limit", "value/limit", "status", "detail"], rows))
-    missed = [t for t in targets if t["met"] is False]
+    missed = [t for t in targets if t["met"] is False and not t["id"].startswith("storm_")]
     out += ["", ("All measured targets are met." if not missed else
                  f"{len(missed)} target(s) missed; the cause is given beside each.")]
     notes = []
@@ -194,11 +204,13 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
             members=cfg.get("members", "?"), users=cfg.get("users", "?"), seconds=secs,
             rate=rate, per_room=rate * secs / max(1, cfg.get("rooms", 1)),
             iso=cfg.get("iso_sends", "?"), few=cfg.get("iso_few", "?")))
+    if results.get("storm"):
+        out += [render_storm_block({**results, "targets": targets}, json_path), ""]
     out += [
         "## Reproduce",
         "",
         "```",
-        "make bench        # full run (W1-W5 within 560 s, rooms within 240 s); writes this page",
+        "make bench        # full run (W1-W5 within 560 s, rooms within 240 s, S1 within 150 s)",
         "make bench-quick  # two to three minutes, smaller counts; for development",
         "make bench-metrics  # W2 with --metrics on and off, side by side",
         "```",
@@ -207,8 +219,9 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         "`bench/peers/node/node_modules` is missing. "
         "`.venv/bin/python -m bench.run --servers product,websockets --profile` runs a subset "
         "and records a py-spy profile of this server during W2 into `bench/results/`; "
-        "`--rooms-only` and `--no-rooms` run only or skip the rooms workload, and `--note` puts "
-        "the run's conditions on this page.",
+        "`--rooms-only` and `--no-rooms` run only or skip the rooms workload, `--storm-only` and "
+        "`--no-storm` the reconnect storm (a `--storm-only` run rewrites only its section), and "
+        "`--note` puts the run's conditions on this page.",
         "",
     ]
     return "\n".join(out)
@@ -248,7 +261,11 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
     text = render_markdown(results, json_path, images)
     if os.path.exists(md_path):
         with open(md_path, encoding="utf-8") as fh:
-            text = keep_block(fh.read(), text)
+            old = fh.read()
+        text = keep_block(old, text)
+        start, end = old.find(STORM_START), old.find(STORM_END)
+        if STORM_START not in text and 0 <= start < end:  # a run without S1 keeps the last one
+            text = replace_block(text, old[start:end + len(STORM_END)])
     os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
     with open(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)

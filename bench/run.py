@@ -9,9 +9,10 @@ Workloads (see docs/benchmarks.md for the definitions): W1 idle connections, W2 
 all, W3 targeted sends with few and many bystanders (product only), W5 login storm during a
 broadcast run (product only), W4 slow consumers during a broadcast run; then the rooms
 workload (bench/rooms.py: R1 publish-to-room fan-out, R2 room isolation) against this product
-and the python-socketio and Node socket.io peers. All traffic stays on
-127.0.0.0/8; every loop is bounded in count and time; child processes get SIGTERM if this
-process dies (PR_SET_PDEATHSIG) and are killed on exit.
+and the python-socketio and Node socket.io peers; then the reconnect storm (bench/storm.py: S1,
+every client cut by a server restart resumes; this product only, the peers have no resume).
+All traffic stays on 127.0.0.0/8; every loop is bounded in count and time; child processes get
+SIGTERM if this process dies (PR_SET_PDEATHSIG) and are killed on exit.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from bench.modes import (  # noqa: E402
 )
 from bench.rooms import RoomsBench  # noqa: E402
 from bench.rooms_report import rooms_summary  # noqa: E402
+from bench.storm import StormBench  # noqa: E402
+from bench.storm_report import storm_summary, write_storm_block  # noqa: E402
 from bench.targets import compute_targets  # noqa: E402
 from bench.workloads import Bench  # noqa: E402
 
@@ -63,9 +66,12 @@ async def main_async(args: argparse.Namespace) -> int:
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
     chosen = [s for s in args.servers.split(",") if s] if args.servers else None
-    servers = [s for s in SERVERS if chosen is None or s in chosen] if not args.rooms_only else []
+    only = args.rooms_only or args.storm_only
+    servers = [s for s in SERVERS if chosen is None or s in chosen] if not only else []
     room_servers = ([s for s in ROOM_SERVERS if chosen is None or s in chosen]
-                    if not args.no_rooms else [])
+                    if not (args.no_rooms or args.storm_only) else [])
+    storm = (not args.no_storm and not args.rooms_only
+             and (chosen is None or "product" in chosen))
     if not shutil.which("node"):
         for lst in (servers, room_servers):
             for s in ("node", "socketio-node"):
@@ -80,9 +86,10 @@ async def main_async(args: argparse.Namespace) -> int:
         "config": {**asdict(mode), "connections": mode.connections,
                    "ping_interval_s": PING_INTERVAL, "server_core": SERVER_CORE,
                    "client_core": CLIENT_CORE, "nofile": NOFILE},
-        "machine": machine_info(),
+        "machine": {**machine_info(), "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())},
         "servers": {},
         "rooms": {},
+        "storm": {},
         "note": args.note,
     }
     deadline_all = time.monotonic() + mode.budget_seconds
@@ -105,6 +112,8 @@ async def main_async(args: argparse.Namespace) -> int:
             finally:
                 await bench.stop()
         await _rooms(mode, room_servers, tmp, clock, results["rooms"])
+        if storm:
+            results["storm"] = await _storm(mode, tmp, clock)
     finally:
         results["finished"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         results["duration_s"] = round(clock.elapsed(), 1)
@@ -120,8 +129,13 @@ async def main_async(args: argparse.Namespace) -> int:
     print()
     print(rooms_summary(results))
     print()
+    print(storm_summary(results))
+    print()
     print(tables.targets_table_text(results))
-    if not args.no_docs:
+    if not args.no_docs and args.storm_only and os.path.exists(args.docs):
+        md = write_storm_block(results, args.docs, os.path.relpath(path, ROOT))
+        clock.say(f"wrote the storm section of {md}")
+    elif not args.no_docs:
         md = report.write_docs(results, args.docs, args.img_dir, os.path.relpath(path, ROOT))
         clock.say(f"wrote {md}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -145,6 +159,19 @@ async def _rooms(mode: Any, servers: list[str], tmp: str, clock: Clock,
             await bench.stop()
 
 
+async def _storm(mode: Any, tmp: str, clock: Clock) -> dict[str, Any]:
+    """Runs the reconnect storm against this product within its budget."""
+    bench = StormBench("product", mode, tmp, clock,
+                       time.monotonic() + mode.storm_budget_seconds, False)
+    try:
+        return await bench.run()
+    except Exception as exc:  # noqa: BLE001 - a failed run is reported, not fatal
+        clock.say(f"storm: FAILED {type(exc).__name__}: {exc}")
+        return {**bench.result, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        await bench.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the benchmark."""
     parser = argparse.ArgumentParser(description="Run the WebSocket benchmark suite.")
@@ -154,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{','.join(dict.fromkeys(SERVERS + ROOM_SERVERS))}")
     parser.add_argument("--rooms-only", action="store_true", help="only the rooms workload")
     parser.add_argument("--no-rooms", action="store_true", help="skip the rooms workload")
+    parser.add_argument("--storm-only", action="store_true",
+                        help="only the reconnect storm (S1, this product)")
+    parser.add_argument("--no-storm", action="store_true", help="skip the reconnect storm")
     parser.add_argument("--profile", action="store_true",
                         help="also record a py-spy profile of the product during W2")
     parser.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))

@@ -1,0 +1,274 @@
+"""Storm clients of the load generator: feed clients that resume after a cut and check order.
+
+Each client keeps a StormState across its connections: the feed's epoch and the offset of the
+last logged event it got, and the sequence numbers (`metadata.seq` of the benchmark's
+system.alert broadcasts) in arrival order. When its socket drops, it reconnects with
+exponential backoff and full jitter to `/ws?token=..&since=OFFSET&epoch=E`; the welcome's
+`{recovered, missed}` are counted, and the client counts as recovered once the `missed`
+replayed events have arrived. Frames are scanned with bytes.find, not decoded, except the
+welcome. Commands: storm_connect, storm_status, storm_check, storm_stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+from array import array
+from typing import Any
+
+from bench.loadgen import IP_BIND_ADDRESS_NO_PORT, KEY, Client
+
+__all__ = ["StormState", "StormClient", "check_sequence", "parse_int_after", "handle_storm"]
+
+WELCOME = b'"type":"connection.established"'
+SEQ = b'"seq":'
+OFFSET = b'"offset":"'
+
+
+def parse_int_after(buf: bytes, mark: bytes, start: int, end: int) -> int | None:
+    """Returns the decimal integer right after mark in buf[start:end], or None."""
+    i = buf.find(mark, start, end)
+    if i < 0:
+        return None
+    j = k = i + len(mark)
+    while k < end and 48 <= buf[k] <= 57:
+        k += 1
+    return int(buf[j:k]) if k > j else None
+
+
+def check_sequence(seqs: list[int] | array, acked: set[int]) -> dict[str, int]:
+    """Checks one client's received numbers against the acknowledged publishes.
+
+    Every acknowledged number must arrive (else a gap), none twice (a duplicate), each above
+    the one before (else out of order). Numbers whose publish was not acknowledged (the
+    request failed during the restart) may arrive once or not at all.
+    """
+    got = set(seqs)
+    disorder = sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b <= a)
+    return {"gaps": len(acked - got), "duplicates": len(seqs) - len(got),
+            "out_of_order": disorder, "received": len(seqs)}
+
+
+class StormState:
+    """What one storm client remembers across its connections."""
+
+    __slots__ = ("token", "source", "seqs", "epoch", "offset", "pending", "recovered",
+                 "not_recovered", "missed", "replayed", "recovered_at", "resumed_at",
+                 "attempts", "conn", "resuming")
+
+    def __init__(self, token: str, source: str) -> None:
+        self.token, self.source = token, source
+        self.seqs = array("i")
+        self.epoch = ""
+        self.offset: int | None = None
+        self.pending = 0  # replayed events still expected after a recovered welcome
+        self.recovered = self.not_recovered = self.missed = self.replayed = 0
+        self.recovered_at = 0.0  # when the last resume's replay was complete
+        self.resumed_at = 0.0  # when the last resume's welcome arrived
+        self.attempts = 0  # reconnect attempts (failed and successful)
+        self.conn: StormClient | None = None
+        self.resuming = False
+
+    def target(self, path: str = "/ws") -> str:
+        """Returns the request target: with since/epoch when a position is known."""
+        if self.resuming and self.epoch and self.offset is not None:
+            return f"{path}?token={self.token}&since={self.offset}&epoch={self.epoch}"
+        return f"{path}?token={self.token}"
+
+    def on_welcome(self, data: dict[str, Any], now: float) -> None:
+        """Takes the feed position and, on a resume, the recovery outcome."""
+        self.epoch = str(data.get("epoch", ""))
+        recovered, missed = bool(data.get("recovered")), int(data.get("missed") or 0)
+        if self.resuming:
+            self.resumed_at = now
+            if recovered:
+                self.recovered += 1
+                self.missed += missed
+                self.pending = missed
+                if not missed:
+                    self.recovered_at = now
+            else:
+                self.not_recovered += 1
+        if not (recovered and missed):
+            self.offset = int(data.get("offset") or 0)
+
+    def on_logged(self, offset: int, seq: int | None, now: float) -> None:
+        """Advances the position by one logged event; records its number if it has one."""
+        self.offset = offset
+        if seq is not None:
+            self.seqs.append(seq)
+        if self.pending:
+            self.pending -= 1
+            self.replayed += 1
+            if not self.pending:
+                self.recovered_at = now
+
+
+class StormClient(Client):
+    """One connection of a storm client."""
+
+    __slots__ = ("state", "storm")
+
+    def __init__(self, stats: Any, request: bytes, ready: asyncio.Future, tag: str,
+                 state: StormState, storm: Storm | None = None) -> None:
+        super().__init__(stats, request, ready, tag)
+        self.state, self.storm = state, storm
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Counts the loss; an upgraded connection's client then resumes."""
+        super().connection_lost(exc)
+        if self.upgraded and self.storm is not None:
+            self.storm.lost(self.state)
+
+    def on_text(self, buf: bytes, start: int, end: int) -> None:
+        """Handles the welcome and logged feed events; counts frames by type."""
+        super().on_text(buf, start, end)
+        now = time.time()
+        if buf.find(WELCOME, start, end) >= 0:
+            self.state.on_welcome(json.loads(buf[start:end])["data"], now)
+            return
+        offset = parse_int_after(buf, OFFSET, start, end)
+        if offset is not None:
+            self.state.on_logged(offset, parse_int_after(buf, SEQ, start, end), now)
+
+
+class Storm:
+    """The storm clients of one load-generator process and their reconnect loop."""
+
+    def __init__(self, worker: Any, cmd: dict[str, Any]) -> None:
+        self.worker = worker
+        self.host, self.port = cmd["host"], int(cmd["port"])
+        self.base, self.cap = float(cmd.get("base", 0.2)), float(cmd.get("cap", 2.0))
+        self.rng = random.Random(int(cmd.get("seed", 0)))
+        sources = cmd.get("sources") or ["127.0.0.2"]
+        self.states = [StormState(t, sources[i % len(sources)])
+                       for i, t in enumerate(cmd["tokens"])]
+        self.reconnect = True
+        self.tasks: set[asyncio.Task] = set()
+
+    async def open(self, state: StormState) -> None:
+        """Opens one connection for state (resuming when it has a position)."""
+        loop = asyncio.get_running_loop()
+        request = (f"GET {state.target()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                   f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((state.source, 0))
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.wait_for(loop.sock_connect(sock, (self.host, self.port)), 10)
+            ready = loop.create_future()
+            client = StormClient(self.worker.stats, request, ready, "storm", state, self)
+            await loop.create_connection(lambda: client, sock=sock)
+            await asyncio.wait_for(ready, 15)
+            state.conn = client
+        except BaseException:
+            sock.close()
+            raise
+
+    def lost(self, state: StormState) -> None:
+        """Schedules a resume for a client whose socket dropped."""
+        if self.reconnect and time.monotonic() < self.worker.deadline:
+            task = asyncio.ensure_future(self.resume(state))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def resume(self, state: StormState) -> None:
+        """Reconnects with exponential backoff and full jitter, at most 40 attempts."""
+        state.resuming = True
+        for attempt in range(40):
+            await asyncio.sleep(self.rng.uniform(0, min(self.cap, self.base * 2 ** attempt)))
+            if not self.reconnect or time.monotonic() > self.worker.deadline:
+                return
+            state.attempts += 1
+            try:
+                await self.open(state)
+                return
+            except Exception:  # noqa: BLE001 - refused while the server restarts: retry
+                continue
+
+    async def connect(self, concurrency: int, timeout: float) -> dict[str, Any]:
+        """Opens every client's first connection; returns the counts."""
+        sem = asyncio.Semaphore(concurrency)
+        errors: dict[str, int] = {}
+        stop_at = time.monotonic() + timeout
+
+        async def one(state: StormState) -> None:
+            async with sem:
+                try:
+                    if time.monotonic() > stop_at:
+                        raise TimeoutError("connect phase over")
+                    await self.open(state)
+                except Exception as exc:  # noqa: BLE001 - counted and reported
+                    key = f"{type(exc).__name__}: {exc}"[:100]
+                    errors[key] = errors.get(key, 0) + 1
+
+        await asyncio.gather(*(one(s) for s in self.states))
+        ok = sum(1 for s in self.states if s.conn is not None)
+        return {"ok": ok, "failed": len(self.states) - ok, "errors": errors}
+
+    def status(self, cut: float) -> dict[str, Any]:
+        """Returns how many clients have resumed since cut, recovered or not."""
+        done = [s for s in self.states if s.resumed_at >= cut]
+        return {"clients": len(self.states),
+                "open": sum(1 for s in self.states if s.conn is not None and s.conn.open),
+                "recovered": sum(1 for s in done if s.recovered_at >= cut and not s.pending),
+                "not_recovered": sum(1 for s in done if s.not_recovered),
+                "resumed": len(done)}
+
+    def check(self, acked: set[int], cut: float) -> dict[str, Any]:
+        """Returns the sequence check and recovery figures of every client, summed."""
+        out: dict[str, Any] = {"clients": len(self.states), "gaps": 0, "duplicates": 0,
+                               "out_of_order": 0, "received": 0, "clients_with_gaps": 0,
+                               "clients_with_duplicates": 0, "recovered": 0, "not_recovered": 0,
+                               "missed": 0, "replayed": 0, "attempts": 0,
+                               "recovery_s": [], "resumed_at": []}
+        for s in self.states:
+            c = check_sequence(s.seqs, acked)
+            for key in ("gaps", "duplicates", "out_of_order", "received"):
+                out[key] += c[key]
+            out["clients_with_gaps"] += bool(c["gaps"])
+            out["clients_with_duplicates"] += bool(c["duplicates"] or c["out_of_order"])
+            for key in ("recovered", "not_recovered", "missed", "replayed", "attempts"):
+                out[key] += getattr(s, key)
+            if s.recovered_at >= cut and not s.pending:
+                out["recovery_s"].append(round(s.recovered_at - cut, 4))
+            if s.resumed_at >= cut:
+                out["resumed_at"].append(round(s.resumed_at - cut, 4))
+        return out
+
+    def stop(self) -> int:
+        """Stops reconnecting and closes every connection."""
+        self.reconnect = False
+        for t in list(self.tasks):
+            t.cancel()
+        closed = 0
+        for s in self.states:
+            if s.conn is not None and s.conn.open and s.conn.transport is not None:
+                s.conn.transport.abort()
+                closed += 1
+        return closed
+
+
+async def handle_storm(worker: Any, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Runs one storm_* command of the load generator."""
+    op = cmd["cmd"]
+    if op == "storm_connect":
+        worker.storm = Storm(worker, cmd)
+        return await worker.storm.connect(int(cmd.get("concurrency", 32)),
+                                          float(cmd.get("timeout", 60)))
+    storm: Storm | None = getattr(worker, "storm", None)
+    if storm is None:
+        return {"error": "no storm clients"}
+    if op == "storm_status":
+        return storm.status(float(cmd.get("cut", 0)))
+    if op == "storm_check":
+        return storm.check(set(cmd["acked"]), float(cmd["cut"]))
+    if op == "storm_stop":
+        return {"closed": storm.stop()}
+    return {"error": f"unknown command {op!r}"}
