@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from tornado.util import _websocket_mask
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
 
 from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close
@@ -82,8 +83,37 @@ class StrictProtocol(WebSocketProtocol13):
         if problem:
             self._fail(PROTOCOL_ERROR.detail(problem))
             return
+        if header[0] & 0x8F in (0x81, 0x82) and self._decompressor is None:
+            data = self._buffered_payload(header[1])
+            if data is not None:  # a whole unfragmented message was already read
+                handled = self._handle_message(header[0] & 0x0F, data)
+                if handled is not None:
+                    await handled
+                return
         self._peeked = header
         await super()._receive_frame()
+
+    def _buffered_payload(self, b1: int) -> bytes | None:
+        """Returns the unmasked payload of the current frame, taken from the stream's buffer
+        without awaiting, or None (nothing consumed) unless all of it is already buffered.
+
+        Only for a final, masked, uncompressed text or binary frame whose header passed
+        frame_problem(); Tornado's reader handles every other frame, and oversized ones.
+        """
+        stream = self.stream
+        length, start = b1 & 0x7F, 4
+        buffered = stream._read_buffer_size
+        if length == 127 or stream._read_future is not None or stream._user_read_buffer:
+            return None
+        if length == 126:
+            if buffered < 2:
+                return None
+            length, start = struct.unpack_from("!H", stream._read_buffer)[0], 6
+        if length > self.params.max_message_size or buffered < start + length:
+            return None
+        frame = stream._consume(start + length)
+        self._wire_bytes_in += start + length
+        return _websocket_mask(frame[start - 4:start], frame[start:])
 
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if self.client_terminated:
