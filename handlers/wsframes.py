@@ -13,6 +13,7 @@ from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close
 __all__ = ["StrictProtocol", "strict_protocol", "frame_problem", "close_problem"]
 
 _KNOWN_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
+_READ_CHUNK = 65536  # at least this much is asked of the stream per read (all it has, up to)
 
 
 def frame_problem(b0: int, b1: int, *, compression: bool, fragmented: bool) -> str | None:
@@ -62,19 +63,28 @@ def close_problem(payload: bytes) -> Close | None:
 class StrictProtocol(WebSocketProtocol13):
     """Checks each frame header, text payload and close frame before Tornado handles it.
 
-    Tornado reads the two header bytes itself; this class reads them first, fails the
-    connection (close frame with the RFC code, then the socket) on a violation, and otherwise
-    hands the same bytes to Tornado's reader through _read_bytes.
+    This class reads the two header bytes first, fails the connection (close frame with the
+    RFC code, then the socket) on a violation, and parses a whole final text or binary frame
+    itself; Tornado's reader, fed from the same buffer through _read_bytes, does the rest.
     """
 
-    _peeked: bytes | None = None
+    # Bytes taken from the stream and not yet parsed: _inbuf[_inpos:]. Reading everything the
+    # stream holds at once leaves its buffer empty, so it never toggles its epoll interest
+    # off and on again per message, and a frame already read is parsed without awaiting.
+    _inbuf: bytes = b""
+    _inpos: int = 0
 
     async def _read_bytes(self, n: int) -> bytes:
-        peeked = self._peeked
-        if peeked is not None:
-            self._peeked = None
-            return peeked
-        return await super()._read_bytes(n)
+        buf, pos = self._inbuf, self._inpos
+        end = pos + n
+        if end > len(buf):
+            buf, pos, end = buf[pos:], 0, n
+            while len(buf) < n:
+                buf += await self.stream.read_bytes(max(n - len(buf), _READ_CHUNK), partial=True)
+            self._inbuf = buf
+        self._inpos = end
+        self._wire_bytes_in += n
+        return buf[pos:end]
 
     async def _receive_frame(self) -> None:
         header = await self._read_bytes(2)
@@ -90,30 +100,31 @@ class StrictProtocol(WebSocketProtocol13):
                 if handled is not None:
                     await handled
                 return
-        self._peeked = header
+        self._inpos -= 2  # Tornado's reader reads the same header again
+        self._wire_bytes_in -= 2
         await super()._receive_frame()
 
     def _buffered_payload(self, b1: int) -> bytes | None:
-        """Returns the unmasked payload of the current frame, taken from the stream's buffer
-        without awaiting, or None (nothing consumed) unless all of it is already buffered.
+        """Returns the unmasked payload of the current frame if all of it was already read,
+        else None (nothing consumed).
 
         Only for a final, masked, uncompressed text or binary frame whose header passed
         frame_problem(); Tornado's reader handles every other frame, and oversized ones.
         """
-        stream = self.stream
-        length, start = b1 & 0x7F, 4
-        buffered = stream._read_buffer_size
-        if length == 127 or stream._read_future is not None or stream._user_read_buffer:
+        buf, pos = self._inbuf, self._inpos
+        length, start = b1 & 0x7F, pos + 4
+        if length == 127:
             return None
         if length == 126:
-            if buffered < 2:
+            if len(buf) < pos + 2:
                 return None
-            length, start = struct.unpack_from("!H", stream._read_buffer)[0], 6
-        if length > self.params.max_message_size or buffered < start + length:
+            length, start = struct.unpack_from("!H", buf, pos)[0], pos + 6
+        end = start + length
+        if length > self.params.max_message_size or len(buf) < end:
             return None
-        frame = stream._consume(start + length)
-        self._wire_bytes_in += start + length
-        return _websocket_mask(frame[start - 4:start], frame[start:])
+        self._inpos = end
+        self._wire_bytes_in += end - pos
+        return _websocket_mask(buf[start - 4:start], buf[start:end])
 
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if self.client_terminated:

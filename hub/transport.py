@@ -11,11 +11,8 @@ from tornado.websocket import WebSocketHandler
 
 __all__ = ["write_frame", "backlog", "check_tornado_internals", "STREAM_INTERNALS"]
 
-# IOStream attributes the fast paths read (this module's writes, handlers/wsframes.py's
-# buffered frame reads); private to Tornado, so checked at start-up.
-STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket",
-                    "_read_buffer", "_read_buffer_size", "_read_future", "_user_read_buffer",
-                    "_consume")
+# IOStream attributes the fast path reads; private to Tornado, so checked at start-up.
+STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket")
 # Handler methods handlers/ws.py overrides or calls to shed per-socket state after the upgrade.
 HANDLER_INTERNALS = ((WebSocketHandler, "_detach_stream"), (RequestHandler, "detach"))
 
