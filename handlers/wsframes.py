@@ -81,10 +81,16 @@ class StrictProtocol(WebSocketProtocol13):
             buf, pos, end = buf[pos:], 0, n
             while len(buf) < n:
                 buf += await self.stream.read_bytes(max(n - len(buf), _READ_CHUNK), partial=True)
-            self._inbuf = buf
-        self._inpos = end
+        self._keep(buf, end)
         self._wire_bytes_in += n
         return buf[pos:end]
+
+    def _keep(self, buf: bytes, pos: int) -> None:
+        """Keeps what is left of buf from pos; an idle socket keeps no bytes at all."""
+        if pos == len(buf):
+            self._inbuf, self._inpos = b"", 0
+        else:
+            self._inbuf, self._inpos = buf, pos
 
     async def _receive_frame(self) -> None:
         header = await self._read_bytes(2)
@@ -100,7 +106,7 @@ class StrictProtocol(WebSocketProtocol13):
                 if handled is not None:
                     await handled
                 return
-        self._inpos -= 2  # Tornado's reader reads the same header again
+        self._inbuf, self._inpos = header + self._inbuf[self._inpos:], 0  # read again by Tornado
         self._wire_bytes_in -= 2
         await super()._receive_frame()
 
@@ -122,7 +128,7 @@ class StrictProtocol(WebSocketProtocol13):
         end = start + length
         if length > self.params.max_message_size or len(buf) < end:
             return None
-        self._inpos = end
+        self._keep(buf, end)
         self._wire_bytes_in += end - pos
         return _websocket_mask(buf[start - 4:start], buf[start:end])
 

@@ -196,3 +196,15 @@ async def test_oversized_frame_read_whole_still_closes_1009(api):
     assert b"unknown_type" in (await conn.read_message()).encode()
     await conn.write_message("x" * 1001)
     assert await wait_closed(conn) == (1009, "message too big")
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_an_idle_socket_keeps_no_read_bytes(api):
+    """Once its last message is handled, a connection's protocol holds no unparsed bytes."""
+    conn = await api.ws((await api.register())["access_token"])
+    await conn.write_message(f'{{"type": "nope", "pad": "{"x" * 5000}"}}')
+    assert b"unknown_type" in (await conn.read_message()).encode()
+    (client,) = api.ctx.hub.clients.values()
+    protocol = client.conn.ws_connection
+    assert protocol._inbuf == b"" and protocol._inpos == 0
