@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import sys
+from collections.abc import Awaitable
 from typing import Any
 
 from tornado.util import _websocket_mask
@@ -102,7 +104,9 @@ class StrictProtocol(WebSocketProtocol13):
         if header[0] & 0x8F in (0x81, 0x82) and self._decompressor is None:
             data = self._buffered_payload(header[1])
             if data is not None:  # a whole unfragmented message was already read
-                handled = self._handle_message(header[0] & 0x0F, data)
+                opcode = header[0] & 0x0F
+                handled = self._on_text(data) if opcode == 0x1 else self._handle_message(
+                    opcode, data)
                 if handled is not None:
                     await handled
                 return
@@ -131,6 +135,24 @@ class StrictProtocol(WebSocketProtocol13):
         self._keep(buf, end)
         self._wire_bytes_in += end - pos
         return _websocket_mask(buf[start - 4:start], buf[start:end])
+
+    def _on_text(self, data: bytes) -> Awaitable[None] | None:
+        """Checks a text message and calls on_message, returning its coroutine to be awaited
+        in place: Tornado's _handle_message would decode it again and wrap it in a Task."""
+        if self.client_terminated:
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self._fail(INVALID_UTF8.detail("text message"))
+            return None
+        self._message_bytes_in += len(data)
+        try:
+            return self.handler.on_message(text)
+        except Exception:
+            self.handler.log_exception(*sys.exc_info())
+            self._abort()
+            return None
 
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if self.client_terminated:
