@@ -62,8 +62,6 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         self._sent_close: int | None = None
         # Set before a refusal whose exception class alone does not say why (metrics label).
         self._refusal: str | None = None
-        # Frames held back while a message is handled (cork()), written with its reply.
-        self._cork: list[bytes] | None = None
 
     # -- handshake -----------------------------------------------------------------------
 
@@ -195,42 +193,11 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- inbound (services/inbound.py parses and dispatches) -----------------------------
 
     async def on_message(self, message: str | bytes) -> None:
-        try:
-            outcome = await self.ctx.inbound.handle(self, message)
-        except BaseException:
-            self._uncork(None)
-            raise
-        self._uncork(outcome.reply)
+        outcome = await self.ctx.inbound.handle(self, message)
+        if outcome.reply is not None:
+            self.send(outcome.reply.encode())
         if outcome.close is not None:
             self.close(*outcome.close)
-
-    def cork(self) -> None:
-        """Holds this connection's outgoing frames until the current message's reply is written.
-
-        A publish verb corks right before it fans out, with no await until the reply, so the
-        publisher's own channel.message and its reply leave in one send(), in that order.
-        """
-        conn = self.ws_connection
-        if self._cork is None and conn is not None and getattr(conn, "_compressor", None) is None:
-            self._cork = []
-
-    def _uncork(self, reply: Event | None) -> None:
-        """Writes the held frames and the reply in one send, then checks the backlog as the
-        fan-out would; without a cork, sends the reply alone."""
-        frames, self._cork = self._cork, None
-        if frames is None:
-            if reply is not None:
-                self.send(reply.encode())
-            return
-        if reply is not None:
-            frames.append(reply.encode().frame)
-        conn = self.ws_connection
-        if not frames or conn is None or conn.is_closing():
-            return
-        stream = conn.stream  # type: ignore[attr-defined]
-        data = frames[0] if len(frames) == 1 else b"".join(frames)
-        if not transport.write_frame(stream, data) and self.client is not None:
-            self.ctx.hub.settle(self.client)
 
     # The inbound Peer interface: who is on this connection and what it is subscribed to.
 
@@ -286,9 +253,6 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         """Writes a pre-encoded event; True if nothing is left queued."""
         conn = self.ws_connection
         if conn is None or conn.is_closing():
-            return True
-        if self._cork is not None:
-            self._cork.append(event.frame)
             return True
         if getattr(conn, "_compressor", None) is not None:
             self.write_message(event.text)  # permessage-deflate: Tornado frames per connection

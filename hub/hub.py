@@ -254,20 +254,6 @@ class Hub:
         self.messages_delivered += delivered
         return delivered
 
-    def settle(self, client: Client) -> bool:
-        """Closes client as a slow consumer if its backlog is over the limits; True if it stays.
-
-        For frames a connection wrote itself (a corked publish and its reply), which the
-        fan-out's own backlog check did not see.
-        """
-        queued, unsent = client.conn.backlog()
-        if queued <= self.max_queued_messages and unsent <= self.max_unsent_bytes:
-            return True
-        self.slow_consumers_dropped += 1
-        log.warning("closing %r: slow consumer", client)
-        self.drop(client, SLOW_CONSUMER)
-        return False
-
     # -- registry changes ----------------------------------------------------------------
 
     def apply(self, control: Control) -> int:

@@ -82,7 +82,6 @@ class ChannelVerbs:
         """publish {channel, data}: sends a message to every subscriber, the sender included."""
         fields = _fields(data)
         room = await self._allowed(peer, fields.get("channel"))
-        peer.cork()  # no await from here to the reply: the sender's copy leaves with it
         sent = self.messages.publish(room, peer.user_id, peer.name, fields.get("data"))
         return reply({"channel": fields["channel"], **sent}, request_id)
 

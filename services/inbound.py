@@ -61,9 +61,6 @@ class Peer(Protocol):
     def rebind(self, principal: Principal) -> None:
         """Moves the connection to principal's session, token version and expiry."""
 
-    def cork(self) -> None:
-        """Holds the connection's outgoing frames until the reply, to write them in one send."""
-
 
 class InboundRecorder(Protocol):
     """Counts inbound messages by verb and error replies by code (services/metrics.py)."""

@@ -526,14 +526,3 @@ def test_presence_announcements_reach_room_and_admins():
     hub.unregister(user)
     clock.advance(5.1)
     assert admin_conn.types[-2:] == ["presence.left", "user.offline"]
-
-
-def test_settle_drops_a_connection_over_the_limits_and_keeps_one_within():
-    """settle() applies the fan-out's slow-consumer limits to frames a connection wrote itself."""
-    hub = new_hub()
-    ok_client, ok = connect(hub, 1, backlog=(MAX_QUEUED_MESSAGES, MAX_UNSENT_BYTES))
-    slow_client, slow = connect(hub, 2, backlog=(3, MAX_UNSENT_BYTES + 1))
-    assert hub.settle(ok_client) is True and ok.closed == []
-    assert hub.settle(slow_client) is False
-    assert slow.closed == [(1013, "slow consumer")] and slow_client.id not in hub.clients
-    assert hub.get_stats()["slow_consumers_dropped"] == 1

@@ -39,9 +39,6 @@ class FakePeer:
     def rebind(self, principal: Principal) -> None:
         self.rebound.append(principal)
 
-    def cork(self) -> None:
-        pass
-
 
 class FakeAuth:
     """Accepts tokens of the form 'user:<id>' and rejects everything else as revoked."""
