@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import struct
+import sys
+from collections.abc import Awaitable
 from typing import Any
 
+from tornado.util import _websocket_mask
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
 
 from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close
@@ -12,6 +15,7 @@ from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close
 __all__ = ["StrictProtocol", "strict_protocol", "frame_problem", "close_problem"]
 
 _KNOWN_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
+_READ_CHUNK = 65536  # at least this much is asked of the stream per read (all it has, up to)
 
 
 def frame_problem(b0: int, b1: int, *, compression: bool, fragmented: bool) -> str | None:
@@ -61,19 +65,34 @@ def close_problem(payload: bytes) -> Close | None:
 class StrictProtocol(WebSocketProtocol13):
     """Checks each frame header, text payload and close frame before Tornado handles it.
 
-    Tornado reads the two header bytes itself; this class reads them first, fails the
-    connection (close frame with the RFC code, then the socket) on a violation, and otherwise
-    hands the same bytes to Tornado's reader through _read_bytes.
+    This class reads the two header bytes first, fails the connection (close frame with the
+    RFC code, then the socket) on a violation, and parses a whole final text or binary frame
+    itself; Tornado's reader, fed from the same buffer through _read_bytes, does the rest.
     """
 
-    _peeked: bytes | None = None
+    # Bytes taken from the stream and not yet parsed: _inbuf[_inpos:]. Reading everything the
+    # stream holds at once leaves its buffer empty, so it never toggles its epoll interest
+    # off and on again per message, and a frame already read is parsed without awaiting.
+    _inbuf: bytes = b""
+    _inpos: int = 0
 
     async def _read_bytes(self, n: int) -> bytes:
-        peeked = self._peeked
-        if peeked is not None:
-            self._peeked = None
-            return peeked
-        return await super()._read_bytes(n)
+        buf, pos = self._inbuf, self._inpos
+        end = pos + n
+        if end > len(buf):
+            buf, pos, end = buf[pos:], 0, n
+            while len(buf) < n:
+                buf += await self.stream.read_bytes(max(n - len(buf), _READ_CHUNK), partial=True)
+        self._keep(buf, end)
+        self._wire_bytes_in += n
+        return buf[pos:end]
+
+    def _keep(self, buf: bytes, pos: int) -> None:
+        """Keeps what is left of buf from pos; an idle socket keeps no bytes at all."""
+        if pos == len(buf):
+            self._inbuf, self._inpos = b"", 0
+        else:
+            self._inbuf, self._inpos = buf, pos
 
     async def _receive_frame(self) -> None:
         header = await self._read_bytes(2)
@@ -82,8 +101,58 @@ class StrictProtocol(WebSocketProtocol13):
         if problem:
             self._fail(PROTOCOL_ERROR.detail(problem))
             return
-        self._peeked = header
+        if header[0] & 0x8F in (0x81, 0x82) and self._decompressor is None:
+            data = self._buffered_payload(header[1])
+            if data is not None:  # a whole unfragmented message was already read
+                opcode = header[0] & 0x0F
+                handled = self._on_text(data) if opcode == 0x1 else self._handle_message(
+                    opcode, data)
+                if handled is not None:
+                    await handled
+                return
+        self._inbuf, self._inpos = header + self._inbuf[self._inpos:], 0  # read again by Tornado
+        self._wire_bytes_in -= 2
         await super()._receive_frame()
+
+    def _buffered_payload(self, b1: int) -> bytes | None:
+        """Returns the unmasked payload of the current frame if all of it was already read,
+        else None (nothing consumed).
+
+        Only for a final, masked, uncompressed text or binary frame whose header passed
+        frame_problem(); Tornado's reader handles every other frame, and oversized ones.
+        """
+        buf, pos = self._inbuf, self._inpos
+        length, start = b1 & 0x7F, pos + 4
+        if length == 127:
+            return None
+        if length == 126:
+            if len(buf) < pos + 2:
+                return None
+            length, start = struct.unpack_from("!H", buf, pos)[0], pos + 6
+        end = start + length
+        if length > self.params.max_message_size or len(buf) < end:
+            return None
+        self._keep(buf, end)
+        self._wire_bytes_in += end - pos
+        return _websocket_mask(buf[start - 4:start], buf[start:end])
+
+    def _on_text(self, data: bytes) -> Awaitable[None] | None:
+        """Checks a text message and calls on_message, returning its coroutine to be awaited
+        in place: Tornado's _handle_message would decode it again and wrap it in a Task."""
+        if self.client_terminated:
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self._fail(INVALID_UTF8.detail("text message"))
+            return None
+        self._message_bytes_in += len(data)
+        try:
+            return self.handler.on_message(text)
+        except Exception:
+            self.handler.log_exception(*sys.exc_info())
+            self._abort()
+            return None
 
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if self.client_terminated:

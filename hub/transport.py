@@ -5,16 +5,20 @@ from __future__ import annotations
 import socket
 
 import tornado
+import tornado.util
 from tornado.iostream import IOStream
 from tornado.web import RequestHandler
-from tornado.websocket import WebSocketHandler
+from tornado.websocket import WebSocketHandler, WebSocketProtocol13
 
 __all__ = ["write_frame", "backlog", "check_tornado_internals", "STREAM_INTERNALS"]
 
 # IOStream attributes the fast path reads; private to Tornado, so checked at start-up.
 STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket")
-# Handler methods handlers/ws.py overrides or calls to shed per-socket state after the upgrade.
-HANDLER_INTERNALS = ((WebSocketHandler, "_detach_stream"), (RequestHandler, "detach"))
+# Handler methods handlers/ws.py overrides or calls to shed per-socket state after the upgrade,
+# and what handlers/wsframes.py's buffered frame reader builds on.
+HANDLER_INTERNALS = ((WebSocketHandler, "_detach_stream"), (RequestHandler, "detach"),
+                     (WebSocketProtocol13, "_read_bytes"), (WebSocketProtocol13, "_receive_frame"),
+                     (WebSocketProtocol13, "_handle_message"), (tornado.util, "_websocket_mask"))
 
 
 def write_frame(stream: IOStream, frame: bytes) -> bool:
@@ -51,8 +55,8 @@ def backlog(stream: IOStream) -> tuple[int, int]:
 
 def check_tornado_internals() -> None:
     """Fails at start-up, naming the Tornado version, if the fast path's internals are gone."""
-    missing = [f"{cls.__name__}.{name}" for cls, name in HANDLER_INTERNALS
-               if not callable(getattr(cls, name, None))]
+    missing = [f"{owner.__name__}.{name}" for owner, name in HANDLER_INTERNALS
+               if not callable(getattr(owner, name, None))]
     left, right = socket.socketpair()
     try:
         stream = IOStream(left)

@@ -87,3 +87,15 @@ async def test_retention_purges_messages_older_than_the_setting(api):
     assert await api.ctx.messages._purge_old() == 1
     remaining = await api.ctx.run(lambda: [m.id for m in RoomMessage.select()])
     assert remaining == ["0002"]
+
+
+@pytest.mark.gen_test
+async def test_stored_messages_keep_the_offset_they_were_published_with(api):
+    """The batch insert stores each message's stream offset, so a restart can replay it."""
+    user = await api.register()
+    await api.ctx.streams.ready("room:lobby")  # the verbs wait for reserved offsets too
+    sent = [api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": n}) for n in range(3)]
+    await api.ctx.messages.flush()
+    stored = await api.ctx.run(lambda: {m.id: m.offset for m in RoomMessage.select()})
+    assert stored == {s["id"]: int(s["offset"]) for s in sent}
+    assert sorted(stored.values()) == [int(s["offset"]) for s in sent]

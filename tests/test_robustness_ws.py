@@ -8,6 +8,7 @@ import os
 import struct
 
 import pytest
+from conftest import wait_closed
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0,
@@ -147,3 +148,63 @@ async def test_well_formed_frames_still_work(raw):
     sock.writer.write(frame(0x8, b""))
     opcode, _ = await sock.read_frame()
     assert opcode == 0x8
+
+
+def _request(n: int, pad: int = 0) -> bytes:
+    return frame(0x1, f'{{"id": {n}, "type": "nope", "pad": "{"x" * pad}"}}'.encode())
+
+
+async def _error_ids(sock: RawSocket, count: int) -> list[int]:
+    ids = []
+    for _ in range(count):
+        opcode, payload = await sock.read_frame()
+        assert opcode == 1 and b'"unknown_type"' in payload, payload
+        ids.append(int(payload.split(b'"id":')[1].split(b",")[0]))
+    return ids
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_frames_arriving_together_are_each_handled_in_order(raw):
+    """Whole frames read in one go (7-bit and 16-bit lengths) are answered in order."""
+    sock = await raw()
+    sock.writer.write(b"".join(_request(n, pad=300 * (n % 2)) for n in range(1, 9)))
+    assert await _error_ids(sock, 8) == list(range(1, 9))
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("cut", [1, 2, 3, 5, 8, 40])
+async def test_a_frame_split_anywhere_is_read_whole(raw, cut):
+    """A frame whose header, length, mask or payload arrives in pieces is still read whole."""
+    sock = await raw()
+    data = _request(1, pad=200) + _request(2)
+    for start in range(0, len(data), cut if cut < 40 else 130):
+        sock.writer.write(data[start:start + (cut if cut < 40 else 130)])
+        await sock.writer.drain()
+        await asyncio.sleep(0.002)
+    assert await _error_ids(sock, 2) == [1, 2]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.settings(max_message_size=1000)
+async def test_oversized_frame_read_whole_still_closes_1009(api):
+    """A frame over the message size limit closes 1009 even when all of it is already read."""
+    conn = await api.ws((await api.register())["access_token"])
+    await conn.write_message(f'{{"type": "nope", "pad": "{"x" * 960}"}}')  # under the limit
+    assert b"unknown_type" in (await conn.read_message()).encode()
+    await conn.write_message("x" * 1001)
+    assert await wait_closed(conn) == (1009, "message too big")
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_an_idle_socket_keeps_no_read_bytes(api):
+    """Once its last message is handled, a connection's protocol holds no unparsed bytes."""
+    conn = await api.ws((await api.register())["access_token"])
+    await conn.write_message(f'{{"type": "nope", "pad": "{"x" * 5000}"}}')
+    assert b"unknown_type" in (await conn.read_message()).encode()
+    (client,) = api.ctx.hub.clients.values()
+    protocol = client.conn.ws_connection
+    assert protocol._inbuf == b"" and protocol._inpos == 0
