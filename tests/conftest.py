@@ -46,7 +46,10 @@ def _postgres_database() -> peewee.Database:
 
     _run_admin_sql(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}")
     database = open_database(POSTGRES_URL)
-    database.connect_params["options"] = f"-c search_path={_SCHEMA}"
+    # A transaction abandoned mid-way (a test swaps the database under a background job)
+    # must not hold its locks forever: PostgreSQL ends it after 5 s idle.
+    database.connect_params["options"] = (
+        f"-c search_path={_SCHEMA} -c idle_in_transaction_session_timeout=5000")
     database.connect_params["application_name"] = _SCHEMA
     return database
 

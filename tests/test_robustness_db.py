@@ -210,6 +210,10 @@ async def test_outage_answers_503_with_retry_after_and_recovers(api):
     schema_options = original.connect_params["options"]
     via_proxy = dbmod.open_database(POSTGRES_URL.replace(":5432", f":{proxy.port}"))
     via_proxy.connect_params["options"] = schema_options
+    # No background database job may straddle the swap (its transaction would be left open).
+    api.ctx.relay.stop_polling()
+    await api.ctx.relay.flush()
+    await api.ctx.messages.flush()
     dbmod.db.initialize(via_proxy)
     try:
         assert (await api.call("GET", "/api/v1/users/me", token=token))[0] == 200
