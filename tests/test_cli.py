@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -16,6 +15,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from serverproc import free_port
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
@@ -346,13 +346,6 @@ async def test_logs_never_contain_tokens(api, caplog, monkeypatch):
 # -- the real server ----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """Asks the OS for a TCP port that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
     """A blocking JSON request for talking to the subprocess server."""
     data = json.dumps(body).encode() if body is not None else None
@@ -369,6 +362,18 @@ def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
             return exc.code, {"raw": raw.decode(errors="replace")}
 
 
+def wait_healthy(proc: subprocess.Popen, base: str, log_path) -> tuple[int, dict]:
+    """Polls GET /health until the subprocess server answers; fails if it exits or after 20 s."""
+    deadline = time.monotonic() + 20
+    while True:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            return http("GET", base + "/health")
+        except OSError:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)  # polling the subprocess until it listens
+
+
 def test_serve_runs_generates_secret_and_stops_on_sigterm(tmp_path):
     """`python main.py` serves the API, creates a 0600 secret, keeps tokens out of its log,
     and exits 0 on SIGTERM."""
@@ -381,15 +386,7 @@ def test_serve_runs_generates_secret_and_stops_on_sigterm(tmp_path):
             cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, env=clean_env())
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    status, parsed = http("GET", base + "/health")
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "server did not start"
-                    time.sleep(0.05)
+            status, parsed = wait_healthy(proc, base, log_path)
             assert status == 200 and parsed["status"] == "ok"
             status, parsed = http("POST", base + "/api/v1/auth/register",
                                   {"name": "John Doe", "email": "john@example.com",

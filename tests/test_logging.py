@@ -8,11 +8,11 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
-from test_cli import clean_env, free_port, http
+from serverproc import free_port
+from test_cli import clean_env, http, wait_healthy
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
@@ -106,15 +106,7 @@ def test_server_with_json_logs_and_metrics_port(tmp_path):
             cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, env=clean_env())
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    status, _ = http("GET", base + "/health")
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "server did not start"
-                    time.sleep(0.05)
+            wait_healthy(proc, base, log_path)
             status, parsed = http("POST", base + "/api/v1/auth/register",
                                   {"name": "J", "email": "j@example.com", "password": "secure123"})
             token = parsed["data"]["access_token"]
