@@ -3,10 +3,11 @@
 Every node listens on one pub/sub channel (`<prefix>:bus`) and applies what arrives there in
 Redis's order, the publishing node included: a logged publication is numbered, appended to
 its stream's history and published in one Lua script (hub/redis_scripts.py), so offsets
-increase in delivery order on every node. Controls are applied on this node at once and on
-the others when they arrive. What a node publishes goes out through one queue, one pipeline
-at a time, so its own messages keep their order. A lost connection is retried with
-exponential backoff and jitter; after resubscribing, every stream is caught up from Redis.
+increase in delivery order on every node. Controls travel the same way, so they keep their
+place after what the node published before them. What a node publishes goes out through one
+queue, one pipeline at a time, so its own messages keep their order. A lost connection is
+retried with exponential backoff and jitter; after resubscribing, every stream is caught up
+from Redis.
 """
 
 from __future__ import annotations
@@ -102,32 +103,31 @@ class RedisBroker:
     # -- publishing ------------------------------------------------------------------------
 
     def publish(self, message: Message) -> int:
-        """Queues message for every node. A control is applied here at once (its count is
-        returned); publications reach this node's hub from the bus like everyone else's."""
+        """Queues message for every node, this one included: each applies it when it comes
+        back from the bus, in Redis's order (so a control follows what was published before
+        it). While Redis is unreachable a control is also applied here at once (and returns
+        its local count), and reaches the other nodes once Redis is back."""
         if isinstance(message, Publication):
             if message.logged:
-                future = self._queue_logged(message, uuid.uuid4().hex)
-                future.add_done_callback(_log_failure)
-                return 0
-            self._put(_Outgoing(self._frame(message)))
+                self.publish_logged(message).add_done_callback(_log_failure)
+            else:
+                self._put(_Outgoing(self._frame(message)))
             return 0
-        touched = self._apply(message)
+        touched = 0 if self.sending else self._apply(message)
         self._put(_Outgoing(self._frame(message), control=True))
         return touched
 
-    async def publish_logged(self, message: Publication, key: str | None = None
-                             ) -> tuple[str, int]:
-        """Numbers, logs and publishes message; returns (offset, 0: local delivery follows
-        from the bus). `key` makes it idempotent: a second publish of the same key returns
-        the first one's offset and publishes nothing. StreamUnavailable if Redis is down."""
+    def publish_logged(self, message: Publication, key: str | None = None
+                       ) -> asyncio.Future[tuple[str, int]]:
+        """Queues message to be numbered, logged and published by the Lua script; the future
+        gives (offset, 0: local delivery follows from the bus). `key` makes it idempotent: a
+        key published before gets the first offset and nothing is published again. Fails
+        with StreamUnavailable at once while Redis is unreachable."""
+        future: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
         if not self.sending:
-            raise StreamUnavailable(message.stream)
-        offset = await self._queue_logged(message, key or uuid.uuid4().hex)
-        return str(offset), 0
-
-    def _queue_logged(self, message: Publication, key: str) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._put(_Outgoing(self._frame(message), message, key, future))
+            future.set_exception(StreamUnavailable(message.stream))
+        else:
+            self._put(_Outgoing(self._frame(message), message, key or uuid.uuid4().hex, future))
         return future
 
     def _frame(self, message: Message) -> bytes:
@@ -162,7 +162,7 @@ class RedisBroker:
                 if isinstance(result, Exception):
                     item.future.set_exception(StreamUnavailable(str(result)))
                 else:
-                    item.future.set_result(int(result[0]))
+                    item.future.set_result((str(int(result[0])), 0))
 
     async def _send(self, batch: list[_Outgoing]) -> list[Any]:
         now = str(int(time.time() * 1000))
@@ -234,7 +234,7 @@ class RedisBroker:
     def _receive(self, data: bytes) -> None:
         try:
             head, epoch, frame = data.split(b":", 2)
-            node, message = codec.decode(frame)
+            _, message = codec.decode(frame)
         except (ValueError, codec.CodecError):
             log.error("dropped an undecodable bus message (%d bytes)", len(data))
             return
@@ -243,7 +243,7 @@ class RedisBroker:
                 self.log.receive(message.stream, epoch.decode(), int(head), message)
             else:
                 self._deliver(message)
-        elif node != self.node_id:  # this node applied its own control when publishing
+        else:
             self._apply(message)
 
     def _deliver(self, publication: Publication) -> object:
