@@ -26,7 +26,7 @@ from hub import codec
 from hub.broker import Handler, new_node_id
 from hub.disconnect import FELL_BEHIND
 from hub.history import StreamUnavailable, new_epoch
-from hub.messages import CloseStream, Message, Publication
+from hub.messages import FEED, CloseStream, Message, Publication
 from hub.redis_log import REDIS_ERRORS, RedisLog
 from hub.redis_scripts import PUBLISH_LUA, Keys
 
@@ -35,7 +35,11 @@ __all__ = ["RedisBroker", "backoff"]
 log = logging.getLogger("redis.broker")
 
 BATCH = 256  # messages per pipeline
-SEEN_TTL = 600  # seconds a logged publication's idempotency key is remembered
+# Seconds a logged publication's idempotency key is remembered: a feed event's (an outbox
+# row's event id) long enough for every node's relay to see the row marked; a room
+# message's long enough for a retried pipeline.
+SEEN_TTL = {FEED: 600}
+SEEN_TTL_ROOM = 30
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
 
@@ -54,6 +58,7 @@ class _Outgoing:
     key: str = ""
     future: asyncio.Future | None = None
     control: bool = False  # retried until sent: other nodes must apply it
+    applied: bool = False  # a control already applied here (Redis was down)
 
 
 class RedisBroker:
@@ -110,11 +115,11 @@ class RedisBroker:
         if isinstance(message, Publication):
             if message.logged:
                 self.publish_logged(message).add_done_callback(_log_failure)
-            else:
+            elif self.sending:  # ephemeral (typing, presence): dropped while Redis is down
                 self._put(_Outgoing(self._frame(message)))
             return 0
         touched = 0 if self.sending else self._apply(message)
-        self._put(_Outgoing(self._frame(message), control=True))
+        self._put(_Outgoing(self._frame(message), control=True, applied=not self.sending))
         return touched
 
     def publish_logged(self, message: Publication, key: str | None = None
@@ -176,13 +181,13 @@ class RedisBroker:
                 await self._publish(
                     keys=[self.keys.meta(stream), self.keys.log(stream), self.keys.seen(item.key)],
                     args=[item.frame, self.log.size, max(1, int(self.ttl)), new_epoch(),
-                          self.keys.bus, now, SEEN_TTL],
+                          self.keys.bus, now, SEEN_TTL.get(stream, SEEN_TTL_ROOM)],
                     client=pipe)
             return await pipe.execute(raise_on_error=False)
 
     def _failed(self, batch: list[_Outgoing], exc: BaseException) -> None:
-        """Fails the batch's publications (callers answer `unavailable`) and every logged one
-        still queued; keeps controls, in order, for the next attempt."""
+        """Fails the batch's logged publications (callers answer `unavailable`) and every
+        one still queued, drops ephemeral ones and keeps controls, in order, to retry."""
         if self.sending:
             log.warning("Redis unreachable for publishing (%s): retrying with backoff", exc)
         self.sending = False
@@ -190,8 +195,11 @@ class RedisBroker:
         for item in [*batch, *self._queue]:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(StreamUnavailable(str(exc)))
-        rest = [item for item in self._queue if item.control or item.future is None]
-        self._queue = deque([*keep, *rest])
+        self._queue = deque([*keep, *(item for item in self._queue if item.control)])
+        for item in self._queue:  # local sockets feel a control now, not when Redis is back
+            if not item.applied:
+                item.applied = True
+                self._apply(codec.decode(item.frame)[1])
 
     async def _ping(self) -> None:
         try:
