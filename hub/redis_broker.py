@@ -275,6 +275,7 @@ class RedisBroker:
             with contextlib.suppress(*REDIS_ERRORS):
                 await asyncio.wait_for(self._send(list(self._queue)), 2.0)
         self._closed = True
+        self.log.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
