@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError, Message
 from hub import events_pb2 as pb
 
 __all__ = ["SUBPROTOCOL", "JSON_SUBPROTOCOL", "encode_event", "decode_request", "PAYLOADS",
-           "VERBS", "DecodeError"]
+           "VERBS", "DecodeError", "BadJsonField"]
 
 log = logging.getLogger("hub")
 
@@ -54,6 +54,14 @@ VERBS: dict[str, str] = {
     "presence": "presence", "history": "history", "typing": "typing",
     "auth_refresh": "auth.refresh",
 }
+
+
+class BadJsonField(ValueError):
+    """A Request's JSON text field does not parse; carries the request's id for the error."""
+
+    def __init__(self, message: str, request_id: int | None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 class _Unfit(Exception):
@@ -136,16 +144,20 @@ def _fields_of(message: Message, loads: Callable[[str], Any]) -> dict[str, Any]:
 def decode_request(raw: bytes, loads: Callable[[str], Any]) -> dict[str, Any]:
     """Returns a `Request` as the JSON protocol's `{"id"?, "type", "data"}` request.
 
-    Raises DecodeError for bytes that are not a Request or one that names no verb; `loads`
-    parses JSON text fields and raises what it raises.
+    Raises DecodeError for bytes that are not a Request or one that names no verb, and
+    BadJsonField when `loads` (which parses the JSON text fields) raises ValueError.
     """
     request = pb.Request()
     request.ParseFromString(raw)
     which = request.WhichOneof("request")
     if which is None:
         raise DecodeError("a Request names one verb: " + ", ".join(VERBS))
-    parsed: dict[str, Any] = {"type": VERBS[which],
-                              "data": _fields_of(getattr(request, which), loads)}
-    if request.HasField("id"):
-        parsed["id"] = request.id
+    request_id = request.id if request.HasField("id") else None
+    try:
+        data = _fields_of(getattr(request, which), loads)
+    except ValueError as exc:
+        raise BadJsonField(str(exc), request_id) from None
+    parsed: dict[str, Any] = {"type": VERBS[which], "data": data}
+    if request_id is not None:
+        parsed["id"] = request_id
     return parsed

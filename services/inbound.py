@@ -157,6 +157,8 @@ class Inbound:
         except protowire.DecodeError:
             return "invalid", error("invalid_message", "binary messages are events.v1 Request "
                                     "messages (proto/events.proto) naming one verb")
+        except protowire.BadJsonField as exc:
+            return "invalid", error("invalid_json", str(exc), exc.request_id)
         except jsonlimits.JsonRejected as exc:
             return "invalid", error("invalid_json", str(exc))
         except ValueError:
