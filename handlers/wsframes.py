@@ -114,7 +114,12 @@ class StrictProtocol(WebSocketProtocol13):
                 return
         self._inbuf, self._inpos = header + self._inbuf[self._inpos:], 0  # read again by Tornado
         self._wire_bytes_in -= 2
+        compressed = self._frame_compressed
         await super()._receive_frame()
+        if header[0] & 0x08 and self._fragmented_message_buffer is not None:
+            # Tornado clears the flag for any control frame, even one interleaved in a
+            # fragmented compressed message, which then would not be inflated.
+            self._frame_compressed = compressed
 
     def _buffered_payload(self, b1: int) -> bytes | None:
         """Returns the unmasked payload of the current frame if all of it was already read,

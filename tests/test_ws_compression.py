@@ -149,6 +149,25 @@ async def test_compressed_client_frames_are_inflated(api):
 
 
 @sqlite_only
+@compression_on
+@pytest.mark.gen_test
+async def test_fragmented_compressed_message_with_a_ping_inside_is_inflated(api):
+    """A compressed message split in two frames with a ping between them still inflates."""
+    user = await api.register()
+    client = await WireClient.connect(api.ws_url, user["access_token"], extensions=OFFER)
+    await client.read_event()
+    packed = deflate.deflate_message(json.dumps(
+        {"id": 3, "type": "presence", "data": {"channel": "room:lobby"}}).encode())
+    half = len(packed) // 2
+    await client.send_frame(0x41, packed[:half])  # text, RSV1, not final
+    await client.send_frame(0x89, b"hi")  # ping between the fragments
+    await client.send_frame(0x80, packed[half:])  # final continuation
+    reply = await client.read_event()
+    assert reply["type"] == "reply" and reply["id"] == 3, reply
+    client.close()
+
+
+@sqlite_only
 @pytest.mark.parametrize("server_compression", [pytest.param(True, marks=compression_on), False])
 @pytest.mark.gen_test(timeout=30)
 async def test_websockets_client_interoperates_with_compression_on_and_off(

@@ -96,10 +96,14 @@ class WireClient:
                 return event
 
     async def send(self, payload: bytes, opcode: int = 0x1, compress: bool = False) -> None:
-        """Sends one masked frame, deflated with RSV1 set when compress is true."""
+        """Sends one masked message, deflated with RSV1 set when compress is true."""
         first = 0x80 | opcode
         if compress:
             payload, first = deflate_message(payload), first | RSV1
+        await self.send_frame(first, payload)
+
+    async def send_frame(self, first: int, payload: bytes) -> None:
+        """Sends one masked frame with the given first byte (FIN, RSV bits and opcode)."""
         mask = os.urandom(4)
         size = len(payload)
         if size < 126:
