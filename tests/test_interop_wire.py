@@ -71,7 +71,8 @@ def _decode(message: dict[str, str], protobuf: bool) -> dict[str, Any]:
     assert "b64" in message, message
     event = pb.Event.FromString(base64.b64decode(message["b64"]))
     which = event.WhichOneof("data")
-    return {"type": event.type, "id": event.id, "payload": getattr(event, which)}
+    return {"type": event.type, "id": event.id, "payload": getattr(event, which),
+            "offset": event.offset if event.HasField("offset") else None}
 
 
 @sqlite_only
@@ -109,6 +110,23 @@ async def test_chromium_receives_and_sends_in_every_variant(api, inflated, proto
                              "data": {"channel": "room:lobby", "data": body}}):
                 await page.evaluate("(t) => window.ws.send(t)", json.dumps(request))
         events = await received(page, 6, protobuf)
+        # Away and back: the welcome says what was missed and the replay follows it.
+        epoch = (events[0]["payload"].epoch if protobuf else events[0]["data"]["epoch"])
+        since = events[2]["offset"]
+        await page.evaluate("window.ws.close()")
+        await broadcast(api, token, BIG + "again")
+        await broadcast(api, token, "small again")
+        await page.evaluate(OPEN_JS, {
+            "url": f"{api.ws_url}/ws?token={token}&since={since}&epoch={epoch}",
+            "protocols": [PROTOBUF] if protobuf else []})
+        back = await received(page, 3, protobuf)
+    welcome = back[0]["payload"] if protobuf else back[0]["data"]
+    answer = ((welcome.recovered, welcome.missed) if protobuf
+              else (welcome["recovered"], welcome["missed"]))
+    assert back[0]["type"] == "connection.established" and answer == (True, 2)
+    replayed = [(e["payload"].message if protobuf else e["data"]["message"]) for e in back[1:3]]
+    assert replayed == [BIG + "again", "small again"]
+    assert [e["offset"] for e in back[1:3]] == [str(int(since) + 1), str(int(since) + 2)]
     assert [e["type"] for e in events] == ["connection.established", "system.alert",
                                            "system.alert", "reply", "channel.message", "reply"]
     if protobuf:

@@ -186,10 +186,12 @@ async def test_websockets_client_interoperates_with_compression_on_and_off(
                 if got["type"] not in skip:
                     return got
 
-        assert (await event())["type"] == "connection.established"
+        welcome = await event()
+        assert welcome["type"] == "connection.established"
         await broadcast(api, token, "small")
         await broadcast(api, token, BIG)
-        assert [(await event())["data"]["message"] for _ in range(2)] == ["small", BIG]
+        alerts = [await event() for _ in range(2)]
+        assert [a["data"]["message"] for a in alerts] == ["small", BIG]
         await ws.send(json.dumps({"id": 1, "type": "subscribe",
                                   "data": {"channel": "room:lobby"}}))
         assert (await event())["id"] == 1
@@ -199,6 +201,15 @@ async def test_websockets_client_interoperates_with_compression_on_and_off(
         echoed = await event()
         assert echoed["type"] == "channel.message" and echoed["data"]["body"] == body
         assert (await event())["id"] == 2
+    # Missed while away: the welcome of the resume, then the replay, small and large.
+    await broadcast(api, token, BIG + "1")
+    await broadcast(api, token, "small 2")
+    since = f"&since={alerts[1]['offset']}&epoch={welcome['data']['epoch']}"
+    async with websockets_connect(f"{api.ws_url}/ws?token={token}{since}") as ws:
+        hello = json.loads(await ws.recv())
+        assert (hello["data"]["recovered"], hello["data"]["missed"]) == (True, 2)
+        replayed = [json.loads(await ws.recv()) for _ in range(2)]
+        assert [r["data"]["message"] for r in replayed] == [BIG + "1", "small 2"]
 
 
 @sqlite_only
