@@ -275,9 +275,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="page whose wire-formats section to update ('' for none)")
     parser.add_argument("--micro", action="store_true",
                         help="only time the once-per-publish encodings in-process")
+    parser.add_argument("--render", metavar="JSON",
+                        help="only rewrite the docs section from a saved wire-*.json")
     args = parser.parse_args(argv)
     if args.micro:
         print(json.dumps(micro(), indent=1))
+        return 0
+    if args.render:
+        with open(args.render, encoding="utf-8") as fh:
+            report = json.load(fh)
+        write_block(args.docs, render_block(report, os.path.basename(args.render)))
         return 0
     return asyncio.run(main_async(args))
 
