@@ -135,14 +135,15 @@ async def main_async(args: argparse.Namespace) -> int:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=1)
     clock.say(f"wrote {path}")
-    print()
-    print(tables.text_table(results))
-    print()
-    print(rooms_summary(results))
-    print()
-    print(storm_summary(results))
-    print()
-    print(tables.targets_table_text(results))
+    if not args.wire_only:
+        print()
+        print(tables.text_table(results))
+        print()
+        print(rooms_summary(results))
+        print()
+        print(storm_summary(results))
+        print()
+        print(tables.targets_table_text(results))
     if results["wire"]:
         print()
         print(wire_table(results["wire"]))
