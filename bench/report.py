@@ -13,6 +13,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # also runs as `python bench/report.py`
     sys.path.insert(0, ROOT)
 
+from bench.cluster_report import (  # noqa: E402
+    CLUSTER_END,
+    CLUSTER_START,
+    render_cluster_block,
+)
 from bench.plots import draw_plots  # noqa: E402
 from bench.rooms_report import (  # noqa: E402
     ROOMS_METHOD,
@@ -266,6 +271,13 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
         start, end = old.find(STORM_START), old.find(STORM_END)
         if STORM_START not in text and 0 <= start < end:  # a run without S1 keeps the last one
             text = replace_block(text, old[start:end + len(STORM_END)])
+        start, end = old.find(CLUSTER_START), old.find(CLUSTER_END)
+        if not results.get("cluster") and 0 <= start < end:  # likewise C1-C3
+            text = replace_block(text, old[start:end + len(CLUSTER_END)], CLUSTER_START,
+                                 CLUSTER_END)
+    if results.get("cluster"):
+        text = replace_block(text, render_cluster_block(results, json_path), CLUSTER_START,
+                             CLUSTER_END)
     os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
     with open(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)

@@ -10,7 +10,9 @@ all, W3 targeted sends with few and many bystanders (product only), W5 login sto
 broadcast run (product only), W4 slow consumers during a broadcast run; then the rooms
 workload (bench/rooms.py: R1 publish-to-room fan-out, R2 room isolation) against this product
 and the python-socketio and Node socket.io peers; then the reconnect storm (bench/storm.py: S1,
-every client cut by a server restart resumes; this product only, the peers have no resume).
+every client cut by a server restart resumes; this product only, the peers have no resume);
+then the cluster workloads (bench/cluster.py: C1 the Redis broker's CPU per delivery against
+the memory broker's, C2 two nodes with alerts published on one, C3 a node killed behind nginx).
 All traffic stays on 127.0.0.0/8; every loop is bounded in count and time; child processes get
 SIGTERM if this process dies (PR_SET_PDEATHSIG) and are killed on exit.
 """
@@ -37,6 +39,8 @@ if ROOT not in sys.path:
 
 from bench import report, tables  # noqa: E402
 from bench.clock import Clock  # noqa: E402
+from bench.cluster import ClusterBench  # noqa: E402
+from bench.cluster_report import cluster_summary, write_cluster_block  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
 from bench.modes import (  # noqa: E402
     CLIENT_CORE,
@@ -66,12 +70,14 @@ async def main_async(args: argparse.Namespace) -> int:
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
     chosen = [s for s in args.servers.split(",") if s] if args.servers else None
-    only = args.rooms_only or args.storm_only
+    only = args.rooms_only or args.storm_only or args.cluster_only
     servers = [s for s in SERVERS if chosen is None or s in chosen] if not only else []
     room_servers = ([s for s in ROOM_SERVERS if chosen is None or s in chosen]
-                    if not (args.no_rooms or args.storm_only) else [])
-    storm = (not args.no_storm and not args.rooms_only
+                    if not (args.no_rooms or args.storm_only or args.cluster_only) else [])
+    storm = (not args.no_storm and not args.rooms_only and not args.cluster_only
              and (chosen is None or "product" in chosen))
+    cluster = (not args.no_cluster and not args.rooms_only and not args.storm_only
+               and (chosen is None or "product" in chosen))
     if not shutil.which("node"):
         for lst in (servers, room_servers):
             for s in ("node", "socketio-node"):
@@ -90,6 +96,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "servers": {},
         "rooms": {},
         "storm": {},
+        "cluster": {},
         "note": args.note,
     }
     deadline_all = time.monotonic() + mode.budget_seconds
@@ -114,6 +121,9 @@ async def main_async(args: argparse.Namespace) -> int:
         await _rooms(mode, room_servers, tmp, clock, results["rooms"])
         if storm:
             results["storm"] = await _storm(mode, tmp, clock)
+        if cluster:
+            results["cluster"] = await ClusterBench(
+                mode, tmp, clock, time.monotonic() + mode.cluster_budget_seconds).run()
     finally:
         results["finished"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         results["duration_s"] = round(clock.elapsed(), 1)
@@ -131,10 +141,15 @@ async def main_async(args: argparse.Namespace) -> int:
     print()
     print(storm_summary(results))
     print()
+    print(cluster_summary(results))
+    print()
     print(tables.targets_table_text(results))
     if not args.no_docs and args.storm_only and os.path.exists(args.docs):
         md = write_storm_block(results, args.docs, os.path.relpath(path, ROOT))
         clock.say(f"wrote the storm section of {md}")
+    elif not args.no_docs and args.cluster_only and os.path.exists(args.docs):
+        md = write_cluster_block(results, args.docs, os.path.relpath(path, ROOT))
+        clock.say(f"wrote the cluster section of {md}")
     elif not args.no_docs:
         md = report.write_docs(results, args.docs, args.img_dir, os.path.relpath(path, ROOT))
         clock.say(f"wrote {md}")
@@ -184,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storm-only", action="store_true",
                         help="only the reconnect storm (S1, this product)")
     parser.add_argument("--no-storm", action="store_true", help="skip the reconnect storm")
+    parser.add_argument("--cluster-only", action="store_true",
+                        help="only the cluster workloads (C1-C3: Redis broker cost, two nodes, "
+                        "a node killed behind nginx)")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the cluster workloads")
     parser.add_argument("--profile", action="store_true",
                         help="also record a py-spy profile of the product during W2")
     parser.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"\n  {cluster.url}/  (dashboard; the API and /ws are under the same URL)\n"
           f"  logs and nginx.conf: {config.workdir}\n"
-          f"  an admin: .venv/bin/python main.py create-admin --database-url={cluster.database_url} "
+          "  an admin: .venv/bin/python main.py create-admin "
+          f"--database-url={cluster.database_url} "
           "--email=admin@example.com --password=change-me-now\n"
           "  Ctrl-C stops the cluster.\n", flush=True)
     reported: set[int] = set()
