@@ -38,6 +38,10 @@ class Broker(Protocol):
     async def start(self) -> None:
         """Connects and begins receiving other nodes' messages."""
 
+    # True when publish() only queues (the Redis broker): a caller that needs a logged
+    # publication's offset, or to know it was sequenced, awaits publish_logged().
+    deferred: bool
+
     def publish(self, message: Message) -> int:
         """Publishes message to every node.
 
@@ -47,6 +51,19 @@ class Broker(Protocol):
         sent to every other node, which applies it once. The return value counts only this
         node's connections that received it (or, for a control, that it touched); other
         nodes' counts are not known to the caller.
+
+        A deferred broker (Redis) only queues the message here and returns 0 for a
+        publication (every node, this one included, applies it when Redis hands it back);
+        a control is applied to this node at once and its count returned.
+        """
+
+    async def publish_logged(self, message: Publication, key: str | None = None
+                             ) -> tuple[str, int]:
+        """Positions, logs and publishes a logged publication; returns (offset, local count).
+
+        Raises StreamUnavailable when it cannot be numbered now. `key` (an event id) makes it
+        idempotent where the broker is shared: publishing a key again returns the first
+        offset and delivers nothing (the memory broker has one relay and ignores it).
         """
 
     async def close(self) -> None:
@@ -72,6 +89,8 @@ class MemoryBroker:
     async def start(self) -> None:
         """Nothing to connect to."""
 
+    deferred = False
+
     def publish(self, message: Message) -> int:
         """Positions a logged publication, then applies message to the local hub synchronously."""
         if self._handler is None:
@@ -80,6 +99,14 @@ class MemoryBroker:
             event = self.log.append(message.stream, message.targets, message.event)
             message = replace(message, event=event)
         return self._handler(message)
+
+    async def publish_logged(self, message: Publication, key: str | None = None
+                             ) -> tuple[str, int]:
+        """Positions and delivers a logged publication at once; returns (offset, recipients)."""
+        if self._handler is None:
+            raise RuntimeError("MemoryBroker.publish_logged called before attach()")
+        event = self.log.append(message.stream, message.targets, message.event)
+        return event.offset or "", self._handler(replace(message, event=event))
 
     async def close(self) -> None:
         """Forgets the handler; nothing else to release."""

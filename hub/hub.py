@@ -14,7 +14,9 @@ from hub.history import Recovery
 from hub.messages import (
     ADMINS,
     ALL,
+    FEED,
     CloseSession,
+    CloseStream,
     CloseUser,
     Control,
     Message,
@@ -183,6 +185,24 @@ class Hub:
         by_type[event.type] = by_type.get(event.type, 0) + 1
         return delivered
 
+    async def publish_logged(self, event: Event, targets: tuple[Target, ...],
+                             key: str | None = None) -> str:
+        """Publishes a logged event and returns its offset once it is numbered; raises
+        StreamUnavailable when it cannot be numbered now. `key` deduplicates (an event id)."""
+        started = time.perf_counter()
+        offset, _ = await self.broker.publish_logged(
+            Publication(event, targets, stream_of(targets), True), key)
+        if self.observe_delivery is not None and not self.broker.deferred:
+            self.observe_delivery(time.perf_counter() - started)
+        self.events_published += 1
+        by_type = self.published_by_type
+        by_type[event.type] = by_type.get(event.type, 0) + 1
+        return offset
+
+    async def prepare(self, stream: str, since: object = None) -> None:
+        """Readies a stream's log for recover() (a shared log may have to be read first)."""
+        await self.broker.log.prepare(stream, since)
+
     def recover(self, client: Client, stream: str, since: object, epoch: object,
                 joining: bool = False) -> tuple[Recovery, list[Encoded]]:
         """Returns a stream's recovery for a connection and the missed events it may see.
@@ -293,6 +313,9 @@ class Hub:
                 clients = list(self.by_session.get(session_id, _EMPTY).values())
             case Unsubscribe(channel, reason, user_id):
                 return self._unsubscribe_all(channel, reason, user_id)
+            case CloseStream(stream, close):
+                index = self.clients if stream == FEED else self.by_channel.get(stream, _EMPTY)
+                clients = list(index.values())
             case _:
                 raise TypeError(f"unknown control {control!r}")
         for client in clients:

@@ -13,6 +13,7 @@ database) means a kick and a poll never publish one row twice.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -41,6 +42,8 @@ POLL_BATCH = 500
 MARK_BATCH = 500
 RECENT_IDS = 20_000  # published ids remembered beyond their mark (see _evict)
 RETRY_SECONDS = 0.05
+RETRY_CAP = 2.0  # seconds between attempts while the broker cannot number rows
+DEFERRED_WINDOW = 100  # rows in flight at once to a broker that numbers them remotely
 PURGE_INTERVAL_MS = 3600 * 1000
 
 
@@ -96,6 +99,7 @@ class Relay:
         self._safe = 0  # mark batches committed before the last finished poll began
         self._mark_task: asyncio.Future | None = None
         self._retry: object | None = None
+        self._drain_task: asyncio.Future | None = None
         self._poll: PeriodicCallback | None = None
         self._purge: PeriodicCallback | None = None
         self._polling = False
@@ -122,6 +126,10 @@ class Relay:
         return first
 
     def _drain(self) -> dict[str, int]:
+        if self.hub.broker.deferred:  # Redis numbers the rows: publish them asynchronously
+            if self._drain_task is None:
+                self._drain_task = asyncio.ensure_future(self._drain_deferred())
+            return {}
         counts: dict[str, int] = {}
         while self._queue:
             row = self._queue[0]
@@ -139,6 +147,40 @@ class Relay:
         if self._marks and self._mark_task is None:
             self._mark_task = asyncio.ensure_future(self._write_marks())
         return counts
+
+    async def _drain_deferred(self) -> None:
+        """Publishes the queued rows in order through a broker that numbers them remotely, a
+        window at a time (its queue keeps their order); a row that cannot be numbered (Redis
+        is down) stays queued, with every row after it, and is tried again with backoff.
+        The row's event id is the idempotency key: a row another node (or a retry) already
+        published is not published twice."""
+        attempt = 0
+        try:
+            while self._queue:
+                window = list(itertools.islice(self._queue, DEFERRED_WINDOW))
+                results = await asyncio.gather(
+                    *(self.hub.publish_logged(Event(r.type, r.data, r.timestamp), r.targets,
+                                              r.event_id) for r in window),
+                    return_exceptions=True)
+                now = time.time()
+                for row, result in zip(window, results, strict=True):
+                    if isinstance(result, BaseException):
+                        break
+                    self._queue.popleft()
+                    self.published += 1
+                    self._marks.append((row.event_id, int(result), now))
+                if self._marks and self._mark_task is None:
+                    self._mark_task = asyncio.ensure_future(self._write_marks())
+                failed = [r for r in results if isinstance(r, BaseException)]
+                if failed:
+                    if not isinstance(failed[0], StreamUnavailable):
+                        log.error("publishing outbox rows failed: %r", failed[0])
+                    attempt += 1
+                    await asyncio.sleep(min(RETRY_CAP, RETRY_SECONDS * 2 ** attempt))
+                else:
+                    attempt = 0
+        finally:
+            self._drain_task = None
 
     def _retry_now(self) -> None:
         self._retry = None
@@ -200,6 +242,8 @@ class Relay:
         """Publishes every unpublished row (start-up, before serving), then polls every second."""
         while await self.poll():
             pass
+        if self.hub.broker.deferred:  # give the rows found a moment to be numbered
+            await self.drained(5.0)
         self._poll = PeriodicCallback(self.poll, POLL_SECONDS * 1000)
         self._poll.start()
         self._purge = PeriodicCallback(self.purge, PURGE_INTERVAL_MS)
@@ -236,7 +280,17 @@ class Relay:
         if self._retry is not None:
             IOLoop.current().remove_timeout(self._retry)
             self._retry = None
+        if self._drain_task is not None:
+            self._drain_task.cancel()
+            self._drain_task = None
         return await self.flush()
+
+    async def drained(self, timeout: float) -> bool:
+        """Waits up to timeout for every queued row to be published; True if none is left."""
+        deadline = time.monotonic() + timeout
+        while (self._queue or self._drain_task is not None) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return not self._queue
 
     def publish_unlogged(self, events: list[FeedEvent]) -> int:
         """Publishes events at once without a position (they cannot be replayed), for news
