@@ -215,7 +215,9 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         "## Reproduce",
         "",
         "```",
-        "make bench        # full run (W1-W5 within 560 s, rooms within 240 s, S1 within 150 s)",
+        "make bench        # full run (W1-W5 within 560 s, rooms within 240 s, S1 within 150 s,",
+        "                  # C1-C3 within 600 s; the cluster workloads need PostgreSQL, "
+        "redis-server and nginx)",
         "make bench-quick  # two to three minutes, smaller counts; for development",
         "make bench-metrics  # W2 with --metrics on and off, side by side",
         "```",
@@ -225,7 +227,8 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         "`.venv/bin/python -m bench.run --servers product,websockets --profile` runs a subset "
         "and records a py-spy profile of this server during W2 into `bench/results/`; "
         "`--rooms-only` and `--no-rooms` run only or skip the rooms workload, `--storm-only` and "
-        "`--no-storm` the reconnect storm (a `--storm-only` run rewrites only its section), and "
+        "`--no-storm` the reconnect storm (a `--storm-only` run rewrites only its section), "
+        "`--cluster-only` and `--no-cluster` the cluster workloads C1-C3 (likewise), and "
         "`--note` puts the run's conditions on this page.",
         "",
     ]
