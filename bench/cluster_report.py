@@ -30,7 +30,8 @@ back from its channel before fanning out, so the ratio is the broker's cost on t
 JWTs, source addresses 127.0.0.2+); {broadcasts} alerts published on node A one after the
 other. Latency is from the publish timestamp to arrival; "local" are node A's clients,
 "cross-node" node B's (through Redis). CPU per message is each node's own CPU over the
-messages its clients received. **C3**: nginx (`least_conn`) in front of both nodes; {kill}
+messages its clients received; Redis's CPU is from its `INFO cpu`, less its idle rate measured
+just before. **C3**: nginx (`least_conn`) in front of both nodes; {kill}
 storm clients connect through it and receive numbered alerts ({rate:.0f}/s, published
 through nginx); node A is SIGKILLed; its clients reconnect through nginx (full-jitter backoff
 0.2 s doubling to 2 s) with `since`/`epoch` and land on node B. A client is recovered when
@@ -81,7 +82,7 @@ def cluster_summary(results: dict[str, Any]) -> str:
         out += ["C2: two nodes, alerts published on node A", "",
                 md_table(["clients A + B", "alerts", "delivered / expected", "msgs/s",
                           "p50 / p99 ms local (A)", "p50 / p99 ms cross-node (B)",
-                          "CPU us/msg A", "CPU us/msg B", "Redis CPU us/alert"],
+                          "CPU us/msg A", "CPU us/msg B", "Redis CPU us/alert (net)"],
                          [[" + ".join(fmt(x, 0) for x in c2["recipients"]),
                            fmt(c2["broadcasts"], 0),
                            f"{fmt(sum(c2['delivered']), 0)} / {fmt(sum(c2['expected']), 0)}",
@@ -123,7 +124,7 @@ def render_cluster_block(results: dict[str, Any], json_path: str = "") -> str:
                       clients=cfg.get("cluster_clients", "?"),
                       broadcasts=cfg.get("cluster_broadcasts", "?"),
                       kill=cfg.get("cluster_kill_clients", "?"),
-                      rate=float(cfg.get("storm_rate", 0))), "",
+                      rate=float(cfg.get("cluster_kill_rate", 0))), "",
         SCALING, "",
         "`.venv/bin/python -m bench.run --cluster-only [--quick]` runs only C1-C3 and rewrites "
         "only this section; `--no-cluster` skips them.", CLUSTER_END])

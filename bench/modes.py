@@ -67,6 +67,7 @@ class Mode:
     cluster_clients: int = 5000  # C2: clients on each of the two nodes
     cluster_broadcasts: int = 40
     cluster_kill_clients: int = 4000  # C3: clients through nginx when node A is killed
+    cluster_kill_rate: float = 5.0  # C3: numbered alerts per second (x clients: ~20k msgs/s)
     cluster_budget_seconds: float = 600.0
 
     @property
@@ -85,6 +86,6 @@ MODES = {
                   room_rate=100.0, room_seconds=6.0, iso_sends=150, rooms_budget_seconds=120.0,
                   storm_clients=1500, storm_rate=10.0, storm_budget_seconds=90.0,
                   cluster_broker_rounds=1, cluster_broker_phases=2, cluster_clients=1000,
-                  cluster_broadcasts=20, cluster_kill_clients=1000,
+                  cluster_broadcasts=20, cluster_kill_clients=1000, cluster_kill_rate=10.0,
                   cluster_budget_seconds=240.0),
 }
