@@ -292,7 +292,8 @@ class ClusterBench:
             for k, v in r["errors"].items():
                 errors[k] = errors.get(k, 0) + v
         self.say(f"C3 {ok} clients through nginx {errors}")
-        res: dict[str, Any] = {"clients": ok, "connect_errors": errors}
+        res: dict[str, Any] = {"clients": ok, "clients_planned": count,
+                               "connect_errors": errors}
         pub = Publisher(self.nginx.url, self.seeded.admin_token, m.cluster_kill_rate)
         task = asyncio.ensure_future(pub.run(max(10.0, self.time_left() - 20)))
         try:

@@ -105,6 +105,10 @@ def cluster_summary(results: dict[str, Any]) -> str:
                            fmt(c3["all_recovered_s"], 2), fmt(c3["replayed"], 0),
                            fmt(c3["published"], 0), fmt(c3["gaps"], 0),
                            fmt(c3["duplicates"], 0), fmt(c3["out_of_order"], 0)]]), ""]
+        if c3.get("never_connected"):
+            out += [f"{fmt(c3['never_connected'], 0)} of the {fmt(c3.get('clients_planned'), 0)}"
+                    f" clients failed their first connection ({c3.get('connect_errors')}) and "
+                    "are not counted.", ""]
     return "\n".join(out).rstrip()
 
 
