@@ -85,8 +85,11 @@ class ClusterBench:
         self.redis.start()
         _pin(self.redis.child.pid, CLIENT_CORE)
         try:
-            for name, step in (("broker_cost", self.c1), ("two_nodes", self.c2),
-                               ("kill_node", self.c3)):
+            steps = (("broker_cost", self.c1), ("two_nodes", self.c2), ("kill_node", self.c3))
+            only = os.environ.get("BENCH_CLUSTER_STEPS")  # development: e.g. "kill_node"
+            for name, step in steps:
+                if only and name not in only.split(","):
+                    continue
                 try:
                     self.result[name] = await step()
                 except Exception as exc:  # noqa: BLE001 - a failed step is reported, not fatal
@@ -264,11 +267,11 @@ class ClusterBench:
 
         m = self.mode
         if not self.procs:
-            raise RuntimeError("C2 did not start the nodes")
+            await self.start_nodes()
         port = free_port()
         self.nginx = Nginx(os.path.join(self.tmp, "nginx"), port,
                            [f"127.0.0.1:{p}" for p in self.ports], install_nginx(),
-                           connections=2 * m.cluster_kill_clients + 512)
+                           connections=3 * m.cluster_kill_clients + 1024)
         self.nginx.start()
         _pin(self.nginx.child.pid, CLIENT_CORE)
         pool = Pool(self.workers)
@@ -292,6 +295,8 @@ class ClusterBench:
             for k, v in r["errors"].items():
                 errors[k] = errors.get(k, 0) + v
         self.say(f"C3 {ok} clients through nginx {errors}")
+        if errors:
+            self.say("nginx error log: " + " | ".join(self.nginx.error_log().splitlines()[-3:]))
         res: dict[str, Any] = {"clients": ok, "clients_planned": count,
                                "connect_errors": errors}
         pub = Publisher(self.nginx.url, self.seeded.admin_token, m.cluster_kill_rate)

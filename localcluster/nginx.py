@@ -115,7 +115,7 @@ def render_config(listen: str, upstreams: list[str], prefix: str, workers: int =
                   connections: int = 4096) -> str:
     """Returns an nginx.conf that proxies listen to the upstream addresses (host:port)."""
     servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=2s;" for u in upstreams)
-    return CONFIG.format(workers=workers, nofile=2 * connections + 64, prefix=prefix,
+    return CONFIG.format(workers=workers, nofile=connections + 64, prefix=prefix,
                          connections=connections, servers=servers, listen=listen)
 
 
