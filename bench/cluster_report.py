@@ -43,13 +43,16 @@ SCALING = """\
 **What a 2-core machine can and cannot show.** Both nodes share core 0, and Redis, nginx and
 every load generator share core 1, so C2's msgs/s is what one core does for two nodes plus the
 broker's round trip: it cannot grow with the node count here, and it says nothing about the
-throughput of N nodes on N machines. What it does show: the cost per delivery on each node
-(the node that receives an alert from Redis does the same fan-out work as the publishing
-node, so the fan-out stays a per-node cost and adding a node adds capacity for its own
-clients), the extra latency of the cross-node hop, Redis's CPU per publish (one Lua call and
-one channel message per alert, independent of the number of clients), and that a killed
-node's clients are all recovered exactly. Real scaling figures need each node, Redis and the
-load generators on separate machines or at least separate cores."""
+throughput of N nodes on N machines. Absolute latencies are those of a saturated core (a
+publish is acknowledged once Redis has numbered it, so alerts queue behind the fan-out of
+earlier ones), and on a machine shared with other runs they vary a lot from run to run. What
+it does show: the cost per delivery on each node (every node, the publishing one included,
+takes each alert from the Redis channel and fans it out to its own clients, so the fan-out
+stays a per-node cost and a node adds capacity for its own clients); that a cross-node
+recipient waits no longer than a local one, for the same reason; that Redis's work is per
+alert (one script call, one channel message to each node), not per recipient; and that a
+killed node's clients are all recovered exactly, within seconds. Real scaling figures need
+each node, Redis and the load generators on separate machines, or at least separate cores."""
 
 
 def cluster_summary(results: dict[str, Any]) -> str:
