@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from hub.history import MemoryLog, StreamLog
+from hub.history import MemoryLog, StreamLog, StreamUnavailable
 from hub.messages import Message, Publication
 
 __all__ = ["Handler", "Broker", "MemoryBroker", "new_node_id"]
@@ -57,13 +58,16 @@ class Broker(Protocol):
         a control is applied to this node at once and its count returned.
         """
 
-    async def publish_logged(self, message: Publication, key: str | None = None
-                             ) -> tuple[str, int]:
-        """Positions, logs and publishes a logged publication; returns (offset, local count).
+    def publish_logged(self, message: Publication, key: str | None = None
+                       ) -> asyncio.Future[tuple[str, int]]:
+        """Positions, logs and publishes a logged publication; the future gives (offset,
+        local recipients).
 
-        Raises StreamUnavailable when it cannot be numbered now. `key` (an event id) makes it
-        idempotent where the broker is shared: publishing a key again returns the first
-        offset and delivers nothing (the memory broker has one relay and ignores it).
+        The message takes its place in this node's publishing order before this returns
+        (so a control published next comes after it). The future fails with
+        StreamUnavailable when it cannot be numbered. `key` (an event id) makes it idempotent
+        where the log is shared: a key published before gets the first offset and nothing
+        is delivered again (the memory broker has one relay and ignores it).
         """
 
     async def close(self) -> None:
@@ -100,13 +104,19 @@ class MemoryBroker:
             message = replace(message, event=event)
         return self._handler(message)
 
-    async def publish_logged(self, message: Publication, key: str | None = None
-                             ) -> tuple[str, int]:
-        """Positions and delivers a logged publication at once; returns (offset, recipients)."""
+    def publish_logged(self, message: Publication, key: str | None = None
+                       ) -> asyncio.Future[tuple[str, int]]:
+        """Positions and delivers a logged publication at once; the future is already done."""
         if self._handler is None:
             raise RuntimeError("MemoryBroker.publish_logged called before attach()")
-        event = self.log.append(message.stream, message.targets, message.event)
-        return event.offset or "", self._handler(replace(message, event=event))
+        future: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        try:
+            event = self.log.append(message.stream, message.targets, message.event)
+        except StreamUnavailable as exc:
+            future.set_exception(exc)
+            return future
+        future.set_result((event.offset or "", self._handler(replace(message, event=event))))
+        return future
 
     async def close(self) -> None:
         """Forgets the handler; nothing else to release."""

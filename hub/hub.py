@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -185,19 +186,20 @@ class Hub:
         by_type[event.type] = by_type.get(event.type, 0) + 1
         return delivered
 
-    async def publish_logged(self, event: Event, targets: tuple[Target, ...],
-                             key: str | None = None) -> str:
-        """Publishes a logged event and returns its offset once it is numbered; raises
-        StreamUnavailable when it cannot be numbered now. `key` deduplicates (an event id)."""
+    def publish_logged(self, event: Event, targets: tuple[Target, ...],
+                       key: str | None = None) -> asyncio.Future[tuple[str, int]]:
+        """Publishes a logged event in this node's publishing order now; the future gives
+        (offset, local recipients) once it is numbered, or fails with StreamUnavailable.
+        `key` (an event id) deduplicates where the log is shared."""
         started = time.perf_counter()
-        offset, _ = await self.broker.publish_logged(
+        future = self.broker.publish_logged(
             Publication(event, targets, stream_of(targets), True), key)
         if self.observe_delivery is not None and not self.broker.deferred:
             self.observe_delivery(time.perf_counter() - started)
         self.events_published += 1
         by_type = self.published_by_type
         by_type[event.type] = by_type.get(event.type, 0) + 1
-        return offset
+        return future
 
     async def prepare(self, stream: str, since: object = None) -> None:
         """Readies a stream's log for recover() (a shared log may have to be read first)."""

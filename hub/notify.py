@@ -48,7 +48,8 @@ class HubNotifier:
         """Logs a room message in its channel's stream and sends it to every subscriber, the
         sender included; returns its offset (StreamUnavailable if it cannot be numbered)."""
         event = Event(EventType.CHANNEL_MESSAGE, data, channel=channel)
-        return await self.hub.publish_logged(event, (ToChannel(channel),), data.get("id"))
+        offset, _ = await self.hub.publish_logged(event, (ToChannel(channel),), data.get("id"))
+        return offset
 
     def room_unsubscribed(self, channel: str, reason: str, user_id: int | None = None) -> int:
         """Unsubscribes a room's sockets (or one user's) on every node, telling them why."""

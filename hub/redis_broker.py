@@ -3,10 +3,11 @@
 Every node listens on one pub/sub channel (`<prefix>:bus`) and applies what arrives there in
 Redis's order, the publishing node included: a logged publication is numbered, appended to
 its stream's history and published in one Lua script (hub/redis_scripts.py), so offsets
-increase in delivery order on every node. Controls are applied on this node at once and on
-the others when they arrive. What a node publishes goes out through one queue, one pipeline
-at a time, so its own messages keep their order. A lost connection is retried with
-exponential backoff and jitter; after resubscribing, every stream is caught up from Redis.
+increase in delivery order on every node. Controls travel the same way, so they keep their
+place after what the node published before them. What a node publishes goes out through one
+queue, one pipeline at a time, so its own messages keep their order. A lost connection is
+retried with exponential backoff and jitter; after resubscribing, every stream is caught up
+from Redis.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hub import codec
 from hub.broker import Handler, new_node_id
 from hub.disconnect import FELL_BEHIND
 from hub.history import StreamUnavailable, new_epoch
-from hub.messages import CloseStream, Message, Publication
+from hub.messages import FEED, CloseStream, Message, Publication
 from hub.redis_log import REDIS_ERRORS, RedisLog
 from hub.redis_scripts import PUBLISH_LUA, Keys
 
@@ -34,7 +35,11 @@ __all__ = ["RedisBroker", "backoff"]
 log = logging.getLogger("redis.broker")
 
 BATCH = 256  # messages per pipeline
-SEEN_TTL = 600  # seconds a logged publication's idempotency key is remembered
+# Seconds a logged publication's idempotency key is remembered: a feed event's (an outbox
+# row's event id) long enough for every node's relay to see the row marked; a room
+# message's long enough for a retried pipeline.
+SEEN_TTL = {FEED: 600}
+SEEN_TTL_ROOM = 30
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
 
@@ -53,6 +58,7 @@ class _Outgoing:
     key: str = ""
     future: asyncio.Future | None = None
     control: bool = False  # retried until sent: other nodes must apply it
+    applied: bool = False  # a control already applied here (Redis was down)
 
 
 class RedisBroker:
@@ -102,32 +108,31 @@ class RedisBroker:
     # -- publishing ------------------------------------------------------------------------
 
     def publish(self, message: Message) -> int:
-        """Queues message for every node. A control is applied here at once (its count is
-        returned); publications reach this node's hub from the bus like everyone else's."""
+        """Queues message for every node, this one included: each applies it when it comes
+        back from the bus, in Redis's order (so a control follows what was published before
+        it). While Redis is unreachable a control is also applied here at once (and returns
+        its local count), and reaches the other nodes once Redis is back."""
         if isinstance(message, Publication):
             if message.logged:
-                future = self._queue_logged(message, uuid.uuid4().hex)
-                future.add_done_callback(_log_failure)
-                return 0
-            self._put(_Outgoing(self._frame(message)))
+                self.publish_logged(message).add_done_callback(_log_failure)
+            elif self.sending:  # ephemeral (typing, presence): dropped while Redis is down
+                self._put(_Outgoing(self._frame(message)))
             return 0
-        touched = self._apply(message)
-        self._put(_Outgoing(self._frame(message), control=True))
+        touched = 0 if self.sending else self._apply(message)
+        self._put(_Outgoing(self._frame(message), control=True, applied=not self.sending))
         return touched
 
-    async def publish_logged(self, message: Publication, key: str | None = None
-                             ) -> tuple[str, int]:
-        """Numbers, logs and publishes message; returns (offset, 0: local delivery follows
-        from the bus). `key` makes it idempotent: a second publish of the same key returns
-        the first one's offset and publishes nothing. StreamUnavailable if Redis is down."""
+    def publish_logged(self, message: Publication, key: str | None = None
+                       ) -> asyncio.Future[tuple[str, int]]:
+        """Queues message to be numbered, logged and published by the Lua script; the future
+        gives (offset, 0: local delivery follows from the bus). `key` makes it idempotent: a
+        key published before gets the first offset and nothing is published again. Fails
+        with StreamUnavailable at once while Redis is unreachable."""
+        future: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
         if not self.sending:
-            raise StreamUnavailable(message.stream)
-        offset = await self._queue_logged(message, key or uuid.uuid4().hex)
-        return str(offset), 0
-
-    def _queue_logged(self, message: Publication, key: str) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._put(_Outgoing(self._frame(message), message, key, future))
+            future.set_exception(StreamUnavailable(message.stream))
+        else:
+            self._put(_Outgoing(self._frame(message), message, key or uuid.uuid4().hex, future))
         return future
 
     def _frame(self, message: Message) -> bytes:
@@ -162,7 +167,7 @@ class RedisBroker:
                 if isinstance(result, Exception):
                     item.future.set_exception(StreamUnavailable(str(result)))
                 else:
-                    item.future.set_result(int(result[0]))
+                    item.future.set_result((str(int(result[0])), 0))
 
     async def _send(self, batch: list[_Outgoing]) -> list[Any]:
         now = str(int(time.time() * 1000))
@@ -176,13 +181,13 @@ class RedisBroker:
                 await self._publish(
                     keys=[self.keys.meta(stream), self.keys.log(stream), self.keys.seen(item.key)],
                     args=[item.frame, self.log.size, max(1, int(self.ttl)), new_epoch(),
-                          self.keys.bus, now, SEEN_TTL],
+                          self.keys.bus, now, SEEN_TTL.get(stream, SEEN_TTL_ROOM)],
                     client=pipe)
             return await pipe.execute(raise_on_error=False)
 
     def _failed(self, batch: list[_Outgoing], exc: BaseException) -> None:
-        """Fails the batch's publications (callers answer `unavailable`) and every logged one
-        still queued; keeps controls, in order, for the next attempt."""
+        """Fails the batch's logged publications (callers answer `unavailable`) and every
+        one still queued, drops ephemeral ones and keeps controls, in order, to retry."""
         if self.sending:
             log.warning("Redis unreachable for publishing (%s): retrying with backoff", exc)
         self.sending = False
@@ -190,8 +195,11 @@ class RedisBroker:
         for item in [*batch, *self._queue]:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(StreamUnavailable(str(exc)))
-        rest = [item for item in self._queue if item.control or item.future is None]
-        self._queue = deque([*keep, *rest])
+        self._queue = deque([*keep, *(item for item in self._queue if item.control)])
+        for item in self._queue:  # local sockets feel a control now, not when Redis is back
+            if not item.applied:
+                item.applied = True
+                self._apply(codec.decode(item.frame)[1])
 
     async def _ping(self) -> None:
         try:
@@ -234,7 +242,7 @@ class RedisBroker:
     def _receive(self, data: bytes) -> None:
         try:
             head, epoch, frame = data.split(b":", 2)
-            node, message = codec.decode(frame)
+            _, message = codec.decode(frame)
         except (ValueError, codec.CodecError):
             log.error("dropped an undecodable bus message (%d bytes)", len(data))
             return
@@ -243,7 +251,7 @@ class RedisBroker:
                 self.log.receive(message.stream, epoch.decode(), int(head), message)
             else:
                 self._deliver(message)
-        elif node != self.node_id:  # this node applied its own control when publishing
+        else:
             self._apply(message)
 
     def _deliver(self, publication: Publication) -> object:
@@ -267,6 +275,7 @@ class RedisBroker:
             with contextlib.suppress(*REDIS_ERRORS):
                 await asyncio.wait_for(self._send(list(self._queue)), 2.0)
         self._closed = True
+        self.log.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - memory broker only
 
 PAGE = 1000  # entries per XRANGE call
 RETRY_CAP = 2.0  # seconds between attempts to read a gap while Redis is unreachable
+FILL_TIMEOUT = 5.0  # seconds a resume waits for Redis before answering from the mirror
 
 
 class RedisLog:
@@ -103,10 +104,10 @@ class RedisLog:
             if offset > state.last:  # the client saw more than this node has applied yet
                 epoch, top = await self._read_position(stream)
                 if epoch == state.epoch and offset <= top:
-                    await asyncio.shield(self._fill(stream, top))
+                    await asyncio.wait_for(self._fill(stream, top), FILL_TIMEOUT)
             state = mirror.streams[stream]
             if offset < state.floor:
-                await self._extend(stream, offset)
+                await asyncio.wait_for(self._extend(stream, offset), FILL_TIMEOUT)
         except REDIS_ERRORS as exc:  # recover() then answers from what the mirror has
             log.warning("%s: reading missed entries failed (%s)", stream, exc)
 
@@ -160,7 +161,16 @@ class RedisLog:
         return task
 
     async def _fill(self, stream: str, upto: int) -> None:
-        await self._start_fill(stream, upto)
+        """Returns once this node applied the stream up to `upto` (or the stream restarted)."""
+        generation = self._generation.get(stream, 0)
+        while (self.mirror.streams[stream].last < upto
+               and self._generation.get(stream, 0) == generation):
+            await asyncio.shield(self._start_fill(stream, upto))
+
+    def close(self) -> None:
+        """Stops every gap being filled (shutdown)."""
+        for task in list(self._filling.values()):
+            task.cancel()
 
     async def _fill_loop(self, stream: str, upto: int) -> None:
         """Reads and applies the entries up to `upto` the bus did not bring, then what waited."""

@@ -13,7 +13,6 @@ database) means a kick and a poll never publish one row twice.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import time
@@ -43,7 +42,6 @@ MARK_BATCH = 500
 RECENT_IDS = 20_000  # published ids remembered beyond their mark (see _evict)
 RETRY_SECONDS = 0.05
 RETRY_CAP = 2.0  # seconds between attempts while the broker cannot number rows
-DEFERRED_WINDOW = 100  # rows in flight at once to a broker that numbers them remotely
 PURGE_INTERVAL_MS = 3600 * 1000
 
 
@@ -100,6 +98,9 @@ class Relay:
         self._mark_task: asyncio.Future | None = None
         self._retry: object | None = None
         self._drain_task: asyncio.Future | None = None
+        # Rows handed to a deferred broker, oldest first, with the futures of their offsets.
+        self._inflight: deque[tuple[Row, asyncio.Future]] = deque()
+        self._backing_off = False
         self._poll: PeriodicCallback | None = None
         self._purge: PeriodicCallback | None = None
         self._polling = False
@@ -126,9 +127,8 @@ class Relay:
         return first
 
     def _drain(self) -> dict[str, int]:
-        if self.hub.broker.deferred:  # Redis numbers the rows: publish them asynchronously
-            if self._drain_task is None:
-                self._drain_task = asyncio.ensure_future(self._drain_deferred())
+        if self.hub.broker.deferred:  # Redis numbers the rows: marked once they are
+            self._submit()
             return {}
         counts: dict[str, int] = {}
         while self._queue:
@@ -148,39 +148,49 @@ class Relay:
             self._mark_task = asyncio.ensure_future(self._write_marks())
         return counts
 
-    async def _drain_deferred(self) -> None:
-        """Publishes the queued rows in order through a broker that numbers them remotely, a
-        window at a time (its queue keeps their order); a row that cannot be numbered (Redis
-        is down) stays queued, with every row after it, and is tried again with backoff.
-        The row's event id is the idempotency key: a row another node (or a retry) already
-        published is not published twice."""
+    def _submit(self) -> None:
+        """Hands every queued row to a broker that numbers rows remotely (Redis), in order:
+        each takes its place in the node's publishing order at once; _settle() marks them."""
+        while self._queue and not self._backing_off:
+            row = self._queue.popleft()
+            future = self.hub.publish_logged(Event(row.type, row.data, row.timestamp),
+                                             row.targets, row.event_id)
+            future.add_done_callback(_retrieve)
+            self._inflight.append((row, future))
+        if self._inflight and self._drain_task is None:
+            self._drain_task = asyncio.ensure_future(self._settle())
+
+    async def _settle(self) -> None:
+        """Marks the submitted rows as they are numbered. A row that cannot be numbered
+        (Redis is down) goes back to the queue with every row after it, and all are
+        submitted again after a backoff; the row's event id is the idempotency key, so a row
+        that did get through (or another node published) is not published twice."""
         attempt = 0
         try:
-            while self._queue:
-                window = list(itertools.islice(self._queue, DEFERRED_WINDOW))
-                results = await asyncio.gather(
-                    *(self.hub.publish_logged(Event(r.type, r.data, r.timestamp), r.targets,
-                                              r.event_id) for r in window),
-                    return_exceptions=True)
-                now = time.time()
-                for row, result in zip(window, results, strict=True):
-                    if isinstance(result, BaseException):
-                        break
-                    self._queue.popleft()
-                    self.published += 1
-                    self._marks.append((row.event_id, int(result), now))
-                if self._marks and self._mark_task is None:
-                    self._mark_task = asyncio.ensure_future(self._write_marks())
-                failed = [r for r in results if isinstance(r, BaseException)]
-                if failed:
-                    if not isinstance(failed[0], StreamUnavailable):
-                        log.error("publishing outbox rows failed: %r", failed[0])
+            while self._inflight:
+                row, future = self._inflight[0]
+                try:
+                    offset, _ = await future
+                except Exception as exc:
+                    if not isinstance(exc, StreamUnavailable):
+                        log.error("publishing outbox row %s failed: %r", row.event_id, exc)
+                    self._queue.extendleft(reversed([r for r, _ in self._inflight]))
+                    self._inflight.clear()
                     attempt += 1
+                    self._backing_off = True
                     await asyncio.sleep(min(RETRY_CAP, RETRY_SECONDS * 2 ** attempt))
-                else:
-                    attempt = 0
+                    self._backing_off = False
+                    self._submit()
+                    continue
+                attempt = 0
+                self._inflight.popleft()
+                self.published += 1
+                self._marks.append((row.event_id, int(offset), time.time()))
+                if self._mark_task is None:
+                    self._mark_task = asyncio.ensure_future(self._write_marks())
         finally:
             self._drain_task = None
+            self._backing_off = False
 
     def _retry_now(self) -> None:
         self._retry = None
@@ -272,7 +282,7 @@ class Relay:
             if self._mark_task is None:
                 self._mark_task = asyncio.ensure_future(self._write_marks())
             await self._mark_task
-        return not self._queue and not self._marks
+        return not self._queue and not self._inflight and not self._marks
 
     async def close(self) -> bool:
         """Stops polling and retrying and flushes the marks (shutdown)."""
@@ -280,6 +290,8 @@ class Relay:
         if self._retry is not None:
             IOLoop.current().remove_timeout(self._retry)
             self._retry = None
+        if self.hub.broker.deferred:  # rows handed to Redis: let them be numbered, if it can
+            await self.drained(2.0)
         if self._drain_task is not None:
             self._drain_task.cancel()
             self._drain_task = None
@@ -288,9 +300,9 @@ class Relay:
     async def drained(self, timeout: float) -> bool:
         """Waits up to timeout for every queued row to be published; True if none is left."""
         deadline = time.monotonic() + timeout
-        while (self._queue or self._drain_task is not None) and time.monotonic() < deadline:
+        while (self._queue or self._inflight) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        return not self._queue
+        return not self._queue and not self._inflight
 
     def publish_unlogged(self, events: list[FeedEvent]) -> int:
         """Publishes events at once without a position (they cannot be replayed), for news
@@ -305,3 +317,9 @@ class Relay:
                 return stage(events)
 
         return self.publish(await self.run(tx))
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Consumes a failed future's exception (the settle loop reports the first one)."""
+    if not future.cancelled():
+        future.exception()
