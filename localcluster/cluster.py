@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 from dataclasses import dataclass, field
 
 from localcluster.nginx import Nginx, install_nginx
@@ -155,6 +156,8 @@ class LocalCluster:
         if self.nginx is not None:
             self.nginx.stop()
             self.nginx = None
+        for node in self.nodes:  # all drain at once; then each is waited for
+            node.child.send(signal.SIGTERM)
         for node in self.nodes:
             code = node.stop()
             say(f"node {node.index} stopped ({code})")
