@@ -27,7 +27,7 @@ from hub.broker import Handler, new_node_id
 from hub.disconnect import FELL_BEHIND
 from hub.history import StreamUnavailable, new_epoch
 from hub.messages import FEED, CloseStream, Message, Publication
-from hub.redis_log import REDIS_ERRORS, RedisLog
+from hub.redis_log import CONTROLS, REDIS_ERRORS, RedisLog
 from hub.redis_scripts import PUBLISH_LUA, Keys
 
 __all__ = ["RedisBroker", "backoff"]
@@ -38,8 +38,8 @@ BATCH = 256  # messages per pipeline
 # Seconds a logged publication's idempotency key is remembered: a feed event's (an outbox
 # row's event id) long enough for every node's relay to see the row marked; a room
 # message's long enough for a retried pipeline.
-SEEN_TTL = {FEED: 600}
-SEEN_TTL_ROOM = 30
+FEED_SEEN_TTL = 600
+OTHER_SEEN_TTL = 30
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
 
@@ -54,7 +54,7 @@ class _Outgoing:
     """One message waiting to be sent: the bus frame, or a logged publication's script call."""
 
     frame: bytes
-    publication: Publication | None = None  # set for a logged publication
+    stream: str | None = None  # set for a logged message: numbered in this stream
     key: str = ""
     future: asyncio.Future | None = None
     control: bool = False  # retried until sent: other nodes must apply it
@@ -102,7 +102,8 @@ class RedisBroker:
                        asyncio.ensure_future(self._send_loop())]
         try:
             await asyncio.wait_for(self._subscribed.wait(), timeout)
-        except TimeoutError:
+            await self.log.prepare(CONTROLS)  # from now on a missed control is caught up
+        except (TimeoutError, StreamUnavailable):
             log.error("Redis is unreachable: serving degraded until it answers")
 
     # -- publishing ------------------------------------------------------------------------
@@ -119,7 +120,8 @@ class RedisBroker:
                 self._put(_Outgoing(self._frame(message)))
             return 0
         touched = 0 if self.sending else self._apply(message)
-        self._put(_Outgoing(self._frame(message), control=True, applied=not self.sending))
+        self._put(_Outgoing(self._frame(message), CONTROLS, uuid.uuid4().hex, control=True,
+                            applied=not self.sending))
         return touched
 
     def publish_logged(self, message: Publication, key: str | None = None
@@ -132,7 +134,8 @@ class RedisBroker:
         if not self.sending:
             future.set_exception(StreamUnavailable(message.stream))
         else:
-            self._put(_Outgoing(self._frame(message), message, key or uuid.uuid4().hex, future))
+            self._put(_Outgoing(self._frame(message), message.stream, key or uuid.uuid4().hex,
+                                future))
         return future
 
     def _frame(self, message: Message) -> bytes:
@@ -173,15 +176,14 @@ class RedisBroker:
         now = str(int(time.time() * 1000))
         async with self.redis.pipeline(transaction=False) as pipe:
             for item in batch:
-                publication = item.publication
-                if publication is None:
+                stream = item.stream
+                if stream is None:
                     pipe.publish(self.keys.bus, b"::" + item.frame)
                     continue
-                stream = publication.stream
                 await self._publish(
                     keys=[self.keys.meta(stream), self.keys.log(stream), self.keys.seen(item.key)],
                     args=[item.frame, self.log.size, max(1, int(self.ttl)), new_epoch(),
-                          self.keys.bus, now, SEEN_TTL.get(stream, SEEN_TTL_ROOM)],
+                          self.keys.bus, now, FEED_SEEN_TTL if stream == FEED else OTHER_SEEN_TTL],
                     client=pipe)
             return await pipe.execute(raise_on_error=False)
 
@@ -224,11 +226,10 @@ class RedisBroker:
                     log.warning("Redis bus subscribed again: catching up every stream")
                     self._tasks.append(asyncio.ensure_future(self.log.resync()))
                 attempt = 0
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                       timeout=1.0)
-                    if message is not None and message["type"] == "message":
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
                         self._receive(message["data"])
+                raise ConnectionError("the bus subscription ended")
             except REDIS_ERRORS as exc:
                 if self.listening or attempt == 0:
                     log.warning("Redis bus connection lost (%s): reconnecting", exc)
@@ -246,16 +247,14 @@ class RedisBroker:
         except (ValueError, codec.CodecError):
             log.error("dropped an undecodable bus message (%d bytes)", len(data))
             return
-        if isinstance(message, Publication):
-            if head:
-                self.log.receive(message.stream, epoch.decode(), int(head), message)
-            else:
-                self._deliver(message)
-        else:
+        if not head:
             self._apply(message)
+        else:
+            stream = message.stream if isinstance(message, Publication) else CONTROLS
+            self.log.receive(stream, epoch.decode(), int(head), message)
 
-    def _deliver(self, publication: Publication) -> object:
-        return self._apply(publication)
+    def _deliver(self, message: Message) -> object:
+        return self._apply(message)
 
     def _apply(self, message: Message) -> int:
         if self._handler is None:
@@ -267,7 +266,8 @@ class RedisBroker:
             return 0
 
     def _lost(self, stream: str) -> None:
-        self._apply(CloseStream(stream, FELL_BEHIND))
+        # Missed controls cannot be known: every local socket resumes (and is checked again).
+        self._apply(CloseStream(FEED if stream == CONTROLS else stream, FELL_BEHIND))
 
     async def close(self) -> None:
         """Stops listening and sending (queued controls get a last chance) and disconnects."""

@@ -12,7 +12,7 @@ from cluster import need_redis
 
 from hub import codec
 from hub.events import Event
-from hub.messages import ALL, Message, Publication, ToChannel
+from hub.messages import ALL, CloseUser, Message, Publication, SetRole, ToChannel
 from hub.redis_broker import RedisBroker
 from hub.redis_log import RedisLog
 
@@ -160,3 +160,47 @@ def test_codec_frames_on_the_bus_carry_offset_and_epoch_outside_the_event():
     node, message = codec.decode(body)
     assert (head, epoch, node) == (b"7", b"abc", "n1")
     assert isinstance(message, Publication) and message.event.offset is None
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_node_whose_bus_was_cut_applies_the_controls_and_events_it_missed(monkeypatch):
+    """Controls and publications sent while one node's pub/sub connection is down (killed
+    with CLIENT KILL ID, reconnecting after 1 s) reach that node after it resubscribes,
+    once each and in order."""
+    from redis.asyncio import Redis
+
+    monkeypatch.setattr("hub.redis_broker.backoff", lambda attempt: 1.0)
+    url = need_redis()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    sender = RedisBroker(Redis.from_url(url), Redis.from_url(url), prefix)
+    sender.attach(lambda message: 0)
+    name = f"{prefix}-bus"
+    node = RedisBroker(Redis.from_url(url), Redis.from_url(url, client_name=name), prefix)
+    got: list[Message] = []
+    node.attach(lambda message: got.append(message) or 1)
+    try:
+        await sender.start()
+        await node.start()
+        sender.publish(SetRole(1, "admin"))
+        await sender.publish_logged(_publication(0))
+        await _wait(lambda: len(got) == 2)
+        clients = await sender.redis.client_list(_type="pubsub")
+        bus = [c["id"] for c in clients if c.get("name") == name]
+        assert len(bus) == 1
+        await sender.redis.client_kill_filter(_id=bus[0])
+        await _wait(lambda: not node.listening)
+        sender.publish(SetRole(1, "user"))
+        await sender.publish_logged(_publication(1))
+        sender.publish(CloseUser(1))
+        await asyncio.sleep(0.3)
+        assert len(got) == 2  # nothing arrives while the bus is down
+        await _wait(lambda: len(got) == 5)
+        await asyncio.sleep(0.2)
+        controls = [m for m in got if not isinstance(m, Publication)]
+        assert controls == [SetRole(1, "admin"), SetRole(1, "user"), CloseUser(1)]
+        assert [m.event.data["n"] for m in got if isinstance(m, Publication)] == [0, 1]
+        assert _offsets(got) == [1, 2]
+    finally:
+        await node.close()
+        await node.redis.aclose()
+        await _cleanup(sender)
