@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint proto bench bench-quick bench-metrics bench-wire clean
+.PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) main.py
+
+# 3 nodes on Redis and PostgreSQL behind nginx (docs/deployment.md); CLUSTER_ARGS passes
+# options, e.g. CLUSTER_ARGS='--nodes 2 --port 9000'. Ctrl-C stops it.
+cluster: $(STAMP)
+	$(PY) -m localcluster $(CLUSTER_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -62,6 +62,13 @@ class Mode:
     storm_after: float = 3.0  # seconds of events after every client has resumed
     storm_timeout: float = 40.0  # give up waiting for the resumes after this long
     storm_budget_seconds: float = 150.0
+    cluster_broker_rounds: int = 2  # C1 (bench/cluster.py): ABBA rounds, memory vs redis
+    cluster_broker_phases: int = 3  # W2 phases per start
+    cluster_clients: int = 5000  # C2: clients on each of the two nodes
+    cluster_broadcasts: int = 40
+    cluster_kill_clients: int = 4000  # C3: clients through nginx when node A is killed
+    cluster_kill_rate: float = 5.0  # C3: numbered alerts per second (x clients: ~20k msgs/s)
+    cluster_budget_seconds: float = 600.0
 
     @property
     def connections(self) -> int:
@@ -77,5 +84,8 @@ MODES = {
                   w3_few=10, w4_broadcasts=320, w4_pad=512, w4_max_seconds=10.0,
                   w5_broadcasts=20, w5_logins=8, budget_seconds=110.0, rooms=20, members=20,
                   room_rate=100.0, room_seconds=6.0, iso_sends=150, rooms_budget_seconds=120.0,
-                  storm_clients=1500, storm_rate=10.0, storm_budget_seconds=90.0),
+                  storm_clients=1500, storm_rate=10.0, storm_budget_seconds=90.0,
+                  cluster_broker_rounds=1, cluster_broker_phases=2, cluster_clients=1000,
+                  cluster_broadcasts=20, cluster_kill_clients=1000, cluster_kill_rate=10.0,
+                  cluster_budget_seconds=240.0),
 }

@@ -13,6 +13,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # also runs as `python bench/report.py`
     sys.path.insert(0, ROOT)
 
+from bench.cluster_report import (  # noqa: E402
+    CLUSTER_END,
+    CLUSTER_START,
+    render_cluster_block,
+)
 from bench.plots import draw_plots  # noqa: E402
 from bench.rooms_report import (  # noqa: E402
     ROOMS_METHOD,
@@ -210,7 +215,9 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         "## Reproduce",
         "",
         "```",
-        "make bench        # full run (W1-W5 within 560 s, rooms within 240 s, S1 within 150 s)",
+        "make bench        # full run (W1-W5 within 560 s, rooms within 240 s, S1 within 150 s,",
+        "                  # C1-C3 within 600 s; the cluster workloads need PostgreSQL, "
+        "redis-server and nginx)",
         "make bench-quick  # two to three minutes, smaller counts; for development",
         "make bench-metrics  # W2 with --metrics on and off, side by side",
         "```",
@@ -220,7 +227,8 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         "`.venv/bin/python -m bench.run --servers product,websockets --profile` runs a subset "
         "and records a py-spy profile of this server during W2 into `bench/results/`; "
         "`--rooms-only` and `--no-rooms` run only or skip the rooms workload, `--storm-only` and "
-        "`--no-storm` the reconnect storm (a `--storm-only` run rewrites only its section), and "
+        "`--no-storm` the reconnect storm (a `--storm-only` run rewrites only its section), "
+        "`--cluster-only` and `--no-cluster` the cluster workloads C1-C3 (likewise), and "
         "`--note` puts the run's conditions on this page.",
         "",
     ]
@@ -266,6 +274,13 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
         start, end = old.find(STORM_START), old.find(STORM_END)
         if STORM_START not in text and 0 <= start < end:  # a run without S1 keeps the last one
             text = replace_block(text, old[start:end + len(STORM_END)])
+        start, end = old.find(CLUSTER_START), old.find(CLUSTER_END)
+        if not results.get("cluster") and 0 <= start < end:  # likewise C1-C3
+            text = replace_block(text, old[start:end + len(CLUSTER_END)], CLUSTER_START,
+                                 CLUSTER_END)
+    if results.get("cluster"):
+        text = replace_block(text, render_cluster_block(results, json_path), CLUSTER_START,
+                             CLUSTER_END)
     os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
     with open(md_path, "w", encoding="utf-8") as fh:
         fh.write(text)

@@ -12,7 +12,9 @@ workload (bench/rooms.py: R1 publish-to-room fan-out, R2 room isolation) against
 and the python-socketio and Node socket.io peers; then the reconnect storm (bench/storm.py: S1,
 every client cut by a server restart resumes; this product only, the peers have no resume);
 then the wire formats (bench/wire.py: JSON vs protobuf, permessage-deflate on vs off, this
-product beside the websockets peer).
+product beside the websockets peer); then the cluster workloads (bench/cluster.py: C1 the Redis
+broker's CPU per delivery against the memory broker's, C2 two nodes with alerts published on
+one, C3 a node killed behind nginx).
 All traffic stays on 127.0.0.0/8; every loop is bounded in count and time; child processes get
 SIGTERM if this process dies (PR_SET_PDEATHSIG) and are killed on exit.
 """
@@ -39,6 +41,8 @@ if ROOT not in sys.path:
 
 from bench import report, tables  # noqa: E402
 from bench.clock import Clock  # noqa: E402
+from bench.cluster import ClusterBench  # noqa: E402
+from bench.cluster_report import cluster_summary, write_cluster_block  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
 from bench.modes import (  # noqa: E402
     CLIENT_CORE,
@@ -72,14 +76,16 @@ async def main_async(args: argparse.Namespace) -> int:
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
     chosen = [s for s in args.servers.split(",") if s] if args.servers else None
-    only = args.rooms_only or args.storm_only or args.wire_only
+    only = args.rooms_only or args.storm_only or args.wire_only or args.cluster_only
     servers = [s for s in SERVERS if chosen is None or s in chosen] if not only else []
     room_servers = ([s for s in ROOM_SERVERS if chosen is None or s in chosen]
-                    if not (args.no_rooms or args.storm_only or args.wire_only) else [])
-    storm = (not args.no_storm and not args.rooms_only and not args.wire_only
+                    if not (args.no_rooms or only and not args.rooms_only) else [])
+    storm = (not args.no_storm and (not only or args.storm_only)
              and (chosen is None or "product" in chosen))
     wire_servers = tuple(s for s in ("product", "websockets") if chosen is None or s in chosen)
-    wire = not args.no_wire and not args.rooms_only and not args.storm_only and wire_servers
+    wire = not args.no_wire and (not only or args.wire_only) and wire_servers
+    cluster = (not args.no_cluster and (not only or args.cluster_only)
+               and (chosen is None or "product" in chosen))
     if not shutil.which("node"):
         for lst in (servers, room_servers):
             for s in ("node", "socketio-node"):
@@ -99,6 +105,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "rooms": {},
         "storm": {},
         "wire": {},
+        "cluster": {},
         "note": args.note,
     }
     deadline_all = time.monotonic() + mode.budget_seconds
@@ -125,6 +132,9 @@ async def main_async(args: argparse.Namespace) -> int:
             results["storm"] = await _storm(mode, tmp, clock)
         if wire:
             results["wire"] = await run_wire(mode, tmp, clock, wire_servers)
+        if cluster:
+            results["cluster"] = await ClusterBench(
+                mode, tmp, clock, time.monotonic() + mode.cluster_budget_seconds).run()
     finally:
         results["finished"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         results["duration_s"] = round(clock.elapsed(), 1)
@@ -143,6 +153,8 @@ async def main_async(args: argparse.Namespace) -> int:
         print()
         print(storm_summary(results))
         print()
+        print(cluster_summary(results))
+        print()
         print(tables.targets_table_text(results))
     if results["wire"]:
         print()
@@ -155,6 +167,9 @@ async def main_async(args: argparse.Namespace) -> int:
     elif not args.no_docs and args.storm_only and os.path.exists(args.docs):
         md = write_storm_block(results, args.docs, os.path.relpath(path, ROOT))
         clock.say(f"wrote the storm section of {md}")
+    elif not args.no_docs and args.cluster_only and os.path.exists(args.docs):
+        md = write_cluster_block(results, args.docs, os.path.relpath(path, ROOT))
+        clock.say(f"wrote the cluster section of {md}")
     elif not args.no_docs:
         md = report.write_docs(results, args.docs, args.img_dir, os.path.relpath(path, ROOT))
         clock.say(f"wrote {md}")
@@ -207,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wire-only", action="store_true",
                         help="only the wire formats (JSON vs protobuf, deflate on vs off)")
     parser.add_argument("--no-wire", action="store_true", help="skip the wire formats")
+    parser.add_argument("--cluster-only", action="store_true",
+                        help="only the cluster workloads (C1-C3: Redis broker cost, two nodes, "
+                        "a node killed behind nginx)")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the cluster workloads")
     parser.add_argument("--profile", action="store_true",
                         help="also record a py-spy profile of the product during W2")
     parser.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))

@@ -33,8 +33,12 @@ class Seeded:
     admin_token: str
 
 
-def seed(data_dir: str, secret: str, users: int, token_ttl: int) -> Seeded:
-    """Creates `users` plain users, one target user and one admin; returns their tokens."""
+def seed(data_dir: str, secret: str, users: int, token_ttl: int,
+         database_url: str = "") -> Seeded:
+    """Creates `users` plain users, one target user and one admin; returns their tokens.
+
+    The database is SQLite in data_dir, or database_url (a cluster's PostgreSQL database).
+    """
     from auth.jwt import TokenIssuer
     from auth.passwords import hash_password
     from models.db import db, init_db
@@ -42,7 +46,7 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int) -> Seeded:
     from models.user import User
 
     os.makedirs(data_dir, exist_ok=True)
-    database = init_db("sqlite:///" + os.path.join(data_dir, "app.db"))
+    database = init_db(database_url or "sqlite:///" + os.path.join(data_dir, "app.db"))
     issuer = TokenIssuer(secret, "events-server", "events-server", token_ttl, token_ttl)
     password_hash = hash_password(BENCH_PASSWORD)
     rows = [

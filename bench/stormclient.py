@@ -222,13 +222,20 @@ class Storm:
                 "resumed": len(done)}
 
     def check(self, acked: set[int], cut: float) -> dict[str, Any]:
-        """Returns the sequence check and recovery figures of every client, summed."""
+        """Returns the sequence check and recovery figures of every client, summed.
+
+        A client whose first connection failed never had a stream to follow: it is counted in
+        `never_connected` (the connect phase reports why), not as a client missing every event.
+        """
         out: dict[str, Any] = {"clients": len(self.states), "gaps": 0, "duplicates": 0,
                                "out_of_order": 0, "received": 0, "clients_with_gaps": 0,
                                "clients_with_duplicates": 0, "recovered": 0, "not_recovered": 0,
-                               "missed": 0, "replayed": 0, "attempts": 0,
+                               "missed": 0, "replayed": 0, "attempts": 0, "never_connected": 0,
                                "recovery_s": [], "resumed_at": []}
         for s in self.states:
+            if not s.epoch:
+                out["never_connected"] += 1
+                continue
             c = check_sequence(s.seqs, acked)
             for key in ("gaps", "duplicates", "out_of_order", "received"):
                 out[key] += c[key]

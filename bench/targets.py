@@ -6,7 +6,7 @@ from typing import Any
 
 from bench.schema import field, fmt, number, throughput
 
-__all__ = ["CAUSES", "compute_targets", "room_targets", "storm_targets"]
+__all__ = ["CAUSES", "compute_targets", "room_targets", "storm_targets", "cluster_targets"]
 
 # Why a target is missed, when the cause is known from profiling and reading the numbers;
 # shown next to a missed target only.
@@ -117,6 +117,7 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     targets += room_targets(results)
     targets += storm_targets(results)
+    targets += cluster_targets(results)
     for t in targets:
         if t["met"] is False and t["id"] in CAUSES:
             t["cause"] = CAUSES[t["id"]]
@@ -174,3 +175,28 @@ def storm_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{fmt(s.get('duplicates'), 0)} duplicates, {fmt(s.get('out_of_order'), 0)} "
                 "out of order"),
     ]
+
+
+def cluster_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cluster's targets: the Redis broker's CPU per delivery within 1.3x the memory
+    broker's (C1), and a killed node's clients all recovered with no gap or duplicate (C3)."""
+    c = results.get("cluster") or {}
+    out = []
+    c1 = c.get("broker_cost") or {}
+    if c1 and not c1.get("error"):
+        out.append(_target("cluster_broker_ratio", "C1 CPU per delivery, Redis vs memory broker",
+                           number(c1.get("ratio")), 1.3, "<=",
+                           f"{fmt(c1.get('cpu_us_per_msg_redis'), 2)} us vs "
+                           f"{fmt(c1.get('cpu_us_per_msg_memory'), 2)} us"))
+    c3 = c.get("kill_node") or {}
+    if c3 and not c3.get("error"):
+        faults = sum(number(c3.get(k)) or 0 for k in ("gaps", "duplicates", "out_of_order",
+                                                     "not_recovered"))
+        t = _target("cluster_kill_exact", "C3 gaps, duplicates and unrecovered clients after "
+                    "a node is killed", faults, 0.0, "<=",
+                    f"{fmt(c3.get('recovered_clients'), 0)} of {fmt(c3.get('clients_cut'), 0)} "
+                    f"cut clients recovered, all within {fmt(c3.get('all_recovered_s'), 2)} s")
+        if not c3.get("all_recovered"):
+            t["met"] = False
+        out.append(t)
+    return out

@@ -132,13 +132,15 @@ def test_resume_not_recovered_takes_the_new_position():
 def test_storm_check_sums_clients():
     """Storm.check adds up every client's checks and lists recovery times from the cut."""
     worker = SimpleNamespace(stats=Stats(), deadline=1e12)
-    storm = Storm(worker, {"host": "127.0.0.1", "port": 1, "tokens": ["a", "b"]})
-    a, b = storm.states
+    storm = Storm(worker, {"host": "127.0.0.1", "port": 1, "tokens": ["a", "b", "c"]})
+    a, b, c = storm.states
+    a.epoch = b.epoch = "e1"  # c's first connection failed: it never had a stream
     a.seqs.extend([0, 1, 2])
     b.seqs.extend([0, 2, 2])
     a.recovered, a.recovered_at, a.resumed_at = 1, 105.0, 104.0
     out = storm.check({0, 1, 2}, cut=100.0)
     assert (out["gaps"], out["duplicates"], out["clients_with_gaps"]) == (1, 1, 1)
+    assert out["never_connected"] == 1 and out["clients"] == 3
     assert out["recovery_s"] == [5.0] and out["resumed_at"] == [4.0]
     assert storm.status(100.0)["recovered"] == 1
 
