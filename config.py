@@ -93,6 +93,13 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
 
+def _broker(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("memory", "redis"):
+        raise argparse.ArgumentTypeError(f"expected 'memory' or 'redis', got {text!r}")
+    return lowered
+
+
 def _log_format(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("text", "json"):
@@ -207,6 +214,15 @@ class Settings:
     history_ttl: float = _option(
         600.0, _positive_float,
         "seconds an event stays recoverable after a reconnect (default 600)")
+    broker: str = _option(
+        "memory", _broker,
+        "memory|redis: memory runs one node; redis joins the nodes sharing --redis-url "
+        "(default memory)")
+    redis_url: str = _option(
+        "redis://127.0.0.1:6379/0", str,
+        "Redis for --broker=redis (default redis://127.0.0.1:6379/0)")
+    redis_prefix: str = _option(
+        "events", str, "prefix of every Redis key and channel the nodes use (default events)")
 
     # Fixed by the contract, not options.
     max_body_size: int = 1024 * 1024
