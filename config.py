@@ -100,6 +100,20 @@ def _broker(text: str) -> str:
     return lowered
 
 
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(
+            f"expected redis://host:port/db, rediss://... or unix:///path, got {text!r}")
+    return text
+
+
+def _redis_prefix(text: str) -> str:
+    if not text or any(c.isspace() for c in text) or len(text) > 64:
+        raise argparse.ArgumentTypeError(
+            f"expected 1-64 characters without spaces, got {text!r}")
+    return text
+
+
 def _log_format(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("text", "json"):
@@ -216,13 +230,14 @@ class Settings:
         "seconds an event stays recoverable after a reconnect (default 600)")
     broker: str = _option(
         "memory", _broker,
-        "memory|redis: memory runs one node; redis joins the nodes sharing --redis-url "
-        "(default memory)")
+        "memory|redis: memory runs one node; redis lets several nodes act as one (default memory)")
     redis_url: str = _option(
-        "redis://127.0.0.1:6379/0", str,
+        "redis://127.0.0.1:6379/0", _redis_url,
         "Redis for --broker=redis (default redis://127.0.0.1:6379/0)")
     redis_prefix: str = _option(
-        "events", str, "prefix of every Redis key and channel the nodes use (default events)")
+        "events", _redis_prefix,
+        "prefix of every Redis key and channel, so several clusters can share one Redis "
+        "(default events)")
 
     # Fixed by the contract, not options.
     max_body_size: int = 1024 * 1024

@@ -22,7 +22,7 @@ from hub import transport
 from hub.client import Client
 from hub.disconnect import SHUTTING_DOWN, TOKEN_EXPIRED
 from hub.events import Encoded, Event, EventType
-from hub.history import Recovery
+from hub.history import Recovery, StreamUnavailable
 from hub.messages import FEED
 from services.errors import (
     AuthenticationError,
@@ -31,6 +31,7 @@ from services.errors import (
     ValidationError,
 )
 from services.principal import Principal
+from services.streams import StreamBusy
 
 if TYPE_CHECKING:
     from app import Context
@@ -80,6 +81,10 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         if not token:
             raise AuthenticationError("missing token: connect to /ws?token=<access token>")
         self.principal = await self.ctx.auth.authenticate(token)
+        try:  # a shared log (Redis) may have to be read before open() can recover the feed
+            await self.ctx.hub.prepare(FEED, self.get_query_argument("since", None))
+        except StreamUnavailable:
+            raise StreamBusy("the event stream cannot be read now; retry shortly") from None
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
         limit = self.ctx.settings.max_connections_per_user

@@ -153,6 +153,9 @@ async def test_presence_and_stats_span_nodes_and_a_killed_nodes_user_leaves_once
             assert time.monotonic() < deadline, members
             await asyncio.sleep(0.2)
         assert [m["connections"] for m in members if m["user_id"] == user_id] == [1]
+        # Announced on node a, delivered on node b through the broker: once each.
+        await until(lambda: watcher.of("presence.joined", user_id)
+                    and watcher.of("user.online", user_id), 10, "Xena's join on node b")
 
         async def stats(port: int) -> dict[str, Any]:
             status, body = await call(port, "GET", "/ws/stats", token=admin["access_token"])
@@ -180,6 +183,8 @@ async def test_presence_and_stats_span_nodes_and_a_killed_nodes_user_leaves_once
         (left,) = watcher.of("presence.left", user_id)
         assert left["channel"] == "room:lobby" and left["data"]["name"] == "Xena"
         assert len(watcher.of("user.offline", user_id)) == 1
+        assert len(watcher.of("presence.joined", user_id)) == 1
+        assert len(watcher.of("user.online", user_id)) == 1
         assert took < 30, took
         deadline = time.monotonic() + 10
         while len((body := await stats(b.port))["nodes"]) != 1:
@@ -191,6 +196,38 @@ async def test_presence_and_stats_span_nodes_and_a_killed_nodes_user_leaves_once
     finally:
         watcher.close()
         xena.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_tab_moving_to_the_other_node_within_the_grace_does_not_flap(cluster):
+    """Yan's only tab closes on node a and reopens on node b within a second: the admin sees
+    one join and one user.online, and no leave or offline, past the 5 s grace."""
+    a, b = cluster.nodes
+    admin = await token_for(a.port, "boss@example.com", "adminpass1")
+    user = await token_for(a.port, "yan@example.com", "password123", name="Yan")
+    user_id = user["user"]["id"]
+    watcher = await Socket().open(a.port, admin["access_token"])
+    tab = await Socket().open(a.port, user["access_token"])
+    moved = None
+    try:
+        assert (await watcher.request("subscribe", {"channel": "room:lobby"}))["type"] == "reply"
+        assert (await tab.request("subscribe", {"channel": "room:lobby"}))["type"] == "reply"
+        await until(lambda: watcher.of("presence.joined", user_id)
+                    and watcher.of("user.online", user_id), 10, "Yan's join")
+        tab.close()
+        await asyncio.sleep(0.5)
+        moved = await Socket().open(b.port, user["access_token"])
+        assert (await moved.request("subscribe", {"channel": "room:lobby"}))["type"] == "reply"
+        await asyncio.sleep(7)  # past the grace, and a sweep or two
+        kinds = ("presence.joined", "presence.left", "user.online", "user.offline")
+        assert [len(watcher.of(kind, user_id)) for kind in kinds] == [1, 0, 1, 0]
+        members = (await watcher.request("presence", {"channel": "room:lobby"}))["data"]["members"]
+        assert [(m["user_id"], m["connections"]) for m in members
+                if m["user_id"] == user_id] == [(user_id, 1)]
+    finally:
+        for conn in (watcher, tab, moved):
+            if conn is not None:
+                conn.close()
 
 
 @pytest.mark.gen_test(timeout=60)
