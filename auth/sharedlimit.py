@@ -18,11 +18,14 @@ from typing import Any
 
 from auth.ratelimit import RateLimiter
 
-__all__ = ["SharedRateLimiter", "REDIS_TIMEOUT_SECONDS"]
+__all__ = ["SharedRateLimiter", "REDIS_TIMEOUT_SECONDS", "RETRY_SECONDS"]
 
 log = logging.getLogger("auth.ratelimit")
 
 REDIS_TIMEOUT_SECONDS = 1.0
+# After a failure, Redis is tried again only this much later: an outage costs one slow
+# answer per limiter every few seconds, not one per request.
+RETRY_SECONDS = 3.0
 
 # KEYS: the key's sorted set. ARGV: limit, window ms, hit member, mode (hit: record and
 # answer; check: answer; add: record only; count). Returns {hits in window, seconds to wait}.
@@ -64,9 +67,12 @@ class SharedRateLimiter(RateLimiter):
         self._ids = itertools.count()
         self._node = uuid.uuid4().hex[:12]
         self.degraded = False
+        self._retry_at = 0.0  # time.monotonic() before which Redis is not tried
 
     async def _run(self, key: str, mode: str) -> tuple[int, int] | None:
         """Runs one window step in Redis; None when Redis could not answer in time."""
+        if self.degraded and time.monotonic() < self._retry_at:
+            return None
         member = f"{self._node}:{next(self._ids)}"
         try:
             n, wait = await asyncio.wait_for(self._script(
@@ -77,6 +83,7 @@ class SharedRateLimiter(RateLimiter):
                 log.warning("rate limiter %s: Redis unavailable (%s: %s); limiting per node",
                             self.name, type(exc).__name__, exc)
             self.degraded = True
+            self._retry_at = time.monotonic() + RETRY_SECONDS
             return None
         if self.degraded:
             log.info("rate limiter %s: Redis is back; limiting cluster-wide", self.name)

@@ -61,13 +61,23 @@ async def test_the_window_slides(redis_prefix):  # noqa: F811
 @pytest.mark.gen_test(timeout=20)
 async def test_without_redis_each_node_limits_alone_and_says_so(caplog):
     """Redis unreachable: the limiter falls back to the node's own window (still limiting),
-    logs the fallback once, and answers quickly."""
+    logs the fallback once, and tries Redis again only after RETRY_SECONDS."""
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
                                      socket_connect_timeout=0.5)
     try:
         limiter = SharedRateLimiter(3, 60, client, "nowhere", "auth_per_ip", timeout=0.5)
+        tried = 0
+        script = limiter._script
+
+        async def counting(*args, **kwargs):
+            nonlocal tried
+            tried += 1
+            return await script(*args, **kwargs)
+
+        limiter._script = counting
         with caplog.at_level(logging.WARNING, logger="auth.ratelimit"):
             waits = [await limiter.acheck_and_hit("203.0.113.9") for _ in range(4)]
+        assert tried == 1  # the later attempts did not wait for Redis again
         assert waits[:3] == [0, 0, 0] and waits[3] >= 1
         assert limiter.degraded and limiter.rejected == 1
         warnings = [r for r in caplog.records if "limiting per node" in r.getMessage()]
