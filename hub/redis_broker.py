@@ -26,8 +26,8 @@ from hub import codec
 from hub.broker import Handler, new_node_id
 from hub.disconnect import FELL_BEHIND
 from hub.history import StreamUnavailable, new_epoch
-from hub.messages import CloseStream, Message, Publication
-from hub.redis_log import REDIS_ERRORS, RedisLog
+from hub.messages import FEED, CloseStream, Message, Publication
+from hub.redis_log import CONTROLS, REDIS_ERRORS, RedisLog
 from hub.redis_scripts import PUBLISH_LUA, Keys
 
 __all__ = ["RedisBroker", "backoff"]
@@ -35,7 +35,11 @@ __all__ = ["RedisBroker", "backoff"]
 log = logging.getLogger("redis.broker")
 
 BATCH = 256  # messages per pipeline
-SEEN_TTL = 600  # seconds a logged publication's idempotency key is remembered
+# Seconds a logged publication's idempotency key is remembered: a feed event's (an outbox
+# row's event id) long enough for every node's relay to see the row marked; a room
+# message's long enough for a retried pipeline.
+FEED_SEEN_TTL = 600
+OTHER_SEEN_TTL = 30
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
 
@@ -50,10 +54,11 @@ class _Outgoing:
     """One message waiting to be sent: the bus frame, or a logged publication's script call."""
 
     frame: bytes
-    publication: Publication | None = None  # set for a logged publication
+    stream: str | None = None  # set for a logged message: numbered in this stream
     key: str = ""
     future: asyncio.Future | None = None
     control: bool = False  # retried until sent: other nodes must apply it
+    applied: bool = False  # a control already applied here (Redis was down)
 
 
 class RedisBroker:
@@ -97,7 +102,8 @@ class RedisBroker:
                        asyncio.ensure_future(self._send_loop())]
         try:
             await asyncio.wait_for(self._subscribed.wait(), timeout)
-        except TimeoutError:
+            await self.log.prepare(CONTROLS)  # from now on a missed control is caught up
+        except (TimeoutError, StreamUnavailable):
             log.error("Redis is unreachable: serving degraded until it answers")
 
     # -- publishing ------------------------------------------------------------------------
@@ -110,11 +116,12 @@ class RedisBroker:
         if isinstance(message, Publication):
             if message.logged:
                 self.publish_logged(message).add_done_callback(_log_failure)
-            else:
+            elif self.sending:  # ephemeral (typing, presence): dropped while Redis is down
                 self._put(_Outgoing(self._frame(message)))
             return 0
         touched = 0 if self.sending else self._apply(message)
-        self._put(_Outgoing(self._frame(message), control=True))
+        self._put(_Outgoing(self._frame(message), CONTROLS, uuid.uuid4().hex, control=True,
+                            applied=not self.sending))
         return touched
 
     def publish_logged(self, message: Publication, key: str | None = None
@@ -127,7 +134,8 @@ class RedisBroker:
         if not self.sending:
             future.set_exception(StreamUnavailable(message.stream))
         else:
-            self._put(_Outgoing(self._frame(message), message, key or uuid.uuid4().hex, future))
+            self._put(_Outgoing(self._frame(message), message.stream, key or uuid.uuid4().hex,
+                                future))
         return future
 
     def _frame(self, message: Message) -> bytes:
@@ -168,21 +176,20 @@ class RedisBroker:
         now = str(int(time.time() * 1000))
         async with self.redis.pipeline(transaction=False) as pipe:
             for item in batch:
-                publication = item.publication
-                if publication is None:
+                stream = item.stream
+                if stream is None:
                     pipe.publish(self.keys.bus, b"::" + item.frame)
                     continue
-                stream = publication.stream
                 await self._publish(
                     keys=[self.keys.meta(stream), self.keys.log(stream), self.keys.seen(item.key)],
                     args=[item.frame, self.log.size, max(1, int(self.ttl)), new_epoch(),
-                          self.keys.bus, now, SEEN_TTL],
+                          self.keys.bus, now, FEED_SEEN_TTL if stream == FEED else OTHER_SEEN_TTL],
                     client=pipe)
             return await pipe.execute(raise_on_error=False)
 
     def _failed(self, batch: list[_Outgoing], exc: BaseException) -> None:
-        """Fails the batch's publications (callers answer `unavailable`) and every logged one
-        still queued; keeps controls, in order, for the next attempt."""
+        """Fails the batch's logged publications (callers answer `unavailable`) and every
+        one still queued, drops ephemeral ones and keeps controls, in order, to retry."""
         if self.sending:
             log.warning("Redis unreachable for publishing (%s): retrying with backoff", exc)
         self.sending = False
@@ -190,8 +197,11 @@ class RedisBroker:
         for item in [*batch, *self._queue]:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(StreamUnavailable(str(exc)))
-        rest = [item for item in self._queue if item.control or item.future is None]
-        self._queue = deque([*keep, *rest])
+        self._queue = deque([*keep, *(item for item in self._queue if item.control)])
+        for item in self._queue:  # local sockets feel a control now, not when Redis is back
+            if not item.applied:
+                item.applied = True
+                self._apply(codec.decode(item.frame)[1])
 
     async def _ping(self) -> None:
         try:
@@ -238,16 +248,14 @@ class RedisBroker:
         except (ValueError, codec.CodecError):
             log.error("dropped an undecodable bus message (%d bytes)", len(data))
             return
-        if isinstance(message, Publication):
-            if head:
-                self.log.receive(message.stream, epoch.decode(), int(head), message)
-            else:
-                self._deliver(message)
-        else:
+        if not head:
             self._apply(message)
+        else:
+            stream = message.stream if isinstance(message, Publication) else CONTROLS
+            self.log.receive(stream, epoch.decode(), int(head), message)
 
-    def _deliver(self, publication: Publication) -> object:
-        return self._apply(publication)
+    def _deliver(self, message: Message) -> object:
+        return self._apply(message)
 
     def _apply(self, message: Message) -> int:
         if self._handler is None:
@@ -259,7 +267,8 @@ class RedisBroker:
             return 0
 
     def _lost(self, stream: str) -> None:
-        self._apply(CloseStream(stream, FELL_BEHIND))
+        # Missed controls cannot be known: every local socket resumes (and is checked again).
+        self._apply(CloseStream(FEED if stream == CONTROLS else stream, FELL_BEHIND))
 
     async def close(self) -> None:
         """Stops listening and sending (queued controls get a last chance) and disconnects."""
@@ -267,6 +276,7 @@ class RedisBroker:
             with contextlib.suppress(*REDIS_ERRORS):
                 await asyncio.wait_for(self._send(list(self._queue)), 2.0)
         self._closed = True
+        self.log.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

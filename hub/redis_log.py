@@ -25,10 +25,10 @@ from typing import Any
 
 from hub import codec
 from hub.history import Entry, MemoryLog, Recovery, StreamUnavailable, new_epoch, parse_offset
-from hub.messages import Publication
+from hub.messages import Message, Publication
 from hub.redis_scripts import POSITION_LUA, Keys
 
-__all__ = ["RedisLog", "REDIS_ERRORS"]
+__all__ = ["RedisLog", "REDIS_ERRORS", "CONTROLS"]
 
 log = logging.getLogger("redis.log")
 
@@ -40,7 +40,12 @@ except ImportError:  # pragma: no cover - memory broker only
     REDIS_ERRORS = (OSError, TimeoutError)
 
 PAGE = 1000  # entries per XRANGE call
+# The stream of controls (role changes, closes, unsubscriptions): numbered and logged like
+# the others, so a node whose bus connection was cut applies the ones it missed. Its mirror
+# keeps no entries (nothing replays controls to clients), only its position.
+CONTROLS = "_controls"
 RETRY_CAP = 2.0  # seconds between attempts to read a gap while Redis is unreachable
+FILL_TIMEOUT = 5.0  # seconds a resume waits for Redis before answering from the mirror
 
 
 class RedisLog:
@@ -54,11 +59,11 @@ class RedisLog:
         self.ttl = ttl
         self.mirror = MemoryLog(size, ttl, clock)
         self._position = redis.register_script(POSITION_LUA)
-        # Set by the broker: applies a positioned publication to the local hub.
-        self.deliver: Callable[[Publication], object] = lambda publication: None
+        # Set by the broker: applies a positioned publication (or a control) to the local hub.
+        self.deliver: Callable[[Message], object] = lambda message: None
         # Set by the broker: called when a stream's gap cannot be filled any more.
         self.on_lost: Callable[[str], object] = lambda stream: None
-        self._pending: dict[str, dict[int, Publication]] = {}
+        self._pending: dict[str, dict[int, Message]] = {}
         self._filling: dict[str, asyncio.Future] = {}
         self._generation: dict[str, int] = {}  # bumped when a stream's mirror restarts
 
@@ -103,10 +108,10 @@ class RedisLog:
             if offset > state.last:  # the client saw more than this node has applied yet
                 epoch, top = await self._read_position(stream)
                 if epoch == state.epoch and offset <= top:
-                    await asyncio.shield(self._fill(stream, top))
+                    await asyncio.wait_for(self._fill(stream, top), FILL_TIMEOUT)
             state = mirror.streams[stream]
             if offset < state.floor:
-                await self._extend(stream, offset)
+                await asyncio.wait_for(self._extend(stream, offset), FILL_TIMEOUT)
         except REDIS_ERRORS as exc:  # recover() then answers from what the mirror has
             log.warning("%s: reading missed entries failed (%s)", stream, exc)
 
@@ -114,7 +119,8 @@ class RedisLog:
         """Adds the entries (offset, floor] read from Redis below the mirror's floor."""
         state, generation = self.mirror.streams[stream], self._generation.get(stream, 0)
         floor = state.floor
-        entries = await self._range(stream, offset + 1, floor)
+        entries = [Entry(o, m.targets, m.event, at) for o, m, at in
+                   await self._range(stream, offset + 1, floor) if isinstance(m, Publication)]
         if self._generation.get(stream, 0) != generation or state.floor != floor:
             return
         if not entries or entries[0].offset != offset + 1 or entries[-1].offset != floor:
@@ -125,8 +131,8 @@ class RedisLog:
 
     # -- the live path (the broker calls receive() for each logged bus message, in order) ---
 
-    def receive(self, stream: str, epoch: str, offset: int, publication: Publication) -> None:
-        """Applies a logged publication from the bus in offset order, once."""
+    def receive(self, stream: str, epoch: str, offset: int, publication: Message) -> None:
+        """Applies a logged publication (or control) from the bus in offset order, once."""
         state = self.mirror.streams.get(stream)
         if state is None:  # nobody here follows it yet: its history starts now
             self.mirror.restore(stream, epoch, offset - 1, None, [])
@@ -149,9 +155,14 @@ class RedisLog:
         self.mirror.restore(stream, epoch, 0, None, [])
         return self.mirror.streams[stream]
 
-    def _apply(self, stream: str, publication: Publication) -> None:
-        event = self.mirror.append(stream, publication.targets, publication.event)
-        self.deliver(replace(publication, event=event))
+    def _apply(self, stream: str, message: Message) -> None:
+        if isinstance(message, Publication):
+            event = self.mirror.append(stream, message.targets, message.event)
+            message = replace(message, event=event)
+        else:
+            state = self.mirror.streams[stream]
+            state.last = state.floor = state.last + 1
+        self.deliver(message)
 
     def _start_fill(self, stream: str, upto: int) -> asyncio.Future:
         task = self._filling.get(stream)
@@ -160,7 +171,16 @@ class RedisLog:
         return task
 
     async def _fill(self, stream: str, upto: int) -> None:
-        await self._start_fill(stream, upto)
+        """Returns once this node applied the stream up to `upto` (or the stream restarted)."""
+        generation = self._generation.get(stream, 0)
+        while (self.mirror.streams[stream].last < upto
+               and self._generation.get(stream, 0) == generation):
+            await asyncio.shield(self._start_fill(stream, upto))
+
+    def close(self) -> None:
+        """Stops every gap being filled (shutdown)."""
+        for task in list(self._filling.values()):
+            task.cancel()
 
     async def _fill_loop(self, stream: str, upto: int) -> None:
         """Reads and applies the entries up to `upto` the bus did not bring, then what waited."""
@@ -181,12 +201,12 @@ class RedisLog:
                     continue
                 if self._generation.get(stream, 0) != generation:
                     break
-                if not entries or entries[0].offset != state.last + 1:
+                if not entries or entries[0][0] != state.last + 1:
                     self._lost(stream, upto)
                     break
-                for entry in entries:
-                    if entry.offset == state.last + 1:
-                        self._apply(stream, Publication(entry.event, entry.targets, stream, True))
+                for offset, message, _ in entries:
+                    if offset == state.last + 1:
+                        self._apply(stream, message)
         finally:
             self._filling.pop(stream, None)
         self._drain_pending(stream)
@@ -236,21 +256,22 @@ class RedisLog:
             keys=[self.keys.meta(stream), self.keys.log(stream)], args=[new_epoch()])
         return epoch.decode() if isinstance(epoch, bytes) else str(epoch), int(top or 0)
 
-    async def _range(self, stream: str, low: int, high: int) -> list[Entry]:
-        """Returns the entries low..high (inclusive) Redis still holds, in order."""
-        out: list[Entry] = []
+    async def _range(self, stream: str, low: int, high: int
+                     ) -> list[tuple[int, Message, float]]:
+        """Returns (offset, message, publish time) of the entries low..high (inclusive) that
+        Redis still holds, in order; a publication's event carries its offset."""
+        out: list[tuple[int, Message, float]] = []
         start = low
         while start <= high:
             rows = await self.redis.xrange(self.keys.log(stream), f"{start}-0", f"{high}-0",
                                            count=PAGE)
             for entry_id, fields in rows:
                 offset = int(entry_id.split(b"-")[0])
-                _, publication = codec.decode(fields[b"d"])
-                assert isinstance(publication, Publication)
-                event = replace(publication.event, offset=str(offset))
-                out.append(Entry(offset, publication.targets, event,
-                                 int(fields.get(b"t", b"0")) / 1000.0))
+                _, message = codec.decode(fields[b"d"])
+                if isinstance(message, Publication):
+                    message = replace(message, event=replace(message.event, offset=str(offset)))
+                out.append((offset, message, int(fields.get(b"t", b"0")) / 1000.0))
             if len(rows) < PAGE:
                 break
-            start = out[-1].offset + 1
+            start = out[-1][0] + 1
         return out

@@ -74,6 +74,7 @@ class PrivateRedis:
         self.binary = need_redis_server()
         self.port = free_port()
         self.dir = str(tmp_path)
+        os.makedirs(self.dir, exist_ok=True)
         self.proc: subprocess.Popen | None = None
         self.start()
 
@@ -124,6 +125,7 @@ class Nodes:
         run_dir = self.tmp_path / f"node{self.started}"
         run_dir.mkdir()
         node = ServerProcess(str(run_dir), f"--data-dir={self.data}", "--rate-limits=off",
+                             "--inbound-rate=10000", "--inbound-burst=10000",
                              "--broker=redis", f"--redis-url={self.redis_url}",
                              f"--redis-prefix={self.prefix}", *self.extra, *args)
         self.nodes.append(node)

@@ -230,3 +230,5 @@ def api(http_server, base_url, ctx) -> Api:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "settings(**fields): override Settings for the test")
+    config.addinivalue_line(
+        "markers", "slow: a long test (real processes, faults); still part of `make test`")

@@ -225,3 +225,49 @@ async def test_controls_apply_on_every_node_and_a_drained_node_leaves_the_others
     await keep.wait(lambda s: any(e["data"]["message"] == "after"
                                   for e in s.of_type("system.alert")), what="after drain")
     assert keep.closed is None
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_a_node_started_later_recovers_from_the_redis_log(tmp_path):
+    """A node that never saw a stream's events replays them from Redis to a resuming client
+    (feed and room, exactly the missed ones, then live ones); a position older than
+    --history-size answers recovered false."""
+    cluster = Nodes(tmp_path, need_redis(), "--history-size=30")
+    try:
+        cluster.create_admin()
+        a = cluster.start().port
+        admin = (await login(a))["access_token"]
+        first = Socket("first")
+        await first.open(a, admin)
+        assert (await first.request("subscribe", {"channel": ROOM}))["type"] == "reply"
+        for n in range(10):
+            status, _ = await call(a, "POST", "/ws/broadcast", {"message": str(n)}, admin)
+            assert status == 200
+            reply = await first.request("publish", {"channel": ROOM, "data": {"n": n}})
+            assert reply["type"] == "reply"
+        await first.wait(lambda s: len(s.of_type("system.alert")) == 10
+                         and len(s.of_type("channel.message")) == 10, what="ten of each")
+        feed_at = first.of_type("system.alert")[3]["offset"]
+        room_at = first.of_type("channel.message")[3]["offset"]
+        epoch, room_epoch = first.welcome["epoch"], first.events[0]["data"]["epoch"]
+        b = cluster.start().port  # it has seen none of them
+        again = Socket("again")
+        welcome = await again.open(b, admin, f"&since={feed_at}&epoch={epoch}")
+        assert welcome["recovered"] is True and welcome["missed"] == 6, welcome
+        reply = await again.request("subscribe", {"channel": ROOM, "since": room_at,
+                                                  "epoch": room_epoch})
+        assert reply["data"]["recovered"] is True and reply["data"]["missed"] == 6, reply
+        status, _ = await call(a, "POST", "/ws/broadcast", {"message": "10"}, admin)
+        await again.wait(lambda s: len(s.of_type("system.alert")) == 7, what="live alert")
+        assert [e["data"]["message"] for e in again.of_type("system.alert")] == [
+            str(n) for n in range(4, 11)]
+        assert [e["data"]["body"]["n"] for e in again.of_type("channel.message")] == list(
+            range(4, 10))
+        for n in range(40):  # past --history-size: the old position is gone
+            await call(a, "POST", "/ws/broadcast", {"message": f"x{n}"}, admin)
+        old = Socket("old")
+        c = cluster.start().port
+        welcome = await old.open(c, admin, f"&since={feed_at}&epoch={epoch}")
+        assert welcome["recovered"] is False and welcome["missed"] == 0, welcome
+    finally:
+        cluster.stop()
