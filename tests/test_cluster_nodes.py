@@ -125,6 +125,7 @@ async def until(predicate, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.gen_test(timeout=120)
 async def test_presence_and_stats_span_nodes_and_a_killed_nodes_user_leaves_once(cluster):
     """A user on node a, an admin on node b: the presence verb on b lists both, /ws/stats on
@@ -198,6 +199,7 @@ async def test_presence_and_stats_span_nodes_and_a_killed_nodes_user_leaves_once
         xena.close()
 
 
+@pytest.mark.slow
 @pytest.mark.gen_test(timeout=60)
 async def test_a_tab_moving_to_the_other_node_within_the_grace_does_not_flap(cluster):
     """Yan's only tab closes on node a and reopens on node b within a second: the admin sees
