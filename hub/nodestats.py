@@ -22,6 +22,7 @@ log = logging.getLogger("hub.stats")
 
 PUBLISH_SECONDS = 1.0
 STATS_TTL_SECONDS = 5.0
+READ_TIMEOUT = 1.0  # seconds /ws/stats waits for Redis before answering for this node alone
 SUMMED = ("total_clients", "messages_delivered", "events_published", "slow_consumers_dropped")
 
 # KEYS: the node's stats key, the nodes zset. ARGV: node id, json, ttl ms.
@@ -160,7 +161,8 @@ class RedisStats:
         local = self.hub.get_stats()
         mine = node_entry(self.node_id, local)
         try:
-            raw = await self._read(keys=[self._nodes_key], args=[self._key_prefix])
+            raw = await asyncio.wait_for(
+                self._read(keys=[self._nodes_key], args=[self._key_prefix]), READ_TIMEOUT)
             users = await self.users_online() if self.users_online is not None else None
         except Exception as exc:
             log.warning("stats: cannot read the other nodes' counts from Redis: %s", exc)

@@ -29,6 +29,7 @@ __all__ = ["RedisPresence", "HEARTBEAT_SECONDS", "NODE_TTL_SECONDS"]
 log = logging.getLogger("hub.presence")
 
 HEARTBEAT_SECONDS = 2.0
+READ_TIMEOUT_SECONDS = 1.0
 # A node silent this long is swept; its users then leave after the grace unless they are back
 # on another node: at most TTL + heartbeat + grace + heartbeat = 19 s after a node dies.
 NODE_TTL_SECONDS = 10.0
@@ -96,8 +97,17 @@ class RedisPresence:
                        self._local.items() if k == key), key=lambda m: m.user_id)
 
     async def fetch(self, key: str) -> list[Member]:
-        """Returns the users present under key on every node (those within the grace too)."""
-        raw = await self.redis.hgetall(f"{self._p}m:{key}")
+        """Returns the users present under key on every node (those within the grace too).
+
+        If Redis does not answer within READ_TIMEOUT_SECONDS, returns this node's members.
+        """
+        try:
+            raw = await asyncio.wait_for(self.redis.hgetall(f"{self._p}m:{key}"),
+                                         READ_TIMEOUT_SECONDS)
+        except Exception as exc:
+            log.warning("presence: cannot read %r from Redis (%s: %s); answering with this "
+                        "node's members", key, type(exc).__name__, exc)
+            return self.members(key)
         fields = {_text(k): _text(v) for k, v in raw.items()}
         out = [Member(int(f[2:]), fields.get(f"n:{f[2:]}", ""), int(v))
                for f, v in fields.items() if f.startswith("c:")]

@@ -133,3 +133,23 @@ async def test_one_node_is_the_only_entry_of_nodes():
     assert stats["total_clients"] == 2 and stats["unique_users"] == 2
     assert stats["nodes"] == [{"node": "solo", **{k: v for k, v in stats.items()
                                                    if k != "nodes"}}]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_without_redis_stats_and_presence_answer_for_this_node():
+    """Redis unreachable: /ws/stats answers with this node alone, and the presence read with
+    this node's members, instead of failing."""
+    from hub.redispresence import RedisPresence
+
+    client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                     socket_connect_timeout=0.5)
+    hub = _hub_with([(1, "user"), (2, "admin")])
+    presence = RedisPresence(client, "nowhere", "solo")
+    presence.attach(lambda *args: None)
+    presence.join("room:x", 1, "Ann")
+    try:
+        stats = await RedisStats(hub, "solo", client, "nowhere").collect()
+        assert stats["total_clients"] == 2 and [n["node"] for n in stats["nodes"]] == ["solo"]
+        assert [(m.user_id, m.connections) for m in await presence.fetch("room:x")] == [(1, 1)]
+    finally:
+        await client.aclose()
