@@ -17,7 +17,10 @@ from conftest import IN_CI, POSTGRES_URL, TEST_SECRET, _run_admin_sql
 from redistest import REDIS_URL, delete_prefix, new_prefix, require_redis
 from serverproc import ROOT, ServerProcess
 from test_restart import call
+from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
+
+WS_CONNECT_RATE = 6  # per IP per minute, for the whole cluster
 
 
 class TwoNodes:
@@ -34,7 +37,8 @@ class TwoNodes:
             pytest.skip(f"PostgreSQL not reachable: {exc}")
         self.prefix = new_prefix()
         self.env = {"DATABASE_URL": POSTGRES_URL, "PGOPTIONS": f"-c search_path={self.schema}",
-                    "BROKER": "redis", "REDIS_URL": REDIS_URL, "REDIS_PREFIX": self.prefix}
+                    "BROKER": "redis", "REDIS_URL": REDIS_URL, "REDIS_PREFIX": self.prefix,
+                    "WS_CONNECT_RATE": str(WS_CONNECT_RATE)}
         self.tmp_path = tmp_path
         self.nodes: list[ServerProcess] = []
         result = subprocess.run(
@@ -233,11 +237,21 @@ async def test_a_tab_moving_to_the_other_node_within_the_grace_does_not_flap(clu
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_the_login_budget_is_shared_by_both_nodes(cluster):
+async def test_login_and_connect_budgets_are_shared_by_both_nodes(cluster):
     """5 wrong passwords for one account from one address, alternating nodes: the 6th attempt
-    is refused with 429 on either node, though each node saw only 2 or 3."""
+    is refused with 429 on either node, though each node saw only 2 or 3. The same for
+    WebSocket connection attempts: 6 per minute from one address, cluster-wide."""
     a, b = cluster.nodes
-    await token_for(a.port, "yan@example.com", "password123", name="Yan")
+    user = await token_for(a.port, "yan@example.com", "password123", name="Yan")
+    sockets = [await Socket().open((a, b)[i % 2].port, user["access_token"])
+               for i in range(WS_CONNECT_RATE)]
+    for node in (a, b):
+        with pytest.raises(HTTPClientError) as refused:
+            await websocket_connect(f"ws://127.0.0.1:{node.port}/ws?token="
+                                    + user["access_token"])
+        assert refused.value.code == 429
+    for socket in sockets:
+        socket.close()
     for i in range(5):
         status, body = await call((a, b)[i % 2].port, "POST", "/api/v1/auth/login",
                                   {"email": "yan@example.com", "password": "wrongpass1"})
