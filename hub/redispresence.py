@@ -34,6 +34,7 @@ READ_TIMEOUT_SECONDS = 1.0
 # on another node: at most TTL + heartbeat + grace + heartbeat = 19 s after a node dies.
 NODE_TTL_SECONDS = 10.0
 
+
 class RedisPresence:
     """Presence shared by every node on one Redis; the Presence protocol plus start/close."""
 
@@ -181,9 +182,9 @@ class RedisPresence:
             self._dirty |= pending
             self._resync = self._resync or resync
             raise
+        if not self.healthy:
+            log.info("presence: Redis reachable again; this node's entries are written")
         self.healthy = True
-        self.stopped = False  # set by close(): the loops end even if a Redis call ate the cancel
-        self._expiring: set[asyncio.Task] = set()
         grace_started = False
         for (key, user_id), name, result in zip(batch, names, results, strict=True):
             if result == 1:
