@@ -181,7 +181,8 @@ class Settings:
     ws_connect_rate: int = _option(
         120, _positive_int, "WebSocket connection attempts allowed per IP per minute (default 120)")
     websocket_compression: bool = _option(
-        False, _on_off, "on|off: offer permessage-deflate (default off: costs CPU per client)")
+        False, _on_off,
+        "on|off: accept permessage-deflate, each event compressed once (default off)")
     health_interval: float = _option(
         5.0, _positive_float, "seconds between database health checks (default 5)")
     debug: bool = _option(False, _on_off, "on|off: debug logging and autoreload (default off)")

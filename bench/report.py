@@ -273,13 +273,18 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
 
 
 def keep_block(old: str, new: str) -> str:
-    """Returns new with old's metrics-overhead block (if any) put back before "## Reproduce"."""
-    start, end = old.find(BLOCK_START), old.find(BLOCK_END)
-    if start < 0 or end < start:
-        return new
-    block = old[start:end + len(BLOCK_END)] + "\n\n"
-    at = new.find("## Reproduce")
-    return new[:at] + block + new[at:] if at >= 0 else new.rstrip("\n") + "\n\n" + block
+    """Returns new with old's metrics-overhead and wire-formats blocks (those it has and new
+    lacks) put back before "## Reproduce"."""
+    from bench.wire_report import WIRE_END, WIRE_START
+
+    for first, last in ((BLOCK_START, BLOCK_END), (WIRE_START, WIRE_END)):
+        start, end = old.find(first), old.find(last)
+        if start < 0 or end < start or first in new:
+            continue
+        block = old[start:end + len(last)] + "\n\n"
+        at = new.find("## Reproduce")
+        new = new[:at] + block + new[at:] if at >= 0 else new.rstrip("\n") + "\n\n" + block
+    return new
 
 
 if __name__ == "__main__":

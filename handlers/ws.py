@@ -18,10 +18,10 @@ from auth.ratelimit import InboundLimit
 from handlers import wsframes
 from handlers.access_log import redact
 from handlers.base import ErrorEnvelopeMixin, bearer_token
-from hub import transport
+from hub import protowire, transport
 from hub.client import Client
 from hub.disconnect import SHUTTING_DOWN, TOKEN_EXPIRED
-from hub.events import Encoded, Event, EventType
+from hub.events import DEFLATE, JSON, PROTOBUF, Encoded, Event, EventType
 from hub.history import Recovery, StreamUnavailable
 from hub.messages import FEED
 from services.errors import (
@@ -48,12 +48,18 @@ _REFUSALS: dict[type, str] = {
     AuthenticationError: "unauthorized",
     ValidationError: "not_websocket",
 }
+# The subprotocols a client may ask for (Sec-WebSocket-Protocol); none means JSON.
+SUBPROTOCOLS = (protowire.SUBPROTOCOL, protowire.JSON_SUBPROTOCOL)
 # Shared by every upgraded socket in place of its own request and response headers.
 _NO_HEADERS = HTTPHeaders()
 
 
 class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     """GET /ws: authenticates before the upgrade, then streams the caller's events."""
+
+    # Which of an event's shared frames this connection is sent (hub.events JSON, DEFLATE,
+    # PROTOBUF flags), fixed when the socket opens.
+    _variant = JSON
 
     def initialize(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -113,6 +119,13 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     def get_compression_options(self) -> dict[str, Any] | None:
         return {} if self.ctx.settings.websocket_compression else None
 
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        """Picks the client's first subprotocol this server speaks (none: JSON)."""
+        for name in subprotocols:
+            if name in SUBPROTOCOLS:
+                return name
+        return None
+
     def get_websocket_protocol(self) -> Any:
         return wsframes.strict_protocol(self)  # RFC 6455 close codes for protocol errors
 
@@ -126,6 +139,7 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             return
         self.set_nodelay(True)
         self._cap_send_buffer()
+        self._variant = self._wire_variant()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, name=sys.intern(caller.name))
         # The welcome goes first, with the feed position; then the missed feed events (when
@@ -148,6 +162,19 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         self.ctx.metrics.connection_opened()
         self._schedule_expiry(caller.expires_at)
         self._shed_handshake_state()
+
+    def _wire_variant(self) -> int:
+        """Returns which shared frames this connection gets: its format, deflated or not."""
+        conn = self.ws_connection
+        variant = PROTOBUF if self.selected_subprotocol == protowire.SUBPROTOCOL else JSON
+        if getattr(conn, "_compressor", None) is not None:  # permessage-deflate was agreed
+            variant |= DEFLATE
+        return variant
+
+    @property
+    def protobuf(self) -> bool:
+        """Whether this connection speaks events.v1.protobuf (binary requests and events)."""
+        return bool(self._variant & PROTOBUF)
 
     def _cap_send_buffer(self) -> None:
         """Bounds the kernel's buffer for this socket, so a stalled client costs little memory.
@@ -275,14 +302,13 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- the hub's Connection interface --------------------------------------------------
 
     def send(self, event: Encoded) -> bool:
-        """Writes a pre-encoded event; True if nothing is left queued."""
+        """Writes the event's shared frame for this connection's variant; True if nothing is
+        left queued."""
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return True
-        if getattr(conn, "_compressor", None) is not None:
-            self.write_message(event.text)  # permessage-deflate: Tornado frames per connection
-            return False
-        return transport.write_frame(conn.stream, event.frame)  # type: ignore[attr-defined]
+        frame = event.frames[self._variant] or event.frame_for(self._variant)
+        return transport.write_frame(conn.stream, frame)  # type: ignore[attr-defined]
 
     def backlog(self) -> tuple[int, int]:
         """Returns (queued messages, unsent bytes) for slow-consumer checks."""

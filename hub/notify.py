@@ -48,7 +48,11 @@ class HubNotifier:
         """Logs a room message in its channel's stream and sends it to every subscriber, the
         sender included; returns its offset (StreamUnavailable if it cannot be numbered)."""
         event = Event(EventType.CHANNEL_MESSAGE, data, channel=channel)
-        offset, _ = await self.hub.publish_logged(event, (ToChannel(channel),), data.get("id"))
+        hub = self.hub
+        if not hub.broker.deferred:  # numbered and delivered right here, nothing to wait for
+            hub.publish(event, (ToChannel(channel),), logged=True)
+            return hub.broker.log.position(channel)[1]
+        offset, _ = await hub.publish_logged(event, (ToChannel(channel),), data.get("id"))
         return offset
 
     def room_unsubscribed(self, channel: str, reason: str, user_id: int | None = None) -> int:

@@ -226,11 +226,10 @@ class RedisBroker:
                     log.warning("Redis bus subscribed again: catching up every stream")
                     self._tasks.append(asyncio.ensure_future(self.log.resync()))
                 attempt = 0
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                       timeout=1.0)
-                    if message is not None and message["type"] == "message":
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
                         self._receive(message["data"])
+                raise ConnectionError("the bus subscription ended")
             except REDIS_ERRORS as exc:
                 if self.listening or attempt == 0:
                     log.warning("Redis bus connection lost (%s): reconnecting", exc)

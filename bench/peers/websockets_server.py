@@ -1,9 +1,11 @@
 """Peer: a `websockets` 17.x asyncio server that fans out with websockets.broadcast().
 
 /ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
-alert text from the harness, broadcasts it to every /ws connection and replies "ok <n>".
-permessage-deflate is off (compression=None), like the product's default, and pings use the
-same interval as the product under test. Exits by itself after --max-seconds.
+alert from the harness (JSON text, or protobuf bytes that go out as binary frames), broadcasts it
+to every /ws connection and replies "ok <n>". permessage-deflate is off (compression=None), like
+the product's default, unless --compression deflate (websockets' own default settings: each
+connection compresses with its own context); pings use the same interval as the product under
+test. Exits by itself after --max-seconds.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ async def main(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.call_later(args.max_seconds, stop.set)
-    async with serve(handler, args.address, args.port, compression=None,
+    compression = None if args.compression == "none" else args.compression
+    async with serve(handler, args.address, args.port, compression=compression,
                      ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                      max_size=64 * 1024, backlog=1024):
         await stop.wait()
@@ -54,4 +57,5 @@ if __name__ == "__main__":
     parser.add_argument("--ping-interval", type=float, default=300.0)
     parser.add_argument("--ping-timeout", type=float, default=60.0)
     parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument("--compression", choices=("none", "deflate"), default="none")
     asyncio.run(main(parser.parse_args()))
