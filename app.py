@@ -12,6 +12,7 @@ import tornado.web
 
 from auth.jwt import TokenIssuer, load_or_create_secret
 from auth.ratelimit import RateLimiter
+from auth.sharedlimit import SharedRateLimiter
 from config import Settings
 from handlers import admin, auth, health, metrics, pages, rooms, users, ws, wsadmin
 from handlers.access_log import log_request
@@ -20,7 +21,10 @@ from handlers.edge import EdgeApplication, SafeStaticFileHandler, TooLargeHandle
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
 from hub.hub import Hub
+from hub.nodestats import ClusterStats, LocalStats, RedisStats
 from hub.notify import HubNotifier
+from hub.presence import ONLINE
+from hub.redispresence import RedisPresence
 from models.db import Runner
 from services.alerts import AlertService
 from services.auth import AuthService, LoginLimits
@@ -63,15 +67,26 @@ class Context:
     relay: Relay
     streams: StreamStore | None  # None for a broker that keeps its own stream state
     metrics: Metrics
+    stats: ClusterStats  # GET /ws/stats: this node's counts, or every node's
     # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
     # broker's commands, and anything else a cluster keeps in Redis, go through it.
     redis: Any = None
 
     async def start(self) -> None:
-        """Restores the streams and publishes every unpublished outbox row (before serving)."""
+        """Restores the streams and publishes every unpublished outbox row (before serving);
+        in a cluster, joins the shared presence and stats."""
         if self.streams is not None:
             await self.streams.load()
         await self.relay.start()
+        if isinstance(self.hub.presence, RedisPresence):
+            await self.hub.presence.start()
+        await self.stats.start()
+
+    async def leave_cluster(self) -> None:
+        """Withdraws this node's presence entries and stats (after its sockets are closed)."""
+        if isinstance(self.hub.presence, RedisPresence):
+            await self.hub.presence.close()
+        await self.stats.close()
 
     async def stop(self) -> None:
         """Flushes the relay's marks and room messages, then saves the streams (clean only if
@@ -81,6 +96,7 @@ class Context:
         if self.streams is not None:
             await self.streams.save_clean(feed_clean=feed_clean,
                                           rooms_clean=not self.messages.lost)
+        await self.leave_cluster()
 
     def rate_limiters(self) -> Iterator[RateLimiter]:
         """Yields every rate limiter, named, for the metrics collector."""
@@ -135,6 +151,11 @@ def make_broker(settings: Settings) -> tuple[Broker, Any]:
                        settings.history_ttl), shared
 
 
+async def _users_online(hub: Hub) -> int:
+    """Returns how many users have a connection on some node of the cluster."""
+    return sum(1 for m in await hub.presence.fetch(ONLINE) if m.connections > 0)
+
+
 def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     """Wires settings, the pools, the broker, the hub and the services (database bound).
 
@@ -148,14 +169,23 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     redis = None
     if broker is None:
         broker, redis = make_broker(settings)
-    hub = make_hub(broker)
+    presence = (RedisPresence(redis, settings.redis_prefix, broker.node_id)
+                if redis is not None else None)
+    hub = make_hub(broker, presence=presence)
     notifier = HubNotifier(hub)
-    limiter = (RateLimiter(settings.ws_connect_rate, 60, name="ws_connect")
+
+    def make_limiter(limit: int, window: float, name: str) -> RateLimiter:
+        if redis is None:
+            return RateLimiter(limit, window, name=name)
+        return SharedRateLimiter(limit, window, redis, settings.redis_prefix, name)
+
+    limiter = (make_limiter(settings.ws_connect_rate, 60, "ws_connect")
                if settings.rate_limits else None)
-    login_limits = LoginLimits(settings.rate_limits)
-    for attr, value in vars(login_limits).items():
-        if isinstance(value, RateLimiter) and not value.name:
-            value.name = f"auth_{attr}"  # auth_per_pair, auth_per_ip, auth_register_per_ip
+    login_limits = LoginLimits(settings.rate_limits, make_limiter)
+    stats: ClusterStats = LocalStats(hub, broker.node_id)
+    if redis is not None:
+        stats = RedisStats(hub, broker.node_id, redis, settings.redis_prefix,
+                           users_online=functools.partial(_users_online, hub))
     relay = Relay(run, hub, settings.message_retention_days)
     streams = StreamStore(run, broker.log) if isinstance(broker.log, MemoryLog) else None
     auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay)
@@ -193,6 +223,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         relay=relay,
         streams=streams,
         metrics=metrics_,
+        stats=stats,
         redis=redis,
     )
     sources.limiters = ctx.rate_limiters

@@ -71,6 +71,29 @@ class RateLimiter:
         for key in list(self._hits):
             self._live(key)
 
+    # Awaitable twins of the methods above, which is what the services and handlers call:
+    # auth.sharedlimit.SharedRateLimiter answers them from Redis for the whole cluster.
+
+    async def acheck_and_hit(self, key: str) -> int:
+        """check_and_hit(key), awaitable."""
+        return self.check_and_hit(key)
+
+    async def aretry_after(self, key: str) -> int:
+        """retry_after(key), awaitable."""
+        return self.retry_after(key)
+
+    async def acount(self, key: str) -> int:
+        """count(key), awaitable."""
+        return self.count(key)
+
+    async def ahit(self, key: str) -> None:
+        """hit(key), awaitable."""
+        self.hit(key)
+
+    async def areset(self, key: str) -> None:
+        """reset(key), awaitable."""
+        self.reset(key)
+
 
 class TokenBucket:
     """Allows `rate` events per second on average and bursts of up to `burst` (one client)."""

@@ -68,6 +68,6 @@ class PresenceHandler(ApiHandler):
 
     async def get(self) -> None:
         await self.admin()
-        members = self.ctx.hub.presence.members(ONLINE)
+        members = await self.ctx.hub.presence.fetch(ONLINE)
         self.ok({"online": [{"user_id": m.user_id, "name": m.name,
                              "connections": m.connections} for m in members]})

@@ -77,7 +77,7 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     async def prepare(self) -> None:
         limiter = self.ctx.ws_connect_limiter
         if limiter is not None:
-            wait = limiter.check_and_hit(self.request.remote_ip or "")
+            wait = await limiter.acheck_and_hit(self.request.remote_ip or "")
             if wait:
                 raise RateLimited(f"too many connection attempts; retry in {wait} seconds", wait)
         origin = self.request.headers.get("Origin")

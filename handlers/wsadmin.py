@@ -8,11 +8,13 @@ __all__ = ["StatsHandler", "BroadcastHandler"]
 
 
 class StatsHandler(ApiHandler):
-    """GET /ws/stats: the hub's stats object itself, plus the dashboard's `delivery` (admins)."""
+    """GET /ws/stats: the hub's stats object (summed over the cluster's nodes, each node in
+    `nodes`), plus this node's `delivery` for the dashboard (admins)."""
 
     async def get(self) -> None:
         await self.admin()
-        self.finish({**self.ctx.hub.get_stats(), "delivery": self.ctx.metrics.delivery_summary()})
+        stats = await self.ctx.stats.collect()
+        self.finish({**stats, "delivery": self.ctx.metrics.delivery_summary()})
 
 
 class BroadcastHandler(ApiHandler):
@@ -25,5 +27,5 @@ class BroadcastHandler(ApiHandler):
             "success": True,
             "message": "Broadcast sent successfully",
             "recipients": recipients,
-            "stats": self.ctx.hub.get_stats(),
+            "stats": await self.ctx.stats.collect(),
         })

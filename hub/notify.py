@@ -59,7 +59,8 @@ class HubNotifier:
         """Unsubscribes a room's sockets (or one user's) on every node, telling them why."""
         return self.hub.control(Unsubscribe(channel, reason, user_id))
 
-    def room_counts(self, channel: str) -> dict[str, int]:
-        """Returns a room's live subscriber connections and users online in it."""
-        return {"subscribers": self.hub.subscriber_count(channel),
-                "online": len(self.hub.presence.members(channel))}
+    async def room_counts(self, channel: str) -> dict[str, int]:
+        """Returns a room's subscribed connections and users present in it, on every node
+        (presence counts one per subscribed connection)."""
+        members = await self.hub.presence.fetch(channel)
+        return {"subscribers": sum(m.connections for m in members), "online": len(members)}

@@ -4,7 +4,7 @@ Presence is per user, not per connection: a user joins a key (a channel, or ONLI
 whole server) with their first connection there and leaves when the last one has gone and
 has not come back within the grace (5 s), so a page reload does not flap. The hub feeds it
 connection changes; it reports joins and leaves through a callback. `MemoryPresence` keeps
-state for one node; a Redis implementation will share it across nodes.
+state for one node; `hub.redispresence.RedisPresence` shares it across the nodes of a cluster.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ class Presence(Protocol):
         """Counts one connection fewer; the user leaves after the grace if none is left."""
 
     def members(self, key: str) -> list[Member]:
-        """Returns the users present under key, by user id."""
+        """Returns the users present under key on this node, by user id."""
+
+    async def fetch(self, key: str) -> list[Member]:
+        """Returns the users present under key on every node, by user id."""
 
 
 class MemoryPresence:
@@ -114,6 +117,10 @@ class MemoryPresence:
     def members(self, key: str) -> list[Member]:
         """Returns the users present under key (those within their grace included)."""
         return sorted(self._present.get(key, {}).values(), key=lambda m: m.user_id)
+
+    async def fetch(self, key: str) -> list[Member]:
+        """Returns members(key): with one node, this node's users are everyone's."""
+        return self.members(key)
 
     def _announce(self, key: str, user_id: int, name: str, joined: bool) -> None:
         if self._on_change is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from auth import passwords
@@ -33,47 +34,52 @@ class LoginLimits:
     - per account: after 5 failed logins within 15 minutes (from anywhere) every further
       attempt for that account waits 0.25 s, doubling per failure up to 4 s, before the
       password is checked. It slows a distributed attack but never refuses the owner.
+
+    `make(limit, window, name)` builds each limiter: in-memory for one node, or
+    auth.sharedlimit.SharedRateLimiter so that every node of a cluster counts together.
     """
 
     PAIR_LIMIT, PAIR_WINDOW = 5, 15 * 60
     SLOWDOWN_AFTER = 5
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True,
+                 make: Callable[[int, float, str], RateLimiter] | None = None) -> None:
+        make = make or (lambda limit, window, name: RateLimiter(limit, window, name=name))
         self.enabled = enabled
-        self.per_pair = RateLimiter(limit=self.PAIR_LIMIT, window=self.PAIR_WINDOW)
-        self.per_ip = RateLimiter(limit=30, window=60)
-        self.register_per_ip = RateLimiter(limit=10, window=60)
+        self.per_pair = make(self.PAIR_LIMIT, self.PAIR_WINDOW, "auth_per_pair")
+        self.per_ip = make(30, 60, "auth_per_ip")
+        self.register_per_ip = make(10, 60, "auth_register_per_ip")
         # Counts failures only; the limit is never reached, it just keeps the window.
-        self.account_failures = RateLimiter(limit=1 << 30, window=self.PAIR_WINDOW)
+        self.account_failures = make(1 << 30, self.PAIR_WINDOW, "auth_account_failures")
         self.slowdown_base, self.slowdown_cap = 0.25, 4.0
 
-    def check(self, limiter: RateLimiter, key: str, hit: bool) -> None:
+    async def check(self, limiter: RateLimiter, key: str, hit: bool) -> None:
         """Raises RateLimited when key is over the limiter's budget, recording a hit if asked."""
         if not self.enabled:
             return
-        wait = limiter.check_and_hit(key) if hit else limiter.retry_after(key)
+        wait = await (limiter.acheck_and_hit(key) if hit else limiter.aretry_after(key))
         if wait:
             raise RateLimited(f"too many attempts; try again in {wait} seconds", wait)
 
-    def delay(self, account: str) -> float:
+    async def delay(self, account: str) -> float:
         """Returns how long an attempt for account waits before its password is checked."""
         if not self.enabled:
             return 0.0
-        failures = self.account_failures.count(account)
+        failures = await self.account_failures.acount(account)
         if failures < self.SLOWDOWN_AFTER:
             return 0.0
         return min(self.slowdown_cap,
                    self.slowdown_base * 2 ** min(failures - self.SLOWDOWN_AFTER, 16))
 
-    def failed(self, account: str) -> None:
+    async def failed(self, account: str) -> None:
         """Records a failed login for account."""
         if self.enabled:
-            self.account_failures.hit(account)
+            await self.account_failures.ahit(account)
 
-    def succeeded(self, account: str, ip: str) -> None:
+    async def succeeded(self, account: str, ip: str) -> None:
         """Clears the pair's attempts and the account's failures after a correct password."""
-        self.per_pair.reset(f"{account}|{ip}")
-        self.account_failures.reset(account)
+        await self.per_pair.areset(f"{account}|{ip}")
+        await self.account_failures.areset(account)
 
 
 class AuthService:
@@ -122,7 +128,7 @@ class AuthService:
         v.reject_unknown(body, ("name", "email", "password", "age"))
         name, email = v.name(body.get("name")), v.email(body.get("email"))
         password, age = v.password(body.get("password")), v.age(body.get("age"))
-        self.limits.check(self.limits.register_per_ip, ip, hit=True)
+        await self.limits.check(self.limits.register_per_ip, ip, hit=True)
         password_hash = await self.hash(passwords.hash_password, password)
         result, rows = await self.run(self._register_tx, name, email, password_hash, age)
         self.relay.publish(rows)
@@ -142,23 +148,23 @@ class AuthService:
         if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
             raise ValidationError("email and password are required strings")
         email = email.strip().lower()
-        self.limits.check(self.limits.per_ip, ip, hit=True)
+        await self.limits.check(self.limits.per_ip, ip, hit=True)
         # Counted before the check, so a burst of parallel guesses cannot overtake the limit;
         # a success clears the count.
-        self.limits.check(self.limits.per_pair, f"{email}|{ip}", hit=True)
-        delay = self.limits.delay(email)
+        await self.limits.check(self.limits.per_pair, f"{email}|{ip}", hit=True)
+        delay = await self.limits.delay(email)
         if delay:
             await asyncio.sleep(delay)
         password = password[:1024]
         user = await self.run(User.get_or_none, User.email == email)
         if user is None:
             await self.hash(passwords.verify_dummy, password)
-            self.limits.failed(email)
+            await self.limits.failed(email)
             raise AuthenticationError("invalid email or password")
         if not await self.hash(passwords.verify_password, password, user.password_hash):
-            self.limits.failed(email)
+            await self.limits.failed(email)
             raise AuthenticationError("invalid email or password")
-        self.limits.succeeded(email, ip)
+        await self.limits.succeeded(email, ip)
         return await self.run(self._login_tx, user)
 
     def _login_tx(self, user: User) -> dict:

@@ -20,9 +20,9 @@ MAX_HISTORY = 100
 
 
 class PresenceView(Protocol):
-    """What the presence verb reads (hub.presence)."""
+    """What the presence verb reads (hub.presence): the members on every node."""
 
-    def members(self, key: str) -> list[Any]: ...
+    async def fetch(self, key: str) -> list[Any]: ...
 
 
 class HistoryLog(Protocol):
@@ -134,7 +134,7 @@ class ChannelVerbs:
         channel = _fields(data).get("channel")
         await self._allowed(peer, channel)
         members = [{"user_id": m.user_id, "name": m.name, "connections": m.connections}
-                   for m in self.presence.members(channel)]
+                   for m in await self.presence.fetch(channel)]
         return reply({"channel": channel, "members": members}, request_id)
 
     async def history(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:

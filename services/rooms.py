@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -74,8 +75,8 @@ class RoomService:
         self.notifier = notifier
         self.max_rooms_per_user = max_rooms_per_user
 
-    def _public(self, room: Room) -> dict[str, Any]:
-        return {**room.to_public(), **self.notifier.room_counts(room.channel)}
+    async def _public(self, room: Room) -> dict[str, Any]:
+        return {**room.to_public(), **await self.notifier.room_counts(room.channel)}
 
     async def authorize(self, name: str, user_id: int, role: str) -> None:
         """Raises NotFound or PermissionDenied unless the user may subscribe and publish."""
@@ -106,7 +107,7 @@ class RoomService:
                 RoomMember.create(room=room, user=actor.id)
                 return room
 
-        return self._public(await self.run(create_tx))
+        return await self._public(await self.run(create_tx))
 
     async def list(self, actor: Principal) -> list[dict[str, Any]]:
         """Returns the public rooms and the caller's own; admins see every room."""
@@ -117,7 +118,8 @@ class RoomService:
             mine = RoomMember.select(RoomMember.room).where(RoomMember.user == actor.id)
             return list(rooms.where((Room.private == False) | (Room.id.in_(mine))))  # noqa: E712
 
-        return [self._public(room) for room in await self.run(query)]
+        return list(await asyncio.gather(*(self._public(room)
+                                           for room in await self.run(query))))
 
     async def get(self, actor: Principal, name: str) -> dict[str, Any]:
         """Returns one room the caller may see."""
@@ -126,7 +128,7 @@ class RoomService:
             _check_access(room, actor.id, actor.role)
             return room
 
-        return self._public(await self.run(query))
+        return await self._public(await self.run(query))
 
     async def delete(self, actor: Principal, name: str) -> dict[str, Any]:
         """Deletes a room (owner or admin); its subscribers are unsubscribed at once."""

@@ -24,6 +24,8 @@
     A.$('tabs-per-user').textContent = stats.unique_users ?
       (Math.round(10 * stats.total_clients / stats.unique_users) / 10).toFixed(1) : '–';
 
+    renderNodes(stats.nodes || []);
+
     var list = A.$('by-role');
     A.clear(list);
     var roles = Object.keys(stats.by_role || {});
@@ -41,6 +43,26 @@
           A.el('span', { className: 'role-badge role-' + role.replace(/[^a-z]/g, ''), text: role }),
           A.el('span', { className: 'by-role-count', text: fmt(count) })),
         A.el('span', { className: 'bar' }, bar)));
+    });
+  }
+
+  /** One row per node of the cluster (a single node without Redis): its own counts. */
+  function renderNodes(nodes) {
+    A.$('nodes-total').textContent = String(nodes.length);
+    var body = A.$('nodes-body');
+    A.clear(body);
+    nodes.forEach(function (node) {
+      var roles = Object.keys(node.by_role || {}).map(function (role) {
+        return role + ' ' + fmt(node.by_role[role]);
+      }).join(', ');
+      body.appendChild(A.el('tr', { attrs: { 'data-node': node.node } },
+        A.el('td', { className: 'mono', text: node.node }),
+        A.el('td', { className: 'num right node-clients', text: fmt(node.total_clients) }),
+        A.el('td', { className: 'num right', text: fmt(node.unique_users) }),
+        A.el('td', { text: roles || '–' }),
+        A.el('td', { className: 'num right', text: fmt(node.messages_delivered) }),
+        A.el('td', { className: 'num right', text: fmt(node.events_published) }),
+        A.el('td', { className: 'muted small', text: A.clockTime(node.timestamp).slice(0, 8) })));
     });
   }
 

@@ -220,6 +220,10 @@ async def test_dashboard_live_stats_and_broadcast_reach_test_page(api):
         await expect(total).to_have_text("2")
         await expect(page.locator("#unique-users")).to_have_text("2")
         await expect(page.locator("#by-role [data-role=user] .by-role-count")).to_have_text("1")
+        # One node without Redis: the nodes table has this node alone, with both sockets.
+        await expect(page.locator("#nodes-body tr")).to_have_count(1)
+        await expect(page.locator("#nodes-body .node-clients")).to_have_text("2")
+        await expect(page.locator("#nodes-total")).to_have_text("1")
 
         tester = await open_page(context, api.base_url + "/test")
         await tester.page.fill("#token", user["access_token"])

@@ -12,7 +12,7 @@ sqlite_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 DASHBOARD_IDS = ("email", "password", "login", "total-clients", "by-role", "unique-users", "chart",
                  "feed", "broadcast-message", "broadcast-priority", "broadcast-send",
-                 "broadcast-result", "users-table", "profile", "my-feed")
+                 "broadcast-result", "users-table", "nodes-table", "profile", "my-feed")
 TEST_CLIENT_IDS = ("token", "connect", "disconnect", "status", "messages", "count", "clear",
                    "login-email", "login-password", "send-text", "send", "close-info")
 
