@@ -62,6 +62,9 @@ class Mode:
     storm_after: float = 3.0  # seconds of events after every client has resumed
     storm_timeout: float = 40.0  # give up waiting for the resumes after this long
     storm_budget_seconds: float = 150.0
+    burst_events: int = 20  # burst workload: alerts published in one IOLoop iteration
+    bursts: int = 5
+
 
     @property
     def connections(self) -> int:

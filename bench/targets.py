@@ -86,12 +86,24 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     w4p99 = number(field(prod, w, "W4", "latency", "p99_ms"))
     w5p99 = number(field(prod, w, "W5", "latency", "p99_ms"))
     growth = number(field(prod, w, "W4", "rss_growth_kib"))
+    burst = number(field(prod, w, "burst", "cpu_us_per_msg"))
+    ws_burst = number(field(ws, w, "burst", "cpu_us_per_msg"))
+    hs = number(field(prod, w, "W1", "handshakes_per_s"))
+    ws_hs = number(field(ws, w, "W1", "handshakes_per_s"))
     paused = number(field(prod, w, "W4", "paused"))
     targets = [
         _target("cpu_vs_websockets", "W2 CPU per delivered message vs websockets peer",
                 cpu / ws_cpu if cpu and ws_cpu else None, 1.0, "<=",
                 f"{fmt(cpu, 2)} us vs {fmt(ws_cpu, 2)} us"),
         _target("cpu_abs", "W2 CPU per delivered message (us)", cpu, 10.0, "<"),
+        _target("cpu_vs_websockets_07", "W2 CPU per delivered message vs websockets peer, "
+                "issue 14", cpu / ws_cpu if cpu and ws_cpu else None, 0.7, "<=",
+                f"{fmt(cpu, 2)} us vs {fmt(ws_cpu, 2)} us"),
+        _target("burst_cpu", "Burst (20 alerts in one iteration) CPU per delivered event (us)",
+                burst, 5.0, "<", f"websockets peer {fmt(ws_burst, 2)} us"),
+        _target("handshakes_vs_websockets", "W1 authenticated handshakes/s vs websockets "
+                "peer's plain ones", hs / ws_hs if hs and ws_hs else None, 1.0, ">=",
+                f"{fmt(hs)} vs {fmt(ws_hs)} per second"),
         _target("rate_vs_websockets", "W2 delivered msgs/s vs websockets peer",
                 rate / ws_rate if rate and ws_rate else None, 1.0, ">=",
                 f"{fmt(rate)} vs {fmt(ws_rate)} msgs/s"),

@@ -1,7 +1,8 @@
 """Peer: a `websockets` 17.x asyncio server that fans out with websockets.broadcast().
 
 /ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
-alert text from the harness, broadcasts it to every /ws connection and replies "ok <n>".
+alert text from the harness, broadcasts it to every /ws connection and replies "ok <n>"
+(a JSON list of alert texts is a burst: each is broadcast in turn, in one loop iteration).
 permessage-deflate is off (compression=None), like the product's default, and pings use the
 same interval as the product under test. Exits by itself after --max-seconds.
 """
@@ -24,7 +25,11 @@ WELCOME = json.dumps({"type": "connection.established",
 async def handler(ws: ServerConnection) -> None:
     if ws.request is not None and ws.request.path.startswith("/control"):
         async for message in ws:
-            broadcast(CLIENTS, message)
+            if message.startswith("["):  # a burst: a JSON list of alerts, broadcast in a row
+                for text in json.loads(message):
+                    broadcast(CLIENTS, text)
+            else:
+                broadcast(CLIENTS, message)
             await ws.send(f"ok {len(CLIENTS)}")
         return
     CLIENTS.add(ws)
