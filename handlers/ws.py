@@ -180,6 +180,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         """Closes the socket, remembering the code for the closed-connections metric."""
         if self._sent_close is None:
             self._sent_close = code
+        if self.client is not None and self.client.held:  # sent events go before the close
+            self.write_held()
         super().close(code, reason)
 
     def on_close(self) -> None:
@@ -270,14 +272,38 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- the hub's Connection interface --------------------------------------------------
 
     def send(self, event: Encoded) -> bool:
-        """Writes a pre-encoded event; True if nothing is left queued."""
+        """Holds a pre-encoded event's frame for this iteration's one send(); True if nothing
+        is left queued (False only when reaching FLUSH_BYTES wrote bytes the kernel left)."""
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return True
         if getattr(conn, "_compressor", None) is not None:
             self.write_message(event.text)  # permessage-deflate: Tornado frames per connection
             return False
-        return transport.write_frame(conn.stream, event.frame)  # type: ignore[attr-defined]
+        frame = event.frame
+        client = self.client
+        if client is None:  # not on the hub yet: nothing would flush it
+            return transport.write_frame(conn.stream, frame)  # type: ignore[attr-defined]
+        held = client.held
+        if held is None:
+            client.held, client.held_size = [frame], len(frame)
+            self.ctx.hub.writes.add(client)
+            return True
+        held.append(frame)
+        client.held_size += len(frame)
+        return client.held_size < transport.FLUSH_BYTES or self.write_held()
+
+    def write_held(self, last: bool = False) -> bool:
+        """Writes the held frames in one send(); True if nothing is left queued."""
+        client = self.client
+        if client is None:
+            return True
+        held = client.held
+        client.held, client.held_size = (None if last else []), 0
+        conn = self.ws_connection
+        if not held or conn is None:
+            return True
+        return transport.write_frames(conn.stream, held)  # type: ignore[attr-defined]
 
     def backlog(self) -> tuple[int, int]:
         """Returns (queued messages, unsent bytes) for slow-consumer checks."""
