@@ -83,6 +83,9 @@ class Hub:
         # Called once per publish with the seconds from publish to the last local socket write
         # (metrics and the dashboard attach here; the hub itself never imports them).
         self.observe_delivery: Callable[[float], None] | None = None
+        # Called with every registry change this node applies, its own and other nodes' (the
+        # session cache forgets what a revocation revokes).
+        self.control_observers: list[Callable[[Control], object]] = []
         # Sockets holding frames in this IOLoop iteration; each is written in one send() at
         # its end, then settled against the slow-consumer limits.
         self.writes = WriteBatch(self.settle)
@@ -306,6 +309,8 @@ class Hub:
 
     def apply(self, control: Control) -> int:
         """Applies a registry change; returns how many local connections it touched."""
+        for observe in self.control_observers:
+            observe(control)
         match control:
             case SetRole(user_id, role):
                 return self._set_role(user_id, role)

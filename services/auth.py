@@ -19,6 +19,7 @@ from services.errors import AuthenticationError, RateLimited, ValidationError
 from services.notifier import Notifier
 from services.outbox import Relay, stage
 from services.principal import Principal
+from services.sessions import SessionCache
 from services.users import create_user
 
 __all__ = ["AuthService", "LoginLimits"]
@@ -81,9 +82,12 @@ class AuthService:
 
     def __init__(
         self, run: Runner, hash: Runner, issuer: TokenIssuer, notifier: Notifier,
-        limits: LoginLimits, relay: Relay,
+        limits: LoginLimits, relay: Relay, sessions: SessionCache | None = None,
     ) -> None:
         self.relay = relay
+        # Sessions checked in the last few seconds; off (TTL 0) unless the context wires one
+        # to the hub's controls, which is what invalidates it.
+        self.sessions = sessions if sessions is not None else SessionCache(ttl=0)
         self.run = run
         # Password hashing has a pool of its own at lower CPU priority, so a login storm
         # cannot take the core away from the IOLoop (and fan-out) or from database work.
@@ -249,11 +253,15 @@ class AuthService:
     # -- authentication of requests ------------------------------------------------------
 
     async def authenticate(self, token: str) -> Principal:
-        """Returns the caller behind an access token, checking revocation in the database."""
+        """Returns the caller behind an access token, checking revocation in the database
+        (or in the session cache, for a session checked in the last few seconds)."""
         try:
             claims = self.issuer.verify(token, "access")
         except TokenError as exc:
             raise AuthenticationError(exc.message) from None
+        return await self.sessions.lookup(claims, self._check)
+
+    async def _check(self, claims: Claims) -> Principal:
         return await self.run(self.check_claims, claims)
 
     @staticmethod
