@@ -45,6 +45,10 @@ __all__ = ["METHOD", "render_markdown", "write_docs", "main", "keep_block", "BLO
 # A section another tool writes into the page (bench/overhead.py); a regeneration keeps it.
 BLOCK_START = "<!-- metrics-overhead: written by bench/overhead.py -->"
 BLOCK_END = "<!-- /metrics-overhead -->"
+# The before/after comparison of the coalesced writes and the session cache (issue 14), kept
+# by hand from runs side by side with the websockets peer.
+HOT_START = "<!-- hot-path: before/after runs side by side, kept by hand -->"
+HOT_END = "<!-- /hot-path -->"
 
 
 METHOD = """\
@@ -273,13 +277,16 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
 
 
 def keep_block(old: str, new: str) -> str:
-    """Returns new with old's metrics-overhead block (if any) put back before "## Reproduce"."""
-    start, end = old.find(BLOCK_START), old.find(BLOCK_END)
-    if start < 0 or end < start:
-        return new
-    block = old[start:end + len(BLOCK_END)] + "\n\n"
-    at = new.find("## Reproduce")
-    return new[:at] + block + new[at:] if at >= 0 else new.rstrip("\n") + "\n\n" + block
+    """Returns new with old's hand-kept blocks (metrics overhead, the hot-path comparison), if
+    any, put back before "## Reproduce"."""
+    for first, last in ((BLOCK_START, BLOCK_END), (HOT_START, HOT_END)):
+        start, end = old.find(first), old.find(last)
+        if start < 0 or end < start or first in new:
+            continue
+        block = old[start:end + len(last)] + "\n\n"
+        at = new.find("## Reproduce")
+        new = new[:at] + block + new[at:] if at >= 0 else new.rstrip("\n") + "\n\n" + block
+    return new
 
 
 if __name__ == "__main__":
