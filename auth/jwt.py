@@ -31,7 +31,7 @@ class TokenError(Exception):
         self.expired = expired
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claims:
     """The verified contents of a token."""
 
