@@ -130,6 +130,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         since = self.get_query_argument("since", None)
         epoch = self.get_query_argument("epoch", None)
         recovery, missed = self.ctx.hub.recover(self.client, FEED, since, epoch)
+        if missed:
+            self.ctx.hub.writes.arm()  # the welcome and the replay leave in one send()
         self.send(Event(EventType.CONNECTION_ESTABLISHED, {
             "client_id": self.client.id,
             "message": WELCOME,
@@ -207,6 +209,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     async def on_message(self, message: str | bytes) -> None:
         outcome = await self.ctx.inbound.handle(self, message)
         # Reply, replayed events and the follow-up (a subscription) run in one IOLoop turn.
+        if outcome.replay:
+            self.ctx.hub.writes.arm()  # and leave in one send()
         if outcome.reply is not None:
             self.send(outcome.reply.encode())
         for event in outcome.replay:
@@ -272,8 +276,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- the hub's Connection interface --------------------------------------------------
 
     def send(self, event: Encoded) -> bool:
-        """Holds a pre-encoded event's frame for this iteration's one send(); True if nothing
-        is left queued (False only when reaching FLUSH_BYTES wrote bytes the kernel left)."""
+        """Writes a pre-encoded event, or holds its frame for the iteration's last send() once
+        the hub's WriteBatch holds; True if nothing is left queued."""
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return True
@@ -282,9 +286,9 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             return False
         frame = event.frame
         client = self.client
-        if client is None:  # not on the hub yet: nothing would flush it
+        held = client.held if client is not None else None
+        if held is None and (client is None or not self.ctx.hub.writes.holding):
             return transport.write_frame(conn.stream, frame)  # type: ignore[attr-defined]
-        held = client.held
         if held is None:
             client.held, client.held_size = [frame], len(frame)
             self.ctx.hub.writes.add(client)

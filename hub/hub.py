@@ -283,6 +283,7 @@ class Hub:
             self.drop(client, SLOW_CONSUMER)
         delivered = len(recipients) - len(slow)
         self.messages_delivered += delivered
+        self.writes.arm()  # later events of this IOLoop iteration leave together at its end
         return delivered
 
     def settle(self, client: Client) -> bool:

@@ -94,29 +94,40 @@ def write_frames(stream: IOStream, frames: list[bytes]) -> bool:
 
 
 class WriteBatch:
-    """The connections that hold frames in this IOLoop iteration, flushed once at its end.
+    """Holds writes for the rest of an IOLoop iteration once it has seen a fan-out.
 
-    A connection's first held frame adds it here and, for the first connection, schedules one
-    flush with `IOLoop.add_callback`: it runs after the callbacks already queued, before the
-    loop waits for I/O again, so a lone event is not delayed past the current iteration.
-    A burst of K events to N connections then costs about N sends instead of K x N.
+    The first fan-out of an iteration is written at once, one send() per socket, so a lone
+    event costs what it did before (holding every event measured about 0.9 us more per
+    delivery). `arm()` then schedules one flush with `IOLoop.add_callback`, and every later
+    frame of the iteration is held per socket: its first held frame adds the socket here,
+    and the flush writes each socket's frames concatenated in one send(). The callback runs
+    after the callbacks already queued, before the loop waits for I/O again, so nothing
+    waits past the current iteration. A burst of K events to N sockets thus costs about 2N
+    sends instead of K x N.
     """
 
     def __init__(self, settle: Callable[[Client], object]) -> None:
         self._held: list[Client] = []
+        # True from the first fan-out of an iteration until its flush: sockets hold frames.
+        self.holding = False
         # Called with a connection's client when its flush left bytes queued (the hub checks
         # its backlog against the slow-consumer limits).
         self._settle = settle
         self.flushes = 0  # end-of-iteration flushes run so far
 
-    def add(self, client: Client) -> None:
-        """Flushes client's connection at the end of this IOLoop iteration."""
-        if not self._held:
+    def arm(self) -> None:
+        """Holds every later frame of this IOLoop iteration for one send() per socket."""
+        if not self.holding:
+            self.holding = True
             IOLoop.current().add_callback(self.flush)
+
+    def add(self, client: Client) -> None:
+        """Writes client's held frames at the end of this IOLoop iteration."""
         self._held.append(client)
 
     def flush(self) -> None:
         """Writes every held connection's frames, one send() each, in the order they came."""
+        self.holding = False
         held, self._held = self._held, []
         self.flushes += 1
         settle = self._settle

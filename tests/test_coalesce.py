@@ -65,35 +65,41 @@ def burst(api, first: int, count: int, pad: str = "") -> None:
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_burst_of_k_events_to_n_sockets_costs_one_send_per_socket(api):
-    """20 events published in one iteration reach each of 4 sockets in one send(), in order."""
+async def test_a_burst_of_k_events_to_n_sockets_costs_two_sends_per_socket(api):
+    """20 events published in one iteration reach each of 4 sockets in two send()s, in order:
+    the first event at once, the other 19 held and joined at the end of the iteration."""
     users = [await api.register() for _ in range(4)]
     opened = [await open_counted(api, u["access_token"]) for u in users]
     await asyncio.sleep(0.05)  # presence announcements of the connects have gone out
     for _, _, counter in opened:
         counter.sends.clear()
     burst(api, 0, 20)
-    assert all(counter.sends == [] for _, _, counter in opened)  # held until the iteration ends
+    assert all(len(counter.sends) == 1 for _, _, counter in opened)  # the first event only
     for raw, _, counter in opened:
         got = await alerts(raw, 20)
         assert [e["data"]["message"] for e in got] == [str(i) for i in range(20)]
-        assert len(counter.sends) == 1, counter.sends
+        assert len(counter.sends) == 2, counter.sends
+        assert counter.sends[1] > 18 * counter.sends[0]  # 19 frames of about the same size
         raw.close()
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_lone_event_leaves_in_the_same_iteration(api):
-    """One event is held only until the callbacks already queued have run: one yield."""
+async def test_a_lone_event_leaves_at_once_and_a_second_at_the_end_of_the_iteration(api):
+    """The first event of an iteration is written during the publish; a second one is held
+    only until the callbacks already queued have run: one yield, no timer."""
     user = await api.register()
     raw, _, counter = await open_counted(api, user["access_token"])
     await asyncio.sleep(0.05)
     counter.sends.clear()
     flushes = api.ctx.hub.writes.flushes
     burst(api, 7, 1)
-    await asyncio.sleep(0)  # no timer: the flush was queued before this task resumes
+    assert len(counter.sends) == 1  # written during the publish itself
+    burst(api, 8, 1)
+    assert len(counter.sends) == 1  # held
+    await asyncio.sleep(0)  # the flush was queued before this task resumes
     assert api.ctx.hub.writes.flushes == flushes + 1
-    assert len(counter.sends) == 1
-    assert [e["data"]["message"] for e in await alerts(raw, 1)] == ["7"]
+    assert len(counter.sends) == 2
+    assert [e["data"]["message"] for e in await alerts(raw, 2)] == ["7", "8"]
     raw.close()
 
 
@@ -105,16 +111,18 @@ async def test_held_frames_are_written_once_they_reach_64_kib(api):
     await asyncio.sleep(0.05)
     counter.sends.clear()
     pad = "x" * 10_000
-    for seq in range(30):
+    for seq in range(31):
         burst(api, seq, 1, pad)
-        if seq == 5:  # 6 frames of about 10 KiB: still held
-            assert counter.sends == []
-    # 30 frames of ~10 KiB: flushed each time 64 KiB was reached, before the iteration ended
-    assert len(counter.sends) == 4, counter.sends
+        if seq == 6:  # the first at once, then 6 frames of about 10 KiB: still held
+            assert len(counter.sends) == 1
+    # 30 held frames of ~10 KiB: written each time 64 KiB was reached, before the iteration
+    # ended (4 x 7 frames), and the last 2 at its end.
+    assert len(counter.sends) == 5, counter.sends
     assert all(transport.FLUSH_BYTES <= n < transport.FLUSH_BYTES + 10_200
-               for n in counter.sends[:3])
-    got = await alerts(raw, 30)
-    assert [e["data"]["message"] for e in got] == [str(i) for i in range(30)]
+               for n in counter.sends[1:5])
+    got = await alerts(raw, 31)
+    assert [e["data"]["message"] for e in got] == [str(i) for i in range(31)]
+    assert len(counter.sends) == 6
     raw.close()
 
 
