@@ -266,14 +266,17 @@ class AuthService:
 
     @staticmethod
     def check_claims(claims: Claims) -> Principal:
-        """Checks that the token's user, version and session are still current (blocking)."""
-        user = User.get_or_none(User.id == claims.user_id)
-        if user is None:
+        """Checks that the token's user, version and session are still current (blocking).
+
+        One query reads the session with its user; only a refusal looks again, to say which.
+        """
+        row = (Session.select(Session.revoked_at, User.id, User.name, User.role,
+                              User.token_version)
+               .join(User).where(Session.id == claims.sid).tuples().first())
+        if row is not None:
+            revoked_at, user_id, name, role, version = row
+            if revoked_at is None and user_id == claims.user_id and version == claims.ver:
+                return Principal(user_id, name, role, version, claims.sid, claims.exp)
+        if not User.select().where(User.id == claims.user_id).exists():
             raise AuthenticationError("account not found")
-        if user.token_version != claims.ver:
-            raise AuthenticationError("session revoked")
-        session = Session.get_or_none(Session.id == claims.sid)
-        if session is None or not session.active:
-            raise AuthenticationError("session revoked")
-        return Principal(user.id, user.name, user.role, user.token_version, session.id,
-                         claims.exp)
+        raise AuthenticationError("session revoked")
