@@ -22,6 +22,16 @@ CAUSES: dict[str, str] = {
     "guard attributes after the upgrade; what is left is Tornado's own per-socket state.",
     "w3_ratio": "the per-send cost is milliseconds of HTTP, JWT and SQLite work with run-to-run "
     "noise of that order; the hub's part (3 recipients) is microseconds.",
+    "cpu_vs_websockets_07": "W2 publishes one event per IOLoop iteration, which coalescing "
+    "cannot merge: each delivery is still one send() per socket, and that syscall is most of "
+    "its cost (see the 10 us row). On this shared machine the ratio moved between 0.64 and "
+    "0.89 from run to run, with the peer between 11 and 15.5 us per delivery.",
+    "handshakes_vs_websockets": "with the session cache and the verified-token memo the "
+    "database and the JWT decode are off the common path: a handshake costs about 390 us of "
+    "server CPU against the peer's 310 us for a plain one (10k handshakes each, measured side "
+    "by side). The rest is Tornado's HTTP/1.1 parsing and routing, the 101 response with its "
+    "access-log line, and registering the socket (welcome, presence, expiry timer); the "
+    "handshakes/s column is wall-clock and swings with the machine's load.",
     "w2_p99": "one broadcast to 10k clients takes ~100 ms of send() calls, and the load "
     "generator shares one core with the orchestrator, so its receive loop adds queueing.",
     "w4_p99": "W4 pushes 300 broadcasts of 650-byte messages back to back, 7x W2's volume; "
