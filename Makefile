@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-quick bench-metrics clean
+.PHONY: install run test lint proto bench bench-quick bench-metrics bench-wire clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# hub/events_pb2.py is generated from proto/events.proto and committed; a test checks it is
+# current (grpcio-tools bundles protoc, pinned in requirements-dev.txt).
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=hub proto/events.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
@@ -45,6 +50,11 @@ bench: $(BENCH_STAMP) $(NODE_PEER)/node_modules
 
 bench-quick: $(BENCH_STAMP) $(NODE_PEER)/node_modules
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+# JSON vs protobuf and permessage-deflate on vs off, beside the websockets peer (also part of
+# `make bench`; BENCH_ARGS=--no-wire skips it there).
+bench-wire: $(BENCH_STAMP)
+	$(PY) -m bench.wire $(BENCH_ARGS)
 
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)

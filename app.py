@@ -64,6 +64,9 @@ class Context:
     relay: Relay
     streams: StreamStore | None  # None for a broker that keeps its own stream state
     metrics: Metrics
+    # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
+    # broker's commands, and anything else a cluster keeps in Redis, go through it.
+    redis: Any = None
 
     async def start(self) -> None:
         """Restores the streams and publishes every unpublished outbox row (before serving)."""
@@ -102,6 +105,37 @@ def make_hub(broker: Broker, **options: Any) -> Hub:
     return hub
 
 
+def make_redis(settings: Settings) -> tuple[Any, Any]:
+    """Returns (shared client, pub/sub client) for --broker=redis, without connecting yet.
+
+    The shared client retries a failed command twice, quickly; the pub/sub client never
+    retries by itself, so the broker sees each lost connection and catches up after it.
+    """
+    try:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+    except ImportError:  # pragma: no cover - it is in requirements.txt
+        raise RuntimeError("--broker=redis needs the redis package: "
+                           "pip install -r requirements.txt") from None
+    common = {"socket_connect_timeout": 2.0, "socket_keepalive": True}
+    shared = Redis.from_url(settings.redis_url, socket_timeout=5.0, **common,
+                            retry=Retry(ExponentialWithJitterBackoff(0.5, 0.05), 2))
+    listener = Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), **common)
+    return shared, listener
+
+
+def make_broker(settings: Settings) -> tuple[Broker, Any]:
+    """Returns the broker --broker asks for and the shared Redis client (None for memory)."""
+    if settings.broker != "redis":
+        return MemoryBroker(log=MemoryLog(settings.history_size, settings.history_ttl)), None
+    from hub.redis_broker import RedisBroker
+
+    shared, listener = make_redis(settings)
+    return RedisBroker(shared, listener, settings.redis_prefix, settings.history_size,
+                       settings.history_ttl), shared
+
+
 def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     """Wires settings, the pools, the broker, the hub and the services (database bound).
 
@@ -112,7 +146,9 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
                          settings.access_token_ttl, settings.refresh_token_ttl)
     run = Runner(settings.db_workers)
     hash_ = Runner(settings.hash_workers, name="hash", nice=10, database=False)
-    broker = broker or MemoryBroker(log=MemoryLog(settings.history_size, settings.history_ttl))
+    redis = None
+    if broker is None:
+        broker, redis = make_broker(settings)
     hub = make_hub(broker)
     notifier = HubNotifier(hub)
     limiter = (RateLimiter(settings.ws_connect_rate, 60, name="ws_connect")
@@ -131,7 +167,9 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
                          settings.max_subscriptions, broker.log,
                          streams.ready if streams is not None else None)
-    health_monitor = HealthMonitor(run, relay, settings.health_interval)
+    health_monitor = HealthMonitor(
+        run, relay, settings.health_interval,
+        broker_healthy=(lambda: broker.healthy) if broker.deferred else None)
     sources = Sources(hub, health_monitor, {"db": run, "hash": hash_})
     metrics_ = Metrics(sources) if settings.metrics else NullMetrics(sources)
     if metrics_.enabled:
@@ -158,6 +196,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         relay=relay,
         streams=streams,
         metrics=metrics_,
+        redis=redis,
     )
     sources.limiters = ctx.rate_limiters
     return ctx

@@ -93,6 +93,27 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
 
+def _broker(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("memory", "redis"):
+        raise argparse.ArgumentTypeError(f"expected 'memory' or 'redis', got {text!r}")
+    return lowered
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(
+            f"expected redis://host:port/db, rediss://... or unix:///path, got {text!r}")
+    return text
+
+
+def _redis_prefix(text: str) -> str:
+    if not text or any(c.isspace() for c in text) or len(text) > 64:
+        raise argparse.ArgumentTypeError(
+            f"expected 1-64 characters without spaces, got {text!r}")
+    return text
+
+
 def _log_format(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("text", "json"):
@@ -164,7 +185,8 @@ class Settings:
     ws_connect_rate: int = _option(
         120, _positive_int, "WebSocket connection attempts allowed per IP per minute (default 120)")
     websocket_compression: bool = _option(
-        False, _on_off, "on|off: offer permessage-deflate (default off: costs CPU per client)")
+        False, _on_off,
+        "on|off: accept permessage-deflate, each event compressed once (default off)")
     health_interval: float = _option(
         5.0, _positive_float, "seconds between database health checks (default 5)")
     debug: bool = _option(False, _on_off, "on|off: debug logging and autoreload (default off)")
@@ -211,6 +233,16 @@ class Settings:
     history_ttl: float = _option(
         600.0, _positive_float,
         "seconds an event stays recoverable after a reconnect (default 600)")
+    broker: str = _option(
+        "memory", _broker,
+        "memory|redis: memory runs one node; redis lets several nodes act as one (default memory)")
+    redis_url: str = _option(
+        "redis://127.0.0.1:6379/0", _redis_url,
+        "Redis for --broker=redis (default redis://127.0.0.1:6379/0)")
+    redis_prefix: str = _option(
+        "events", _redis_prefix,
+        "prefix of every Redis key and channel, so several clusters can share one Redis "
+        "(default events)")
 
     # Fixed by the contract, not options.
     max_body_size: int = 1024 * 1024

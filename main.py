@@ -108,6 +108,8 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
     except TimeoutError:
         log.error("could not store every event in time: the next start treats this as a crash")
     await ctx.broker.close()
+    if ctx.redis is not None:
+        await ctx.redis.aclose()
     ctx.shutdown_pools()
     log.info("stopped")
 

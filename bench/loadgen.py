@@ -22,6 +22,7 @@ import json
 import socket
 import sys
 import time
+import zlib
 from array import array
 from typing import Any
 
@@ -29,6 +30,7 @@ IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 MARK = b'"t":'
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 PONG_EMPTY = b"\x8a\x80\x00\x00\x00\x00"  # masked (zero key) empty pong
+DEFLATE_TAIL = b"\x00\x00\xff\xff"  # appended to a permessage-deflate message to inflate it
 
 
 class Stats:
@@ -37,6 +39,7 @@ class Stats:
     def __init__(self) -> None:
         self.latencies = array("d")
         self.received = 0  # text frames carrying a send timestamp
+        self.wire_bytes = 0  # bytes on the wire (header + payload) of those frames
         self.other = 0  # other text frames (welcome, user.updated ...)
         self.by_type: dict[str, int] = {}
         self.first_recv = 0.0
@@ -47,6 +50,7 @@ class Stats:
     def reset(self) -> None:
         self.latencies = array("d")
         self.received = 0
+        self.wire_bytes = 0
         self.other = 0
         self.by_type = {}
         self.first_recv = 0.0
@@ -54,10 +58,16 @@ class Stats:
 
 
 class Client(asyncio.Protocol):
-    """One WebSocket client: handshake, frame parsing, pong replies; never sends data frames."""
+    """One WebSocket client: handshake, frame parsing, pong replies; never sends data frames.
+
+    Text and binary frames count alike (the events.v1.protobuf subprotocol sends binary ones,
+    whose alert metadata is embedded JSON text); a frame with RSV1 set is inflated first when
+    the server agreed to permessage-deflate (one inflater per connection, which also serves a
+    server that keeps its compression context between messages).
+    """
 
     __slots__ = ("stats", "request", "transport", "buf", "upgraded", "ready", "open",
-                 "record", "paused", "tag", "small")
+                 "record", "paused", "tag", "small", "inflater")
 
     def __init__(self, stats: Stats, request: bytes, ready: asyncio.Future, tag: str) -> None:
         self.stats = stats
@@ -71,6 +81,7 @@ class Client(asyncio.Protocol):
         self.paused = False
         self.tag = tag
         self.small = False
+        self.inflater: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -99,6 +110,8 @@ class Client(asyncio.Protocol):
                 self.transport.close()
                 return
             self.upgraded = True
+            if b"permessage-deflate" in data[:end].lower():
+                self.inflater = zlib.decompressobj(-15)
             self.on_upgraded()
             data = data[end + 4:]
             if not data:
@@ -142,24 +155,31 @@ class Client(asyncio.Protocol):
             if end > n:
                 break
             opcode = b0 & 0x0F
-            if opcode == 1:
-                i = buf.find(MARK, start, end)
+            if opcode == 1 or opcode == 2:
+                data, s, e = buf, start, end
+                if b0 & 0x40 and self.inflater is not None:
+                    data = self.inflater.decompress(buf[start:end] + DEFLATE_TAIL)
+                    s, e = 0, len(data)
+                i = data.find(MARK, s, e)
                 if i >= 0:
                     if not now:
                         now = time.time()
                     j = i + 4
                     k = j
-                    while k < end and buf[k] not in b",}":
+                    while k < e and data[k] not in b",}":
                         k += 1
                     stats.received += 1
+                    stats.wire_bytes += end - pos
                     if self.record:
-                        stats.latencies.append(now - float(buf[j:k]))
+                        stats.latencies.append(now - float(data[j:k]))
                     if not stats.first_recv:
                         stats.first_recv = now
                     stats.last_recv = now
-                else:
+                elif data is buf and opcode == 1:
                     stats.other += 1
                     self.on_text(buf, start, end)
+                else:
+                    stats.other += 1
             elif opcode == 9:  # ping -> pong (empty payloads only; servers here send those)
                 if size == 0:
                     self.transport.write(PONG_EMPTY)
@@ -192,6 +212,10 @@ class Worker:
         concurrency = int(cmd.get("concurrency", 64))
         timeout = float(cmd.get("timeout", 60))
         tag = cmd.get("tag", "")
+        # Optional offers: a permessage-deflate extension and a subprotocol (bench/wire.py).
+        offers = "".join(f"{name}: {cmd[key]}\r\n" for key, name in (
+            ("extensions", "Sec-WebSocket-Extensions"), ("protocol", "Sec-WebSocket-Protocol"))
+            if cmd.get(key))
         # Clients that W4 may pause get a small receive buffer, so their backlog piles up in
         # the server (where its limits apply) rather than in the kernel.
         small_every = int(cmd.get("small_rcvbuf_every", 0))
@@ -215,7 +239,7 @@ class Worker:
                 target = f"{path}?token={token}" if token else path
                 request = (
                     f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n{offers}"
                     "Sec-WebSocket-Version: 13\r\n\r\n"
                 ).encode()
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -259,6 +283,7 @@ class Worker:
         s = self.stats
         return {
             "received": s.received,
+            "wire_bytes": s.wire_bytes,
             "other": s.other,
             "by_type": s.by_type,
             "first_recv": s.first_recv,

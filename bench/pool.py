@@ -28,10 +28,11 @@ class Pool:
     async def stats(self) -> dict[str, Any]:
         """Returns the workers' receive counters summed into one dict."""
         replies = await self.all({"cmd": "stats"})
-        merged: dict[str, Any] = {"received": 0, "other": 0, "open": 0, "open_recording": 0,
+        merged: dict[str, Any] = {"received": 0, "wire_bytes": 0, "other": 0, "open": 0,
+                                  "open_recording": 0,
                                   "lost": 0, "last_recv": 0.0, "by_type": {}, "close_codes": {}}
         for r in replies:
-            for key in ("received", "other", "open", "open_recording", "lost"):
+            for key in ("received", "wire_bytes", "other", "open", "open_recording", "lost"):
                 merged[key] += r[key]
             merged["last_recv"] = max(merged["last_recv"], r["last_recv"])
             for key in ("by_type", "close_codes"):
@@ -63,11 +64,13 @@ class Pool:
     async def connect(self, host: str, port: int, tokens: list[str], count: int,
                       sources: list[str], offset: int = 0, tag: str = "",
                       timeout: float = 120.0, path: str = "/ws", rooms: list[str] | None = None,
-                      proto: str = "json", small_every: int = 50) -> dict[str, Any]:
+                      proto: str = "json", small_every: int = 50,
+                      offers: dict[str, str] | None = None) -> dict[str, Any]:
         """Opens count connections spread over the workers; returns totals and wall time.
 
         With rooms (one per client, indexed like tokens) the clients are room clients that
-        join their room speaking proto before they count as connected.
+        join their room speaking proto before they count as connected. `offers` may hold
+        "extensions" and "protocol": the Sec-WebSocket-Extensions and -Protocol to offer.
         """
         n = len(self.workers)
         shares = [count // n + (1 if i < count % n else 0) for i in range(n)]
@@ -81,7 +84,7 @@ class Pool:
             toks = [tokens[(start + i) % len(tokens)] for i in range(share)]
             cmd = {"cmd": "connect", "host": host, "port": port, "path": path, "tokens": toks,
                    "count": share, "sources": sources, "concurrency": 32, "timeout": timeout,
-                   "tag": tag, "small_rcvbuf_every": small_every}
+                   "tag": tag, "small_rcvbuf_every": small_every, **(offers or {})}
             if rooms:
                 cmd.update(rooms=[rooms[(start + i) % len(rooms)] for i in range(share)],
                            proto=proto)

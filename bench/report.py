@@ -277,9 +277,11 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
 
 
 def keep_block(old: str, new: str) -> str:
-    """Returns new with old's hand-kept blocks (metrics overhead, the hot-path comparison), if
-    any, put back before "## Reproduce"."""
-    for first, last in ((BLOCK_START, BLOCK_END), (HOT_START, HOT_END)):
+    """Returns new with old's hand-kept blocks (metrics overhead, wire formats, the hot-path
+    comparison) that new lacks, put back before "## Reproduce"."""
+    from bench.wire_report import WIRE_END, WIRE_START
+
+    for first, last in ((BLOCK_START, BLOCK_END), (WIRE_START, WIRE_END), (HOT_START, HOT_END)):
         start, end = old.find(first), old.find(last)
         if start < 0 or end < start or first in new:
             continue

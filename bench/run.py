@@ -10,7 +10,9 @@ all, W3 targeted sends with few and many bystanders (product only), W5 login sto
 broadcast run (product only), W4 slow consumers during a broadcast run; then the rooms
 workload (bench/rooms.py: R1 publish-to-room fan-out, R2 room isolation) against this product
 and the python-socketio and Node socket.io peers; then the reconnect storm (bench/storm.py: S1,
-every client cut by a server restart resumes; this product only, the peers have no resume).
+every client cut by a server restart resumes; this product only, the peers have no resume);
+then the wire formats (bench/wire.py: JSON vs protobuf, permessage-deflate on vs off, this
+product beside the websockets peer).
 All traffic stays on 127.0.0.0/8; every loop is bounded in count and time; child processes get
 SIGTERM if this process dies (PR_SET_PDEATHSIG) and are killed on exit.
 """
@@ -52,6 +54,10 @@ from bench.rooms_report import rooms_summary  # noqa: E402
 from bench.storm import StormBench  # noqa: E402
 from bench.storm_report import storm_summary, write_storm_block  # noqa: E402
 from bench.targets import compute_targets  # noqa: E402
+from bench.wire import run_wire  # noqa: E402
+from bench.wire_report import render_block as render_wire  # noqa: E402
+from bench.wire_report import text_table as wire_table  # noqa: E402
+from bench.wire_report import write_block as write_wire  # noqa: E402
 from bench.workloads import Bench  # noqa: E402
 
 __all__ = ["main", "main_async"]
@@ -66,12 +72,14 @@ async def main_async(args: argparse.Namespace) -> int:
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
     chosen = [s for s in args.servers.split(",") if s] if args.servers else None
-    only = args.rooms_only or args.storm_only
+    only = args.rooms_only or args.storm_only or args.wire_only
     servers = [s for s in SERVERS if chosen is None or s in chosen] if not only else []
     room_servers = ([s for s in ROOM_SERVERS if chosen is None or s in chosen]
-                    if not (args.no_rooms or args.storm_only) else [])
-    storm = (not args.no_storm and not args.rooms_only
+                    if not (args.no_rooms or args.storm_only or args.wire_only) else [])
+    storm = (not args.no_storm and not args.rooms_only and not args.wire_only
              and (chosen is None or "product" in chosen))
+    wire_servers = tuple(s for s in ("product", "websockets") if chosen is None or s in chosen)
+    wire = not args.no_wire and not args.rooms_only and not args.storm_only and wire_servers
     if not shutil.which("node"):
         for lst in (servers, room_servers):
             for s in ("node", "socketio-node"):
@@ -90,6 +98,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "servers": {},
         "rooms": {},
         "storm": {},
+        "wire": {},
         "note": args.note,
     }
     deadline_all = time.monotonic() + mode.budget_seconds
@@ -114,6 +123,8 @@ async def main_async(args: argparse.Namespace) -> int:
         await _rooms(mode, room_servers, tmp, clock, results["rooms"])
         if storm:
             results["storm"] = await _storm(mode, tmp, clock)
+        if wire:
+            results["wire"] = await run_wire(mode, tmp, clock, wire_servers)
     finally:
         results["finished"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         results["duration_s"] = round(clock.elapsed(), 1)
@@ -124,15 +135,24 @@ async def main_async(args: argparse.Namespace) -> int:
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(results, fh, indent=1)
     clock.say(f"wrote {path}")
-    print()
-    print(tables.text_table(results))
-    print()
-    print(rooms_summary(results))
-    print()
-    print(storm_summary(results))
-    print()
-    print(tables.targets_table_text(results))
-    if not args.no_docs and args.storm_only and os.path.exists(args.docs):
+    if not args.wire_only:
+        print()
+        print(tables.text_table(results))
+        print()
+        print(rooms_summary(results))
+        print()
+        print(storm_summary(results))
+        print()
+        print(tables.targets_table_text(results))
+    if results["wire"]:
+        print()
+        print(wire_table(results["wire"]))
+    if not args.no_docs and results["wire"] and os.path.exists(args.docs):
+        write_wire(args.docs, render_wire(results["wire"], os.path.basename(path)))
+        clock.say(f"wrote the wire-formats section of {args.docs}")
+    if not args.no_docs and args.wire_only:
+        pass  # only the wire-formats section changes
+    elif not args.no_docs and args.storm_only and os.path.exists(args.docs):
         md = write_storm_block(results, args.docs, os.path.relpath(path, ROOT))
         clock.say(f"wrote the storm section of {md}")
     elif not args.no_docs:
@@ -184,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storm-only", action="store_true",
                         help="only the reconnect storm (S1, this product)")
     parser.add_argument("--no-storm", action="store_true", help="skip the reconnect storm")
+    parser.add_argument("--wire-only", action="store_true",
+                        help="only the wire formats (JSON vs protobuf, deflate on vs off)")
+    parser.add_argument("--no-wire", action="store_true", help="skip the wire formats")
     parser.add_argument("--profile", action="store_true",
                         help="also record a py-spy profile of the product during W2")
     parser.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))

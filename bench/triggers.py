@@ -110,7 +110,8 @@ class PeerTrigger(Trigger):
                  "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
         fut = asyncio.get_running_loop().create_future()
         self.pending.append(fut)
-        await self.conn.write_message(json.dumps(event, separators=(",", ":")))
+        message = self.encode(event)
+        await self.conn.write_message(message, binary=isinstance(message, bytes))
         reply = await asyncio.wait_for(fut, 60)
         if not isinstance(reply, str) or not reply.startswith("ok "):
             raise RuntimeError(f"unexpected control reply {reply!r}")
@@ -126,6 +127,10 @@ class PeerTrigger(Trigger):
         reply = await asyncio.wait_for(fut, 60)
         if not isinstance(reply, str) or not reply.startswith("ok "):
             raise RuntimeError(f"unexpected control reply {reply!r}")
+
+    def encode(self, event: dict[str, Any]) -> str | bytes:
+        """Returns the alert as the peer broadcasts it: JSON text (bench/wire.py overrides)."""
+        return json.dumps(event, separators=(",", ":"))
 
     async def close(self) -> None:
         """Closes the control socket and stops its reader."""

@@ -18,11 +18,11 @@ from auth.ratelimit import InboundLimit
 from handlers import wsframes
 from handlers.access_log import redact
 from handlers.base import ErrorEnvelopeMixin, bearer_token
-from hub import transport
+from hub import protowire, transport
 from hub.client import Client
 from hub.disconnect import SHUTTING_DOWN, TOKEN_EXPIRED
-from hub.events import Encoded, Event, EventType
-from hub.history import Recovery
+from hub.events import DEFLATE, JSON, PROTOBUF, Encoded, Event, EventType
+from hub.history import Recovery, StreamUnavailable
 from hub.messages import FEED
 from services.errors import (
     AuthenticationError,
@@ -31,6 +31,7 @@ from services.errors import (
     ValidationError,
 )
 from services.principal import Principal
+from services.streams import StreamBusy
 
 if TYPE_CHECKING:
     from app import Context
@@ -47,12 +48,18 @@ _REFUSALS: dict[type, str] = {
     AuthenticationError: "unauthorized",
     ValidationError: "not_websocket",
 }
+# The subprotocols a client may ask for (Sec-WebSocket-Protocol); none means JSON.
+SUBPROTOCOLS = (protowire.SUBPROTOCOL, protowire.JSON_SUBPROTOCOL)
 # Shared by every upgraded socket in place of its own request and response headers.
 _NO_HEADERS = HTTPHeaders()
 
 
 class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     """GET /ws: authenticates before the upgrade, then streams the caller's events."""
+
+    # Which of an event's shared frames this connection is sent (hub.events JSON, DEFLATE,
+    # PROTOBUF flags), fixed when the socket opens.
+    _variant = JSON
 
     def initialize(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -80,6 +87,10 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         if not token:
             raise AuthenticationError("missing token: connect to /ws?token=<access token>")
         self.principal = await self.ctx.auth.authenticate(token)
+        try:  # a shared log (Redis) may have to be read before open() can recover the feed
+            await self.ctx.hub.prepare(FEED, self.get_query_argument("since", None))
+        except StreamUnavailable:
+            raise StreamBusy("the event stream cannot be read now; retry shortly") from None
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
         limit = self.ctx.settings.max_connections_per_user
@@ -108,6 +119,13 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     def get_compression_options(self) -> dict[str, Any] | None:
         return {} if self.ctx.settings.websocket_compression else None
 
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        """Picks the client's first subprotocol this server speaks (none: JSON)."""
+        for name in subprotocols:
+            if name in SUBPROTOCOLS:
+                return name
+        return None
+
     def get_websocket_protocol(self) -> Any:
         return wsframes.strict_protocol(self)  # RFC 6455 close codes for protocol errors
 
@@ -121,6 +139,7 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
             return
         self.set_nodelay(True)
         self._cap_send_buffer()
+        self._variant = self._wire_variant()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, name=sys.intern(caller.name))
         # The welcome goes first, with the feed position; then the missed feed events (when
@@ -145,6 +164,19 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         self.ctx.metrics.connection_opened()
         self._schedule_expiry(caller.expires_at)
         self._shed_handshake_state()
+
+    def _wire_variant(self) -> int:
+        """Returns which shared frames this connection gets: its format, deflated or not."""
+        conn = self.ws_connection
+        variant = PROTOBUF if self.selected_subprotocol == protowire.SUBPROTOCOL else JSON
+        if getattr(conn, "_compressor", None) is not None:  # permessage-deflate was agreed
+            variant |= DEFLATE
+        return variant
+
+    @property
+    def protobuf(self) -> bool:
+        """Whether this connection speaks events.v1.protobuf (binary requests and events)."""
+        return bool(self._variant & PROTOBUF)
 
     def _cap_send_buffer(self) -> None:
         """Bounds the kernel's buffer for this socket, so a stalled client costs little memory.
@@ -276,15 +308,13 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- the hub's Connection interface --------------------------------------------------
 
     def send(self, event: Encoded) -> bool:
-        """Writes a pre-encoded event, or holds its frame for the iteration's last send() once
-        the hub's WriteBatch holds; True if nothing is left queued."""
+        """Writes the event's shared frame for this connection's variant, or holds it for the
+        iteration's last send() once the hub's WriteBatch holds; True if nothing is left
+        queued."""
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return True
-        if getattr(conn, "_compressor", None) is not None:
-            self.write_message(event.text)  # permessage-deflate: Tornado frames per connection
-            return False
-        frame = event.frame
+        frame = event.frames[self._variant] or event.frame_for(self._variant)
         client = self.client
         held = client.held if client is not None else None
         if held is None and (client is None or not self.ctx.hub.writes.holding):

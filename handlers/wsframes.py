@@ -7,9 +7,11 @@ import sys
 from collections.abc import Awaitable
 from typing import Any
 
+from tornado.httputil import HTTPHeaders
 from tornado.util import _websocket_mask
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
 
+from hub import deflate
 from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close
 
 __all__ = ["StrictProtocol", "strict_protocol", "frame_problem", "close_problem"]
@@ -66,8 +68,10 @@ class StrictProtocol(WebSocketProtocol13):
     """Checks each frame header, text payload and close frame before Tornado handles it.
 
     This class reads the two header bytes first, fails the connection (close frame with the
-    RFC code, then the socket) on a violation, and parses a whole final text or binary frame
-    itself; Tornado's reader, fed from the same buffer through _read_bytes, does the rest.
+    RFC code, then the socket) on a violation, and parses a whole final uncompressed text or
+    binary frame itself; Tornado's reader, fed from the same buffer through _read_bytes, does
+    the rest (compressed and fragmented messages, control frames). It also narrows Tornado's
+    permessage-deflate handshake to the no-context-takeover answer of hub.deflate.
     """
 
     # Bytes taken from the stream and not yet parsed: _inbuf[_inpos:]. Reading everything the
@@ -101,18 +105,21 @@ class StrictProtocol(WebSocketProtocol13):
         if problem:
             self._fail(PROTOCOL_ERROR.detail(problem))
             return
-        if header[0] & 0x8F in (0x81, 0x82) and self._decompressor is None:
+        if header[0] & 0xCF in (0x81, 0x82):  # final text or binary, not compressed (RSV1)
             data = self._buffered_payload(header[1])
             if data is not None:  # a whole unfragmented message was already read
-                opcode = header[0] & 0x0F
-                handled = self._on_text(data) if opcode == 0x1 else self._handle_message(
-                    opcode, data)
+                handled = self._on_message(data, text=header[0] & 0x0F == 0x1)
                 if handled is not None:
                     await handled
                 return
         self._inbuf, self._inpos = header + self._inbuf[self._inpos:], 0  # read again by Tornado
         self._wire_bytes_in -= 2
+        compressed = self._frame_compressed
         await super()._receive_frame()
+        if header[0] & 0x08 and self._fragmented_message_buffer is not None:
+            # Tornado clears the flag for any control frame, even one interleaved in a
+            # fragmented compressed message, which then would not be inflated.
+            self._frame_compressed = compressed
 
     def _buffered_payload(self, b1: int) -> bytes | None:
         """Returns the unmasked payload of the current frame if all of it was already read,
@@ -136,23 +143,32 @@ class StrictProtocol(WebSocketProtocol13):
         self._wire_bytes_in += end - pos
         return _websocket_mask(buf[start - 4:start], buf[start:end])
 
-    def _on_text(self, data: bytes) -> Awaitable[None] | None:
-        """Checks a text message and calls on_message, returning its coroutine to be awaited
-        in place: Tornado's _handle_message would decode it again and wrap it in a Task."""
+    def _on_message(self, data: bytes, text: bool) -> Awaitable[None] | None:
+        """Checks a message and calls on_message, returning its coroutine to be awaited in
+        place: Tornado's _handle_message would decode a text again and wrap it in a Task."""
         if self.client_terminated:
             return None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            self._fail(INVALID_UTF8.detail("text message"))
-            return None
+        message: str | bytes = data
+        if text:
+            try:
+                message = data.decode("utf-8")
+            except UnicodeDecodeError:
+                self._fail(INVALID_UTF8.detail("text message"))
+                return None
         self._message_bytes_in += len(data)
         try:
-            return self.handler.on_message(text)
+            return self.handler.on_message(message)
         except Exception:
             self.handler.log_exception(*sys.exc_info())
             self._abort()
             return None
+
+    def _parse_extensions_header(self, headers: HTTPHeaders) -> list[tuple[str, dict[str, Any]]]:
+        """Returns the one extension Tornado's handshake answers with: permessage-deflate with
+        no context takeover when the client offered it acceptably (hub.deflate), else none."""
+        if self._compression_options is None:
+            return []
+        return deflate.accept_offer(super()._parse_extensions_header(headers))
 
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if self.client_terminated:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from hub.history import MemoryLog, StreamLog
+from hub.history import MemoryLog, StreamLog, StreamUnavailable
 from hub.messages import Message, Publication
 
 __all__ = ["Handler", "Broker", "MemoryBroker", "new_node_id"]
@@ -38,6 +39,10 @@ class Broker(Protocol):
     async def start(self) -> None:
         """Connects and begins receiving other nodes' messages."""
 
+    # True when publish() only queues (the Redis broker): a caller that needs a logged
+    # publication's offset, or to know it was sequenced, awaits publish_logged().
+    deferred: bool
+
     def publish(self, message: Message) -> int:
         """Publishes message to every node.
 
@@ -47,6 +52,22 @@ class Broker(Protocol):
         sent to every other node, which applies it once. The return value counts only this
         node's connections that received it (or, for a control, that it touched); other
         nodes' counts are not known to the caller.
+
+        A deferred broker (Redis) only queues the message here and returns 0 for a
+        publication (every node, this one included, applies it when Redis hands it back);
+        a control is applied to this node at once and its count returned.
+        """
+
+    def publish_logged(self, message: Publication, key: str | None = None
+                       ) -> asyncio.Future[tuple[str, int]]:
+        """Positions, logs and publishes a logged publication; the future gives (offset,
+        local recipients).
+
+        The message takes its place in this node's publishing order before this returns
+        (so a control published next comes after it). The future fails with
+        StreamUnavailable when it cannot be numbered. `key` (an event id) makes it idempotent
+        where the log is shared: a key published before gets the first offset and nothing
+        is delivered again (the memory broker has one relay and ignores it).
         """
 
     async def close(self) -> None:
@@ -72,6 +93,8 @@ class MemoryBroker:
     async def start(self) -> None:
         """Nothing to connect to."""
 
+    deferred = False
+
     def publish(self, message: Message) -> int:
         """Positions a logged publication, then applies message to the local hub synchronously."""
         if self._handler is None:
@@ -80,6 +103,20 @@ class MemoryBroker:
             event = self.log.append(message.stream, message.targets, message.event)
             message = replace(message, event=event)
         return self._handler(message)
+
+    def publish_logged(self, message: Publication, key: str | None = None
+                       ) -> asyncio.Future[tuple[str, int]]:
+        """Positions and delivers a logged publication at once; the future is already done."""
+        if self._handler is None:
+            raise RuntimeError("MemoryBroker.publish_logged called before attach()")
+        future: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        try:
+            event = self.log.append(message.stream, message.targets, message.event)
+        except StreamUnavailable as exc:
+            future.set_exception(exc)
+            return future
+        future.set_result((event.offset or "", self._handler(replace(message, event=event))))
+        return future
 
     async def close(self) -> None:
         """Forgets the handler; nothing else to release."""

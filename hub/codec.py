@@ -16,6 +16,7 @@ from hub.disconnect import Close
 from hub.events import Event, dumps
 from hub.messages import (
     CloseSession,
+    CloseStream,
     CloseUser,
     Message,
     Publication,
@@ -86,6 +87,8 @@ def _fields(message: Message) -> dict[str, Any]:
         case Unsubscribe(channel, reason, user_id):
             return {"kind": "unsubscribe", "channel": channel, "reason": reason,
                     "user_id": user_id}
+        case CloseStream(stream, close):
+            return {"kind": "close_stream", "stream": stream, "close": list(close)}
     raise TypeError(f"unknown message {message!r}")
 
 
@@ -113,6 +116,8 @@ def _message(raw: dict[str, Any]) -> Message:
         return CloseSession(raw["session_id"], Close(*raw["close"]))
     if kind == "unsubscribe":
         return Unsubscribe(raw["channel"], raw["reason"], raw["user_id"])
+    if kind == "close_stream":
+        return CloseStream(raw["stream"], Close(*raw["close"]))
     raise CodecError(f"unknown message kind {kind!r}")
 
 

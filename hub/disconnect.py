@@ -18,6 +18,7 @@ __all__ = [
     "REFRESH_REJECTED",
     "MESSAGE_TOO_BIG",
     "SLOW_CONSUMER",
+    "FELL_BEHIND",
     "ALL_CLOSES",
 ]
 
@@ -55,6 +56,9 @@ REFRESH_REJECTED = Close(1008, "refresh rejected")
 # Sent by Tornado itself when an inbound message exceeds the 64 KiB limit.
 MESSAGE_TOO_BIG = Close(1009, "message too big")
 SLOW_CONSUMER = Close(1013, "slow consumer")
+# Sent by a cluster node that missed more of a stream than its log still holds: reconnect
+# and resume (the resume then answers whether the missed events can be recovered).
+FELL_BEHIND = Close(1013, "node fell behind: reconnect")
 
 ALL_CLOSES: dict[str, Close] = {
     name: value for name, value in globals().items() if isinstance(value, Close)

@@ -1,4 +1,5 @@
-"""Event types, events as clients see them, and the once-per-publish encoding of an event."""
+"""Event types, events as clients see them, and the once-per-publish encoding of an event
+(per wire variant in use: JSON or protobuf, deflated or not)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["EventType", "Event", "Encoded", "frame_text", "now_rfc3339", "dumps"]
+from hub import deflate, protowire
+
+__all__ = ["EventType", "Event", "Encoded", "frame", "frame_text", "now_rfc3339", "dumps",
+           "JSON", "DEFLATE", "PROTOBUF"]
 
 
 class EventType(StrEnum):
@@ -58,26 +62,98 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def frame_text(payload: bytes) -> bytes:
-    """Returns one unmasked, final WebSocket text frame (RFC 6455 5.2) carrying payload."""
+TEXT, BINARY = 0x1, 0x2  # WebSocket opcodes
+# The wire variants of an event, as bit flags: a connection's variant is its subprotocol
+# (JSON or protobuf) plus whether it negotiated permessage-deflate.
+JSON, DEFLATE, PROTOBUF = 0, 1, 2
+VARIANTS = 4
+
+
+def frame(payload: bytes, opcode: int = TEXT, compressed: bool = False) -> bytes:
+    """Returns one unmasked, final WebSocket frame (RFC 6455 5.2) carrying payload.
+
+    `compressed` sets RSV1: the payload is a permessage-deflate message (RFC 7692).
+    """
+    first = 0x80 | (0x40 if compressed else 0) | opcode
     size = len(payload)
     if size < 126:
-        header = struct.pack("!BB", 0x81, size)
+        header = struct.pack("!BB", first, size)
     elif size <= 0xFFFF:
-        header = struct.pack("!BBH", 0x81, 126, size)
+        header = struct.pack("!BBH", first, 126, size)
     else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
+        header = struct.pack("!BBQ", first, 127, size)
     return header + payload
 
 
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    """An event serialised once: the JSON text, its UTF-8 bytes and the framed bytes."""
+def frame_text(payload: bytes) -> bytes:
+    """Returns one unmasked, final WebSocket text frame carrying payload."""
+    return frame(payload)
 
-    type: str
-    text: str
-    payload: bytes
-    frame: bytes
+
+class Encoded:
+    """An event encoded once per wire variant in use, for every recipient to share.
+
+    `frames[variant]` is None until a recipient of that variant needs it; then it is made once
+    (frame_for) and the same bytes go to every connection of that variant. A variant nobody
+    uses costs nothing. Deflate applies from deflate.THRESHOLD bytes of payload: below it
+    (or when deflate would not shrink the payload) the compressed variant shares the plain
+    frame, RSV1 clear.
+    """
+
+    __slots__ = ("event", "type", "frames", "_json", "_protobuf")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.type = str(event.type)
+        self.frames: list[bytes | None] = [None] * VARIANTS
+        self._json: bytes | None = None
+        self._protobuf: bytes | None = None
+
+    @property
+    def payload(self) -> bytes:
+        """The JSON text as UTF-8 bytes."""
+        if self._json is None:
+            self._json = dumps(self.event.to_wire()).encode("utf-8")
+        return self._json
+
+    @property
+    def text(self) -> str:
+        """The JSON text clients of the default subprotocol receive."""
+        return self.payload.decode("utf-8")
+
+    @property
+    def protobuf(self) -> bytes:
+        """The events.v1 `Event` message (proto/events.proto)."""
+        if self._protobuf is None:
+            event = self.event
+            self._protobuf = protowire.encode_event(self.type, event.data, event.timestamp,
+                                                    event.channel, event.offset, event.id)
+        return self._protobuf
+
+    @property
+    def frame(self) -> bytes:
+        """The uncompressed JSON text frame."""
+        return self.frames[JSON] or self.frame_for(JSON)
+
+    def frame_for(self, variant: int) -> bytes:
+        """Returns the frame for one variant, making it on first use."""
+        made = self.frames[variant]
+        if made is not None:
+            return made
+        if variant & PROTOBUF:
+            payload, opcode = self.protobuf, BINARY
+        else:
+            payload, opcode = self.payload, TEXT
+        made = None
+        if variant & DEFLATE and len(payload) >= deflate.THRESHOLD:
+            packed = deflate.deflate_message(payload)
+            if len(packed) < len(payload):
+                made = frame(packed, opcode, compressed=True)
+        if made is None:
+            made = self.frames[variant & ~DEFLATE] or frame(payload, opcode)
+            self.frames[variant & ~DEFLATE] = made
+        self.frames[variant] = made
+        return made
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +186,5 @@ class Event:
         return message
 
     def encode(self) -> Encoded:
-        """Serialises and frames the event once, for every recipient to share."""
-        text = dumps(self.to_wire())
-        payload = text.encode("utf-8")
-        return Encoded(str(self.type), text, payload, frame_text(payload))
+        """Returns the event's shared encoding: each wire variant is made once, when needed."""
+        return Encoded(self)

@@ -91,13 +91,24 @@ class _Stream:
 
 
 class StreamLog(Protocol):
-    """What the broker and the resume path need from a recovery log."""
+    """What the resume path and the history verb need from a recovery log.
 
-    def append(self, stream: str, targets: tuple[Target, ...], event: Event) -> Event:
-        """Positions event as the next entry of stream and returns it with its offset."""
+    Positioning is the broker's business (MemoryLog.append on the IOLoop, a Lua script in
+    Redis); readers call `await prepare(stream, since)` and then, with no await in between
+    that matters, `recover()` in the IOLoop turn that registers or subscribes.
+    """
+
+    async def prepare(self, stream: str, since: object = None) -> None:
+        """Makes recover(stream, since) answerable now (may read a shared log)."""
 
     def recover(self, stream: str, since: object, epoch: object) -> Recovery:
         """Returns the entries after `since` if the position is exactly recoverable."""
+
+    def position(self, stream: str) -> tuple[str, str]:
+        """Returns (epoch, last offset) of a stream as this node delivers it."""
+
+    def before(self, stream: str, offset: int | None, limit: int) -> list[Entry]:
+        """Returns up to limit retained entries older than offset, newest first."""
 
 
 class MemoryLog:
@@ -170,6 +181,9 @@ class MemoryLog:
         """Returns (epoch, last offset) of a stream."""
         state = self.stream(stream)
         return state.epoch, str(state.last)
+
+    async def prepare(self, stream: str, since: object = None) -> None:
+        """Nothing to do: every stream lives here."""
 
     def recover(self, stream: str, since: object, epoch: object) -> Recovery:
         """Returns the entries after `since` if the position is exactly recoverable.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -14,7 +15,9 @@ from hub.history import Recovery
 from hub.messages import (
     ADMINS,
     ALL,
+    FEED,
     CloseSession,
+    CloseStream,
     CloseUser,
     Control,
     Message,
@@ -190,6 +193,25 @@ class Hub:
         by_type[event.type] = by_type.get(event.type, 0) + 1
         return delivered
 
+    def publish_logged(self, event: Event, targets: tuple[Target, ...],
+                       key: str | None = None) -> asyncio.Future[tuple[str, int]]:
+        """Publishes a logged event in this node's publishing order now; the future gives
+        (offset, local recipients) once it is numbered, or fails with StreamUnavailable.
+        `key` (an event id) deduplicates where the log is shared."""
+        started = time.perf_counter()
+        future = self.broker.publish_logged(
+            Publication(event, targets, stream_of(targets), True), key)
+        if self.observe_delivery is not None and not self.broker.deferred:
+            self.observe_delivery(time.perf_counter() - started)
+        self.events_published += 1
+        by_type = self.published_by_type
+        by_type[event.type] = by_type.get(event.type, 0) + 1
+        return future
+
+    async def prepare(self, stream: str, since: object = None) -> None:
+        """Readies a stream's log for recover() (a shared log may have to be read first)."""
+        await self.broker.log.prepare(stream, since)
+
     def recover(self, client: Client, stream: str, since: object, epoch: object,
                 joining: bool = False) -> tuple[Recovery, list[Encoded]]:
         """Returns a stream's recovery for a connection and the missed events it may see.
@@ -323,6 +345,9 @@ class Hub:
                 clients = list(self.by_session.get(session_id, _EMPTY).values())
             case Unsubscribe(channel, reason, user_id):
                 return self._unsubscribe_all(channel, reason, user_id)
+            case CloseStream(stream, close):
+                index = self.clients if stream == FEED else self.by_channel.get(stream, _EMPTY)
+                clients = list(index.values())
             case _:
                 raise TypeError(f"unknown control {control!r}")
         for client in clients:

@@ -33,6 +33,7 @@ __all__ = [
     "CloseUser",
     "CloseSession",
     "Unsubscribe",
+    "CloseStream",
     "Control",
     "Message",
 ]
@@ -160,5 +161,17 @@ class Unsubscribe:
     user_id: int | None = None  # None: every subscriber (the room was deleted)
 
 
-Control = SetRole | CloseUser | CloseSession | Unsubscribe
+@dataclass(frozen=True, slots=True)
+class CloseStream:
+    """Closes every connection that follows a stream (the feed: all; a room: its subscribers).
+
+    A node applies it to itself when it fell so far behind a stream that the entries it
+    missed are gone from the log: those connections resume elsewhere, never with a silent gap.
+    """
+
+    stream: str
+    close: Close
+
+
+Control = SetRole | CloseUser | CloseSession | Unsubscribe | CloseStream
 Message = Publication | Control

@@ -44,12 +44,16 @@ class HubNotifier:
         """Closes every connection opened with a token of a revoked session."""
         return self.hub.control(CloseSession(session_id, SESSION_REVOKED))
 
-    def channel_message(self, channel: str, data: dict[str, Any]) -> str:
+    async def channel_message(self, channel: str, data: dict[str, Any]) -> str:
         """Logs a room message in its channel's stream and sends it to every subscriber, the
-        sender included; returns its offset."""
+        sender included; returns its offset (StreamUnavailable if it cannot be numbered)."""
         event = Event(EventType.CHANNEL_MESSAGE, data, channel=channel)
-        self.hub.publish(event, (ToChannel(channel),), logged=True)
-        return self.hub.broker.log.position(channel)[1]
+        hub = self.hub
+        if not hub.broker.deferred:  # numbered and delivered right here, nothing to wait for
+            hub.publish(event, (ToChannel(channel),), logged=True)
+            return hub.broker.log.position(channel)[1]
+        offset, _ = await hub.publish_logged(event, (ToChannel(channel),), data.get("id"))
+        return offset
 
     def room_unsubscribed(self, channel: str, reason: str, user_id: int | None = None) -> int:
         """Unsubscribes a room's sockets (or one user's) on every node, telling them why."""

@@ -26,10 +26,11 @@ FLUSH_BYTES = 64 * 1024
 # IOStream attributes the fast path reads; private to Tornado, so checked at start-up.
 STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket")
 # Handler methods handlers/ws.py overrides or calls to shed per-socket state after the upgrade,
-# and what handlers/wsframes.py's buffered frame reader builds on.
+# and what handlers/wsframes.py's buffered frame reader and deflate handshake build on.
 HANDLER_INTERNALS = ((WebSocketHandler, "_detach_stream"), (RequestHandler, "detach"),
                      (WebSocketProtocol13, "_read_bytes"), (WebSocketProtocol13, "_receive_frame"),
-                     (WebSocketProtocol13, "_handle_message"), (tornado.util, "_websocket_mask"))
+                     (WebSocketProtocol13, "_handle_message"), (tornado.util, "_websocket_mask"),
+                     (WebSocketProtocol13, "_parse_extensions_header"))
 
 
 def write_frame(stream: IOStream, frame: bytes) -> bool:

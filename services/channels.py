@@ -30,6 +30,8 @@ class HistoryLog(Protocol):
 
     def before(self, stream: str, offset: int | None, limit: int) -> list[Any]: ...
 
+    async def prepare(self, stream: str, since: object = None) -> None: ...
+
 
 class TypingSignal(Protocol):
     """Where typing signals go (hub.typing)."""
@@ -96,6 +98,10 @@ class ChannelVerbs:
             raise PermissionDenied(
                 f"at most {self.max_subscriptions} subscriptions per connection")
         await self.rooms.authorize(room, peer.user_id, peer.role)
+        try:
+            await self.log.prepare(channel, since)
+        except StreamUnavailable:
+            raise StreamBusy("the server cannot read this room's stream now; retry") from None
         recovery, missed = peer.recover(channel, since, epoch)
         answer = reply({"channel": channel, "subscribed": True,
                         **recovery.position(len(missed))}, request_id)
@@ -117,7 +123,8 @@ class ChannelVerbs:
         if self.ready is not None:
             await self.ready(fields["channel"])
         try:
-            sent = self.messages.publish(room, peer.user_id, peer.name, fields.get("data"))
+            sent = await self.messages.publish(room, peer.user_id, peer.name,
+                                               fields.get("data"))
         except StreamUnavailable:
             raise StreamBusy("the server cannot number messages right now; retry later") from None
         return reply({"channel": fields["channel"], **sent}, request_id)

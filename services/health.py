@@ -1,9 +1,10 @@
-"""Checks the database and announces when the server's health flips."""
+"""Checks the database (and Redis, in a cluster) and announces when the server's health flips."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from tornado.ioloop import PeriodicCallback
 
@@ -25,9 +26,12 @@ class HealthMonitor:
     """Keeps the latest health status; re-checks periodically and on every /health request."""
 
     def __init__(
-        self, run: Runner, relay: Relay, interval: float, timeout: float = 3.0
+        self, run: Runner, relay: Relay, interval: float, timeout: float = 3.0,
+        broker_healthy: Callable[[], bool] | None = None,
     ) -> None:
         self.run = run
+        # With a shared broker (Redis): whether it is reachable; None with the memory broker.
+        self.broker_healthy = broker_healthy
         self.relay = relay
         # Flips waiting to be stored and published, in order (the database may be down).
         self._announcements: list[list[FeedEvent]] = []
@@ -47,7 +51,12 @@ class HealthMonitor:
             log.warning("database check failed: %s", exc or type(exc).__name__)
             database = "error"
         checks = {"database": database}
-        status = "ok" if all(v == "ok" for v in checks.values()) else "error"
+        if self.broker_healthy is not None:
+            checks["redis"] = "ok" if self.broker_healthy() else "error"
+        # Without Redis a node still serves its own sockets (degraded); without the
+        # database it cannot authenticate anyone (error).
+        status = ("error" if database != "ok" else
+                  "ok" if all(v == "ok" for v in checks.values()) else "degraded")
         previous, self.status, self.checks = self.status, status, checks
         if status != previous:
             log.warning("health changed from %s to %s", previous, status)

@@ -1,6 +1,7 @@
 """Client-to-server messages: parses each frame and dispatches its verb. Tornado-free.
 
-A frame is `{"id": N, "type": VERB, "data": {...}}` (`id` optional, 1..2^31, echoed). A table
+A frame is `{"id": N, "type": VERB, "data": {...}}` (`id` optional, 1..2^31, echoed), or on
+an events.v1.protobuf connection a binary `Request` that hub.protowire turns into one. A table
 maps each type to a verb; a verb returns an Outcome (a reply for the sender, a close, or
 nothing) or raises a ServiceError, which becomes an `error` reply with a code from ERROR_CODES.
 Nothing a client sends crashes the socket: a bad frame is answered, only abuse closes it.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from auth.ratelimit import InboundLimit
+from hub import protowire
 from hub.disconnect import BINARY_UNSUPPORTED, REFRESH_REJECTED, TOO_MANY_MESSAGES, Close
 from hub.events import Event, EventType
 from services import jsonlimits
@@ -51,6 +53,8 @@ class Peer(Protocol):
     role: str
     limit: InboundLimit
     channels: set[str]
+    # True on an events.v1.protobuf connection: binary messages are Request messages.
+    protobuf: bool
 
     def subscribe(self, channel: str) -> bool:
         """Subscribes the connection; False if it already was."""
@@ -139,13 +143,22 @@ class Inbound:
 
     async def _dispatch(self, peer: Peer, message: str | bytes) -> tuple[str, Outcome]:
         """Returns the verb label (a table key or a fixed word, never client text) and outcome."""
-        if isinstance(message, bytes):
+        binary = isinstance(message, bytes)
+        if binary and not getattr(peer, "protobuf", False):
             return "binary", Outcome(close=BINARY_UNSUPPORTED)
         verdict = peer.limit.check()
         if verdict == "abuse":
             return "abuse", Outcome(close=TOO_MANY_MESSAGES)
         try:
-            parsed = jsonlimits.loads(message)
+            if binary:
+                parsed = protowire.decode_request(message, jsonlimits.loads)
+            else:
+                parsed = jsonlimits.loads(message)
+        except protowire.DecodeError:
+            return "invalid", error("invalid_message", "binary messages are events.v1 Request "
+                                    "messages (proto/events.proto) naming one verb")
+        except protowire.BadJsonField as exc:
+            return "invalid", error("invalid_json", str(exc), exc.request_id)
         except jsonlimits.JsonRejected as exc:
             return "invalid", error("invalid_json", str(exc))
         except ValueError:

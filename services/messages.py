@@ -86,14 +86,15 @@ class MessageService:
         # Messages delivered but dropped unsaved: a restart must not claim their rooms clean.
         self.lost = 0
 
-    def publish(self, room: str, sender_id: int, sender_name: str, body: Any) -> dict[str, Any]:
+    async def publish(self, room: str, sender_id: int, sender_name: str,
+                      body: Any) -> dict[str, Any]:
         """Delivers a message to the room's subscribers now; stores it shortly after."""
         text = check_body(body)
         message_id, when = self.ids.next()
         sent_at = when.isoformat(timespec="milliseconds") + "Z"
         data = {"id": message_id, "from": {"user_id": sender_id, "name": sender_name},
                 "body": body, "sent_at": sent_at}
-        offset = self.notifier.channel_message(f"room:{room}", data)
+        offset = await self.notifier.channel_message(f"room:{room}", data)
         self._queue({"id": message_id, "room": room, "sender": sender_id,
                      "sender_name": sender_name, "body": text, "created_at": when,
                      "offset": int(offset) if offset else None})

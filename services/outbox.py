@@ -41,6 +41,7 @@ POLL_BATCH = 500
 MARK_BATCH = 500
 RECENT_IDS = 20_000  # published ids remembered beyond their mark (see _evict)
 RETRY_SECONDS = 0.05
+RETRY_CAP = 2.0  # seconds between attempts while the broker cannot number rows
 PURGE_INTERVAL_MS = 3600 * 1000
 
 
@@ -96,6 +97,10 @@ class Relay:
         self._safe = 0  # mark batches committed before the last finished poll began
         self._mark_task: asyncio.Future | None = None
         self._retry: object | None = None
+        self._drain_task: asyncio.Future | None = None
+        # Rows handed to a deferred broker, oldest first, with the futures of their offsets.
+        self._inflight: deque[tuple[Row, asyncio.Future]] = deque()
+        self._backing_off = False
         self._poll: PeriodicCallback | None = None
         self._purge: PeriodicCallback | None = None
         self._polling = False
@@ -122,6 +127,9 @@ class Relay:
         return first
 
     def _drain(self) -> dict[str, int]:
+        if self.hub.broker.deferred:  # Redis numbers the rows: marked once they are
+            self._submit()
+            return {}
         counts: dict[str, int] = {}
         while self._queue:
             row = self._queue[0]
@@ -139,6 +147,50 @@ class Relay:
         if self._marks and self._mark_task is None:
             self._mark_task = asyncio.ensure_future(self._write_marks())
         return counts
+
+    def _submit(self) -> None:
+        """Hands every queued row to a broker that numbers rows remotely (Redis), in order:
+        each takes its place in the node's publishing order at once; _settle() marks them."""
+        while self._queue and not self._backing_off:
+            row = self._queue.popleft()
+            future = self.hub.publish_logged(Event(row.type, row.data, row.timestamp),
+                                             row.targets, row.event_id)
+            future.add_done_callback(_retrieve)
+            self._inflight.append((row, future))
+        if self._inflight and self._drain_task is None:
+            self._drain_task = asyncio.ensure_future(self._settle())
+
+    async def _settle(self) -> None:
+        """Marks the submitted rows as they are numbered. A row that cannot be numbered
+        (Redis is down) goes back to the queue with every row after it, and all are
+        submitted again after a backoff; the row's event id is the idempotency key, so a row
+        that did get through (or another node published) is not published twice."""
+        attempt = 0
+        try:
+            while self._inflight:
+                row, future = self._inflight[0]
+                try:
+                    offset, _ = await future
+                except Exception as exc:
+                    if not isinstance(exc, StreamUnavailable):
+                        log.error("publishing outbox row %s failed: %r", row.event_id, exc)
+                    self._queue.extendleft(reversed([r for r, _ in self._inflight]))
+                    self._inflight.clear()
+                    attempt += 1
+                    self._backing_off = True
+                    await asyncio.sleep(min(RETRY_CAP, RETRY_SECONDS * 2 ** attempt))
+                    self._backing_off = False
+                    self._submit()
+                    continue
+                attempt = 0
+                self._inflight.popleft()
+                self.published += 1
+                self._marks.append((row.event_id, int(offset), time.time()))
+                if self._mark_task is None:
+                    self._mark_task = asyncio.ensure_future(self._write_marks())
+        finally:
+            self._drain_task = None
+            self._backing_off = False
 
     def _retry_now(self) -> None:
         self._retry = None
@@ -200,6 +252,8 @@ class Relay:
         """Publishes every unpublished row (start-up, before serving), then polls every second."""
         while await self.poll():
             pass
+        if self.hub.broker.deferred:  # give the rows found a moment to be numbered
+            await self.drained(5.0)
         self._poll = PeriodicCallback(self.poll, POLL_SECONDS * 1000)
         self._poll.start()
         self._purge = PeriodicCallback(self.purge, PURGE_INTERVAL_MS)
@@ -228,7 +282,7 @@ class Relay:
             if self._mark_task is None:
                 self._mark_task = asyncio.ensure_future(self._write_marks())
             await self._mark_task
-        return not self._queue and not self._marks
+        return not self._queue and not self._inflight and not self._marks
 
     async def close(self) -> bool:
         """Stops polling and retrying and flushes the marks (shutdown)."""
@@ -236,7 +290,19 @@ class Relay:
         if self._retry is not None:
             IOLoop.current().remove_timeout(self._retry)
             self._retry = None
+        if self.hub.broker.deferred:  # rows handed to Redis: let them be numbered, if it can
+            await self.drained(2.0)
+        if self._drain_task is not None:
+            self._drain_task.cancel()
+            self._drain_task = None
         return await self.flush()
+
+    async def drained(self, timeout: float) -> bool:
+        """Waits up to timeout for every queued row to be published; True if none is left."""
+        deadline = time.monotonic() + timeout
+        while (self._queue or self._inflight) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return not self._queue and not self._inflight
 
     def publish_unlogged(self, events: list[FeedEvent]) -> int:
         """Publishes events at once without a position (they cannot be replayed), for news
@@ -251,3 +317,9 @@ class Relay:
                 return stage(events)
 
         return self.publish(await self.run(tx))
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Consumes a failed future's exception (the settle loop reports the first one)."""
+    if not future.cancelled():
+        future.exception()

@@ -105,6 +105,8 @@ def database(request, tmp_path):
 def settings(request, tmp_path) -> Settings:
     """Test settings; override fields with @pytest.mark.settings(field=value)."""
     base = Settings(data_dir=str(tmp_path / "data"), jwt_secret=TEST_SECRET, health_interval=3600)
+    if os.environ.get("TEST_BROKER") == "redis":  # the suite against the Redis broker
+        base = replace(base, broker="redis", redis_prefix=f"t{uuid.uuid4().hex[:12]}")
     marker = request.node.get_closest_marker("settings")
     return replace(base, **marker.kwargs) if marker else base
 
@@ -114,6 +116,7 @@ def ctx(database, settings, io_loop) -> Context:
     """The application context (hub, services, thread pool) for one test, started as
     main.py starts it (streams restored, outbox relay polling)."""
     context = make_context(settings)
+    io_loop.run_sync(context.broker.start)
     io_loop.run_sync(context.start)
     yield context
     context.relay.stop_polling()
@@ -121,6 +124,9 @@ def ctx(database, settings, io_loop) -> Context:
         io_loop.run_sync(context.relay.close, timeout=5)
     except Exception:
         pass  # a test broke the database on purpose; nothing more to store
+    if context.redis is not None:
+        io_loop.run_sync(context.broker.close, timeout=5)
+        io_loop.run_sync(context.redis.aclose, timeout=5)
     context.shutdown_pools()
 
 
@@ -230,3 +236,5 @@ def api(http_server, base_url, ctx) -> Api:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "settings(**fields): override Settings for the test")
+    config.addinivalue_line(
+        "markers", "slow: a long test (real processes, faults); still part of `make test`")

@@ -62,20 +62,20 @@ async def test_test_page_recovers_missed_feed_and_room_events_after_a_drop(api):
         n = 0
         for _ in range(4):  # live before the drop
             ctx.hub.publish(Event("system.alert", {"message": f"a{n:02d}"}), ALL, logged=True)
-            ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+            await ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
             n += 1
         await expect(page.locator("#room-messages .room-msg")).to_have_count(n)
         drop_user(ctx, user["user"]["id"])
         for _ in range(6):  # published while the page is away, in the same IOLoop turn
             ctx.hub.publish(Event("system.alert", {"message": f"a{n:02d}"}), ALL, logged=True)
-            ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+            await ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
             n += 1
         await expect(page.locator(RECOVERY)).to_have_text(
             "reconnected, 12 missed events recovered", timeout=30_000)
         await expect(page.locator("#status")).to_have_text("Connected")
         for _ in range(3):  # live again
             ctx.hub.publish(Event("system.alert", {"message": f"a{n:02d}"}), ALL, logged=True)
-            ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+            await ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
             n += 1
         await expect(page.locator("#room-messages .room-msg")).to_have_count(n)
         await expect(page.locator("#messages li[data-type='system.alert']")).to_have_count(n)
@@ -103,11 +103,11 @@ async def test_test_page_refetches_when_it_cannot_recover(api):
         watched = await connected_test_page(context, api.base_url, user["access_token"])
         page = watched.page
         await join_lobby(page)
-        ctx.messages.publish("lobby", sender, "Admin", {"text": "m00"})
+        await ctx.messages.publish("lobby", sender, "Admin", {"text": "m00"})
         await expect(page.locator("#room-messages .room-msg")).to_have_count(1)
         drop_user(ctx, user["user"]["id"])
         for n in range(1, 9):  # more than the 3 the room's log keeps
-            ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+            await ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
         await expect(page.locator(RECOVERY)).to_have_text("could not recover, refreshed",
                                                           timeout=30_000)
         await expect(page.locator("#room-messages .room-msg")).to_have_count(9)
@@ -116,7 +116,7 @@ async def test_test_page_refetches_when_it_cannot_recover(api):
         # The feed's history was lost (another epoch): refreshed again, nothing doubled.
         await page.evaluate("window.testClient.feed.epoch = 'gone'")
         drop_user(ctx, user["user"]["id"])
-        ctx.messages.publish("lobby", sender, "Admin", {"text": "m09"})
+        await ctx.messages.publish("lobby", sender, "Admin", {"text": "m09"})
         notes = page.locator("#messages li.note", has_text="could not recover, refreshed")
         await expect(notes).to_have_count(2, timeout=30_000)
         await expect(page.locator("#room-messages .room-msg")).to_have_count(10)
@@ -214,20 +214,20 @@ async def test_node_script_resumes_feed_and_room_after_a_drop(api):
     run = await start_node("--seconds", "0", "--subscribe", "room:lobby",
                            env={"TOKEN": user["access_token"], "WS_URL": api.ws_url + "/ws"})
 
-    def publish(n: int) -> None:
+    async def publish(n: int) -> None:
         ctx.hub.publish(Event("system.alert", {"message": f"a{n:02d}"}), ALL, logged=True)
-        ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
+        await ctx.messages.publish("lobby", sender, "Admin", {"text": f"m{n:02d}"})
 
     await run.wait_for(lambda out: "✅ Subscribed to room:lobby" in out)
     for n in range(3):
-        publish(n)
+        await publish(n)
     await run.wait_for(lambda out: '"m02"' in out and '"a02"' in out)
     drop_user(ctx, user["user"]["id"])
     for n in range(3, 8):  # while the script is away, in the same IOLoop turn
-        publish(n)
+        await publish(n)
     await run.wait_for(lambda out: "🔄 room:lobby: recovered" in out)
     for n in range(8, 10):
-        publish(n)
+        await publish(n)
     await run.wait_for(lambda out: '"m09"' in out and '"a09"' in out)
     code, out, err = await run.finish()
     assert code == 0, err
@@ -256,11 +256,11 @@ async def test_node_script_says_when_it_cannot_recover_and_can_exit_instead(api)
     env = {"TOKEN": user["access_token"], "WS_URL": api.ws_url + "/ws"}
     run = await start_node("--seconds", "0", "--subscribe", "room:lobby", env=env)
     await run.wait_for(lambda out: "✅ Subscribed to room:lobby" in out)
-    ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"text": "first"})
+    await ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"text": "first"})
     await run.wait_for(lambda out: '"first"' in out)
     drop_user(ctx, user["user"]["id"])
     for n in range(8):  # more than the 3 the room's log keeps
-        ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"text": f"gone {n}"})
+        await ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"text": f"gone {n}"})
     await run.wait_for(lambda out: "room:lobby: could not recover" in out)
     code, out, err = await run.finish()
     assert code == 0, err

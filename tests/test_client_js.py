@@ -60,21 +60,21 @@ async def test_client_resumes_feed_and_room_without_gap_or_duplicate(api):
             status, _, _ = await api.call("POST", "/ws/broadcast", {"message": str(n)},
                                           admin["access_token"])
             assert status == 200
-            ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
+            await ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
             n += 1
         await until(page, "window.got.feed.length >= 5")
         for client in list(ctx.hub.by_user[user["user"]["id"]].values()):
             ctx.hub.drop(client, SHUTTING_DOWN)  # a deploy: the server closes the socket
         for _ in range(10):  # published while the page is away, in the same IOLoop turn
             ctx.hub.publish(Event("system.alert", {"message": str(n)}), ALL, logged=True)
-            ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
+            await ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
             n += 1
         await until(page, "window.recoveries.length >= 2")
         for _ in range(10):  # live again
             status, _, _ = await api.call("POST", "/ws/broadcast", {"message": str(n)},
                                           admin["access_token"])
             assert status == 200
-            ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
+            await ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
             n += 1
         await until(page, f"window.got.feed.length >= {n} && window.got.room.length >= {n}")
         got = await page.evaluate("window.got")

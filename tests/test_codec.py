@@ -8,12 +8,13 @@ import typing
 import pytest
 
 from hub import codec
-from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED, Close
+from hub.disconnect import ACCOUNT_DELETED, FELL_BEHIND, SESSION_REVOKED, Close
 from hub.events import Event, EventType
 from hub.messages import (
     ADMINS,
     ALL,
     CloseSession,
+    CloseStream,
     CloseUser,
     Control,
     Message,
@@ -44,6 +45,7 @@ EXAMPLES: list[Message] = [
                 (ToChannel("room:a"),), "room:a"),
     Unsubscribe("room:a", "room deleted"),
     Unsubscribe("room:a", "removed from room", user_id=7),
+    CloseStream("feed", FELL_BEHIND),
 ]
 
 

@@ -32,7 +32,7 @@ async def test_many_publishes_are_written_in_few_batches(api, monkeypatch):
     await api.ctx.streams.ready("room:lobby")  # publishers wait for reserved offsets
     monkeypatch.setattr(api.ctx.messages, "run", counting)
     for n in range(300):
-        api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": n})
+        await api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": n})
     await api.ctx.messages.flush()
     assert 1 <= len(jobs) <= 3
     count = await api.ctx.run(lambda: RoomMessage.select().where(RoomMessage.room == "lobby")
@@ -48,8 +48,8 @@ async def test_messages_of_a_room_deleted_before_the_flush_are_dropped(api):
     assert status == 201
     for stream in ("room:brief", "room:lobby"):
         await api.ctx.streams.ready(stream)
-    api.ctx.messages.publish("brief", user["user"]["id"], "U", {"n": 1})
-    api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": 2})
+    await api.ctx.messages.publish("brief", user["user"]["id"], "U", {"n": 1})
+    await api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": 2})
     await api.ctx.run(lambda: Room.delete().where(Room.name == "brief").execute())
     await api.ctx.messages.flush()
     rows = await api.ctx.run(lambda: [(m.room, m.body) for m in RoomMessage.select()])
@@ -62,7 +62,7 @@ async def test_a_deleted_sender_keeps_their_name_on_stored_messages(api):
     user = await api.register(name="Gone Soon")
     admin = await api.admin()
     await api.ctx.streams.ready("room:lobby")
-    api.ctx.messages.publish("lobby", user["user"]["id"], "Gone Soon", {"n": 1})
+    await api.ctx.messages.publish("lobby", user["user"]["id"], "Gone Soon", {"n": 1})
     status, _, _ = await api.call("DELETE", f"/api/v1/users/{user['user']['id']}",
                                   token=admin["access_token"])
     assert status == 200
@@ -94,7 +94,8 @@ async def test_stored_messages_keep_the_offset_they_were_published_with(api):
     """The batch insert stores each message's stream offset, so a restart can replay it."""
     user = await api.register()
     await api.ctx.streams.ready("room:lobby")  # the verbs wait for reserved offsets too
-    sent = [api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": n}) for n in range(3)]
+    sent = [await api.ctx.messages.publish("lobby", user["user"]["id"], "U", {"n": n})
+            for n in range(3)]
     await api.ctx.messages.flush()
     stored = await api.ctx.run(lambda: {m.id: m.offset for m in RoomMessage.select()})
     assert stored == {s["id"]: int(s["offset"]) for s in sent}

@@ -144,7 +144,7 @@ async def test_clean_restart_keeps_every_epoch_and_recovers_exactly(api, setting
     first.relay.publish(await first.run(_stage_alerts, 4))
     await first.streams.ready("room:lobby")
     user = await api.register()
-    first.messages.publish("lobby", user["user"]["id"], "U", {"n": 1})
+    await first.messages.publish("lobby", user["user"]["id"], "U", {"n": 1})
     feed_epoch, _ = first.broker.log.position(FEED)
     room_epoch, room_offset = first.broker.log.position("room:lobby")
     await first.stop()
@@ -170,7 +170,7 @@ async def test_rooms_get_a_new_epoch_after_a_crash(api, settings):
     first = api.ctx
     await first.streams.ready("room:lobby")
     user = await api.register()
-    first.messages.publish("lobby", user["user"]["id"], "U", {"n": 1})
+    await first.messages.publish("lobby", user["user"]["id"], "U", {"n": 1})
     await first.messages.flush()
     epoch, offset = first.broker.log.position("room:lobby")
     second = make_context(settings)
@@ -210,7 +210,7 @@ async def test_rooms_are_not_saved_clean_when_messages_were_dropped_unsaved(api,
     first = api.ctx
     await first.streams.ready("room:lobby")
     user = await api.register()
-    first.messages.publish("lobby", user["user"]["id"], "U", {"n": 1})
+    await first.messages.publish("lobby", user["user"]["id"], "U", {"n": 1})
     first.messages.lost = 1  # as if the write-behind queue had overflowed
     feed_epoch = first.broker.log.position(FEED)[0]
     room_epoch = first.broker.log.position("room:lobby")[0]

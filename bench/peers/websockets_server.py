@@ -1,10 +1,12 @@
 """Peer: a `websockets` 17.x asyncio server that fans out with websockets.broadcast().
 
 /ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
-alert text from the harness, broadcasts it to every /ws connection and replies "ok <n>"
-(a JSON list of alert texts is a burst: each is broadcast in turn, in one loop iteration).
-permessage-deflate is off (compression=None), like the product's default, and pings use the
-same interval as the product under test. Exits by itself after --max-seconds.
+alert from the harness (JSON text, or protobuf bytes that go out as binary frames), broadcasts it
+to every /ws connection and replies "ok <n>" (a JSON list of alert texts is a burst: each is
+broadcast in turn, in one loop iteration). permessage-deflate is off (compression=None), like
+the product's default, unless --compression deflate (websockets' own default settings: each
+connection compresses with its own context); pings use the same interval as the product under
+test. Exits by itself after --max-seconds.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ WELCOME = json.dumps({"type": "connection.established",
 async def handler(ws: ServerConnection) -> None:
     if ws.request is not None and ws.request.path.startswith("/control"):
         async for message in ws:
-            if message.startswith("["):  # a burst: a JSON list of alerts, broadcast in a row
+            if isinstance(message, str) and message.startswith("["):  # a burst, in a row
                 for text in json.loads(message):
                     broadcast(CLIENTS, text)
             else:
@@ -46,7 +48,8 @@ async def main(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.call_later(args.max_seconds, stop.set)
-    async with serve(handler, args.address, args.port, compression=None,
+    compression = None if args.compression == "none" else args.compression
+    async with serve(handler, args.address, args.port, compression=compression,
                      ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                      max_size=64 * 1024, backlog=1024):
         await stop.wait()
@@ -59,4 +62,5 @@ if __name__ == "__main__":
     parser.add_argument("--ping-interval", type=float, default=300.0)
     parser.add_argument("--ping-timeout", type=float, default=60.0)
     parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument("--compression", choices=("none", "deflate"), default="none")
     asyncio.run(main(parser.parse_args()))

@@ -14,10 +14,16 @@
  * reference client (static/client.js): exponential backoff with full jitter, the feed resumed
  * from its last offset and epoch, each room re-subscribed with its own, and a line saying
  * "recovered N missed events" or "could not recover" per stream (--no-reconnect: exit instead).
+ * With --protobuf it speaks the events.v1.protobuf subprotocol (binary frames, decoded with
+ * protobufjs from proto/events.proto) and prints each event in the JSON protocol's shape.
  * Exit status: 0 after a clean run, 1 on any failure.
  */
 
+const path = require('path');
 const WebSocket = require('ws');
+
+const PROTOBUF = 'events.v1.protobuf';
+const DEFAULT_PROTO = path.join(__dirname, '..', '..', 'proto', 'events.proto');
 
 const DEFAULT_WS_URL = 'ws://localhost:8080/ws';
 const DEFAULT_HTTP_URL = 'http://localhost:8080';
@@ -40,6 +46,12 @@ Options:
   --no-reconnect      exit when the server drops the connection (default: reconnect with
                       backoff and jitter, resume the feed and re-subscribe the rooms from
                       their last offsets, and print what was recovered)
+  --protobuf          speak the events.v1.protobuf subprotocol: binary requests and events,
+                      printed in the JSON protocol's shape
+  --proto PATH        the .proto file for --protobuf (default: the repository's
+                      proto/events.proto)
+  --no-deflate        do not offer permessage-deflate (offered by default; the server
+                      compresses only with --websocket-compression=on)
   -h, --help          show this help
 
 Environment:
@@ -53,9 +65,9 @@ function fail(message) {
 }
 
 function parseArgs(argv) {
-  const opts = { seconds: 10, subscribe: [], reconnect: true };
+  const opts = { seconds: 10, subscribe: [], reconnect: true, protobuf: false, deflate: true };
   const takesValue = new Set(['--email', '--password', '--url', '--ws-url', '--seconds',
-    '--subscribe', '--publish']);
+    '--subscribe', '--publish', '--proto']);
   for (let i = 0; i < argv.length; i += 1) {
     let arg = argv[i];
     let value;
@@ -65,6 +77,14 @@ function parseArgs(argv) {
     }
     if (arg === '--no-reconnect') {
       opts.reconnect = false;
+      continue;
+    }
+    if (arg === '--protobuf') {
+      opts.protobuf = true;
+      continue;
+    }
+    if (arg === '--no-deflate') {
+      opts.deflate = false;
       continue;
     }
     const eq = arg.indexOf('=');
@@ -136,6 +156,64 @@ async function login(baseUrl, email, password) {
   return body.data.access_token;
 }
 
+/**
+ * The events.v1.protobuf codec (proto/events.proto): requests to binary Request messages,
+ * binary Event messages to the JSON protocol's {type, id?, data, timestamp, channel?, offset?}.
+ */
+function protobufCodec(protoPath) {
+  let protobuf;
+  try {
+    protobuf = require('protobufjs');
+  } catch (_) {
+    fail('--protobuf needs protobufjs: run npm ci in clients/node');
+  }
+  let root;
+  try {
+    root = protobuf.parse(require('fs').readFileSync(protoPath, 'utf8'), { keepCase: true }).root;
+  } catch (err) {
+    fail(`cannot load ${protoPath}: ${err.message}`);
+  }
+  const Event = root.lookupType('events.v1.Event');
+  const Request = root.lookupType('events.v1.Request');
+  const fields = { 'auth.refresh': 'auth_refresh' };
+
+  // A payload as JSON shows it: "<key>_json" text fields parsed back to "<key>", empty
+  // repeated fields dropped.
+  function plain(value) {
+    if (Array.isArray(value)) return value.map(plain);
+    if (value === null || typeof value !== 'object') return value;
+    const out = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (key.endsWith('_json')) out[key.slice(0, -5)] = item ? JSON.parse(item) : null;
+      else if (!(Array.isArray(item) && item.length === 0)) out[key] = plain(item);
+    }
+    return out;
+  }
+
+  return {
+    encode(id, type, data) {
+      let body = data;
+      if (type === 'publish') body = { channel: data.channel, data_json: JSON.stringify(data.data) };
+      const request = { id, [fields[type] || type]: body };
+      const problem = Request.verify(request);
+      if (problem) throw new Error(`cannot encode ${type}: ${problem}`);
+      return Request.encode(Request.create(request)).finish();
+    },
+    decode(bytes) {
+      const event = Event.toObject(Event.decode(bytes),
+        { longs: Number, defaults: true, oneofs: true, arrays: true });
+      const message = { type: event.type };
+      if (event.id !== undefined) message.id = event.id;
+      const which = event.data;
+      message.data = which === 'data_json' ? JSON.parse(event.data_json) : plain(event[which] || {});
+      message.timestamp = event.timestamp;
+      if (event.channel !== undefined) message.channel = event.channel;
+      if (event.offset !== undefined) message.offset = event.offset;
+      return message;
+    },
+  };
+}
+
 function describeClose(code, reason) {
   const text = reason && reason.length ? reason.toString() : '';
   const known = {
@@ -166,6 +244,7 @@ async function main() {
     fail('no token: set TOKEN=<access token> or pass --email and --password\n\n' + USAGE);
   }
 
+  const codec = opts.protobuf ? protobufCodec(opts.proto || DEFAULT_PROTO) : null;
   let ws = null; // the current connection
   let timer = null; // --seconds
   let reconnectTimer = null;
@@ -188,7 +267,7 @@ async function main() {
     const id = nextId;
     nextId += 1;
     pending.set(id, { type, channel: data.channel, onReply });
-    ws.send(JSON.stringify({ id, type, data }));
+    ws.send(codec ? codec.encode(id, type, data) : JSON.stringify({ id, type, data }));
   }
 
   function report(stream, data) {
@@ -304,14 +383,29 @@ async function main() {
       target.searchParams.set('epoch', feed.epoch);
     }
     if (!everOpened) console.log('🔌 Connecting to WebSocket...');
-    const socket = new WebSocket(target.toString());
+    const socket = new WebSocket(target.toString(), codec ? [PROTOBUF] : [],
+      { perMessageDeflate: opts.deflate });
     ws = socket;
     let opened = false;
     let refused = false; // the upgrade got an HTTP error answer; its handler says why
+    let agreed = ''; // the server's Sec-WebSocket-Extensions answer (permessage-deflate)
+
+    socket.on('upgrade', (res) => {
+      agreed = res.headers['sec-websocket-extensions'] || '';
+    });
 
     socket.on('open', () => {
       opened = true;
       console.log(everOpened ? '✅ WebSocket reconnected!' : '✅ WebSocket connected!');
+      if (!everOpened) {
+        if (socket.protocol) console.log(`📦 Subprotocol: ${socket.protocol}`);
+        if (agreed) console.log(`🗜️  Extensions: ${agreed}`);
+      }
+      if (codec && socket.protocol !== PROTOBUF) {
+        console.error(`❌ The server did not select ${PROTOBUF}`);
+        exitCode = 1;
+        stop('closing');
+      }
       if (opts.seconds > 0 && !timer) {
         timer = setTimeout(() => stop('⏱️  Test timeout - closing connection'), opts.seconds * 1000);
       }
@@ -319,17 +413,26 @@ async function main() {
 
     socket.on('message', (data, isBinary) => {
       console.log('\n📨 Message received:');
-      if (isBinary) {
-        console.log(`<${data.length} bytes of binary data>`);
-        return;
-      }
-      const text = data.toString('utf8');
       let message;
-      try {
-        message = JSON.parse(text);
-      } catch (_) {
-        console.log(text);
-        return;
+      if (isBinary) {
+        if (!codec) {
+          console.log(`<${data.length} bytes of binary data>`);
+          return;
+        }
+        try {
+          message = codec.decode(data);
+        } catch (err) {
+          console.log(`<${data.length} bytes that are not an events.v1 Event: ${err.message}>`);
+          return;
+        }
+      } else {
+        const text = data.toString('utf8');
+        try {
+          message = JSON.parse(text);
+        } catch (_) {
+          console.log(text);
+          return;
+        }
       }
       console.log(JSON.stringify(message, null, 2));
       if (message.type === 'connection.established') welcome(message.data || {});

@@ -1,0 +1,79 @@
+"""The wire-formats benchmark's pieces: the load generator's protobuf and deflate frames, the
+report section and its survival when the page is regenerated."""
+
+from __future__ import annotations
+
+import asyncio
+
+from test_bench import FakeTransport, _frame
+
+from bench.loadgen import Client, Stats
+from bench.report import keep_block
+from bench.wire import PAYLOADS, VARIANTS, targets
+from bench.wire_report import WIRE_END, WIRE_START, render_block, write_block
+from hub.events import DEFLATE, PROTOBUF, Event
+
+
+def _alert(pad: str) -> Event:
+    return Event("system.alert", {"message": "bench", "priority": "normal",
+                                  "metadata": {"pad": pad, "seq": 1, "t": 100.0}, "sent_by": 1},
+                 "2026-11-26T10:30:00.000Z")
+
+
+def test_loadgen_counts_binary_protobuf_and_inflates_compressed_frames() -> None:
+    """Protobuf frames (binary) and RSV1 frames count like JSON ones, with their wire bytes."""
+    loop = asyncio.new_event_loop()
+    try:
+        stats = Stats()
+        client = Client(stats, b"GET / HTTP/1.1\r\n\r\n", loop.create_future(), "")
+        client.connection_made(FakeTransport())
+        frames = [_alert("x" * 600).encode().frame_for(v) for v in (PROTOBUF | DEFLATE,
+                                                                    PROTOBUF, DEFLATE)]
+        assert frames[0][0] == 0xC2 and frames[1][0] == 0x82 and frames[2][0] == 0xC1
+        stream = (b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Extensions: "
+                  b"permessage-deflate; server_no_context_takeover\r\n\r\n"
+                  + _frame(b'{"type":"connection.established"}') + b"".join(frames))
+        for i in range(0, len(stream), 50):
+            client.data_received(stream[i:i + 50])
+        assert stats.received == 3 and stats.other == 1
+        assert stats.wire_bytes == sum(len(f) for f in frames)
+        assert len(stats.latencies) == 3
+    finally:
+        loop.close()
+
+
+def _cell(us: float, size: float) -> dict:
+    return {"cpu_us_per_msg": us, "bytes_per_event": size, "msgs_per_s": 1000.0,
+            "p99_ms": 5.0, "rounds": [], "delivered": 10, "expected": 10}
+
+
+def _report() -> dict:
+    server = {"connections": 100, **{v: {s: _cell(10.0 if "deflate" not in v else 12.0,
+                                                  900.0 if "deflate" not in v else 300.0)
+                                         for s in PAYLOADS} for v in VARIANTS}}
+    servers = {"product": server, "websockets": {"error": "RuntimeError: boom"}}
+    return {"started": "2026-11-26T17:00:00Z", "mode": "quick", "rounds": 1, "phases": 1,
+            "broadcasts": 20, "payload_bytes": {"w2": 0, "1k": 1024},
+            "loadavg_start": (1.0, 1.0, 1.0), "servers": servers, "targets": targets(servers),
+            "micro": {s: {v: 5.0 for v in VARIANTS} for s in PAYLOADS}}
+
+
+def test_targets_compare_deflate_with_plain_per_format() -> None:
+    """The 1.5x target is computed per format from the 1 KiB cells."""
+    rows = targets(_report()["servers"])
+    assert [round(r["value"], 2) for r in rows] == [1.2, 1.2] and all(r["met"] for r in rows)
+
+
+def test_wire_block_renders_and_survives_a_page_regeneration(tmp_path) -> None:
+    """The section is written before "## Reproduce" and kept when the page is rewritten."""
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\n## Reproduce\n\nmake bench\n")
+    block = render_block(_report(), "wire-x.json")
+    assert "| +1 KiB text | json+deflate | 12.00 | - |" in block
+    assert "websockets: failed (RuntimeError: boom)" in block
+    write_block(str(page), block)
+    write_block(str(page), block)  # replaced, not duplicated
+    text = page.read_text()
+    assert text.count(WIRE_START) == 1 and text.index(WIRE_END) < text.index("## Reproduce")
+    regenerated = keep_block(text, "# Benchmarks\n\nnew results\n\n## Reproduce\n")
+    assert WIRE_START in regenerated and "new results" in regenerated
