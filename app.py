@@ -35,6 +35,7 @@ from services.messages import MessageService
 from services.metrics import Metrics, NullMetrics, Sources
 from services.outbox import Relay
 from services.rooms import RoomService
+from services.sessions import SessionCache
 from services.streams import StreamStore
 from services.users import UserService
 
@@ -188,7 +189,9 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
                            users_online=functools.partial(_users_online, hub))
     relay = Relay(run, hub, settings.message_retention_days)
     streams = StreamStore(run, broker.log) if isinstance(broker.log, MemoryLog) else None
-    auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay)
+    sessions = SessionCache(settings.session_cache_ttl)
+    hub.control_observers.append(sessions.apply)  # every node's revocations clear it
+    auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay, sessions)
     rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
@@ -234,6 +237,7 @@ def routes(ctx: Context) -> list[tuple]:
     """Returns the route table; every handler gets the context through initialize()."""
     c = {"ctx": ctx}
     return [
+        (r"/ws", ws.EventSocketHandler, c),  # first: the route matched most often in a storm
         (r"/api/v1/auth/register", auth.RegisterHandler, c),
         (r"/api/v1/auth/login", auth.LoginHandler, c),
         (r"/api/v1/auth/refresh", auth.RefreshHandler, c),
@@ -249,7 +253,6 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/members/([0-9]{1,18})", rooms.RoomMemberHandler, c),
         (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/messages", rooms.RoomMessagesHandler, c),
         (r"/api/v1/presence", rooms.PresenceHandler, c),
-        (r"/ws", ws.EventSocketHandler, c),
         (r"/ws/stats", wsadmin.StatsHandler, c),
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),

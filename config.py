@@ -178,6 +178,10 @@ class Settings:
     socket_send_buffer: int = _option(
         256 * 1024, _non_negative_int,
         "kernel send buffer per WebSocket in bytes (default 262144; 0 = kernel autotuning)")
+    session_cache_ttl: float = _option(
+        5.0, _number(float, 0.0, 60.0),
+        "seconds a verified session skips the database on later authentications (default 5; "
+        "0 = off); revocations clear it at once on every node")
     ws_connect_rate: int = _option(
         120, _positive_int, "WebSocket connection attempts allowed per IP per minute (default 120)")
     websocket_compression: bool = _option(

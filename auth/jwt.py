@@ -16,6 +16,9 @@ __all__ = ["TokenIssuer", "Claims", "TokenError", "load_or_create_secret"]
 log = logging.getLogger("auth")
 
 ALGORITHM = "HS256"
+# Access tokens whose signature was verified, remembered by their exact text: a socket that
+# reconnects, or a user's tabs, present the same token again (see TokenIssuer.verify).
+VERIFIED_TOKENS = 10_000
 REQUIRED = ["iss", "aud", "exp", "iat", "sub", "typ", "ver", "sid"]
 
 
@@ -28,7 +31,7 @@ class TokenError(Exception):
         self.expired = expired
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claims:
     """The verified contents of a token."""
 
@@ -54,6 +57,8 @@ class TokenIssuer:
         self.audience = audience
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        # token text -> its claims, oldest first; only access tokens, only verified ones.
+        self._verified: dict[str, Claims] = {}
 
     def _sign(self, user_id: int, typ: str, ver: int, sid: str, ttl: int, **extra: object) -> str:
         now = int(time.time())
@@ -80,7 +85,26 @@ class TokenIssuer:
         return self._sign(user_id, "refresh", ver, sid, self.refresh_ttl, jti=jti), jti
 
     def verify(self, token: str, typ: str) -> Claims:
-        """Returns the claims of a valid token of the given type, else raises TokenError."""
+        """Returns the claims of a valid token of the given type, else raises TokenError.
+
+        An access token verified before is not decoded again: the same text carries the same
+        signed claims, so only its expiry is checked anew.
+        """
+        claims = self._verified.get(token) if typ == "access" else None
+        if claims is not None:
+            if claims.exp <= time.time():
+                del self._verified[token]
+                raise TokenError("token expired", expired=True)
+            return claims
+        claims = self._decode(token, typ)
+        if typ == "access":
+            verified = self._verified
+            while len(verified) >= VERIFIED_TOKENS:
+                del verified[next(iter(verified))]
+            verified[token] = claims
+        return claims
+
+    def _decode(self, token: str, typ: str) -> Claims:
         try:
             payload = jwt.decode(
                 token,

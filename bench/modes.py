@@ -69,6 +69,9 @@ class Mode:
     cluster_kill_clients: int = 4000  # C3: clients through nginx when node A is killed
     cluster_kill_rate: float = 5.0  # C3: numbered alerts per second (x clients: ~20k msgs/s)
     cluster_budget_seconds: float = 600.0
+    burst_events: int = 20  # burst workload: alerts published in one IOLoop iteration
+    bursts: int = 5
+
 
     @property
     def connections(self) -> int:

@@ -50,6 +50,10 @@ __all__ = ["METHOD", "render_markdown", "write_docs", "main", "keep_block", "BLO
 # A section another tool writes into the page (bench/overhead.py); a regeneration keeps it.
 BLOCK_START = "<!-- metrics-overhead: written by bench/overhead.py -->"
 BLOCK_END = "<!-- /metrics-overhead -->"
+# The before/after comparison of the coalesced writes and the session cache (issue 14), kept
+# by hand from runs side by side with the websockets peer.
+HOT_START = "<!-- hot-path: before/after runs side by side, kept by hand -->"
+HOT_END = "<!-- /hot-path -->"
 
 
 METHOD = """\
@@ -288,11 +292,11 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
 
 
 def keep_block(old: str, new: str) -> str:
-    """Returns new with old's metrics-overhead and wire-formats blocks (those it has and new
-    lacks) put back before "## Reproduce"."""
+    """Returns new with old's hand-kept blocks (metrics overhead, wire formats, the hot-path
+    comparison) that new lacks, put back before "## Reproduce"."""
     from bench.wire_report import WIRE_END, WIRE_START
 
-    for first, last in ((BLOCK_START, BLOCK_END), (WIRE_START, WIRE_END)):
+    for first, last in ((BLOCK_START, BLOCK_END), (WIRE_START, WIRE_END), (HOT_START, HOT_END)):
         start, end = old.find(first), old.find(last)
         if start < 0 or end < start or first in new:
             continue

@@ -87,7 +87,8 @@ class ServerRun:
         await self.launch()
         base = f"http://127.0.0.1:{self.port}"
         if self.name == "product":
-            self.trigger = ProductTrigger(base, self.seeded.admin_token)
+            self.trigger = ProductTrigger(base, self.seeded.admin_token,
+                                           os.path.join(self.data_dir, "app.db"))
         else:
             self.trigger = PeerTrigger(f"ws://127.0.0.1:{self.port}/control")
         await self.trigger.open()

@@ -22,6 +22,10 @@ class Trigger:
         """Sends alert number seq and returns the number of recipients."""
         raise NotImplementedError
 
+    async def burst(self, first_seq: int, count: int) -> None:
+        """Makes the server publish count alerts in one IOLoop iteration (bench/burst.py)."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         """Releases what open() acquired."""
 
@@ -29,10 +33,11 @@ class Trigger:
 class ProductTrigger(Trigger):
     """POST /ws/broadcast with the admin's bearer token (the product's own API)."""
 
-    def __init__(self, base: str, admin_token: str) -> None:
+    def __init__(self, base: str, admin_token: str, db_path: str = "") -> None:
         from tornado.httpclient import AsyncHTTPClient
 
         self.base = base
+        self.db_path = db_path
         self.headers = {"Authorization": f"Bearer {admin_token}",
                         "Content-Type": "application/json"}
         self.http = AsyncHTTPClient(force_instance=True, max_clients=64)
@@ -47,6 +52,12 @@ class ProductTrigger(Trigger):
         resp = await self.http.fetch(self.base + "/ws/broadcast", method="POST", body=body,
                                      headers=self.headers, request_timeout=60)
         return int(json.loads(resp.body)["recipients"])
+
+    async def burst(self, first_seq: int, count: int) -> None:
+        """Commits count alert rows to the outbox; the relay's next poll publishes them at once."""
+        from bench.burst import stage_alerts
+
+        await asyncio.to_thread(stage_alerts, self.db_path, first_seq, count, 1)
 
     async def close(self) -> None:
         """Closes the HTTP client."""
@@ -105,6 +116,17 @@ class PeerTrigger(Trigger):
         if not isinstance(reply, str) or not reply.startswith("ok "):
             raise RuntimeError(f"unexpected control reply {reply!r}")
         return int(reply[3:])
+
+    async def burst(self, first_seq: int, count: int) -> None:
+        """Sends count alerts in one control message; the peer broadcasts them in a row."""
+        from bench.burst import peer_burst_message
+
+        fut = asyncio.get_running_loop().create_future()
+        self.pending.append(fut)
+        await self.conn.write_message(peer_burst_message(first_seq, count))
+        reply = await asyncio.wait_for(fut, 60)
+        if not isinstance(reply, str) or not reply.startswith("ok "):
+            raise RuntimeError(f"unexpected control reply {reply!r}")
 
     def encode(self, event: dict[str, Any]) -> str | bytes:
         """Returns the alert as the peer broadcasts it: JSON text (bench/wire.py overrides)."""

@@ -8,6 +8,7 @@ import signal
 import time
 from typing import Any
 
+from bench.burst import BURST_SERVERS, burst_phase
 from bench.modes import Mode
 from bench.phases import Phases
 from bench.stats import proc_runtime_seconds
@@ -76,6 +77,8 @@ class Bench(Phases):
         only_w3 = bool(os.environ.get("BENCH_ONLY_W3"))  # development: W1 + W3 only
         if not only_w3:
             await self._w2(m, st)
+            if self.name in BURST_SERVERS:
+                await self._burst(m)
         if self.name == "product":
             await self._w3(m, st, few)
             if not only_w3:
@@ -95,6 +98,14 @@ class Bench(Phases):
         self.result["workloads"]["W2"] = w2
         if self.profile and self.name == "product":
             await self.profile_w2()
+
+    async def _burst(self, m: Mode) -> None:
+        """Runs the burst workload: K alerts to every connection in one IOLoop iteration."""
+        self.say(f"burst: {m.bursts} bursts of {m.burst_events} alerts to every connection")
+        b = await burst_phase(self, m.bursts, m.burst_events)
+        self.result["workloads"]["burst"] = b
+        self.say(f"burst: {b['delivered']} of {b['expected']} delivered, "
+                 f"{b['cpu_us_per_msg'] or 0:.2f} us CPU per delivered event")
 
     async def _w3(self, m: Mode, st: dict[str, Any], few: dict[str, Any]) -> None:
         """Runs W3 with every client connected and compares it with the few-bystander run."""

@@ -149,6 +149,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         since = self.get_query_argument("since", None)
         epoch = self.get_query_argument("epoch", None)
         recovery, missed = self.ctx.hub.recover(self.client, FEED, since, epoch)
+        if missed:
+            self.ctx.hub.writes.arm()  # the welcome and the replay leave in one send()
         self.send(Event(EventType.CONNECTION_ESTABLISHED, {
             "client_id": self.client.id,
             "message": WELCOME,
@@ -212,6 +214,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
         """Closes the socket, remembering the code for the closed-connections metric."""
         if self._sent_close is None:
             self._sent_close = code
+        if self.client is not None and self.client.held:  # sent events go before the close
+            self.write_held()
         super().close(code, reason)
 
     def on_close(self) -> None:
@@ -237,6 +241,8 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     async def on_message(self, message: str | bytes) -> None:
         outcome = await self.ctx.inbound.handle(self, message)
         # Reply, replayed events and the follow-up (a subscription) run in one IOLoop turn.
+        if outcome.replay:
+            self.ctx.hub.writes.arm()  # and leave in one send()
         if outcome.reply is not None:
             self.send(outcome.reply.encode())
         for event in outcome.replay:
@@ -302,13 +308,36 @@ class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     # -- the hub's Connection interface --------------------------------------------------
 
     def send(self, event: Encoded) -> bool:
-        """Writes the event's shared frame for this connection's variant; True if nothing is
-        left queued."""
+        """Writes the event's shared frame for this connection's variant, or holds it for the
+        iteration's last send() once the hub's WriteBatch holds; True if nothing is left
+        queued."""
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return True
         frame = event.frames[self._variant] or event.frame_for(self._variant)
-        return transport.write_frame(conn.stream, frame)  # type: ignore[attr-defined]
+        client = self.client
+        held = client.held if client is not None else None
+        if held is None and (client is None or not self.ctx.hub.writes.holding):
+            return transport.write_frame(conn.stream, frame)  # type: ignore[attr-defined]
+        if held is None:
+            client.held, client.held_size = [frame], len(frame)
+            self.ctx.hub.writes.add(client)
+            return True
+        held.append(frame)
+        client.held_size += len(frame)
+        return client.held_size < transport.FLUSH_BYTES or self.write_held()
+
+    def write_held(self, last: bool = False) -> bool:
+        """Writes the held frames in one send(); True if nothing is left queued."""
+        client = self.client
+        if client is None:
+            return True
+        held = client.held
+        client.held, client.held_size = (None if last else []), 0
+        conn = self.ws_connection
+        if not held or conn is None:
+            return True
+        return transport.write_frames(conn.stream, held)  # type: ignore[attr-defined]
 
     def backlog(self) -> tuple[int, int]:
         """Returns (queued messages, unsent bytes) for slow-consumer checks."""

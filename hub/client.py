@@ -14,7 +14,15 @@ class Connection(Protocol):
     """What the hub needs from a socket; the WebSocket handler and test fakes implement it."""
 
     def send(self, event: Encoded) -> bool:
-        """Writes without waiting; True if nothing is left queued for this connection."""
+        """Writes without waiting; True if nothing is left queued for this connection.
+
+        A socket may hold the frame until the end of the IOLoop iteration and then write all
+        it holds in one send() (hub/transport.py WriteBatch, which settles it then).
+        """
+
+    def write_held(self, last: bool = False) -> bool:
+        """Writes what the connection holds now; True if nothing is left queued. `last`: the
+        end-of-iteration flush, after which the connection is no longer in the batch."""
 
     def backlog(self) -> tuple[int, int]:
         """Returns (queued messages, unsent bytes)."""
@@ -30,7 +38,7 @@ class Client:
     """One registered connection: who it belongs to and which session and role it carries."""
 
     __slots__ = ("id", "conn", "user_id", "role", "session_id", "token_version", "name",
-                 "channels")
+                 "channels", "held", "held_size")
 
     def __init__(
         self,
@@ -52,6 +60,11 @@ class Client:
         # The channels this connection is subscribed to (the hub keeps it in step). Shared
         # and empty until the first subscribe: most sockets never join a room.
         self.channels: set[str] | frozenset[str] = NO_CHANNELS
+        # Frames the socket holds for the end of this IOLoop iteration and their bytes (kept
+        # here, not on the socket handler, to cost an idle socket two slots); None when the
+        # connection is not in this iteration's WriteBatch (hub/transport.py).
+        self.held: list[bytes] | None = None
+        self.held_size = 0
 
     def __repr__(self) -> str:
         return f"<Client {self.id} user={self.user_id} role={self.role}>"

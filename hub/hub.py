@@ -35,6 +35,7 @@ from hub.messages import (
     to_user,
 )
 from hub.presence import ONLINE, MemoryPresence, Presence
+from hub.transport import WriteBatch
 from hub.typing import Typing
 
 __all__ = ["Hub", "MAX_QUEUED_MESSAGES", "MAX_UNSENT_BYTES"]
@@ -85,6 +86,12 @@ class Hub:
         # Called once per publish with the seconds from publish to the last local socket write
         # (metrics and the dashboard attach here; the hub itself never imports them).
         self.observe_delivery: Callable[[float], None] | None = None
+        # Called with every registry change this node applies, its own and other nodes' (the
+        # session cache forgets what a revocation revokes).
+        self.control_observers: list[Callable[[Control], object]] = []
+        # Sockets holding frames in this IOLoop iteration; each is written in one send() at
+        # its end, then settled against the slow-consumer limits.
+        self.writes = WriteBatch(self.settle)
         # Publishes go out through the broker; the application context owns it and attaches
         # handle() to it, so every node's broker (this one's included) calls back into handle().
         self.broker = broker
@@ -298,12 +305,35 @@ class Hub:
             self.drop(client, SLOW_CONSUMER)
         delivered = len(recipients) - len(slow)
         self.messages_delivered += delivered
+        self.writes.arm()  # later events of this IOLoop iteration leave together at its end
         return delivered
+
+    def settle(self, client: Client) -> bool:
+        """Closes client as a slow consumer if its backlog is over the limits; True if it stays.
+
+        For the frames a socket held and wrote at the end of the IOLoop iteration, which the
+        fan-out's own check did not see. Its stream counts queued writes per message.
+        """
+        if client.id not in self.clients:  # already closed or dropped
+            return False
+        try:
+            queued, unsent = client.conn.backlog()
+        except Exception:
+            log.exception("backlog of %r failed", client)
+            queued = unsent = 1 << 62
+        if queued <= self.max_queued_messages and unsent <= self.max_unsent_bytes:
+            return True
+        self.slow_consumers_dropped += 1
+        log.warning("closing %r: slow consumer", client)
+        self.drop(client, SLOW_CONSUMER)
+        return False
 
     # -- registry changes ----------------------------------------------------------------
 
     def apply(self, control: Control) -> int:
         """Applies a registry change; returns how many local connections it touched."""
+        for observe in self.control_observers:
+            observe(control)
         match control:
             case SetRole(user_id, role):
                 return self._set_role(user_id, role)

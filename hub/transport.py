@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import tornado
 import tornado.util
+from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 from tornado.web import RequestHandler
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13
 
-__all__ = ["write_frame", "backlog", "check_tornado_internals", "STREAM_INTERNALS"]
+if TYPE_CHECKING:
+    from hub.client import Client
+
+__all__ = ["write_frame", "write_frames", "backlog", "WriteBatch", "FLUSH_BYTES",
+           "check_tornado_internals", "STREAM_INTERNALS"]
+
+# A connection's held frames are written as soon as they reach this many bytes, before the
+# end of the IOLoop iteration: one send() of at most about this much.
+FLUSH_BYTES = 64 * 1024
 
 # IOStream attributes the fast path reads; private to Tornado, so checked at start-up.
 STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket")
@@ -47,6 +58,83 @@ def write_frame(stream: IOStream, frame: bytes) -> bool:
         frame = frame[sent:]
     stream.write(frame)
     return False
+
+
+def write_frames(stream: IOStream, frames: list[bytes]) -> bool:
+    """Sends several frames in one send() when nothing is queued; returns as write_frame does.
+
+    Whatever the kernel does not take is queued frame by frame (the rest of a frame cut in
+    the middle, then each whole frame), so the stream's queued writes still count messages.
+    """
+    if len(frames) == 1:
+        return write_frame(stream, frames[0])
+    if stream.closed():
+        return False
+    if stream._total_write_index == stream._total_write_done_index:
+        data = b"".join(frames)
+        try:
+            sent = stream.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            stream.close(exc_info=exc)
+            return False
+        if sent == len(data):
+            return True
+        i = 0
+        while sent >= len(frames[i]):
+            sent -= len(frames[i])
+            i += 1
+        if sent:
+            stream.write(frames[i][sent:])
+            i += 1
+        frames = frames[i:]
+    for frame in frames:
+        stream.write(frame)
+    return False
+
+
+class WriteBatch:
+    """Holds writes for the rest of an IOLoop iteration once it has seen a fan-out.
+
+    The first fan-out of an iteration is written at once, one send() per socket, so a lone
+    event costs what it did before (holding every event measured about 0.9 us more per
+    delivery). `arm()` then schedules one flush with `IOLoop.add_callback`, and every later
+    frame of the iteration is held per socket: its first held frame adds the socket here,
+    and the flush writes each socket's frames concatenated in one send(). The callback runs
+    after the callbacks already queued, before the loop waits for I/O again, so nothing
+    waits past the current iteration. A burst of K events to N sockets thus costs about 2N
+    sends instead of K x N.
+    """
+
+    def __init__(self, settle: Callable[[Client], object]) -> None:
+        self._held: list[Client] = []
+        # True from the first fan-out of an iteration until its flush: sockets hold frames.
+        self.holding = False
+        # Called with a connection's client when its flush left bytes queued (the hub checks
+        # its backlog against the slow-consumer limits).
+        self._settle = settle
+        self.flushes = 0  # end-of-iteration flushes run so far
+
+    def arm(self) -> None:
+        """Holds every later frame of this IOLoop iteration for one send() per socket."""
+        if not self.holding:
+            self.holding = True
+            IOLoop.current().add_callback(self.flush)
+
+    def add(self, client: Client) -> None:
+        """Writes client's held frames at the end of this IOLoop iteration."""
+        self._held.append(client)
+
+    def flush(self) -> None:
+        """Writes every held connection's frames, one send() each, in the order they came."""
+        self.holding = False
+        held, self._held = self._held, []
+        self.flushes += 1
+        settle = self._settle
+        for client in held:
+            if not client.conn.write_held(True):
+                settle(client)
 
 
 def backlog(stream: IOStream) -> tuple[int, int]:

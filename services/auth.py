@@ -20,6 +20,7 @@ from services.errors import AuthenticationError, RateLimited, ValidationError
 from services.notifier import Notifier
 from services.outbox import Relay, stage
 from services.principal import Principal
+from services.sessions import SessionCache
 from services.users import create_user
 
 __all__ = ["AuthService", "LoginLimits"]
@@ -87,9 +88,12 @@ class AuthService:
 
     def __init__(
         self, run: Runner, hash: Runner, issuer: TokenIssuer, notifier: Notifier,
-        limits: LoginLimits, relay: Relay,
+        limits: LoginLimits, relay: Relay, sessions: SessionCache | None = None,
     ) -> None:
         self.relay = relay
+        # Sessions checked in the last few seconds; off (TTL 0) unless the context wires one
+        # to the hub's controls, which is what invalidates it.
+        self.sessions = sessions if sessions is not None else SessionCache(ttl=0)
         self.run = run
         # Password hashing has a pool of its own at lower CPU priority, so a login storm
         # cannot take the core away from the IOLoop (and fan-out) or from database work.
@@ -255,23 +259,30 @@ class AuthService:
     # -- authentication of requests ------------------------------------------------------
 
     async def authenticate(self, token: str) -> Principal:
-        """Returns the caller behind an access token, checking revocation in the database."""
+        """Returns the caller behind an access token, checking revocation in the database
+        (or in the session cache, for a session checked in the last few seconds)."""
         try:
             claims = self.issuer.verify(token, "access")
         except TokenError as exc:
             raise AuthenticationError(exc.message) from None
+        return await self.sessions.lookup(claims, self._check)
+
+    async def _check(self, claims: Claims) -> Principal:
         return await self.run(self.check_claims, claims)
 
     @staticmethod
     def check_claims(claims: Claims) -> Principal:
-        """Checks that the token's user, version and session are still current (blocking)."""
-        user = User.get_or_none(User.id == claims.user_id)
-        if user is None:
+        """Checks that the token's user, version and session are still current (blocking).
+
+        One query reads the session with its user; only a refusal looks again, to say which.
+        """
+        row = (Session.select(Session.revoked_at, User.id, User.name, User.role,
+                              User.token_version)
+               .join(User).where(Session.id == claims.sid).tuples().first())
+        if row is not None:
+            revoked_at, user_id, name, role, version = row
+            if revoked_at is None and user_id == claims.user_id and version == claims.ver:
+                return Principal(user_id, name, role, version, claims.sid, claims.exp)
+        if not User.select().where(User.id == claims.user_id).exists():
             raise AuthenticationError("account not found")
-        if user.token_version != claims.ver:
-            raise AuthenticationError("session revoked")
-        session = Session.get_or_none(Session.id == claims.sid)
-        if session is None or not session.active:
-            raise AuthenticationError("session revoked")
-        return Principal(user.id, user.name, user.role, user.token_version, session.id,
-                         claims.exp)
+        raise AuthenticationError("session revoked")

@@ -234,3 +234,28 @@ def test_markdown_has_machine_table_targets_and_plots() -> None:
     text = text_table(results)
     assert text.splitlines()[0].startswith("server")
     assert "80,000" in text
+
+
+def test_issue_14_targets_burst_and_handshakes() -> None:
+    """The burst CPU, the 0.7x W2 ratio and the handshake rate are checked against the peer."""
+    results = sample_results()
+    product = results["servers"]["product"]["workloads"]
+    product["burst"] = {"cpu_us_per_msg": 4.0, "delivered": 1_000_000}
+    results["servers"]["websockets"]["workloads"]["burst"] = {"cpu_us_per_msg": 10.0}
+    product["W1"]["handshakes_per_s"] = 900.0
+    targets = {t["id"]: t for t in compute_targets(results)}
+    assert targets["burst_cpu"]["value"] == pytest.approx(4.0)
+    assert targets["burst_cpu"]["met"] is True and "10.00 us" in targets["burst_cpu"]["detail"]
+    assert targets["cpu_vs_websockets_07"]["value"] == pytest.approx(0.6)
+    assert targets["cpu_vs_websockets_07"]["met"] is True
+    assert targets["handshakes_vs_websockets"]["value"] == pytest.approx(1.5)
+    assert targets["handshakes_vs_websockets"]["met"] is True
+
+
+def test_peer_burst_message_carries_numbered_alerts() -> None:
+    """The websockets peer's burst is a JSON list of alert texts, numbered in order."""
+    from bench.burst import peer_burst_message
+
+    texts = json.loads(peer_burst_message(100, 20))
+    assert [json.loads(t)["data"]["metadata"]["seq"] for t in texts] == list(range(100, 120))
+    assert all('"t":' in t for t in texts)  # the load generator's timestamp mark

@@ -45,3 +45,14 @@ def test_summarize_takes_medians_of_phases():
     runs = [{"cpu_us_per_msg": c, "msgs_per_s": 1.0, "latency": {"p99_ms": 2.0}}
             for c in (9.0, 12.0, 10.0)]
     assert summarize(runs) == {"cpu_us_per_msg": 10.0, "msgs_per_s": 1.0, "p99_ms": 2.0}
+
+
+def test_regenerated_page_keeps_the_hot_path_block():
+    """The hand-kept before/after comparison survives a regeneration of the page."""
+    from bench.report import HOT_END, HOT_START
+
+    block = f"{HOT_START}\n## Hot path\n\n| a | b |\n{HOT_END}"
+    old = PAGE.replace("## Reproduce", block + "\n\n## Reproduce")
+    kept = keep_block(old, PAGE)
+    assert kept.count(HOT_START) == 1 and kept.index(HOT_END) < kept.index("## Reproduce")
+    assert keep_block(kept, kept) == kept

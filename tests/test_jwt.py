@@ -238,3 +238,36 @@ async def test_malformed_authorization_header_is_refused(api, header):
     status, parsed, _ = await api.call("GET", "/api/v1/users/me",
                                        headers={"Authorization": header})
     assert status == 401 and parsed["success"] is False
+
+
+def test_a_verified_access_token_is_not_decoded_again_but_still_expires(issuer, monkeypatch):
+    """The second verify of the same access token skips the decode; its expiry still counts."""
+    token = issuer.issue_access(1, "user", 0, "sid")
+    first = issuer.verify(token, "access")
+    decodes = []
+    real_decode = pyjwt.decode
+    monkeypatch.setattr(pyjwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    assert issuer.verify(token, "access") == first and decodes == []
+    real_time = time.time
+    monkeypatch.setattr("auth.jwt.time.time", lambda: real_time() + 901)
+    with pytest.raises(TokenError) as info:
+        issuer.verify(token, "access")
+    assert info.value.expired
+
+
+def test_only_verified_access_tokens_are_remembered(issuer):
+    """A forged token, a refresh token and a token of the wrong type are checked every time."""
+    token = issuer.issue_access(1, "user", 0, "sid")
+    head, body, _ = token.split(".")
+    forged = f"{head}.{body}.{b64(b'x' * 32)}"
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            issuer.verify(forged, "access")
+    refresh, _ = issuer.issue_refresh(1, 0, "sid")
+    issuer.verify(refresh, "refresh")
+    for _ in range(2):
+        with pytest.raises(TokenError):
+            issuer.verify(refresh, "access")
+    issuer.verify(token, "access")
+    with pytest.raises(TokenError):
+        issuer.verify(token, "refresh")  # remembered as access only

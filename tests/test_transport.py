@@ -12,7 +12,7 @@ from tornado.iostream import IOStream
 
 from hub import transport
 from hub.events import frame_text
-from hub.transport import backlog, check_tornado_internals, write_frame
+from hub.transport import backlog, check_tornado_internals, write_frame, write_frames
 
 
 @pytest.fixture
@@ -122,6 +122,38 @@ async def test_many_small_frames_arrive_in_order(pair):
     direct = sum(write_frame(stream, frame) for frame in frames)
     assert 0 < direct < len(frames)  # some went straight to the kernel, the rest queued
     assert await read_exactly(peer, sum(map(len, frames))) == b"".join(frames)
+
+
+@pytest.mark.gen_test
+async def test_write_frames_sends_a_batch_in_one_call_when_the_kernel_takes_it(pair):
+    """Several frames go to the kernel as one send and arrive concatenated, in order."""
+    stream, peer = pair
+    frames = [frame_text(f"event-{n}".encode()) for n in range(20)]
+    assert write_frames(stream, frames) is True
+    assert backlog(stream) == (0, 0)
+    assert await read_exactly(peer, sum(map(len, frames))) == b"".join(frames)
+
+
+@pytest.mark.gen_test
+async def test_write_frames_queues_what_is_left_one_write_per_message(pair):
+    """A batch the kernel takes only in part leaves one queued write per unsent message."""
+    stream, peer = pair
+    frames = [frame_text(bytes([65 + n % 26]) * 6000) for n in range(40)]  # ~240 KB
+    assert write_frames(stream, frames) is False
+    queued, unsent = backlog(stream)
+    assert 0 < unsent < sum(map(len, frames))
+    # The messages not fully sent are each one queued write (the cut one included).
+    tail, n = 0, 0
+    for frame in reversed(frames):
+        if tail >= unsent:
+            break
+        tail += len(frame)
+        n += 1
+    assert queued == n
+    later = frame_text(b"later")
+    assert write_frames(stream, [later, later]) is False  # queued behind, never overtaking
+    expected = b"".join(frames) + later + later
+    assert await read_exactly(peer, len(expected)) == expected
 
 
 @pytest.mark.gen_test

@@ -16,6 +16,8 @@ from wsutil import (
     wait_until,
 )
 
+from services.sessions import SessionCache
+
 # -- slow consumer ----------------------------------------------------------------------------
 
 
@@ -115,6 +117,8 @@ async def test_token_never_reaches_a_log_line_even_on_a_server_error(api, caplog
         raise RuntimeError("database exploded")
 
     monkeypatch.setattr(api.ctx.auth, "check_claims", broken)
+    # The session was cached by the first socket; this handshake must reach the database.
+    monkeypatch.setattr(api.ctx.auth, "sessions", SessionCache(ttl=0))
     response = await AsyncHTTPClient().fetch(f"{api.base_url}/ws?token={token}",
                                              raise_error=False)
     assert response.code == 500

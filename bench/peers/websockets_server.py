@@ -2,7 +2,8 @@
 
 /ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
 alert from the harness (JSON text, or protobuf bytes that go out as binary frames), broadcasts it
-to every /ws connection and replies "ok <n>". permessage-deflate is off (compression=None), like
+to every /ws connection and replies "ok <n>" (a JSON list of alert texts is a burst: each is
+broadcast in turn, in one loop iteration). permessage-deflate is off (compression=None), like
 the product's default, unless --compression deflate (websockets' own default settings: each
 connection compresses with its own context); pings use the same interval as the product under
 test. Exits by itself after --max-seconds.
@@ -26,7 +27,11 @@ WELCOME = json.dumps({"type": "connection.established",
 async def handler(ws: ServerConnection) -> None:
     if ws.request is not None and ws.request.path.startswith("/control"):
         async for message in ws:
-            broadcast(CLIENTS, message)
+            if isinstance(message, str) and message.startswith("["):  # a burst, in a row
+                for text in json.loads(message):
+                    broadcast(CLIENTS, text)
+            else:
+                broadcast(CLIENTS, message)
             await ws.send(f"ok {len(CLIENTS)}")
         return
     CLIENTS.add(ws)
