@@ -57,11 +57,20 @@ _NO_HEADERS = HTTPHeaders()
 class EventSocketHandler(ErrorEnvelopeMixin, WebSocketHandler):
     """GET /ws: authenticates before the upgrade, then streams the caller's events."""
 
-    # Which of an event's shared frames this connection is sent (hub.events JSON, DEFLATE,
-    # PROTOBUF flags), fixed when the socket opens.
-    _variant = JSON
-
     def initialize(self, ctx: Context) -> None:
+        # Every attribute an upgraded socket will carry is set here, before the first await,
+        # Tornado's later ones included (values are placeholders it overwrites). CPython 3.11
+        # shares one key table among a class's instance dicts, but each new instance shrinks
+        # the room left to add keys to it; a key first set after concurrent handshakes have
+        # begun no longer fits, and then every socket gets an unshared dict (~1.3 KiB more).
+        self._transforms: list[Any] = []
+        self.path_args: list[str] = []
+        self.path_kwargs: dict[str, str] = {}
+        self.open_args: tuple[Any, ...] = ()
+        self.open_kwargs: dict[str, Any] = {}
+        # Which of an event's shared frames this connection is sent (hub.events JSON, DEFLATE,
+        # PROTOBUF flags), fixed when the socket opens.
+        self._variant = JSON
         self.ctx = ctx
         self.principal: Principal | None = None
         self.client: Client | None = None
