@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import IN_CI, TEST_SECRET
-from serverproc import ROOT, ServerProcess, free_port, wait_for
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from serverproc import ROOT, ServerProcess, call, free_port, wait_for
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 __all__ = ["SHARED_REDIS", "need_redis", "need_redis_server", "PrivateRedis", "Nodes", "call",
@@ -139,19 +138,6 @@ class Nodes:
             keys = redis_cli(self.redis_url, "--scan", "--pattern", f"{self.prefix}:*").split()
             for start in range(0, len(keys), 500):
                 redis_cli(self.redis_url, "DEL", *keys[start:start + 500])
-
-
-async def call(port: int, method: str, path: str, body: Any = None,
-               token: str | None = None) -> tuple[int, Any]:
-    """Sends one JSON request to a node; returns (status, parsed body)."""
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = HTTPRequest(f"http://127.0.0.1:{port}{path}", method=method, headers=headers,
-                          body=json.dumps(body) if body is not None else None,
-                          request_timeout=30)
-    response = await AsyncHTTPClient().fetch(request, raise_error=False)
-    return response.code, json.loads(response.body) if response.body else None
 
 
 async def login(port: int, email: str = "boss@example.com",

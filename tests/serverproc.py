@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import socket
@@ -9,10 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from conftest import TEST_SECRET
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-__all__ = ["ServerProcess", "free_port", "wait_for", "http_get"]
+__all__ = ["ServerProcess", "free_port", "wait_for", "http_get", "call"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -121,3 +124,16 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.log.close()
+
+
+async def call(port: int, method: str, path: str, body: Any = None,
+               token: str | None = None) -> tuple[int, Any]:
+    """Sends one JSON request to a server process (or a node); returns (status, parsed body)."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = HTTPRequest(f"http://127.0.0.1:{port}{path}", method=method, headers=headers,
+                          body=json.dumps(body) if body is not None else None,
+                          request_timeout=30)
+    response = await AsyncHTTPClient().fetch(request, raise_error=False)
+    return response.code, json.loads(response.body) if response.body else None

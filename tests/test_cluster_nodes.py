@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from conftest import IN_CI, POSTGRES_URL, TEST_SECRET, _run_admin_sql
 from redistest import REDIS_URL, delete_prefix, new_prefix, require_redis
-from serverproc import ROOT, ServerProcess
-from test_restart import call
+from serverproc import ROOT, ServerProcess, call
 from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 from conftest import POSTGRES_URL, TEST_SECRET, _run_admin_sql
 from seqcheck import Sequence
-from serverproc import ROOT, ServerProcess
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from serverproc import ROOT, ServerProcess, call
 from tornado.websocket import websocket_connect
 
 from hub import feed
@@ -85,19 +84,6 @@ class Cluster:
             self.server.stop()
         if self.backend == "postgresql":
             _run_admin_sql(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
-
-
-async def call(port: int, method: str, path: str, body: Any = None,
-               token: str | None = None) -> tuple[int, Any]:
-    """Sends one JSON request to a server process; returns (status, parsed body)."""
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = HTTPRequest(f"http://127.0.0.1:{port}{path}", method=method, headers=headers,
-                          body=json.dumps(body) if body is not None else None,
-                          request_timeout=30)
-    response = await AsyncHTTPClient().fetch(request, raise_error=False)
-    return response.code, json.loads(response.body) if response.body else None
 
 
 class Reader:
