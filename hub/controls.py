@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from hub.client import Client
 from hub.disconnect import Close
@@ -35,7 +36,7 @@ class Controls:
     by_role: dict[str, dict[str, Client]]
     by_session: dict[str, dict[str, Client]]
     by_channel: dict[str, dict[str, Client]]
-    control_observers: list
+    control_observers: list[Callable[[Control], object]]
     draining: bool
 
     def apply(self, control: Control) -> int:
