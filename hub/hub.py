@@ -9,32 +9,28 @@ from collections.abc import Callable
 
 from hub.broker import Broker
 from hub.client import Client
-from hub.disconnect import SLOW_CONSUMER, Close
-from hub.events import Encoded, Event, EventType, now_rfc3339
-from hub.history import Recovery
+from hub.controls import Controls
+from hub.disconnect import SLOW_CONSUMER
+from hub.events import Encoded, Event, EventType
+from hub.indexes import EMPTY, discard
 from hub.messages import (
     ADMINS,
     ALL,
-    FEED,
-    CloseSession,
-    CloseStream,
-    CloseUser,
     Control,
     Message,
     Publication,
-    SetRole,
     Target,
     ToAll,
     ToChannel,
     ToRole,
     ToUser,
-    Unsubscribe,
-    matches,
     stream_of,
     to_role,
     to_user,
 )
 from hub.presence import ONLINE, MemoryPresence, Presence
+from hub.replay import Replay
+from hub.stats import Stats
 from hub.transport import WriteBatch
 from hub.typing import Typing
 
@@ -46,12 +42,13 @@ MAX_QUEUED_MESSAGES = 256
 MAX_UNSENT_BYTES = 1024 * 1024
 
 
-class Hub:
+class Hub(Controls, Replay, Stats):
     """Registry of local connections indexed by client, user, role, session and channel.
 
     Touched only on the IOLoop. A targeted send costs O(recipients): the indexes hand over
     exactly the recipients, and the event is encoded once per publish, not once per client.
-    The hub never touches the database.
+    The hub never touches the database. Its cold parts are mixed in: registry changes
+    (hub/controls.py), resume replay (hub/replay.py) and the stats object (hub/stats.py).
     """
 
     def __init__(
@@ -113,10 +110,10 @@ class Hub:
             return False
         for channel in list(client.channels):
             self.unsubscribe(client, channel)
-        _discard(self.by_user, client.user_id, client.id)
-        _discard(self.by_role, client.role, client.id)
+        discard(self.by_user, client.user_id, client.id)
+        discard(self.by_role, client.role, client.id)
         if client.session_id:
-            _discard(self.by_session, client.session_id, client.id)
+            discard(self.by_session, client.session_id, client.id)
         self.presence.leave(ONLINE, client.user_id)
         return True
 
@@ -138,7 +135,7 @@ class Hub:
             return False
         if isinstance(client.channels, set):
             client.channels.discard(channel)
-        _discard(self.by_channel, channel, client.id)
+        discard(self.by_channel, channel, client.id)
         self.presence.leave(channel, client.user_id)
         if not any(channel in c.channels for c in self.by_user.get(client.user_id, {}).values()):
             self.typing.forget_channel(channel, client.user_id)
@@ -169,7 +166,7 @@ class Hub:
     def update_session(self, client: Client, session_id: str, token_version: int) -> None:
         """Moves a connection to another session after an in-band token refresh."""
         if client.session_id:
-            _discard(self.by_session, client.session_id, client.id)
+            discard(self.by_session, client.session_id, client.id)
         client.session_id, client.token_version = session_id, token_version
         if session_id and client.id in self.clients:
             self.by_session.setdefault(session_id, {})[client.id] = client
@@ -207,28 +204,6 @@ class Hub:
         by_type = self.published_by_type
         by_type[event.type] = by_type.get(event.type, 0) + 1
         return future
-
-    async def prepare(self, stream: str, since: object = None) -> None:
-        """Readies a stream's log for recover() (a shared log may have to be read first)."""
-        await self.broker.log.prepare(stream, since)
-
-    def recover(self, client: Client, stream: str, since: object, epoch: object,
-                joining: bool = False) -> tuple[Recovery, list[Encoded]]:
-        """Returns a stream's recovery for a connection and the missed events it may see.
-
-        Feed entries are filtered by the connection's audience as it is now; `joining` counts
-        the stream's channel as subscribed (the subscription follows the replay). The caller
-        sends them and registers (or subscribes) in the same IOLoop turn, so no live event
-        can come before, between or twice.
-        """
-        recovery = self.broker.log.recover(stream, since, epoch)
-        events = [entry.encode() for entry in recovery.entries
-                  if any(_visible(client, target, stream if joining else None)
-                         for target in entry.targets)]
-        if since is not None:
-            self.recoveries["recovered" if recovery.recovered else "not_recovered"] += 1
-            self.events_replayed += len(events)
-        return recovery, events
 
     def broadcast_to_all(self, type_: str, data: dict[str, object]) -> int:
         """The seed's BroadcastToAll: sends an event to every connection."""
@@ -270,11 +245,11 @@ class Hub:
             case ToAll():
                 return self.clients
             case ToUser(user_id):
-                return self.by_user.get(user_id, _EMPTY)
+                return self.by_user.get(user_id, EMPTY)
             case ToRole(role):
-                return self.by_role.get(role, _EMPTY)
+                return self.by_role.get(role, EMPTY)
             case ToChannel(channel):
-                return self.by_channel.get(channel, _EMPTY)
+                return self.by_channel.get(channel, EMPTY)
         raise TypeError(f"unknown target {target!r}")
 
     def deliver(self, targets: tuple[Target, ...], event: Encoded) -> int:
@@ -327,95 +302,3 @@ class Hub:
         log.warning("closing %r: slow consumer", client)
         self.drop(client, SLOW_CONSUMER)
         return False
-
-    # -- registry changes ----------------------------------------------------------------
-
-    def apply(self, control: Control) -> int:
-        """Applies a registry change; returns how many local connections it touched."""
-        for observe in self.control_observers:
-            observe(control)
-        match control:
-            case SetRole(user_id, role):
-                return self._set_role(user_id, role)
-            case CloseUser(user_id, close, below_version):
-                clients = list(self.by_user.get(user_id, _EMPTY).values())
-                if below_version is not None:
-                    clients = [c for c in clients if c.token_version < below_version]
-            case CloseSession(session_id, close):
-                clients = list(self.by_session.get(session_id, _EMPTY).values())
-            case Unsubscribe(channel, reason, user_id):
-                return self._unsubscribe_all(channel, reason, user_id)
-            case CloseStream(stream, close):
-                index = self.clients if stream == FEED else self.by_channel.get(stream, _EMPTY)
-                clients = list(index.values())
-            case _:
-                raise TypeError(f"unknown control {control!r}")
-        for client in clients:
-            self.drop(client, close)
-        return len(clients)
-
-    def _unsubscribe_all(self, channel: str, reason: str, user_id: int | None) -> int:
-        """Unsubscribes a channel's connections (or one user's) and tells each of them why."""
-        clients = [c for c in self.by_channel.get(channel, _EMPTY).values()
-                   if user_id is None or c.user_id == user_id]
-        for client in clients:
-            self.unsubscribe(client, channel)
-        data = {"channel": channel, "reason": reason}
-        event = Event(EventType.CHANNEL_UNSUBSCRIBED, data, channel=channel).encode()
-        return self._write(clients, event)
-
-    def _set_role(self, user_id: int, role: str) -> int:
-        clients = list(self.by_user.get(user_id, _EMPTY).values())
-        for client in clients:
-            _discard(self.by_role, client.role, client.id)
-            client.role = role
-            self.by_role.setdefault(role, {})[client.id] = client
-        return len(clients)
-
-    def drop(self, client: Client, close: Close) -> None:
-        """Unregisters a connection at once and closes it with a code and reason."""
-        if self.unregister(client):
-            try:
-                client.conn.close(*close)
-            except Exception:
-                log.exception("closing %r failed", client)
-
-    def close_all(self, close: Close) -> int:
-        """Closes every local connection and refuses new ones (shutdown); returns how many."""
-        self.draining = True
-        clients = list(self.clients.values())
-        for client in clients:
-            self.drop(client, close)
-        return len(clients)
-
-    # -- stats ---------------------------------------------------------------------------
-
-    def get_stats(self) -> dict[str, object]:
-        """Returns the seed's stats object plus unique users and running totals."""
-        return {
-            "total_clients": len(self.clients),
-            "by_role": {role: len(c) for role, c in sorted(self.by_role.items()) if c},
-            "unique_users": len(self.by_user),
-            "messages_delivered": self.messages_delivered,
-            "events_published": self.events_published,
-            "slow_consumers_dropped": self.slow_consumers_dropped,
-            "timestamp": now_rfc3339(),
-        }
-
-
-_EMPTY: dict[str, Client] = {}
-
-
-def _visible(client: Client, target: Target, joining: str | None) -> bool:
-    if joining is not None and isinstance(target, ToChannel) and target.channel == joining:
-        return client.user_id != target.skip_user
-    return matches(client, target)
-
-
-
-def _discard(index: dict, key: object, client_id: str) -> None:
-    bucket = index.get(key)
-    if bucket is not None:
-        bucket.pop(client_id, None)
-        if not bucket:
-            del index[key]

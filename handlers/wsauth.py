@@ -1,0 +1,146 @@
+"""The /ws upgrade: rate limit, origin, authentication and the wire variant a socket gets."""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tornado.httputil import HTTPHeaders
+from tornado.websocket import WebSocketHandler
+
+from handlers import wsframes
+from handlers.access_log import redact
+from handlers.base import ErrorEnvelopeMixin, bearer_token
+from hub import protowire
+from hub.events import DEFLATE, JSON, PROTOBUF
+from hub.history import StreamUnavailable
+from hub.messages import FEED
+from services.errors import (
+    AuthenticationError,
+    PermissionDenied,
+    RateLimited,
+    ValidationError,
+)
+from services.principal import Principal
+from services.streams import StreamBusy
+
+if TYPE_CHECKING:
+    from app import Context
+
+__all__ = ["HandshakeMixin", "SUBPROTOCOLS"]
+
+# Why an upgrade was refused, by the error prepare() raised (a fixed set of metric labels).
+_REFUSALS: dict[type, str] = {
+    RateLimited: "rate_limited",
+    PermissionDenied: "origin_not_allowed",
+    AuthenticationError: "unauthorized",
+    ValidationError: "not_websocket",
+}
+# The subprotocols a client may ask for (Sec-WebSocket-Protocol); none means JSON.
+SUBPROTOCOLS = (protowire.SUBPROTOCOL, protowire.JSON_SUBPROTOCOL)
+# Shared by every upgraded socket in place of its own request and response headers.
+_NO_HEADERS = HTTPHeaders()
+
+
+class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
+    """The /ws handler's upgrade: authenticates before it, then sets the socket up.
+
+    Run once per connection; handlers/ws.py EventSocketHandler, which sets every attribute
+    used here in initialize(), adds the lifecycle and the hub's Connection interface.
+    """
+
+    ctx: Context
+    principal: Principal | None
+    _refusal: str | None
+
+    async def prepare(self) -> None:
+        limiter = self.ctx.ws_connect_limiter
+        if limiter is not None:
+            wait = await limiter.acheck_and_hit(self.request.remote_ip or "")
+            if wait:
+                raise RateLimited(f"too many connection attempts; retry in {wait} seconds", wait)
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin):
+            raise PermissionDenied(f"origin {origin} is not allowed to open /ws")
+        token = self.get_query_argument("token", None) or bearer_token(self)
+        if not token:
+            raise AuthenticationError("missing token: connect to /ws?token=<access token>")
+        self.principal = await self.ctx.auth.authenticate(token)
+        try:  # a shared log (Redis) may have to be read before open() can recover the feed
+            await self.ctx.hub.prepare(FEED, self.get_query_argument("since", None))
+        except StreamUnavailable:
+            raise StreamBusy("the event stream cannot be read now; retry shortly") from None
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
+        limit = self.ctx.settings.max_connections_per_user
+        if limit and self.ctx.hub.user_connection_count(self.principal.id) >= limit:
+            self._refusal = "too_many_connections"
+            raise RateLimited(f"at most {limit} open connections per user", 5)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Counts the refused upgrade by reason, then renders the error envelope."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reason = self._refusal or _REFUSALS.get(type(exc), "bad_request" if status_code < 500
+                                                else "error")
+        self.ctx.metrics.handshake_failed(reason)
+        super().write_error(status_code, **kwargs)
+
+    def _origin_allowed(self, origin: str) -> bool:
+        origin = origin.rstrip("/")
+        if origin in self.ctx.settings.allowed_origins or "*" in self.ctx.settings.allowed_origins:
+            return True
+        return urlsplit(origin).netloc.lower() == self.request.host.lower()
+
+    def check_origin(self, origin: str) -> bool:
+        """Origins were already checked in prepare(), with an error envelope."""
+        return True
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        return {} if self.ctx.settings.websocket_compression else None
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        """Picks the client's first subprotocol this server speaks (none: JSON)."""
+        for name in subprotocols:
+            if name in SUBPROTOCOLS:
+                return name
+        return None
+
+    def get_websocket_protocol(self) -> Any:
+        return wsframes.strict_protocol(self)  # RFC 6455 close codes for protocol errors
+
+    # -- setting up the upgraded socket (open() calls these) -----------------------------
+
+    def _wire_variant(self) -> int:
+        """Returns which shared frames this connection gets: its format, deflated or not."""
+        conn = self.ws_connection
+        variant = PROTOBUF if self.selected_subprotocol == protowire.SUBPROTOCOL else JSON
+        if getattr(conn, "_compressor", None) is not None:  # permessage-deflate was agreed
+            variant |= DEFLATE
+        return variant
+
+    def _cap_send_buffer(self) -> None:
+        """Bounds the kernel's buffer for this socket, so a stalled client costs little memory.
+
+        Linux otherwise grows a socket's send buffer up to tcp_wmem's maximum (4 MiB by
+        default) before the hub's own backlog limits (256 messages, 1 MiB) even start to count.
+        """
+        size = self.ctx.settings.socket_send_buffer
+        stream = self.ws_connection.stream if self.ws_connection else None  # type: ignore[attr-defined]
+        if size and stream is not None and stream.socket is not None:
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    def _shed_handshake_state(self) -> None:
+        """Drops what only the handshake needed: thousands of idle sockets each keep less.
+
+        Tornado reads the request headers only during the upgrade; the principal
+        and the query string (which holds the token) are not needed once the hub has the
+        client. The URI keeps its path for log lines, with the token redacted.
+        """
+        self.principal = None
+        request = self.request
+        request.headers = _NO_HEADERS
+        request.query_arguments = request.arguments = {}
+        request.uri = redact(request.uri or "")
+        request.query = ""
+        self._headers = _NO_HEADERS
