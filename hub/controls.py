@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from hub.client import Client
 from hub.disconnect import Close
-from hub.events import Event, EventType
+from hub.events import Encoded, Event, EventType
 from hub.indexes import EMPTY, discard
 from hub.messages import (
     FEED,
@@ -38,6 +38,10 @@ class Controls:
     by_channel: dict[str, dict[str, Client]]
     control_observers: list[Callable[[Control], object]]
     draining: bool
+    # Hub's registry and write methods (declared here so the mixin reads as typed).
+    unsubscribe: Callable[[Client, str], bool]
+    unregister: Callable[[Client], bool]
+    _write: Callable[[list[Client], Encoded], int]
 
     def apply(self, control: Control) -> int:
         """Applies a registry change; returns how many local connections it touched."""
@@ -68,10 +72,10 @@ class Controls:
         clients = [c for c in self.by_channel.get(channel, EMPTY).values()
                    if user_id is None or c.user_id == user_id]
         for client in clients:
-            self.unsubscribe(client, channel)  # type: ignore[attr-defined]
+            self.unsubscribe(client, channel)
         data = {"channel": channel, "reason": reason}
         event = Event(EventType.CHANNEL_UNSUBSCRIBED, data, channel=channel).encode()
-        return self._write(clients, event)  # type: ignore[attr-defined]
+        return self._write(clients, event)
 
     def _set_role(self, user_id: int, role: str) -> int:
         clients = list(self.by_user.get(user_id, EMPTY).values())
@@ -83,7 +87,7 @@ class Controls:
 
     def drop(self, client: Client, close: Close) -> None:
         """Unregisters a connection at once and closes it with a code and reason."""
-        if self.unregister(client):  # type: ignore[attr-defined]
+        if self.unregister(client):
             try:
                 client.conn.close(*close)
             except Exception:
