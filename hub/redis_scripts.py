@@ -1,4 +1,4 @@
-"""Redis key names and the Lua scripts of the Redis broker (one place for the Redis layout).
+"""Redis key names and the Lua scripts of the Redis broker (the layout of every Redis key).
 
 Every key and the pub/sub channel live under one prefix (`--redis-prefix`), so several
 clusters or test runs can share one Redis:
@@ -9,6 +9,10 @@ clusters or test runs can share one Redis:
 - `<prefix>:log:<stream>` - a Redis Stream, the recovery history: entry id `<offset>-0`,
   fields `d` (the codec frame) and `t` (publish time, ms).
 - `<prefix>:seen:<key>` - a logged publication's idempotency key -> its offset.
+
+The broker's keys are named here; the cluster-wide state keeps its own namespaces under the
+same prefix, each named in its module: `<prefix>:presence:*` (hub/redispresence.py),
+`<prefix>:stats:*` (hub/nodestats.py) and `<prefix>:ratelimit:*` (auth/sharedlimit.py).
 """
 
 from __future__ import annotations

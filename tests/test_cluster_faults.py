@@ -156,7 +156,10 @@ async def test_redis_outage_keeps_sockets_degrades_health_and_publishes_the_outb
                             what="the outbox alert")
         reply = await readers[1].request("publish", {"channel": ROOM, "data": {"n": 1}})
         assert reply["type"] == "reply", reply
-        await asyncio.sleep(0.5)
+        for sock in readers:
+            await sock.wait(lambda s: numbers(s, "channel.message"), timeout=20,
+                            what="the message published after the outage")
+        await asyncio.sleep(0.5)  # a late duplicate would show up here
         for sock in readers:
             assert sock.closed is None
             assert [n for _, n in numbers(sock, "system.alert")] == [0, 1]
