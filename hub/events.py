@@ -42,18 +42,23 @@ class EventType(StrEnum):
 
 
 _last_stamp: tuple[int, str] = (-1, "")
+_last_second: tuple[int, str] = (-1, "")
 
 
 def now_rfc3339() -> str:
     """Returns the current UTC time in RFC 3339 with millisecond precision.
 
-    Every event carries one; the text is made once per millisecond and reused.
+    Every event carries one; the text is made once per millisecond and reused, and its
+    date-and-seconds part once per second.
     """
-    global _last_stamp
+    global _last_stamp, _last_second
     ms = time.time_ns() // 1_000_000
     if ms != _last_stamp[0]:
-        now = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-        _last_stamp = (ms, now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z")
+        second, millis = divmod(ms, 1000)
+        if second != _last_second[0]:
+            now = dt.datetime.fromtimestamp(second, dt.UTC)
+            _last_second = (second, now.strftime("%Y-%m-%dT%H:%M:%S."))
+        _last_stamp = (ms, f"{_last_second[1]}{millis:03d}Z")
     return _last_stamp[1]
 
 

@@ -154,6 +154,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.delivery = DeliveryWindow()
         self.routes: dict[type, str] = {}
+        # Labelled children by their label values (all from fixed sets): prometheus_client's
+        # labels() takes a lock and builds a key on every call, and these run per message.
+        self._children: dict[tuple[Any, ...], Any] = {}
         reg = self.registry
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
@@ -208,10 +211,17 @@ class Metrics:
 
     def request(self, handler_class: type, method: str, status: int, seconds: float) -> None:
         """Counts one HTTP request by route pattern (never the raw path), method and status."""
-        route = self.routes.get(handler_class, "other")
-        method = method if method in METHODS else "other"
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_seconds.labels(route, method).observe(seconds)
+        key = (handler_class, method, status)
+        pair = self._children.get(key)
+        if pair is None:
+            route = self.routes.get(handler_class, "other")
+            label = method if method in METHODS else "other"
+            pair = (self.http_requests.labels(route, label, str(status)),
+                    self.http_seconds.labels(route, label))
+            if label != "other":  # a client's made-up method is not a key worth keeping
+                self._children[key] = pair
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def connection_opened(self) -> None:
         """Counts one WebSocket connection registered with the hub."""
@@ -229,7 +239,10 @@ class Metrics:
 
     def inbound(self, verb: str, error: str | None) -> None:
         """Counts one inbound message by verb, and its error reply by code."""
-        self.inbound_messages.labels(verb).inc()
+        child = self._children.get(verb)
+        if child is None:
+            child = self._children[verb] = self.inbound_messages.labels(verb)
+        child.inc()
         if error is not None:
             self.inbound_errors.labels(error).inc()
 
