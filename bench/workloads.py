@@ -41,10 +41,12 @@ class Bench(Phases):
             self.result["workloads"]["W3"] = {"few": few, "bystanders_few": connected}
         self.say(f"W1 connecting {m.connections - connected} clients")
         rest = m.connections - connected
+        cpu0 = self.cpu()
         c = await self.pool.connect("127.0.0.1", self.port, tokens, rest, self.sources,
                                     offset=connected,
                                     timeout=max(30.0, min(180.0, self.time_left() - 60)))
         connected += c["ok"]
+        connect_cpu = self.cpu() - cpu0
         await self._settle(2.0)
         idle0, idle_t0 = proc_runtime_seconds(self.server.pid), time.perf_counter()
         await self._settle(3.0)
@@ -61,6 +63,7 @@ class Bench(Phases):
             "connect_wall_s": c["wall_s"],
             "handshakes_per_s": c["ok"] / c["wall_s"] if c["wall_s"] > 0 else None,
             "handshake_ms_mean": c["handshake_ms_mean"],
+            "cpu_us_per_handshake": 1e6 * connect_cpu / c["ok"] if c["ok"] else None,
             "rss_base_kib": rss_base,
             "rss_idle_kib": rss_idle,
             "rss_kib_per_conn": (rss_idle - rss_base) / max(1, st["open"]),
@@ -69,6 +72,7 @@ class Bench(Phases):
         }
         self.result["workloads"]["W1"] = w1
         self.say(f"W1 {open_now} open, {w1['handshakes_per_s']:.0f} handshakes/s, "
+                 f"{w1['cpu_us_per_handshake'] or 0:.0f} us server CPU each, "
                  f"{w1['rss_kib_per_conn']:.1f} KiB/conn, idle CPU {w1['idle_cpu_pct']:.1f}%, "
                  f"failed {c['failed']} {c['errors']}")
         if c["failed"] > 0.05 * rest:
