@@ -6,8 +6,9 @@ import datetime as dt
 import json
 import logging
 import re
+import time
 
-__all__ = ["JsonFormatter", "TEXT_FORMAT", "scrub"]
+__all__ = ["JsonFormatter", "TextFormatter", "TEXT_FORMAT", "scrub"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -19,6 +20,25 @@ _SECRETS = re.compile(
 def scrub(text: str) -> str:
     """Returns text with token values and JWT-shaped strings replaced by REDACTED."""
     return _SECRETS.sub(lambda m: (m.group(1) or "") + "REDACTED", text)
+
+
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT lines, the date and time part made once per second (not per line).
+
+    Formatting runs under the handler's lock, so the cache needs none of its own.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime(self.default_time_format, self.converter(second))
+        return f"{self._stamp},{int(record.msecs):03d}"
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,7 +17,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
 from app import ROOT
-from handlers.log_format import JsonFormatter, scrub
+from handlers.log_format import TEXT_FORMAT, JsonFormatter, TextFormatter, scrub
 
 
 @pytest.fixture
@@ -125,3 +125,15 @@ def test_server_with_json_logs_and_metrics_port(tmp_path):
     assert any(line.get("path") == "/ws?token=REDACTED" and line["status"] == 400
                for line in lines), lines
     assert token not in text
+
+
+def test_text_lines_match_the_stock_formatter_across_seconds():
+    """TextFormatter formats the date and time once per second: each line still shows its
+    own second and milliseconds, exactly as logging.Formatter(TEXT_FORMAT) would."""
+    ours, stock = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    base = 1_790_000_000.0
+    for created in (base + 0.001, base + 0.999, base + 1.0, base + 1.5, base + 0.25, base + 61.042):
+        record = logging.LogRecord("tornado.access", logging.INFO, __file__, 1, "%d %s",
+                                   (101, "GET /ws"), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == stock.format(record)

@@ -155,3 +155,4 @@ async def test_socket_send_buffer_is_capped_to_the_configured_size(api):
     (client,) = api.ctx.hub.clients.values()
     sock = client.conn.ws_connection.stream.socket
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) in (65536, 2 * 65536)
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
