@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["burst_phase", "stage_alerts", "BURST_SERVERS"]
 
-BURST_SERVERS = ("product", "websockets")
+BURST_SERVERS = ("product", "websockets", "floor")
 
 
 def stage_alerts(db_path: str, first_seq: int, count: int, sent_by: int) -> None:

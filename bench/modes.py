@@ -28,7 +28,8 @@ SERVER_CORE = 0
 CLIENT_CORE = 1
 PING_INTERVAL = 300.0  # the same for every server: no ping storms inside a measurement
 PING_TIMEOUT = 60.0
-SERVERS = ("product", "websockets", "tornado", "node")
+# "floor" is a reference, not a peer: a bare send() loop (bench/peers/floor_server.py).
+SERVERS = ("product", "websockets", "tornado", "node", "floor")
 ROOM_SERVERS = ("product", "socketio", "socketio-node")  # the rooms workload's servers
 
 

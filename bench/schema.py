@@ -22,6 +22,7 @@ LABELS = {
     "websockets": "websockets broadcast()",
     "tornado": "Tornado write_message (naive)",
     "node": "Node ws",
+    "floor": "raw send() floor (reference)",
     "socketio": "python-socketio (aiohttp)",
     "socketio-node": "Node socket.io",
 }

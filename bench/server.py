@@ -70,6 +70,8 @@ class ServerRun:
         budget = str(int(self.time_left()) + 60)
         if self.name == "websockets":
             return [py, "bench/peers/websockets_server.py", *common, "--max-seconds", budget]
+        if self.name == "floor":
+            return [py, "bench/peers/floor_server.py", *common, "--max-seconds", budget]
         if self.name == "tornado":
             return [py, "bench/peers/tornado_server.py", *common, "--max-seconds", budget]
         if self.name == "node":

@@ -106,12 +106,14 @@ def workload_tables(results: dict[str, Any]) -> str:
         rows.append([LABELS.get(name, name), fmt(w1.get("connections"), 0),
                      fmt(w1.get("failed"), 0), fmt(w1.get("connect_wall_s")),
                      fmt(w1.get("handshakes_per_s"), 0), fmt(w1.get("handshake_ms_mean")),
+                     fmt(w1.get("cpu_us_per_handshake"), 0),
                      fmt((w1.get("rss_base_kib") or 0) / 1024), fmt((w1.get("rss_idle_kib") or 0)
                                                                    / 1024),
                      fmt(w1.get("rss_kib_per_conn")), str(w1.get("auth", "-"))])
     parts.append("### W1 idle connections\n\n" + md_table(
         ["server", "open", "failed", "connect s", "handshakes/s", "handshake ms (mean)",
-         "RSS before MiB", "RSS idle MiB", "KiB/conn", "auth in handshake"], rows))
+         "server CPU us/handshake", "RSS before MiB", "RSS idle MiB", "KiB/conn",
+         "auth in handshake"], rows))
     for key, title in (("W2", "W2 broadcast to all, one alert in flight (latency)"),
                        ("W2sat", "W2 broadcast to all, four alerts in flight (throughput)"),
                        ("W5", "W5 login storm during broadcasts (product only)"),

@@ -113,7 +113,9 @@ def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 burst, 5.0, "<", f"websockets peer {fmt(ws_burst, 2)} us"),
         _target("handshakes_vs_websockets", "W1 authenticated handshakes/s vs websockets "
                 "peer's plain ones", hs / ws_hs if hs and ws_hs else None, 1.0, ">=",
-                f"{fmt(hs)} vs {fmt(ws_hs)} per second"),
+                f"{fmt(hs)} vs {fmt(ws_hs)} per second; server CPU "
+                f"{fmt(field(prod, w, 'W1', 'cpu_us_per_handshake'), 0)} vs "
+                f"{fmt(field(ws, w, 'W1', 'cpu_us_per_handshake'), 0)} us each"),
         _target("rate_vs_websockets", "W2 delivered msgs/s vs websockets peer",
                 rate / ws_rate if rate and ws_rate else None, 1.0, ">=",
                 f"{fmt(rate)} vs {fmt(ws_rate)} msgs/s"),

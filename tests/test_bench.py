@@ -259,3 +259,53 @@ def test_peer_burst_message_carries_numbered_alerts() -> None:
     texts = json.loads(peer_burst_message(100, 20))
     assert [json.loads(t)["data"]["metadata"]["seq"] for t in texts] == list(range(100, 120))
     assert all('"t":' in t for t in texts)  # the load generator's timestamp mark
+
+
+def test_floor_reference_delivers_every_frame_in_order() -> None:
+    """bench/peers/floor_server.py (the raw-send floor row): a broadcast reaches every
+    client once and in order, a burst in its order, also when the socket buffers are full
+    (a short send's rest goes through the transport, and later frames queue behind it)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from websockets.sync.client import connect
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    peer = subprocess.Popen([sys.executable, "bench/peers/floor_server.py", "--port", str(port),
+                             "--max-seconds", "30"], cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"ws://127.0.0.1:{port}"
+        with connect(f"{url}/ws?token=a", max_queue=1) as a, \
+                connect(f"{url}/ws?token=b", max_queue=1) as b, \
+                connect(f"{url}/control") as control:
+            assert json.loads(a.recv())["type"] == "connection.established"
+            b.recv()
+            # 200 frames of 60 KiB while the clients do not read: the kernel's buffers fill,
+            # so sends come up short and the rest queues in the transports.
+            sent = [f"{i:04d}" + "x" * (60 << 10) for i in range(200)]
+            for text in sent:
+                control.send(text)
+                assert control.recv() == "ok 2"
+            burst = [f"burst-{i}" for i in range(5)]
+            control.send(json.dumps(burst))  # broadcast one after the other, in one go
+            assert control.recv() == "ok 2"
+            for client in (a, b):
+                got = [client.recv(timeout=30) for _ in range(len(sent) + len(burst))]
+                assert [g[:4] for g in got[:200]] == [t[:4] for t in sent]
+                assert got[:200] == sent and got[200:] == burst
+    finally:
+        peer.terminate()
+        peer.communicate(timeout=10)
