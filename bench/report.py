@@ -129,6 +129,12 @@ METHOD = """\
   and broadcast the same JSON shape as the product's `system.alert`. All servers use the same
   ping interval ({ping:.0f} s, so no ping storm lands inside a measurement) and the stock
   asyncio loop for the Python servers.
+- **The raw send() floor** (`bench/peers/floor_server.py`) is a reference, not a server: the
+  `websockets` peer's handshakes, but a broadcast frames the message once and writes it to
+  each socket's descriptor in a bare loop, with no per-connection work at all. Its CPU per
+  delivery is about what one write per delivery costs the kernel (loopback TCP, the
+  receiving side's processing included) plus the loop; a server's distance from it is what
+  its own per-socket work adds.
 """
 
 
