@@ -156,7 +156,8 @@ class Metrics:
         self.routes: dict[type, str] = {}
         # Labelled children by their label values (all from fixed sets): prometheus_client's
         # labels() takes a lock and builds a key on every call, and these run per message.
-        self._children: dict[tuple[Any, ...], Any] = {}
+        self._http_children: dict[tuple[type, str, int], tuple[Any, Any]] = {}
+        self._inbound_children: dict[str, Any] = {}
         reg = self.registry
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
@@ -212,14 +213,14 @@ class Metrics:
     def request(self, handler_class: type, method: str, status: int, seconds: float) -> None:
         """Counts one HTTP request by route pattern (never the raw path), method and status."""
         key = (handler_class, method, status)
-        pair = self._children.get(key)
+        pair = self._http_children.get(key)
         if pair is None:
             route = self.routes.get(handler_class, "other")
             label = method if method in METHODS else "other"
             pair = (self.http_requests.labels(route, label, str(status)),
                     self.http_seconds.labels(route, label))
             if label != "other":  # a client's made-up method is not a key worth keeping
-                self._children[key] = pair
+                self._http_children[key] = pair
         pair[0].inc()
         pair[1].observe(seconds)
 
@@ -239,9 +240,9 @@ class Metrics:
 
     def inbound(self, verb: str, error: str | None) -> None:
         """Counts one inbound message by verb, and its error reply by code."""
-        child = self._children.get(verb)
+        child = self._inbound_children.get(verb)
         if child is None:
-            child = self._children[verb] = self.inbound_messages.labels(verb)
+            child = self._inbound_children[verb] = self.inbound_messages.labels(verb)
         child.inc()
         if error is not None:
             self.inbound_errors.labels(error).inc()

@@ -169,6 +169,10 @@ async def test_inbound_messages_are_counted_by_verb_and_errors_by_code(api):
     assert value(api, "events_inbound_messages_total", verb="unknown") == 1
     assert value(api, "events_inbound_errors_total", code="invalid_json") == 1
     assert value(api, "events_inbound_errors_total", code="unknown_type") == 1
+    conn.write_message("still not json")  # the verb's counter is kept, not made again
+    assert json.loads(await conn.read_message())["data"]["code"] == "invalid_json"
+    assert value(api, "events_inbound_messages_total", verb="invalid") == 2
+    assert value(api, "events_inbound_errors_total", code="invalid_json") == 2
     conn.close()
 
 
@@ -188,6 +192,9 @@ async def test_http_requests_are_counted_by_route_pattern_never_raw_path(api):
                  status="200") == 1
     assert value(api, "events_http_requests_total", route="unmatched", method="GET",
                  status="404") == 1
+    assert (await api.call("GET", "/no/such/other-path"))[0] == 404  # same labels, same series
+    assert value(api, "events_http_requests_total", route="unmatched", method="GET",
+                 status="404") == 2
     status, text = await scrape(api)
     allowed_routes = {route_label(r[0]) for r in routes(api.ctx)} | {"unmatched", "other"}
     for family in text_string_to_metric_families(text):
