@@ -532,3 +532,18 @@ def test_presence_announcements_reach_room_and_admins():
     hub.unregister(user)
     clock.advance(5.1)
     assert admin_conn.types[-2:] == ["presence.left", "user.offline"]
+
+
+def test_event_timestamps_follow_the_clock_across_seconds(monkeypatch):
+    """now_rfc3339 reuses its date-and-seconds text within a second: every millisecond still
+    reads as the clock says, also at a second's and a day's turn and when time steps back."""
+    import datetime as dt
+
+    from hub import events
+
+    for ms in (1_790_000_000_999, 1_790_000_001_000, 1_790_000_001_001, 1_790_000_001_999,
+               1_790_000_002_000, 1_790_000_000_500, 1_790_035_199_999, 1_790_035_200_000):
+        monkeypatch.setattr(events.time, "time_ns", lambda ms=ms: ms * 1_000_000)
+        expected = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+        assert events.now_rfc3339() == expected
