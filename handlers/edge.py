@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import tornado.web
-from tornado.httputil import HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest
+from tornado.httputil import HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest, format_timestamp
 from tornado.web import HTTPError, OutputTransform, StaticFileHandler
 
 from auth.clientip import Network, client_ip
 from handlers.base import ErrorEnvelopeMixin, human_size
 
-__all__ = ["EdgeApplication", "TooLargeHandler", "SafeStaticFileHandler", "SERVER_NAME"]
+__all__ = ["EdgeApplication", "TooLargeHandler", "SafeStaticFileHandler", "SERVER_NAME",
+           "security_headers"]
 
 SERVER_NAME = "events-server"
 
 
-def _security_headers(hsts: int) -> type[OutputTransform]:
+def security_headers(hsts: int) -> tuple[tuple[str, str], ...]:
+    """Returns the headers every response carries: nosniff, frame options, a versionless
+    Server and (if on) HSTS."""
+    fixed = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+             ("Server", SERVER_NAME))
+    return fixed + ((("Strict-Transport-Security", f"max-age={hsts}"),) if hsts else ())
+
+
+def _security_transform(fixed: tuple[tuple[str, str], ...]) -> type[OutputTransform]:
     """Returns an output transform adding the security headers to every response."""
 
     class SecurityHeaders(OutputTransform):
-        """Adds nosniff, frame options, a versionless Server and (if on) HSTS."""
+        """Adds the fixed security headers to a response's first chunk."""
 
         def transform_first_chunk(
             self, status_code: int, headers: HTTPHeaders, chunk: bytes, finishing: bool
         ) -> tuple[int, HTTPHeaders, bytes]:
-            headers["X-Content-Type-Options"] = "nosniff"
-            headers["X-Frame-Options"] = "DENY"
-            headers["Server"] = SERVER_NAME
-            if hsts:
-                headers["Strict-Transport-Security"] = f"max-age={hsts}"
+            for name, value in fixed:
+                headers[name] = value
             return status_code, headers, chunk
 
     return SecurityHeaders
@@ -72,8 +79,24 @@ class EdgeApplication(tornado.web.Application):
     ) -> None:
         self.trusted_proxies = tuple(trusted_proxies)
         self.body_limit = body_limit
-        super().__init__(handlers, transforms=[_security_headers(hsts)],
+        # Also written by the WebSocket upgrade, which answers without Tornado's transforms.
+        self.security_headers = security_headers(hsts)
+        self._upgrade_lines = (-1, b"")
+        super().__init__(handlers, transforms=[_security_transform(self.security_headers)],
                          static_handler_class=SafeStaticFileHandler, **settings)
+
+    def upgrade_headers(self) -> bytes:
+        """Returns the Date and security header lines, ending the head, of a 101 response.
+
+        The WebSocket upgrade writes its response itself (handlers/wsframes.py); the lines
+        change once a second, with the Date.
+        """
+        now = int(time.time())
+        if now != self._upgrade_lines[0]:
+            lines = [("Date", format_timestamp(now)), *self.security_headers]
+            self._upgrade_lines = (now, "".join(f"{name}: {value}\r\n" for name, value in lines)
+                                   .encode("latin-1") + b"\r\n")
+        return self._upgrade_lines[1]
 
     def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
         """Resolves the client address, refuses oversized bodies, then routes as usual."""

@@ -70,6 +70,12 @@ class EventSocketHandler(HandshakeMixin):
         self._variant = self._wire_variant()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, name=sys.intern(caller.name))
+        # The 101 response leaves with the welcome, in the iteration's last send() (the hub's
+        # WriteBatch holds it and everything sent to this socket until then).
+        self.ctx.hub.writes.arm()
+        head = self.ws_connection.take_head()  # type: ignore[union-attr]
+        self.client.held, self.client.held_size = [head], len(head)
+        self.ctx.hub.writes.add(self.client)
         # The welcome goes first, with the feed position; then the missed feed events (when
         # `since`/`epoch` name a recoverable position); then registering, which announces
         # the user (user.online) to admins. All in this one IOLoop turn, so no live event can
@@ -77,8 +83,6 @@ class EventSocketHandler(HandshakeMixin):
         since = self.get_query_argument("since", None)
         epoch = self.get_query_argument("epoch", None)
         recovery, missed = self.ctx.hub.recover(self.client, FEED, since, epoch)
-        if missed:
-            self.ctx.hub.writes.arm()  # the welcome and the replay leave in one send()
         self.send(Event(EventType.CONNECTION_ESTABLISHED, {
             "client_id": self.client.id,
             "message": WELCOME,

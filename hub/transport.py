@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import tornado
+import tornado.httputil
 import tornado.util
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
@@ -26,11 +27,18 @@ FLUSH_BYTES = 64 * 1024
 # IOStream attributes the fast path reads; private to Tornado, so checked at start-up.
 STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket")
 # Handler methods handlers/ws.py overrides or calls to shed per-socket state after the upgrade,
-# and what handlers/wsframes.py's buffered frame reader and deflate handshake build on.
+# and what handlers/wsframes.py's buffered frame reader, deflate handshake and 101 response
+# build on.
 HANDLER_INTERNALS = ((WebSocketHandler, "_detach_stream"), (RequestHandler, "detach"),
+                     (RequestHandler, "_log"),
                      (WebSocketProtocol13, "_read_bytes"), (WebSocketProtocol13, "_receive_frame"),
                      (WebSocketProtocol13, "_handle_message"), (tornado.util, "_websocket_mask"),
-                     (WebSocketProtocol13, "_parse_extensions_header"))
+                     (WebSocketProtocol13, "_parse_extensions_header"),
+                     (WebSocketProtocol13, "_challenge_response"),
+                     (WebSocketProtocol13, "_create_compressors"),
+                     (WebSocketProtocol13, "_write_frame"),
+                     (WebSocketProtocol13, "_receive_frame_loop"),
+                     (WebSocketProtocol13, "start_pinging"), (tornado.httputil, "_encode_header"))
 
 
 def write_frame(stream: IOStream, frame: bytes) -> bool:

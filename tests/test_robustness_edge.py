@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import email.utils
+import hashlib
 import ipaddress
 import logging
+import os
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
@@ -87,6 +91,69 @@ async def test_every_kind_of_response_carries_the_security_headers(api):
         assert headers.get("X-Frame-Options") == "DENY", (path, status)
         assert headers.get("Server") == "events-server", (path, headers.get("Server"))
         assert "Strict-Transport-Security" not in headers, path
+
+
+async def _upgrade_head(api, token: str, extra: str = "") -> tuple[bytes, dict[str, str]]:
+    """Opens /ws by hand; returns the 101 response's status line and its headers (one each)."""
+    host, port = api.base_url.split("//")[1].split(":")
+    key = base64.b64encode(os.urandom(16)).decode()
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(f"GET /ws?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     f"Sec-WebSocket-Version: 13\r\n{extra}\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    finally:
+        writer.close()
+    status, *lines = head.decode("latin-1").split("\r\n")[:-2]
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(": ")
+        assert name.lower() not in headers, f"{name} twice in {head!r}"
+        headers[name.lower()] = value
+    accept = base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    assert headers.get("sec-websocket-accept") == accept, head
+    return status.encode(), headers
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(hsts=600)
+async def test_the_upgrade_response_carries_the_websocket_and_security_headers(api, caplog):
+    """The 101 has exactly the WebSocket headers, Date and the security headers (HSTS on), and
+    is logged like any request; a chosen subprotocol is echoed, nothing else is added."""
+    token = (await api.register())["access_token"]
+    with caplog.at_level(logging.INFO, logger="tornado.access"):
+        status, headers = await _upgrade_head(api, token)
+    assert status == b"HTTP/1.1 101 Switching Protocols"
+    assert email.utils.parsedate_to_datetime(headers.pop("date")).year >= 2024
+    headers.pop("sec-websocket-accept")
+    assert headers == {"upgrade": "websocket", "connection": "Upgrade",
+                       "x-content-type-options": "nosniff", "x-frame-options": "DENY",
+                       "server": "events-server", "strict-transport-security": "max-age=600"}
+    assert any(r.getMessage().startswith("101 GET /ws?token=REDACTED (127.0.0.1)")
+               for r in caplog.records), caplog.text
+    _, headers = await _upgrade_head(
+        api, token, "Sec-WebSocket-Protocol: chat, events.v1.protobuf, events.v1.json\r\n"
+                    "Sec-WebSocket-Extensions: permessage-deflate\r\n")
+    assert headers["sec-websocket-protocol"] == "events.v1.protobuf"
+    assert "sec-websocket-extensions" not in headers  # compression is off by default
+
+
+@pytest.mark.gen_test
+@pytest.mark.settings(websocket_compression=True)
+async def test_the_upgrade_response_agrees_deflate_without_context_takeover(api):
+    """With compression on, the 101 answers a deflate offer with both no-context-takeover
+    parameters, once; an offer without one gets no extension header."""
+    token = (await api.register())["access_token"]
+    _, headers = await _upgrade_head(
+        api, token, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+    name, *params = headers["sec-websocket-extensions"].split("; ")
+    assert name == "permessage-deflate", headers
+    assert sorted(params) == ["client_no_context_takeover", "server_no_context_takeover"]
+    assert "strict-transport-security" not in headers and "sec-websocket-protocol" not in headers
+    _, headers = await _upgrade_head(api, token)
+    assert "sec-websocket-extensions" not in headers
 
 
 @pytest.mark.gen_test
