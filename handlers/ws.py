@@ -59,10 +59,13 @@ class EventSocketHandler(HandshakeMixin):
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self, head: bytes) -> None:  # type: ignore[override]
+        """Sets the upgraded socket up; `head` is the 101 response (handlers/wsframes.py),
+        to be written before anything else."""
         caller = self.principal
         assert caller is not None
         if self.ctx.hub.draining:  # shutdown began while this handshake awaited the database
+            self.ws_connection.stream.write(head)  # type: ignore[union-attr]
             self.close(*SHUTTING_DOWN)
             return
         self.set_nodelay(True)
@@ -73,7 +76,6 @@ class EventSocketHandler(HandshakeMixin):
         # The 101 response leaves with the welcome, in the iteration's last send() (the hub's
         # WriteBatch holds it and everything sent to this socket until then).
         self.ctx.hub.writes.arm()
-        head = self.ws_connection.take_head()  # type: ignore[union-attr]
         self.client.held, self.client.held_size = [head], len(head)
         self.ctx.hub.writes.add(self.client)
         # The welcome goes first, with the feed position; then the missed feed events (when

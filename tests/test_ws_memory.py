@@ -1,4 +1,4 @@
-"""What an idle upgraded socket's handler costs: its attributes stay in a shared-key dict."""
+"""What an idle upgraded socket's handler and protocol cost: shared-key attribute dicts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from conftest import next_event
 from tornado.websocket import websocket_connect
 
+from handlers import wsframes
 from handlers.ws import EventSocketHandler
 
 # A shared-key instance dict: its values array only (about 300 bytes on CPython 3.11-3.12); an
@@ -21,10 +22,16 @@ SHARED_DICT_MAX = 600
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 @pytest.mark.gen_test(timeout=30)
 async def test_handlers_keep_shared_key_dicts_after_refusals_and_concurrent_handshakes(api, app,
-                                                                                        ctx):
+                                                                                        ctx,
+                                                                                        monkeypatch):
     # A fresh subclass starts with an empty key table, as the real class does in a new process.
     class FreshHandler(EventSocketHandler):
         pass
+
+    class FreshProtocol(wsframes.StrictProtocol):
+        pass
+
+    monkeypatch.setattr(wsframes, "StrictProtocol", FreshProtocol)
 
     app.add_handlers(r".*$", [(r"/ws-fresh", FreshHandler, {"ctx": ctx})])
     data = await api.register()
@@ -41,6 +48,11 @@ async def test_handlers_keep_shared_key_dicts_after_refusals_and_concurrent_hand
     handlers = [o for o in gc.get_objects() if type(o) is FreshHandler and o.client is not None]
     assert len(handlers) == 20
     sizes = sorted(sys.getsizeof(h.__dict__) for h in handlers)
+    assert sizes[-1] <= SHARED_DICT_MAX, sizes
+    # Their WebSocket protocol objects too (29 attributes: at CPython's limit for sharing).
+    protocols = [h.ws_connection for h in handlers]
+    assert all(type(p) is FreshProtocol for p in protocols)
+    sizes = sorted(sys.getsizeof(p.__dict__) for p in protocols)
     assert sizes[-1] <= SHARED_DICT_MAX, sizes
     for conn in conns:
         conn.close()
