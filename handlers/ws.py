@@ -54,8 +54,6 @@ class EventSocketHandler(HandshakeMixin):
         self._limit: InboundLimit | None = None
         # The close code this side sent, if it closed first (Tornado keeps only the peer's).
         self._sent_close: int | None = None
-        # Set before a refusal whose exception class alone does not say why (metrics label).
-        self._refusal: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -114,9 +112,7 @@ class EventSocketHandler(HandshakeMixin):
         """Closes the socket, remembering the code for the closed-connections metric."""
         if self._sent_close is None:
             self._sent_close = code
-        if self.client is not None and self.client.held:  # sent events go before the close
-            self.write_held()
-        super().close(code, reason)
+        super().close(code, reason)  # sent events go first (StrictProtocol._write_frame)
 
     def on_close(self) -> None:
         if self._expiry is not None:
@@ -226,6 +222,12 @@ class EventSocketHandler(HandshakeMixin):
         held.append(frame)
         client.held_size += len(frame)
         return client.held_size < transport.FLUSH_BYTES or self.write_held()
+
+    def flush_held(self) -> None:
+        """Writes the frames held for the iteration's last send() now, if there are any (the
+        protocol calls it before writing a frame of Tornado's own)."""
+        if self.client is not None and self.client.held:
+            self.write_held()
 
     def write_held(self, last: bool = False) -> bool:
         """Writes the held frames in one send(); True if nothing is left queued."""

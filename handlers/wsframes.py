@@ -205,6 +205,15 @@ class StrictProtocol(WebSocketProtocol13):
             return
         await self._receive_frame_loop()
 
+    def _write_frame(self, fin: bool, opcode: int, data: bytes, flags: int = 0) -> Any:
+        """Writes a frame of Tornado's own (pong, ping, close) after whatever the handler
+        holds for the iteration's last send(): the 101 response and the welcome may still
+        be held when a ping pipelined behind the upgrade request is answered."""
+        flush_held = getattr(self.handler, "flush_held", None)
+        if flush_held is not None:
+            flush_held()
+        return super()._write_frame(fin, opcode, data, flags)
+
     def _parse_extensions_header(self, headers: HTTPHeaders) -> list[tuple[str, dict[str, Any]]]:
         """Returns the one extension Tornado's handshake answers with: permessage-deflate with
         no context takeover when the client offered it acceptably (hub.deflate), else none."""
