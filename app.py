@@ -233,11 +233,17 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     return ctx
 
 
+def upgrade_route(ctx: Context) -> tuple[str, type, dict[str, Any]]:
+    """Returns the WebSocket route, which the server's upgrade lane also serves
+    (handlers/upgrade.py)."""
+    return (r"/ws", ws.EventSocketHandler, {"ctx": ctx})
+
+
 def routes(ctx: Context) -> list[tuple]:
     """Returns the route table; every handler gets the context through initialize()."""
     c = {"ctx": ctx}
     return [
-        (r"/ws", ws.EventSocketHandler, c),  # first: the route matched most often in a storm
+        upgrade_route(ctx),  # first: the route matched most often in a storm
         (r"/api/v1/auth/register", auth.RegisterHandler, c),
         (r"/api/v1/auth/login", auth.LoginHandler, c),
         (r"/api/v1/auth/refresh", auth.RefreshHandler, c),

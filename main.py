@@ -11,7 +11,7 @@ import sys
 import tornado.httpserver
 from tornado.ioloop import IOLoop
 
-from app import Context, make_app, make_context, make_metrics_app
+from app import Context, make_app, make_context, make_metrics_app, upgrade_route
 from config import ConfigError, Settings, parse_args
 from handlers.log_format import JsonFormatter, TextFormatter
 from handlers.server import EdgeServer, Housekeeper
@@ -71,7 +71,7 @@ async def serve(settings: Settings) -> None:
     await ctx.start()  # streams restored, unpublished outbox rows published: then serve
     ctx.messages.start()
     app = make_app(ctx)
-    server = EdgeServer(app, settings=settings)
+    server = EdgeServer(app, settings=settings, upgrade_route=upgrade_route(ctx))
     server.listen(settings.port, settings.address, backlog=LISTEN_BACKLOG)
     metrics_server = None
     if settings.metrics and settings.metrics_port:

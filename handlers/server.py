@@ -15,6 +15,7 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
 from config import Settings
+from handlers.upgrade import UpgradeLane
 
 __all__ = ["EdgeServer", "default_max_connections", "FD_HEADROOM"]
 
@@ -56,11 +57,13 @@ class _ConnectionParameters:
 
 
 class _CountedStream(IOStream):
-    """An IOStream that tells its server when its socket closes."""
+    """An IOStream that tells its server when its socket closes; it also carries a refusal
+    from the upgrade lane to the handler Tornado builds for the same request."""
 
     def __init__(self, server: EdgeServer, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._server = server
+        self.refusal: Exception | None = None
 
     def close_fd(self) -> None:
         super().close_fd()
@@ -68,9 +71,15 @@ class _CountedStream(IOStream):
 
 
 class EdgeServer(HTTPServer):
-    """HTTPServer with a cap on open sockets, accept back-off and a separate head timeout."""
+    """HTTPServer with a cap on open sockets, accept back-off, a separate head timeout and
+    the upgrade lane for WebSocket handshakes (handlers/upgrade.py).
 
-    def initialize(self, *args: Any, settings: Settings, **kwargs: Any) -> None:  # type: ignore[override]
+    `upgrade_route` is the (path, handler class, kwargs) of the WebSocket route the lane
+    serves; without it every request goes through Tornado's HTTP/1.1 connection.
+    """
+
+    def initialize(self, *args: Any, settings: Settings,  # type: ignore[override]
+                   upgrade_route: tuple | None = None, **kwargs: Any) -> None:
         super().initialize(
             *args, idle_connection_timeout=settings.idle_timeout,
             body_timeout=settings.body_timeout, max_body_size=settings.max_body_size, **kwargs)
@@ -83,6 +92,10 @@ class EdgeServer(HTTPServer):
         self._last_log = {"cap": -LOG_INTERVAL, "fds": -LOG_INTERVAL}
         self._backoff = BACKOFF_MIN
         self._paused: dict[int, socket.socket] = {}
+        self.lane = (UpgradeLane(self.request_callback, upgrade_route,  # type: ignore[arg-type]
+                                 head_timeout=self.head_timeout,
+                                 max_head=self.conn_params.max_header_size or 65536)
+                     if upgrade_route is not None else None)
 
     # -- accepting -----------------------------------------------------------------------
 
@@ -175,10 +188,23 @@ class EdgeServer(HTTPServer):
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
+        if self.lane is not None:
+            self.lane.serve(stream, context, self.serve_http)
+        else:
+            self.serve_http(stream, context)
+
+    def serve_http(self, stream: IOStream, context: _HTTPRequestContext) -> None:
+        """Serves a connection's requests with Tornado's HTTP/1.1 connection."""
         params = _ConnectionParameters(self.conn_params, self.head_timeout, self.idle_timeout)
         conn = HTTP1ServerConnection(stream, params, context)
         self._connections.add(conn)
         conn.start_serving(self)
+
+    async def close_all_connections(self) -> None:
+        """Closes Tornado's HTTP connections, then the sockets the upgrade lane serves."""
+        await super().close_all_connections()
+        if self.lane is not None:
+            await self.lane.close()
 
     def start_request(self, server_conn: object, request_conn: Any) -> Any:
         params = getattr(server_conn, "params", None)

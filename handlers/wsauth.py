@@ -28,15 +28,31 @@ from services.streams import StreamBusy
 if TYPE_CHECKING:
     from app import Context
 
-__all__ = ["HandshakeMixin", "SUBPROTOCOLS"]
+__all__ = ["HandshakeMixin", "SUBPROTOCOLS", "TooManyConnections"]
+
+
+class TooManyConnections(RateLimited):
+    """The user already has --max-connections-per-user sockets open."""
+
 
 # Why an upgrade was refused, by the error prepare() raised (a fixed set of metric labels).
 _REFUSALS: dict[type, str] = {
+    TooManyConnections: "too_many_connections",
     RateLimited: "rate_limited",
     PermissionDenied: "origin_not_allowed",
     AuthenticationError: "unauthorized",
     ValidationError: "not_websocket",
 }
+def _take_refusal(stream: Any) -> Exception:
+    """Returns and clears the error the upgrade lane refused a request with.
+
+    Raised straight from the call, never kept in a local: a frame holding the error it raised
+    would form a reference cycle through the error's traceback.
+    """
+    refusal, stream.refusal = stream.refusal, None
+    return refusal
+
+
 # The subprotocols a client may ask for (Sec-WebSocket-Protocol); none means JSON.
 SUBPROTOCOLS = (protowire.SUBPROTOCOL, protowire.JSON_SUBPROTOCOL)
 # Shared by every upgraded socket in place of its own request and response headers.
@@ -52,9 +68,11 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
 
     ctx: Context
     principal: Principal | None
-    _refusal: str | None
 
     async def prepare(self) -> None:
+        stream = getattr(self.request.connection, "stream", None)
+        if getattr(stream, "refusal", None) is not None:
+            raise _take_refusal(stream)  # the upgrade lane refused it (handlers/upgrade.py)
         limiter = self.ctx.ws_connect_limiter
         if limiter is not None:
             wait = await limiter.acheck_and_hit(self.request.remote_ip or "")
@@ -75,14 +93,12 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
             raise ValidationError("this endpoint only accepts WebSocket upgrade requests")
         limit = self.ctx.settings.max_connections_per_user
         if limit and self.ctx.hub.user_connection_count(self.principal.id) >= limit:
-            self._refusal = "too_many_connections"
-            raise RateLimited(f"at most {limit} open connections per user", 5)
+            raise TooManyConnections(f"at most {limit} open connections per user", 5)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Counts the refused upgrade by reason, then renders the error envelope."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        reason = self._refusal or _REFUSALS.get(type(exc), "bad_request" if status_code < 500
-                                                else "error")
+        reason = _REFUSALS.get(type(exc), "bad_request" if status_code < 500 else "error")
         self.ctx.metrics.handshake_failed(reason)
         super().write_error(status_code, **kwargs)
 

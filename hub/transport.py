@@ -24,8 +24,10 @@ __all__ = ["write_frame", "write_frames", "backlog", "WriteBatch", "FLUSH_BYTES"
 # end of the IOLoop iteration: one send() of at most about this much.
 FLUSH_BYTES = 64 * 1024
 
-# IOStream attributes the fast path reads; private to Tornado, so checked at start-up.
-STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket")
+# IOStream attributes the fast path reads, and the read buffer handlers/upgrade.py gives a
+# request head back through; private to Tornado, so checked at start-up.
+STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket",
+                    "_read_buffer", "_read_buffer_size")
 # Handler methods handlers/ws.py overrides or calls to shed per-socket state after the upgrade,
 # and what handlers/wsframes.py's buffered frame reader, deflate handshake and 101 response
 # build on.

@@ -14,8 +14,9 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from app import Context, make_app, make_context
+from app import Context, make_app, make_context, upgrade_route
 from config import Settings
+from handlers.server import EdgeServer
 from models import db as dbmod
 from models.user import User
 from services.rooms import ensure_lobby
@@ -132,8 +133,21 @@ def ctx(database, settings, io_loop) -> Context:
 
 @pytest.fixture
 def app(ctx):
-    """The Tornado application under test (pytest-tornado serves it)."""
+    """The Tornado application under test (served by the http_server fixture below)."""
     return make_app(ctx)
+
+
+@pytest.fixture
+def http_server(request, io_loop, _unused_port, app, ctx):
+    """The server main.py runs (EdgeServer, with its upgrade lane for /ws), on the port
+    pytest-tornado picked; replaces pytest-tornado's plain HTTPServer."""
+    server = EdgeServer(app, settings=ctx.settings,
+                        upgrade_route=None if os.environ.get("NO_LANE") else upgrade_route(ctx))
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections,
+                     timeout=request.config.option.async_test_timeout)
 
 
 class Api:

@@ -1,0 +1,196 @@
+"""The upgrade lane: /ws handshakes served without Tornado's HTTP/1.1 request machinery.
+
+A handshake storm (every client of a restarted node reconnecting at once) is mostly this
+server reading request heads and answering 101s. Tornado serves each request through an
+HTTP1ServerConnection task, an HTTP1Connection, the router, a RequestHandler._execute task
+and WebSocketHandler.get(), a large share of what an authenticated handshake costs.
+
+The lane reads the first request head of every new connection itself. When it is a
+well-formed WebSocket upgrade to the lane's route (GET, HTTP/1.1, no body, the WebSocket
+headers present, version 13), the route's own handler runs directly on it: the same
+EventSocketHandler, the same prepare() (rate limit, origin, token, session, limits), the
+same get(), 101 response and open(). Everything else goes back to Tornado untouched: the
+head is returned to the stream's read buffer and an HTTP1ServerConnection serves the
+connection from its first byte, so other routes, keep-alive, malformed requests and every
+error response are Tornado's as before. A refusal the lane's prepare() raised travels with
+the stream (`stream.refusal`): the handler Tornado builds raises it again at once, so the
+client gets the usual error envelope and the refusal is counted, and the rate limiter hit,
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tornado.httputil import (
+    HTTPHeaders,
+    HTTPInputError,
+    HTTPServerRequest,
+    parse_request_start_line,
+)
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
+
+from auth.clientip import client_ip
+from services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from tornado.web import Application, RequestHandler
+
+__all__ = ["UpgradeLane"]
+
+# A request head ends at the first empty line (the pattern Tornado's HTTP1Connection uses).
+_HEAD_END = b"\r?\n\r?\n"
+# One header field line as Tornado's HTTPHeaders accepts it (RFC 9110 field-name token, a
+# field value of visible or obs-text characters with inner spaces and tabs), but ended by
+# CRLF only; a head with anything else is handed to Tornado. One pattern for the whole head
+# costs less than half of HTTPHeaders.parse(), which checks each line with several patterns
+# (and it stays linear: about 10 ms for a pathological 64 KiB head).
+_FIELD_VALUE = r"[\x21-\x7e\x80-\xff](?:[ \t]*[\x21-\x7e\x80-\xff])*"
+_FIELD = rf"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*({_FIELD_VALUE})?[ \t]*\r\n"
+_FIELDS = re.compile(rf"(?:{_FIELD})*\r\n")
+_FIELD_LINE = re.compile(_FIELD)
+# Fetch-metadata values under which Tornado's cross-origin check needs no Origin header.
+_SAME_SITE = (None, "same-origin", "none")
+
+
+class _LaneConnection:
+    """What a RequestHandler needs of its connection before the upgrade: a close notice and
+    detach(). Two slots, where Tornado's HTTP1Connection keeps a dict and its parameters."""
+
+    __slots__ = ("stream", "context")
+
+    def __init__(self, stream: IOStream, context: Any) -> None:
+        self.stream, self.context = stream, context
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        self.stream.set_close_callback(callback)
+
+    def detach(self) -> IOStream:
+        self.stream.set_close_callback(None)
+        return self.stream
+
+
+class UpgradeLane:
+    """Serves new connections' WebSocket upgrades to one route; hands everything else back.
+
+    `http(stream, context)` starts Tornado's HTTP/1.1 service on a connection (EdgeServer).
+    """
+
+    def __init__(self, app: Application, route: tuple[str, type[RequestHandler], dict[str, Any]],
+                 *, head_timeout: float, max_head: int) -> None:
+        self.app = app
+        self.path, self.handler_class, self.kwargs = route
+        self.head_timeout, self.max_head = head_timeout, max_head
+        # EdgeApplication's (the router resolves the client address for Tornado's requests).
+        self.trusted_proxies = getattr(app, "trusted_proxies", ())
+        self._prefix = f"GET {self.path}".encode("ascii")
+        self._tasks: set[Any] = set()  # one per connection the lane is serving
+        self.upgraded = 0  # handshakes the lane took to the handler's get()
+        self.handed_back = 0  # connections given to Tornado (other requests, refusals)
+
+    def serve(self, stream: IOStream, context: Any,
+              http: Callable[[IOStream, Any], None]) -> None:
+        """Starts serving a new connection."""
+        task = IOLoop.current().asyncio_loop.create_task(  # type: ignore[attr-defined]
+            self._serve(stream, context, http))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Ends every connection the lane serves (its socket is aborted) and waits for them."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _serve(self, stream: IOStream, context: Any,
+                     http: Callable[[IOStream, Any], None]) -> None:
+        loop = IOLoop.current()
+        timer = loop.call_later(self.head_timeout, stream.close)
+        try:
+            head = await stream.read_until_regex(_HEAD_END, max_bytes=self.max_head)
+        except (StreamClosedError, UnsatisfiableReadError):
+            stream.close()  # as Tornado does with a head too slow or too large
+            return
+        finally:
+            loop.remove_timeout(timer)
+        request = self._upgrade_request(head, stream, context)
+        if request is None:
+            self._hand_back(stream, head, context, http)
+            return
+        handler = self.handler_class(self.app, request, **self.kwargs)
+        refusal: Exception | None = None
+        try:
+            await handler.prepare()  # type: ignore[misc]
+        except ServiceError as exc:  # answered by Tornado's handler, counted once
+            # Without its traceback, which would tie this frame, the stream and the error
+            # into a reference cycle (garbage left for a full collection, per refusal).
+            refusal = exc.with_traceback(None)
+        except Exception as exc:  # a fault, not a refusal: Tornado's handler logs it (500)
+            refusal = exc
+        if refusal is not None:
+            handler._break_cycles()  # as finish() would: its ui namespace refers back to it
+            stream.refusal = refusal  # type: ignore[attr-defined]
+            self._hand_back(stream, head, context, http)
+            return
+        if stream.closed():  # the client left while prepare() awaited
+            return
+        del head, request  # this frame lasts as long as the socket: keep only what it needs
+        self.upgraded += 1
+        try:
+            await handler.get()  # type: ignore[attr-defined]  # the 101, open(), then frames
+        except Exception:
+            handler.log_exception(*sys.exc_info())
+            stream.close()
+
+    def _upgrade_request(self, head: bytes, stream: IOStream,
+                         context: Any) -> HTTPServerRequest | None:
+        """Returns the request if head is an upgrade the lane serves, else None."""
+        if not head.startswith(self._prefix) or head[len(self._prefix)] not in b" ?":
+            return None
+        text = head.decode("latin-1")
+        eol = text.find("\r\n")
+        try:
+            start = parse_request_start_line(text[:eol])
+        except HTTPInputError:
+            return None
+        fields = text[eol + 2:]
+        if not _FIELDS.fullmatch(fields):
+            return None
+        pairs = _FIELD_LINE.findall(fields)
+        headers = HTTPHeaders()
+        for name, value in pairs:
+            headers[name] = value
+        if len(headers) != len(pairs):  # a repeated field: Tornado's parser joins them
+            return None
+        connection = headers.get("Connection", "").lower().split(",")
+        if (start.version != "HTTP/1.1" or "Content-Length" in headers
+                or "Transfer-Encoding" in headers
+                or headers.get("Upgrade", "").lower() != "websocket"
+                or "upgrade" not in (part.strip() for part in connection)
+                or headers.get("Sec-WebSocket-Version") != "13"
+                or not headers.get("Sec-WebSocket-Key") or not headers.get("Host")
+                or (headers.get("Sec-Fetch-Site") not in _SAME_SITE and not headers.get("Origin"))):
+            return None
+        request = HTTPServerRequest(connection=_LaneConnection(stream, context),  # type: ignore[arg-type]
+                                    start_line=start, headers=headers)
+        request.remote_ip = client_ip(request.remote_ip or "", headers.get_list("X-Forwarded-For"),
+                                      headers.get("X-Real-IP"), self.trusted_proxies)
+        return request
+
+    def _hand_back(self, stream: IOStream, head: bytes, context: Any,
+                   http: Callable[[IOStream, Any], None]) -> None:
+        """Returns head to the stream's read buffer and lets Tornado serve the connection."""
+        if stream.closed():
+            return
+        stream.set_close_callback(None)
+        # Private IOStream attributes (hub/transport.py STREAM_INTERNALS checks them).
+        stream._read_buffer[:0] = head  # type: ignore[attr-defined]
+        stream._read_buffer_size += len(head)  # type: ignore[attr-defined]
+        self.handed_back += 1
+        http(stream, context)
