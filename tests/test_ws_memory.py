@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import sys
 
 import pytest
@@ -54,5 +55,12 @@ async def test_handlers_keep_shared_key_dicts_after_refusals_and_concurrent_hand
     assert all(type(p) is FreshProtocol for p in protocols)
     sizes = sorted(sys.getsizeof(p.__dict__) for p in protocols)
     assert sizes[-1] <= SHARED_DICT_MAX, sizes
+    # A socket that has sent a message keeps them shared as well (the frame reader's buffer).
+    for conn in conns:
+        await conn.write_message(json.dumps({"type": "no-such-verb"}))
+        assert (await next_event(conn))["data"]["code"] == "unknown_type"
+    for objects in (handlers, protocols):
+        sizes = sorted(sys.getsizeof(o.__dict__) for o in objects)
+        assert sizes[-1] <= SHARED_DICT_MAX, sizes
     for conn in conns:
         conn.close()
