@@ -113,8 +113,14 @@ METHOD = """\
   connection has nothing queued (hub/transport.py), skipping Tornado's per-write Future.
   The naive peer's `write_message` per client costs about 6x more CPU per message.
 - **Indexes, not scans.** Targeted sends look recipients up by user, role or session (W3).
+- **A lean upgrade.** A well-formed `/ws` upgrade skips Tornado's HTTP/1.1 connection,
+  router and request task (handlers/upgrade.py, the upgrade lane; anything else is handed
+  back to Tornado), and the 101 response is written in one piece and leaves in the same
+  `send()` as the welcome (handlers/wsframes.py).
 - **Small idle sockets.** After the upgrade a socket drops its request headers, query
-  string, user row and Tornado's per-instance guard attributes (about 5 KiB each).
+  string, user row and Tornado's per-instance guard attributes (about 5 KiB each), keeps a
+  two-slot connection object instead of Tornado's `HTTP1Connection`, and its handler and
+  protocol objects keep CPython's shared-key attribute dicts.
 - **No full-heap GC pauses.** CPython's default thresholds ran a full collection each time
   the heap grew by a quarter: pauses of up to ~0.5 s while 10k sockets connected. The server
   freezes its start-up objects and raises the young-generation threshold (main.py

@@ -29,13 +29,14 @@ CAUSES: dict[str, str] = {
     "one write per delivery can cost (see the detail); what is left above the floor is this "
     "server's per-socket Python, about 5%.",
     "handshakes_vs_websockets": "the server is CPU-bound on its core in W1, so the rate follows "
-    "the server CPU per handshake (see the detail). With the session cache and the "
-    "verified-token memo the database and the JWT decode are off the common path; perf puts "
-    "about 80% of a handshake in the Python interpreter and py-spy spreads it over Tornado's "
-    "HTTP/1.1 reading and routing (~25%), its 101 response and the access-log line (~25%), "
-    "the handler's construction and the upgrade (~15%), and registering the socket: welcome, "
-    "recovery position, hub indexes, expiry timer (~15%). No single step is large enough to "
-    "close the gap on its own; the peer's handshake is leaner Python end to end.",
+    "the server CPU per handshake (see the detail). The session cache and the verified-token "
+    "memo keep the database and the JWT decode off the common path, and the upgrade lane "
+    "(handlers/upgrade.py) skips Tornado's HTTP/1.1 connection, router and request task; "
+    "what is left is spread thin: the head read and parse, the request and handler objects "
+    "(Tornado's RequestHandler builds headers and a UI namespace for every request), "
+    "authentication, the 101, the access-log line (~20 us), the ping task and expiry timer, "
+    "the welcome and registering in the hub. The peer authenticates nobody and keeps less "
+    "per socket; no single step left is large enough to close the gap on its own.",
     "w2_p99": "one broadcast to 10k clients takes ~100 ms of send() calls, and the load "
     "generator shares one core with the orchestrator, so its receive loop adds queueing.",
     "w4_p99": "W4 pushes 300 broadcasts of 650-byte messages back to back, 7x W2's volume; "
