@@ -98,11 +98,16 @@ class EdgeApplication(tornado.web.Application):
                                    .encode("latin-1") + b"\r\n")
         return self._upgrade_lines[1]
 
-    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
-        """Resolves the client address, refuses oversized bodies, then routes as usual."""
+    def resolve_client(self, request: HTTPServerRequest) -> None:
+        """Sets request.remote_ip to the client's address (behind --trusted-proxies, the
+        nearest untrusted hop of X-Forwarded-For or X-Real-IP)."""
         request.remote_ip = client_ip(
             request.remote_ip or "", request.headers.get_list("X-Forwarded-For"),
             request.headers.get("X-Real-IP"), self.trusted_proxies)
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        """Resolves the client address, refuses oversized bodies, then routes as usual."""
+        self.resolve_client(request)
         declared = _content_length(request)
         chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
         if (declared is not None and declared > self.body_limit) or chunked:

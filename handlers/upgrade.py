@@ -35,7 +35,6 @@ from tornado.httputil import (
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
-from auth.clientip import client_ip
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -86,8 +85,9 @@ class UpgradeLane:
         self.app = app
         self.path, self.handler_class, self.kwargs = route
         self.head_timeout, self.max_head = head_timeout, max_head
-        # EdgeApplication's (the router resolves the client address for Tornado's requests).
-        self.trusted_proxies = getattr(app, "trusted_proxies", ())
+        # EdgeApplication's client address resolution (--trusted-proxies), which its router
+        # applies to Tornado's requests.
+        self._resolve_client = getattr(app, "resolve_client", None)
         self._prefix = f"GET {self.path}".encode("ascii")
         self._tasks: set[Any] = set()  # one per connection the lane is serving
         self.upgraded = 0  # handshakes the lane took to the handler's get()
@@ -177,10 +177,13 @@ class UpgradeLane:
                 or not headers.get("Sec-WebSocket-Key") or not headers.get("Host")
                 or (headers.get("Sec-Fetch-Site") not in _SAME_SITE and not headers.get("Origin"))):
             return None
-        request = HTTPServerRequest(connection=_LaneConnection(stream, context),  # type: ignore[arg-type]
-                                    start_line=start, headers=headers)
-        request.remote_ip = client_ip(request.remote_ip or "", headers.get_list("X-Forwarded-For"),
-                                      headers.get("X-Real-IP"), self.trusted_proxies)
+        try:  # it checks the Host header
+            request = HTTPServerRequest(connection=_LaneConnection(stream, context),  # type: ignore[arg-type]
+                                        start_line=start, headers=headers)
+        except HTTPInputError:
+            return None
+        if self._resolve_client is not None:
+            self._resolve_client(request)
         return request
 
     def _hand_back(self, stream: IOStream, head: bytes, context: Any,

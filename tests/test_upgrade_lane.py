@@ -131,6 +131,8 @@ async def test_unusual_heads_are_answered_exactly_as_tornado_alone_answers(api, 
         "a control character": _head(token, extra="X-Trace: a\x01b\r\n"),
         "cross-site without Origin": _head(token, extra="Sec-Fetch-Site: cross-site\r\n"),
         "a bad token": _head("not-a-token"),
+        "an invalid Host": _head(token).replace(b"Host: 127.0.0.1", b"Host: a b"),
+        "no Host": _head(token).replace(b"Host: 127.0.0.1\r\n", b""),
         "another path": _head(token, path="/wsx"),
         "lower-case method": _head(token, method="get"),
     }
