@@ -21,6 +21,7 @@ once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from tornado.web import Application, RequestHandler
 
 __all__ = ["UpgradeLane"]
+
+log = logging.getLogger("server")
 
 # A request head ends at the first empty line (the pattern Tornado's HTTP1Connection uses).
 _HEAD_END = b"\r?\n\r?\n"
@@ -110,6 +113,14 @@ class UpgradeLane:
 
     async def _serve(self, stream: IOStream, context: Any,
                      http: Callable[[IOStream, Any], None]) -> None:
+        try:
+            await self._upgrade(stream, context, http)
+        except Exception:  # a fault in the lane itself: logged, and the client let go
+            log.exception("upgrade lane: unexpected error")
+            stream.close()
+
+    async def _upgrade(self, stream: IOStream, context: Any,
+                       http: Callable[[IOStream, Any], None]) -> None:
         loop = IOLoop.current()
         timer = loop.call_later(self.head_timeout, stream.close)
         try:

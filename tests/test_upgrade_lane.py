@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 
 import pytest
 import tornado.testing
@@ -206,3 +207,22 @@ async def test_heads_arriving_in_pieces_and_clients_leaving_early(api, http_serv
     assert api.ctx.hub.user_connection_count(user["user"]["id"]) == 0
     assert len(http_server.lane._tasks) == 1
     watcher.close()
+
+
+@pytest.mark.gen_test
+async def test_a_fault_in_the_lane_is_logged_and_the_client_let_go(api, http_server, http_port,
+                                                                  monkeypatch, caplog):
+    """An unexpected error while the lane reads a head closes that connection and logs the
+    error with its traceback; the server goes on serving."""
+    def broken(*args):
+        raise RuntimeError("lane fault")
+
+    monkeypatch.setattr(http_server.lane, "_upgrade_request", broken)
+    with caplog.at_level(logging.ERROR, logger="server"):
+        head, _ = await _exchange(http_port, _head("whatever"))
+    assert head == b""  # closed without an answer
+    assert any("upgrade lane" in r.getMessage() and r.exc_info for r in caplog.records)
+    monkeypatch.undo()
+    token = (await api.register())["access_token"]
+    head, _ = await _exchange(http_port, _head(token))
+    assert head.startswith(b"HTTP/1.1 101"), head
