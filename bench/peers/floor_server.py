@@ -15,9 +15,9 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import struct
 
+from peer_cli import arguments, stop_event
 from websockets.asyncio.server import ServerConnection, serve
 
 # Each /ws connection's transport and its socket's descriptor (asyncio does not hand out the
@@ -78,11 +78,7 @@ async def handler(ws: ServerConnection) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.call_later(args.max_seconds, stop.set)
+    stop = stop_event(args.max_seconds)
     async with serve(handler, args.address, args.port, compression=None,
                      ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                      max_size=64 * 1024, backlog=1024):
@@ -90,10 +86,5 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="raw send() floor reference")
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ping-interval", type=float, default=300.0)
-    parser.add_argument("--ping-timeout", type=float, default=60.0)
-    parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser = arguments("raw send() floor reference")
     asyncio.run(main(parser.parse_args()))

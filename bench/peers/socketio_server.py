@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from typing import Any
 
 import socketio
 from aiohttp import web
+from peer_cli import arguments, stop_event
 
 
 def build(ping_interval: float,
@@ -49,20 +49,11 @@ async def main(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, args.address, args.port, backlog=1024)
     await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.call_later(args.max_seconds, stop.set)
+    stop = stop_event(args.max_seconds)
     await stop.wait()
     await runner.cleanup()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="python-socketio rooms peer")
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ping-interval", type=float, default=300.0)
-    parser.add_argument("--ping-timeout", type=float, default=60.0)
-    parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser = arguments("python-socketio rooms peer")
     asyncio.run(main(parser.parse_args()))

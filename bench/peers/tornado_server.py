@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 
 import tornado.web
+from peer_cli import arguments, stop_event
 from tornado.httpserver import HTTPServer
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -49,20 +49,11 @@ async def main(args: argparse.Namespace) -> None:
     )
     server = HTTPServer(app)
     server.listen(args.port, args.address, backlog=1024)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.call_later(args.max_seconds, stop.set)
+    stop = stop_event(args.max_seconds)
     await stop.wait()
     server.stop()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="naive Tornado write_message peer")
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ping-interval", type=float, default=300.0)
-    parser.add_argument("--ping-timeout", type=float, default=60.0)
-    parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser = arguments("naive Tornado write_message peer")
     asyncio.run(main(parser.parse_args()))

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 
+from peer_cli import arguments, stop_event
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 CLIENTS: set[ServerConnection] = set()
@@ -43,11 +43,7 @@ async def handler(ws: ServerConnection) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.call_later(args.max_seconds, stop.set)
+    stop = stop_event(args.max_seconds)
     compression = None if args.compression == "none" else args.compression
     async with serve(handler, args.address, args.port, compression=compression,
                      ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
@@ -56,11 +52,6 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="websockets broadcast() peer")
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--ping-interval", type=float, default=300.0)
-    parser.add_argument("--ping-timeout", type=float, default=60.0)
-    parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser = arguments("websockets broadcast() peer")
     parser.add_argument("--compression", choices=("none", "deflate"), default="none")
     asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,35 @@
+"""What every Python peer script shares: its command line and how it is told to stop.
+
+The peers run as scripts (`python bench/peers/<name>.py`), so they import this module as a
+sibling: `from peer_cli import arguments, stop_event`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+__all__ = ["arguments", "stop_event"]
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    """Returns a parser with the options bench/server.py passes every peer; a peer may add
+    its own before parsing."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ping-interval", type=float, default=300.0)
+    parser.add_argument("--ping-timeout", type=float, default=60.0)
+    parser.add_argument("--max-seconds", type=float, default=900.0)
+    return parser
+
+
+def stop_event(max_seconds: float) -> asyncio.Event:
+    """Returns an event set by SIGTERM, SIGINT or after max_seconds (a peer always exits)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.call_later(max_seconds, stop.set)
+    return stop
