@@ -71,6 +71,9 @@ class EventSocketHandler(HandshakeMixin):
         self._variant = self._wire_variant()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, name=sys.intern(caller.name))
+        # The hub's first fan-out of an iteration writes to the stream itself (Hub._write).
+        stream = self.ws_connection.stream  # type: ignore[union-attr]
+        self.client.stream, self.client.variant = stream, self._variant
         # The 101 response leaves with the welcome, in the iteration's last send() (the hub's
         # WriteBatch holds it and everything sent to this socket until then).
         self.ctx.hub.writes.arm()
@@ -223,10 +226,16 @@ class EventSocketHandler(HandshakeMixin):
         client.held_size += len(frame)
         return client.held_size < transport.FLUSH_BYTES or self.write_held()
 
-    def flush_held(self) -> None:
-        """Writes the frames held for the iteration's last send() now, if there are any (the
-        protocol calls it before writing a frame of Tornado's own)."""
-        if self.client is not None and self.client.held:
+    def before_frame(self, opcode: int) -> None:
+        """Called by the protocol before it writes a frame of its own (pong, ping, close):
+        the frames held for the iteration's last send() go first, and from a close frame on
+        every event goes through send(), which writes nothing after it."""
+        client = self.client
+        if client is None:
+            return
+        if opcode == 0x8:
+            client.stream = None
+        if client.held:
             self.write_held()
 
     def write_held(self, last: bool = False) -> bool:

@@ -212,12 +212,14 @@ class StrictProtocol(WebSocketProtocol13):
         await self._receive_frame_loop()
 
     def _write_frame(self, fin: bool, opcode: int, data: bytes, flags: int = 0) -> Any:
-        """Writes a frame of Tornado's own (pong, ping, close) after whatever the handler
-        holds for the iteration's last send(): the 101 response and the welcome may still
-        be held when a ping pipelined behind the upgrade request is answered."""
-        flush_held = getattr(self.handler, "flush_held", None)
-        if flush_held is not None:
-            flush_held()
+        """Writes a frame of Tornado's own (pong, ping, close) after the handler's
+        `before_frame(opcode)`: it writes what it holds for the iteration's last send() (the
+        101 response and the welcome may still be held when a ping pipelined behind the
+        upgrade request is answered), and stops the hub writing to the stream itself once a
+        close frame is on its way."""
+        before_frame = getattr(self.handler, "before_frame", None)
+        if before_frame is not None:
+            before_frame(opcode)
         return super()._write_frame(fin, opcode, data, flags)
 
     def _parse_extensions_header(self, headers: HTTPHeaders) -> list[tuple[str, dict[str, Any]]]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from hub.events import Encoded
+from hub.events import JSON, Encoded
+
+if TYPE_CHECKING:
+    from tornado.iostream import IOStream
 
 __all__ = ["Connection", "Client"]
 
@@ -38,7 +41,7 @@ class Client:
     """One registered connection: who it belongs to and which session and role it carries."""
 
     __slots__ = ("id", "conn", "user_id", "role", "session_id", "token_version", "name",
-                 "channels", "held", "held_size")
+                 "channels", "held", "held_size", "stream", "variant")
 
     def __init__(
         self,
@@ -65,6 +68,13 @@ class Client:
         # connection is not in this iteration's WriteBatch (hub/transport.py).
         self.held: list[bytes] | None = None
         self.held_size = 0
+        # The socket's stream while the hub may write to it itself (Hub._write: the first
+        # fan-out of an IOLoop iteration), and which of an event's shared frames the socket
+        # takes (hub.events JSON, DEFLATE, PROTOBUF flags). The socket handler sets them once
+        # it is open and clears `stream` when it begins to close; None: every frame goes
+        # through conn.send() (test fakes, a closing socket).
+        self.stream: IOStream | None = None
+        self.variant = JSON
 
     def __repr__(self) -> str:
         return f"<Client {self.id} user={self.user_id} role={self.role}>"

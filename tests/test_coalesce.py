@@ -174,3 +174,32 @@ async def test_slow_consumer_is_still_closed_with_1013_when_writes_are_coalesced
     assert [e["data"]["message"] for e in read] == [str(i) for i in range(sent)]
     stalled.close()
     reader.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_nothing_follows_the_close_frame_while_the_client_has_not_answered(api):
+    """A broadcast after the server's close frame writes nothing more to that socket, though
+    it stays registered until the client answers; the other sockets still get it. (The first
+    fan-out of an iteration writes to each stream itself; a close frame takes the socket out
+    of that path.)"""
+    closing_user, other_user = await api.register(), await api.register()
+    closing, client_id, counter = await open_counted(api, closing_user["access_token"])
+    other, _, _ = await open_counted(api, other_user["access_token"])
+    api.ctx.hub.clients[client_id].conn.close(4000, "bye")
+    await asyncio.sleep(0.05)
+    assert client_id in api.ctx.hub.clients  # the close handshake is still under way
+    assert not api.ctx.hub.writes.holding  # the broadcast below is its iteration's first
+    counter.sends.clear()
+    burst(api, 0, 1)
+    assert counter.sends == []
+    assert [e["data"]["message"] for e in await alerts(other, 1)] == ["0"]
+    while True:  # whatever came before the close frame, no alert
+        opcode, payload = await asyncio.wait_for(closing.read_frame(), 5)
+        if opcode == 0x8:
+            break
+        assert json.loads(payload)["type"] != "system.alert"
+    assert int.from_bytes(payload[:2], "big") == 4000
+    await closing.stream.write(bytes([0x88, 0x82, 0, 0, 0, 0]) + payload[:2])  # masked echo
+    assert await asyncio.wait_for(closing.stream.read_until_close(), 5) == b""
+    await wait_until(lambda: client_id not in api.ctx.hub.clients, what="unregistered")
+    other.close()
