@@ -71,9 +71,10 @@ class EventSocketHandler(HandshakeMixin):
         self._variant = self._wire_variant()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, name=sys.intern(caller.name))
-        # The hub's first fan-out of an iteration writes to the stream itself (Hub._write).
-        stream = self.ws_connection.stream  # type: ignore[union-attr]
-        self.client.stream, self.client.variant = stream, self._variant
+        # For the hub's direct path (Client.sock), which opens once the held 101 and welcome
+        # are written (write_held).
+        self.client.stream = self.ws_connection.stream  # type: ignore[union-attr]
+        self.client.variant = self._variant
         # The 101 response leaves with the welcome, in the iteration's last send() (the hub's
         # WriteBatch holds it and everything sent to this socket until then).
         self.ctx.hub.writes.arm()
@@ -122,6 +123,7 @@ class EventSocketHandler(HandshakeMixin):
             IOLoop.current().remove_timeout(self._expiry)
             self._expiry = None
         if self.client is not None:
+            self.client.sock = None
             self.ctx.hub.unregister(self.client)
             self.ctx.metrics.connection_closed(self._sent_close or self.close_code)
 
@@ -217,7 +219,10 @@ class EventSocketHandler(HandshakeMixin):
         client = self.client
         held = client.held if client is not None else None
         if held is None and (client is None or not self.ctx.hub.writes.holding):
-            return transport.write_frame(conn.stream, frame)  # type: ignore[attr-defined]
+            written = transport.write_frame(conn.stream, frame)  # type: ignore[attr-defined]
+            if client is not None:  # the direct path is open while nothing is queued
+                client.sock = conn.stream.socket if written else None  # type: ignore[attr-defined]
+            return written
         if held is None:
             client.held, client.held_size = [frame], len(frame)
             self.ctx.hub.writes.add(client)
@@ -228,15 +233,15 @@ class EventSocketHandler(HandshakeMixin):
 
     def before_frame(self, opcode: int) -> None:
         """Called by the protocol before it writes a frame of its own (pong, ping, close):
-        the frames held for the iteration's last send() go first, and from a close frame on
-        every event goes through send(), which writes nothing after it."""
+        the frames held for the iteration's last send() go first. The hub's direct path
+        closes until an event has gone through send() (Tornado's frame may leave bytes
+        queued, and after a close frame send() writes nothing)."""
         client = self.client
         if client is None:
             return
-        if opcode == 0x8:
-            client.stream = None
         if client.held:
             self.write_held()
+        client.sock = None
 
     def write_held(self, last: bool = False) -> bool:
         """Writes the held frames in one send(); True if nothing is left queued."""
@@ -248,7 +253,10 @@ class EventSocketHandler(HandshakeMixin):
         conn = self.ws_connection
         if not held or conn is None:
             return True
-        return transport.write_frames(conn.stream, held)  # type: ignore[attr-defined]
+        stream = conn.stream  # type: ignore[attr-defined]
+        written = transport.write_frames(stream, held)
+        client.sock = stream.socket if written and not conn.is_closing() else None
+        return written
 
     def backlog(self) -> tuple[int, int]:
         """Returns (queued messages, unsent bytes) for slow-consumer checks."""

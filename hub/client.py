@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Protocol
 from hub.events import JSON, Encoded
 
 if TYPE_CHECKING:
+    import socket
+
     from tornado.iostream import IOStream
 
 __all__ = ["Connection", "Client"]
@@ -41,7 +43,7 @@ class Client:
     """One registered connection: who it belongs to and which session and role it carries."""
 
     __slots__ = ("id", "conn", "user_id", "role", "session_id", "token_version", "name",
-                 "channels", "held", "held_size", "stream", "variant")
+                 "channels", "held", "held_size", "sock", "stream", "variant")
 
     def __init__(
         self,
@@ -68,11 +70,14 @@ class Client:
         # connection is not in this iteration's WriteBatch (hub/transport.py).
         self.held: list[bytes] | None = None
         self.held_size = 0
-        # The socket's stream while the hub may write to it itself (Hub._write: the first
-        # fan-out of an IOLoop iteration), and which of an event's shared frames the socket
-        # takes (hub.events JSON, DEFLATE, PROTOBUF flags). The socket handler sets them once
-        # it is open and clears `stream` when it begins to close; None: every frame goes
-        # through conn.send() (test fakes, a closing socket).
+        # The direct path (hub/transport.py write_direct), which the first fan-out of an
+        # IOLoop iteration takes: `sock` is the connection's socket while nothing is queued
+        # on its stream and no close frame has gone out, else None; `stream` takes the rest
+        # of a frame the kernel did not; `variant` is which of an event's shared frames the
+        # socket is sent (hub.events JSON, DEFLATE, PROTOBUF flags). The socket handler keeps
+        # them in step. With `sock` None every frame goes through conn.send() (test fakes
+        # always), which checks the stream's queue and the close itself.
+        self.sock: socket.socket | None = None
         self.stream: IOStream | None = None
         self.variant = JSON
 

@@ -17,7 +17,7 @@ from tornado.websocket import WebSocketHandler, WebSocketProtocol13
 if TYPE_CHECKING:
     from hub.client import Client
 
-__all__ = ["write_frame", "write_frames", "backlog", "WriteBatch", "FLUSH_BYTES",
+__all__ = ["write_frame", "write_frames", "write_direct", "backlog", "WriteBatch", "FLUSH_BYTES",
            "check_tornado_internals", "STREAM_INTERNALS"]
 
 # A connection's held frames are written as soon as they reach this many bytes, before the
@@ -101,6 +101,30 @@ def write_frames(stream: IOStream, frames: list[bytes]) -> bool:
         frames = frames[i:]
     for frame in frames:
         stream.write(frame)
+    return False
+
+
+def write_direct(client: Client, frame: bytes) -> bool:
+    """Sends frame on client.sock, which the caller found set: nothing is queued on the
+    stream and the socket is not closing, so no check of the stream is needed and neither
+    the stream nor the socket handler is touched (at 10k sockets each object a delivery
+    touches is likely a cache miss). True if the kernel took the whole frame. Otherwise the
+    rest is queued on client.stream (or the stream is closed, on an error), client.sock is
+    cleared, so the connection's next frames go through its send() until the queue is
+    written, and False is returned for the caller to check the backlog.
+    """
+    try:
+        sent = client.sock.send(frame)  # type: ignore[union-attr]
+    except BlockingIOError:
+        sent = 0
+    except OSError as exc:
+        client.sock = None
+        client.stream.close(exc_info=exc)  # type: ignore[union-attr]
+        return False
+    if sent == len(frame):
+        return True
+    client.sock = None
+    client.stream.write(frame[sent:] if sent else frame)  # type: ignore[union-attr]
     return False
 
 

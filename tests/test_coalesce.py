@@ -32,10 +32,14 @@ class CountingSocket:
 
 
 def count_sends(api, client_id: str) -> CountingSocket:
-    """Puts a CountingSocket under the IOStream of the server side of one connection."""
-    stream = api.ctx.hub.clients[client_id].conn.ws_connection.stream
+    """Puts a CountingSocket under the IOStream of the server side of one connection, and
+    under the hub's direct path to it."""
+    client = api.ctx.hub.clients[client_id]
+    stream = client.conn.ws_connection.stream
     counting = CountingSocket(stream.socket)
     stream.socket = counting
+    if client.sock is not None:
+        client.sock = counting
     return counting
 
 
@@ -203,3 +207,40 @@ async def test_nothing_follows_the_close_frame_while_the_client_has_not_answered
     assert await asyncio.wait_for(closing.stream.read_until_close(), 5) == b""
     await wait_until(lambda: client_id not in api.ctx.hub.clients, what="unregistered")
     other.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_socket_with_bytes_queued_leaves_the_direct_path_until_they_are_written(api):
+    """Lone events to a socket that stops reading: once the kernel takes only part of one,
+    the rest waits on the stream and the socket leaves the direct path, so no later frame
+    overtakes it; when the client reads again every event arrives whole and in order, and
+    the socket is back on the direct path."""
+    user = await api.register()
+    raw = await RawClient.connect(api, user["access_token"], rcvbuf=4096)
+    client = api.ctx.hub.clients[raw.client_id]
+    await wait_until(lambda: client.sock is not None, what="on the direct path")
+    pad = "q" * 3000
+    sent = 0
+    while client.sock is not None:  # one event per iteration, each its iteration's first
+        assert sent < 400, "the kernel never stopped taking bytes"
+        burst(api, sent, 1, pad)
+        sent += 1
+        await asyncio.sleep(0)
+    queued_at = sent
+    for _ in range(5):  # these go through the socket's send(), behind the queued bytes
+        burst(api, sent, 1, pad)
+        sent += 1
+        await asyncio.sleep(0)
+    assert client.sock is None
+    got = await alerts(raw, sent)
+    assert [e["data"]["message"] for e in got] == [str(i) for i in range(sent)]
+    assert all(e["data"]["pad"] == pad for e in got)
+    counter = count_sends(api, raw.client_id)
+    burst(api, sent, 1)  # through send(), which finds the queue written and reopens the path
+    assert client.sock is not None
+    await asyncio.sleep(0)
+    burst(api, sent + 1, 1)
+    assert len(counter.sends) == 2
+    assert [e["data"]["message"] for e in await alerts(raw, 2)] == [str(sent), str(sent + 1)]
+    assert queued_at > 1 and api.ctx.hub.get_stats()["slow_consumers_dropped"] == 0
+    raw.close()
