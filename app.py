@@ -18,6 +18,7 @@ from handlers import admin, auth, health, metrics, pages, rooms, users, ws, wsad
 from handlers.access_log import log_request
 from handlers.base import NotFoundHandler
 from handlers.edge import EdgeApplication, SafeStaticFileHandler, TooLargeHandler
+from handlers.heartbeat import Heartbeat
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
 from hub.hub import Hub
@@ -69,6 +70,7 @@ class Context:
     streams: StreamStore | None  # None for a broker that keeps its own stream state
     metrics: Metrics
     stats: ClusterStats  # GET /ws/stats: this node's counts, or every node's
+    heartbeat: Heartbeat  # every socket's pings, pong deadlines and token expiry, one timer
     # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
     # broker's commands, and anything else a cluster keeps in Redis, go through it.
     redis: Any = None
@@ -227,6 +229,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         streams=streams,
         metrics=metrics_,
         stats=stats,
+        heartbeat=Heartbeat(settings.ping_interval, settings.ping_timeout),
         redis=redis,
     )
     sources.limiters = ctx.rate_limiters

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
-from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
 from auth.ratelimit import InboundLimit
+from handlers.heartbeat import Heartbeat
 from handlers.wsauth import HandshakeMixin
 from hub import transport
 from hub.client import Client
@@ -50,7 +49,7 @@ class EventSocketHandler(HandshakeMixin):
         self.ctx = ctx
         self.principal: Principal | None = None
         self.client: Client | None = None
-        self._expiry: object | None = None
+        self._expiry: int | None = None  # the heartbeat's key for the token's expiry
         self._limit: InboundLimit | None = None
         # The close code this side sent, if it closed first (Tornado keeps only the peer's).
         self._sent_close: int | None = None
@@ -120,20 +119,27 @@ class EventSocketHandler(HandshakeMixin):
 
     def on_close(self) -> None:
         if self._expiry is not None:
-            IOLoop.current().remove_timeout(self._expiry)
+            self.ctx.heartbeat.forget(self, self._expiry)
             self._expiry = None
         if self.client is not None:
             self.client.sock = None
             self.ctx.hub.unregister(self.client)
             self.ctx.metrics.connection_closed(self._sent_close or self.close_code)
 
-    def _schedule_expiry(self, exp: int) -> None:
-        loop = IOLoop.current()
-        if self._expiry is not None:
-            loop.remove_timeout(self._expiry)
-        self._expiry = loop.call_later(max(0.0, exp - time.time()), self._expired)
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """The application's shared ping wheel, which the protocol joins instead of starting
+        a ping task of its own (handlers/wsframes.py start_pinging)."""
+        return self.ctx.heartbeat
 
-    def _expired(self) -> None:
+    def _schedule_expiry(self, exp: int) -> None:
+        heartbeat = self.ctx.heartbeat
+        if self._expiry is not None:
+            heartbeat.forget(self, self._expiry)
+        self._expiry = heartbeat.expire(self, exp)
+
+    def token_expired(self) -> None:
+        """Closes the socket: its access token has expired (the heartbeat calls it)."""
         self._expiry = None
         self.close(*TOKEN_EXPIRED)
 

@@ -222,6 +222,16 @@ class StrictProtocol(WebSocketProtocol13):
             before_frame(opcode)
         return super()._write_frame(fin, opcode, data, flags)
 
+    def start_pinging(self) -> None:
+        """Puts the socket on the application's shared ping wheel (handlers/heartbeat.py)
+        when the handler offers one, instead of a ping task of its own; the wheel's Beat sits
+        where Tornado keeps that task, which cancels it when the socket closes."""
+        heartbeat = getattr(self.handler, "heartbeat", None)
+        if heartbeat is None:
+            super().start_pinging()
+        elif not self._ping_coroutine and self.ping_interval > 0:
+            self._ping_coroutine = heartbeat.join(self)  # type: ignore[assignment]
+
     def _parse_extensions_header(self, headers: HTTPHeaders) -> list[tuple[str, dict[str, Any]]]:
         """Returns the one extension Tornado's handshake answers with: permessage-deflate with
         no context takeover when the client offered it acceptably (hub.deflate), else none."""

@@ -40,7 +40,8 @@ HANDLER_INTERNALS = ((WebSocketHandler, "_detach_stream"), (RequestHandler, "det
                      (WebSocketProtocol13, "_create_compressors"),
                      (WebSocketProtocol13, "_write_frame"),
                      (WebSocketProtocol13, "_receive_frame_loop"),
-                     (WebSocketProtocol13, "start_pinging"), (tornado.httputil, "_encode_header"))
+                     (WebSocketProtocol13, "start_pinging"), (WebSocketProtocol13, "write_ping"),
+                     (tornado.httputil, "_encode_header"))
 
 
 def write_frame(stream: IOStream, frame: bytes) -> bool:
