@@ -25,18 +25,20 @@ CAUSES: dict[str, str] = {
     "cpu_vs_websockets_07": "W2 publishes one event per IOLoop iteration, which coalescing "
     "cannot merge: each delivery is one send() per socket, and that syscall (loopback TCP, "
     "the receiver's side included) is nearly all of its cost. The raw send() floor row, a "
-    "bare write loop with no per-connection work at all, puts 0.7x the peer at or below what "
-    "one write per delivery can cost (see the detail); what is left above the floor is this "
-    "server's per-socket Python, about 5%.",
+    "bare write loop with no per-connection work at all, shows what one write per delivery "
+    "costs; the hub's direct path (hub/transport.py write_direct) touches only the client "
+    "record and the socket per delivery, and measured at or below the floor in paired "
+    "rounds. A run that misses this is within the run-to-run noise of a shared core (compare "
+    "the floor's own ratio in the detail).",
     "handshakes_vs_websockets": "the server is CPU-bound on its core in W1, so the rate follows "
     "the server CPU per handshake (see the detail). The session cache and the verified-token "
     "memo keep the database and the JWT decode off the common path, and the upgrade lane "
     "(handlers/upgrade.py) skips Tornado's HTTP/1.1 connection, router and request task; "
     "what is left is spread thin: the head read and parse, the request and handler objects "
     "(Tornado's RequestHandler builds headers and a UI namespace for every request), "
-    "authentication, the 101, the access-log line (~20 us), the ping task and expiry timer, "
-    "the welcome and registering in the hub. The peer authenticates nobody and keeps less "
-    "per socket; no single step left is large enough to close the gap on its own.",
+    "authentication, the 101, the access-log line (~20 us), the welcome and registering in "
+    "the hub (pings and token expiry now share one timer, handlers/heartbeat.py). The peer "
+    "authenticates nobody; no single step left is large enough to close the gap on its own.",
     "w2_p99": "one broadcast to 10k clients takes ~100 ms of send() calls, and the load "
     "generator shares one core with the orchestrator, so its receive loop adds queueing.",
     "w4_p99": "W4 pushes 300 broadcasts of 650-byte messages back to back, 7x W2's volume; "
