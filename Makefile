@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire clean
+.PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire bench-paired \
+	clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +61,11 @@ bench-quick: $(BENCH_STAMP) $(NODE_PEER)/node_modules
 # `make bench`; BENCH_ARGS=--no-wire skips it there).
 bench-wire: $(BENCH_STAMP)
 	$(PY) -m bench.wire $(BENCH_ARGS)
+
+# CPU per handshake and per delivery, every server up at once in alternating rounds (ratios
+# a noisy machine cannot skew; not part of `make bench`). BENCH_ARGS=--quick: about a minute.
+bench-paired: $(BENCH_STAMP)
+	$(PY) -m bench.paired $(BENCH_ARGS)
 
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)

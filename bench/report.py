@@ -236,6 +236,7 @@ def render_markdown(results: dict[str, Any], json_path: str = "",
         "redis-server and nginx)",
         "make bench-quick  # two to three minutes, smaller counts; for development",
         "make bench-metrics  # W2 with --metrics on and off, side by side",
+        "make bench-paired   # CPU per handshake and per delivery, every server up at once",
         "```",
         "",
         "Both install `requirements-bench.txt` into `.venv` and `npm ci` the Node peer if "
@@ -304,11 +305,13 @@ def write_docs(results: dict[str, Any], md_path: str, img_dir: str, json_path: s
 
 
 def keep_block(old: str, new: str) -> str:
-    """Returns new with old's hand-kept blocks (metrics overhead, wire formats, the hot-path
-    comparison) that new lacks, put back before "## Reproduce"."""
+    """Returns new with old's blocks written apart (metrics overhead, wire formats, the
+    hot-path comparison, the paired rounds) that new lacks, put back before "## Reproduce"."""
+    from bench.paired_report import PAIRED_END, PAIRED_START
     from bench.wire_report import WIRE_END, WIRE_START
 
-    for first, last in ((BLOCK_START, BLOCK_END), (WIRE_START, WIRE_END), (HOT_START, HOT_END)):
+    for first, last in ((BLOCK_START, BLOCK_END), (WIRE_START, WIRE_END), (HOT_START, HOT_END),
+                        (PAIRED_START, PAIRED_END)):
         start, end = old.find(first), old.find(last)
         if start < 0 or end < start or first in new:
             continue

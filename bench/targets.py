@@ -27,9 +27,10 @@ CAUSES: dict[str, str] = {
     "the receiver's side included) is nearly all of its cost. The raw send() floor row, a "
     "bare write loop with no per-connection work at all, shows what one write per delivery "
     "costs; the hub's direct path (hub/transport.py write_direct) touches only the client "
-    "record and the socket per delivery, and measured at or below the floor in paired "
-    "rounds. A run that misses this is within the run-to-run noise of a shared core (compare "
-    "the floor's own ratio in the detail).",
+    "record and the socket per delivery. One server after another, minutes apart, the "
+    "peer's own CPU per delivery moves by a third with the load on a shared machine (compare "
+    "the floor's ratio in the detail): `make bench-paired` runs every server at once in "
+    "alternating rounds and reads this target from per-round ratios (its section below).",
     "handshakes_vs_websockets": "the server is CPU-bound on its core in W1, so the rate follows "
     "the server CPU per handshake (see the detail). The session cache and the verified-token "
     "memo keep the database and the JWT decode off the common path, and the upgrade lane "
