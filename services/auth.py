@@ -13,7 +13,7 @@ from auth.jwt import Claims, TokenError, TokenIssuer
 from auth.ratelimit import RateLimiter
 from hub import feed
 from models.db import Runner, write_tx
-from models.token import RefreshToken, Session
+from models.token import RefreshToken, Session, session_principal
 from models.user import User, utcnow
 from services import validation as v
 from services.errors import AuthenticationError, RateLimited, ValidationError
@@ -276,9 +276,7 @@ class AuthService:
 
         One query reads the session with its user; only a refusal looks again, to say which.
         """
-        row = (Session.select(Session.revoked_at, User.id, User.name, User.role,
-                              User.token_version)
-               .join(User).where(Session.id == claims.sid).tuples().first())
+        row = session_principal(claims.sid)
         if row is not None:
             revoked_at, user_id, name, role, version = row
             if revoked_at is None and user_id == claims.user_id and version == claims.ver:

@@ -234,3 +234,20 @@ async def test_a_revocation_on_another_node_clears_this_nodes_cache(api):
     (await api.ws(token)).close()  # still cached: the TTL bounds this window
     api.ctx.hub.handle(CloseSession(sid, SESSION_REVOKED))  # as the broker delivers it
     await refused(api, token)
+
+
+def test_session_principal_reads_a_session_with_its_user_from_a_statement_built_once(database):
+    """The cache's database check: one prebuilt statement per database, run with the id."""
+    from models import token
+    from models.db import db
+    from models.user import User
+
+    user = User.create(name="Ann", email="ann@example.com", password_hash="x", role="admin")
+    Session.create(id="sess-1", user=user)
+    assert token.session_principal("sess-1") == (None, user.id, "Ann", "admin", 1)
+    assert token.session_principal("no-such-session") is None
+    Session.update(revoked_at=utcnow()).where(Session.id == "sess-1").execute()
+    revoked_at, *rest = token.session_principal("sess-1")
+    assert revoked_at is not None and rest == [user.id, "Ann", "admin", 1]
+    sql, params = token._PRINCIPAL_SQL[db.obj]
+    assert len(params) == sql.count("?") + sql.count("%s") == 2  # the id and the LIMIT
