@@ -121,15 +121,20 @@ class UpgradeLane:
 
     async def _upgrade(self, stream: IOStream, context: Any,
                        http: Callable[[IOStream, Any], None]) -> None:
-        loop = IOLoop.current()
-        timer = loop.call_later(self.head_timeout, stream.close)
         try:
-            head = await stream.read_until_regex(_HEAD_END, max_bytes=self.max_head)
+            reading = stream.read_until_regex(_HEAD_END, max_bytes=self.max_head)
+            if reading.done():  # the head came with the connection: no timer to set
+                head = reading.result()
+            else:
+                loop = IOLoop.current()
+                timer = loop.call_later(self.head_timeout, stream.close)
+                try:
+                    head = await reading
+                finally:
+                    loop.remove_timeout(timer)
         except (StreamClosedError, UnsatisfiableReadError):
             stream.close()  # as Tornado does with a head too slow or too large
             return
-        finally:
-            loop.remove_timeout(timer)
         request = self._upgrade_request(head, stream, context)
         if request is None:
             self._hand_back(stream, head, context, http)

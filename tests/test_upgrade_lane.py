@@ -226,3 +226,26 @@ async def test_a_fault_in_the_lane_is_logged_and_the_client_let_go(api, http_ser
     token = (await api.register())["access_token"]
     head, _ = await _exchange(http_port, _head(token))
     assert head.startswith(b"HTTP/1.1 101"), head
+
+
+@pytest.mark.gen_test(timeout=20)
+@pytest.mark.settings(header_timeout=0.5)
+async def test_a_head_that_never_ends_is_closed_after_the_header_timeout(api, http_port,
+                                                                         http_server):
+    """A client that sends part of a head, or nothing, is let go after --header-timeout (the
+    lane sets its timer only when the head has not come with the connection); a whole head
+    is still upgraded."""
+    user = await api.register()
+    partial = _head(user["access_token"])[:-4]  # without the blank line that ends it
+    began = asyncio.get_running_loop().time()
+    clients = [await asyncio.open_connection("127.0.0.1", http_port) for _ in range(2)]
+    clients[0][1].write(partial)
+    for reader, _ in clients:
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+    assert 0.4 < asyncio.get_running_loop().time() - began < 4
+    assert http_server.lane.upgraded == 0
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    writer.write(_head(user["access_token"]))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101") and http_server.lane.upgraded == 1
+    writer.close()
