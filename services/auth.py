@@ -12,7 +12,7 @@ from auth import passwords
 from auth.jwt import Claims, TokenError, TokenIssuer
 from auth.ratelimit import RateLimiter
 from hub import feed
-from models.db import Runner, write_tx
+from models.db import Batch, Runner, write_tx
 from models.token import RefreshToken, Session, session_principal
 from models.user import User, utcnow
 from services import validation as v
@@ -95,6 +95,8 @@ class AuthService:
         # to the hub's controls, which is what invalidates it.
         self.sessions = sessions if sessions is not None else SessionCache(ttl=0)
         self.run = run
+        # The database checks of sessions the cache lacks, one pool job per IOLoop iteration.
+        self.session_checks = Batch(run, self.check_claims)
         # Password hashing has a pool of its own at lower CPU priority, so a login storm
         # cannot take the core away from the IOLoop (and fan-out) or from database work.
         self.hash = hash
@@ -268,7 +270,7 @@ class AuthService:
         return await self.sessions.lookup(claims, self._check)
 
     async def _check(self, claims: Claims) -> Principal:
-        return await self.run(self.check_claims, claims)
+        return await self.session_checks(claims)
 
     @staticmethod
     def check_claims(claims: Claims) -> Principal:

@@ -251,3 +251,28 @@ def test_session_principal_reads_a_session_with_its_user_from_a_statement_built_
     assert revoked_at is not None and rest == [user.id, "Ann", "admin", 1]
     sql, params = token._PRINCIPAL_SQL[db.obj]
     assert len(params) == sql.count("?") + sql.count("%s") == 2  # the id and the LIMIT
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_handshakes_that_miss_the_cache_share_the_database_checks(api):
+    """Sockets of eight users opened at once each pass the database check through the batch
+    (models.db.Batch): every socket belongs to its user, and a revoked one among them is
+    refused without failing the others."""
+    users = [await api.register() for _ in range(8)]
+    revoked = users[3]
+    status, _, _ = await api.call("POST", "/api/v1/auth/logout", {}, revoked["access_token"])
+    assert status == 200
+    checks = api.ctx.auth.session_checks
+    jobs, items = checks.jobs, checks.items
+    outcomes = await asyncio.gather(
+        *(websocket_connect(f"{api.ws_url}/ws?token={u['access_token']}") for u in users),
+        return_exceptions=True)
+    assert checks.items - items == 8
+    assert 1 <= checks.jobs - jobs <= 8
+    assert isinstance(outcomes[3], Exception)
+    for i, conn in enumerate(outcomes):
+        if i == 3:
+            continue
+        welcome = await next_event(conn)
+        assert welcome["data"]["user_id"] == users[i]["user"]["id"]
+        conn.close()
