@@ -11,8 +11,10 @@ in an order that rotates from round to round, and each ratio is taken within a r
 the median over the rounds: both sides of a ratio saw the same minute. Two measurements:
 
 - H (W1's handshake): the server's CPU per authenticated upgrade. Each round opens
-  `--handshakes` connections (this server's tokens three tabs each, as in W1; the peers
-  accept any token), then closes them again.
+  `--handshakes` more connections, which stay open as in W1 (the servers grow together,
+  round by round): this server's with the tokens of users it has not seen before, three
+  tabs each, as in W1 (so one session check in three goes to the database, the others find
+  it checked); the peers accept any token. They are closed before the B rounds.
 - B (W2's broadcast): the server's CPU per delivered message, one alert in flight, to
   `--connections` open connections (`--broadcasts` alerts a round).
 
@@ -52,7 +54,7 @@ __all__ = ["PairedRun", "run_paired", "summarize", "rotation", "main", "SERVERS"
 SERVERS = ("product", "websockets", "floor")
 PEER = "websockets"  # the ratios' denominator
 # (connections for B, handshakes per H round, broadcasts per B round, rounds) per mode.
-SIZES = {"quick": (1000, 300, 4, 4), "full": (10_000, 600, 8, 10)}  # full: W2's 10k
+SIZES = {"quick": (1000, 300, 4, 4), "full": (10_000, 800, 8, 12)}  # full: W2's 10k
 
 
 class PairedRun(Phases):
@@ -68,14 +70,13 @@ class PairedRun(Phases):
             return [""]
         return [t for t in self.seeded.user_tokens for _ in range(self.mode.tabs)]
 
-    async def handshakes(self, count: int) -> dict[str, Any]:
-        """Opens count connections, measuring the server's CPU meanwhile, and closes them."""
+    async def handshakes(self, count: int, offset: int = 0) -> dict[str, Any]:
+        """Opens count more connections with the tokens from offset on, measuring the
+        server's CPU meanwhile; they stay open, as W1's do."""
         cpu0 = self.cpu()
         c = await self.pool.connect("127.0.0.1", self.port, self.tokens(), count, self.sources,
-                                    small_every=0)
+                                    offset=offset, small_every=0)
         cpu = self.cpu() - cpu0
-        await self.pool.all({"cmd": "close_all"})
-        await self._settle(0.5)
         ok = c["ok"]
         return {"cpu_us": 1e6 * cpu / ok if ok else None, "ok": ok, "failed": c["failed"],
                 "per_s": ok / c["wall_s"] if c["wall_s"] > 0 else None}
@@ -128,15 +129,18 @@ async def run_paired(mode: Mode, tmp: str, clock: Clock, servers: tuple[str, ...
         for run in runs:
             await run.start()
         h_rounds: list[dict[str, dict[str, Any]]] = []
-        for run in runs:  # warm-up: caches, allocator, the first connections' costs
+        for run in runs:  # warm-up: allocator, imports, the first connections' costs
             await run.handshakes(min(200, handshakes))
         for i in range(rounds):
             row = {}
-            for run in rotation(runs, i):
-                row[run.name] = await run.handshakes(handshakes)
+            for run in rotation(runs, i):  # users not seen before, as in W1
+                row[run.name] = await run.handshakes(handshakes, (i + 1) * handshakes)
             h_rounds.append({name: row[name] for name in servers})
             clock.say(f"H round {i + 1}/{rounds}: " + ", ".join(
                 f"{n} {_us(row[n]['cpu_us'])}" for n in servers))
+        for run in runs:  # closed between the phases, not between rounds (no churn in W1)
+            await run.pool.all({"cmd": "close_all"})
+        await asyncio.sleep(3.0)
         opened = {}
         for run in runs:
             opened[run.name] = await run.open_connections(connections)
@@ -173,7 +177,7 @@ async def main_async(args: argparse.Namespace) -> int:
     handshakes = args.handshakes or handshakes
     rounds = args.rounds or rounds
     base = MODES[name]
-    users = max(connections, handshakes) // base.tabs + 1
+    users = max(connections, handshakes * (rounds + 1)) // base.tabs + 1
     mode = dataclasses.replace(base, users=users, workers=2)
     clock = Clock()
     with contextlib.suppress(OSError, AttributeError):
@@ -206,11 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     parser.add_argument("--servers", default=",".join(SERVERS),
                         help=f"comma-separated, {PEER} included (default {','.join(SERVERS)})")
-    parser.add_argument("--rounds", type=int, default=0, help="rounds (default 10; quick 4)")
+    parser.add_argument("--rounds", type=int, default=0, help="rounds (default 12; quick 4)")
     parser.add_argument("--connections", type=int, default=0,
                         help="connections the broadcasts go to (default 10000; quick 1000)")
     parser.add_argument("--handshakes", type=int, default=0,
-                        help="handshakes per round (default 600; quick 300)")
+                        help="handshakes per round (default 800; quick 300)")
     parser.add_argument("--results-dir", default=os.path.join(ROOT, "bench", "results"))
     parser.add_argument("--docs", default=os.path.join(ROOT, "docs", "benchmarks.md"),
                         help="page whose paired section to update ('' for none)")

@@ -72,8 +72,9 @@ def render_block(report: dict[str, Any], json_name: str) -> str:
         "to the next. Here every server runs at the same time on the server core; each round "
         "measures each server once, in an order that rotates, and a ratio is taken within a "
         "round, then the median over the rounds. **H**: server CPU per handshake, "
-        f"{report['handshakes']} connections opened a round (this server's with real tokens, "
-        "three tabs per user as in W1; the peers accept any token), then closed. **B**: server "
+        f"{report['handshakes']} more connections opened a round and kept open, as in W1 (this "
+        "server's with the real tokens of users it has not seen before, three tabs each; the "
+        "peers accept any token), all closed before B. **B**: server "
         f"CPU per delivered message, W2's pattern (one alert in flight), {report['broadcasts']} "
         f"alerts a round to {report['connections']:,} connections. Server CPU is the on-CPU "
         "time of all its threads (/proc schedstat).",

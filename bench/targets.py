@@ -33,13 +33,16 @@ CAUSES: dict[str, str] = {
     "alternating rounds and reads this target from per-round ratios (its section below).",
     "handshakes_vs_websockets": "the server is CPU-bound on its core in W1, so the rate follows "
     "the server CPU per handshake (see the detail). The session cache and the verified-token "
-    "memo keep the database and the JWT decode off the common path, and the upgrade lane "
+    "memo keep the database and the JWT decode off the common path (the checks that miss "
+    "share one pool job per IOLoop iteration and a prebuilt statement), and the upgrade lane "
     "(handlers/upgrade.py) skips Tornado's HTTP/1.1 connection, router and request task; "
     "what is left is spread thin: the head read and parse, the request and handler objects "
     "(Tornado's RequestHandler builds headers and a UI namespace for every request), "
     "authentication, the 101, the access-log line (~20 us), the welcome and registering in "
     "the hub (pings and token expiry now share one timer, handlers/heartbeat.py). The peer "
-    "authenticates nobody; no single step left is large enough to close the gap on its own.",
+    "authenticates nobody; no single step left is large enough to close the gap on its own. "
+    "One server after another, minutes apart, this ratio moves with the load on a shared "
+    "machine: `make bench-paired` measures it side by side (its section below).",
     "w2_p99": "one broadcast to 10k clients takes ~100 ms of send() calls, and the load "
     "generator shares one core with the orchestrator, so its receive loop adds queueing.",
     "w4_p99": "W4 pushes 300 broadcasts of 650-byte messages back to back, 7x W2's volume; "
