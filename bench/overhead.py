@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -31,8 +29,9 @@ if ROOT not in sys.path:
 
 from bench.clock import Clock  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
-from bench.modes import CLIENT_CORE, MODES, NOFILE  # noqa: E402
+from bench.modes import MODES  # noqa: E402
 from bench.report import BLOCK_END, BLOCK_START, keep_block  # noqa: E402
+from bench.sections import prepare_process, render_saved, save_report, update_docs  # noqa: E402
 from bench.workloads import Bench  # noqa: E402
 
 __all__ = ["main", "measure", "summarize", "render_block", "write_block", "micro"]
@@ -200,10 +199,7 @@ async def main_async(args: argparse.Namespace) -> int:
     """Runs the rounds and prints and saves the side-by-side comparison."""
     mode = MODES["quick" if args.quick else "full"]
     clock = Clock()
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setaffinity(0, {CLIENT_CORE})
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    prepare_process()
     started = dt.datetime.now(dt.UTC)
     loadavg = os.getloadavg()
     rounds: list[dict[str, Any]] = []
@@ -230,10 +226,7 @@ async def main_async(args: argparse.Namespace) -> int:
               "connections": mode.connections, "machine": machine_info(), "rounds": rounds,
               "loadavg_start": loadavg, "loadavg_end": os.getloadavg(), "micro": hook,
               "cpu_us_per_msg_on": on, "cpu_us_per_msg_off": off, "ratio": on / off}
-    os.makedirs(args.results_dir, exist_ok=True)
-    path = os.path.join(args.results_dir, f"overhead-{started.strftime('%Y%m%dT%H%M%SZ')}.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
+    path = save_report(report, args.results_dir, "overhead")
     print()
     print("| round | order | metrics on us/msg | metrics off us/msg | on/off | msgs/s on | "
           "msgs/s off | p99 ms on | p99 ms off |")
@@ -245,10 +238,7 @@ async def main_async(args: argparse.Namespace) -> int:
               f"{r['on']['p99_ms']:.1f} | {r['off']['p99_ms']:.1f} |")
     print(f"\nmedian: on {on:.2f} us/msg, off {off:.2f} us/msg, on/off {on / off:.3f} "
           f"({mode.connections} connections, {args.rounds} rounds x {args.phases} phases)")
-    clock.say(f"wrote {path}")
-    if args.docs:
-        write_block(args.docs, render_block(report, os.path.basename(path)))
-        clock.say(f"updated {args.docs}")
+    update_docs(report, path, args.docs, render_block, write_block, clock)
     return 0
 
 
@@ -270,10 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(micro(), indent=1))
         return 0
     if args.render:
-        with open(args.render, encoding="utf-8") as fh:
-            report = json.load(fh)
-        write_block(args.docs, render_block(report, os.path.basename(args.render)))
-        return 0
+        return render_saved(args.render, args.docs, render_block, write_block)
     return asyncio.run(main_async(args))
 
 

@@ -29,9 +29,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -44,9 +42,10 @@ if ROOT not in sys.path:
 
 from bench.clock import Clock  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
-from bench.modes import CLIENT_CORE, MODES, NOFILE, Mode  # noqa: E402
+from bench.modes import MODES, Mode  # noqa: E402
 from bench.paired_report import render_block, text_table, write_block  # noqa: E402
 from bench.phases import Phases  # noqa: E402
+from bench.sections import prepare_process, render_saved, save_report, update_docs  # noqa: E402
 from bench.stats import proc_runtime_seconds  # noqa: E402
 
 __all__ = ["PairedRun", "run_paired", "summarize", "rotation", "main", "SERVERS", "SIZES"]
@@ -180,10 +179,7 @@ async def main_async(args: argparse.Namespace) -> int:
     users = max(connections, handshakes * (rounds + 1)) // base.tabs + 1
     mode = dataclasses.replace(base, users=users, workers=2)
     clock = Clock()
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setaffinity(0, {CLIENT_CORE})
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    prepare_process()
     tmp = tempfile.mkdtemp(prefix="bench-paired-")
     servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
     if PEER not in servers:
@@ -191,16 +187,9 @@ async def main_async(args: argparse.Namespace) -> int:
     report = await run_paired(mode, tmp, clock, servers, rounds, connections, handshakes,
                               broadcasts)
     report["machine"] = machine_info()
-    os.makedirs(args.results_dir, exist_ok=True)
-    stamp = report["started"].replace("-", "").replace(":", "")
-    path = os.path.join(args.results_dir, f"paired-{stamp}.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
+    path = save_report(report, args.results_dir, "paired")
     print(text_table(report))
-    clock.say(f"wrote {path}")
-    if args.docs:
-        write_block(args.docs, render_block(report, os.path.basename(path)))
-        clock.say(f"updated {args.docs}")
+    update_docs(report, path, args.docs, render_block, write_block, clock)
     return 0
 
 
@@ -222,10 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only rewrite the docs section from a saved paired-*.json")
     args = parser.parse_args(argv)
     if args.render:
-        with open(args.render, encoding="utf-8") as fh:
-            report = json.load(fh)
-        write_block(args.docs, render_block(report, os.path.basename(args.render)))
-        return 0
+        return render_saved(args.render, args.docs, render_block, write_block)
     return asyncio.run(main_async(args))
 
 

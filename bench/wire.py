@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
 import random
-import resource
 import statistics
 import sys
 import tempfile
@@ -41,8 +39,9 @@ if ROOT not in sys.path:
 
 from bench.clock import Clock  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
-from bench.modes import CLIENT_CORE, MODES, NOFILE, Mode  # noqa: E402
+from bench.modes import MODES, Mode  # noqa: E402
 from bench.phases import Phases  # noqa: E402
+from bench.sections import prepare_process, render_saved, save_report, update_docs  # noqa: E402
 from bench.triggers import PeerTrigger  # noqa: E402
 from bench.wire_report import render_block, text_table, write_block  # noqa: E402
 
@@ -241,24 +240,14 @@ async def main_async(args: argparse.Namespace) -> int:
     """Runs the wire-formats comparison alone, prints it and updates the docs section."""
     mode = MODES["quick" if args.quick else "full"]
     clock = Clock()
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setaffinity(0, {CLIENT_CORE})
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    prepare_process()
     tmp = tempfile.mkdtemp(prefix="bench-wire-")
     servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
     report = await run_wire(mode, tmp, clock, servers, args.rounds, args.phases)
     report["machine"] = machine_info()
-    os.makedirs(args.results_dir, exist_ok=True)
-    stamp = report["started"].replace("-", "").replace(":", "")
-    path = os.path.join(args.results_dir, f"wire-{stamp}.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
+    path = save_report(report, args.results_dir, "wire")
     print(text_table(report))
-    clock.say(f"wrote {path}")
-    if args.docs:
-        write_block(args.docs, render_block(report, os.path.basename(path)))
-        clock.say(f"updated {args.docs}")
+    update_docs(report, path, args.docs, render_block, write_block, clock)
     return 0
 
 
@@ -282,10 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(micro(), indent=1))
         return 0
     if args.render:
-        with open(args.render, encoding="utf-8") as fh:
-            report = json.load(fh)
-        write_block(args.docs, render_block(report, os.path.basename(args.render)))
-        return 0
+        return render_saved(args.render, args.docs, render_block, write_block)
     return asyncio.run(main_async(args))
 
 
