@@ -57,7 +57,6 @@ class Heartbeat:
     """Pings, pong deadlines and token expiries of one application's sockets, on one timer."""
 
     def __init__(self, interval: float, timeout: float) -> None:
-        self.interval = interval
         self.ticks = max(1, round(interval))
         self.tick = interval / self.ticks  # seconds
         # Ticks from a ping to its pong deadline: the timeout rounded up to whole ticks, at
@@ -72,8 +71,6 @@ class Heartbeat:
         self._seconds: list[int] = []
         self.members = 0  # beats plus expiring handlers: the timer runs while there are any
         self._timer: PeriodicCallback | None = None
-        self.pings_sent = 0
-        self.timed_out = 0
 
     # -- pings ---------------------------------------------------------------------------
 
@@ -136,7 +133,6 @@ class Heartbeat:
             for beat in due:
                 beat.due = -1
                 if not beat.protocol._received_pong:
-                    self.timed_out += 1
                     beat.protocol.close(reason="ping timed out")  # Tornado's own words
         deadline = (index + self.deadline) % self.ticks
         for beat in list(self.pinged[index]):
@@ -145,7 +141,6 @@ class Heartbeat:
                 continue
             protocol._received_pong = False
             protocol.write_ping(b"")
-            self.pings_sent += 1
             beat.due = deadline
             self.awaiting[deadline].add(beat)
         self._expire(time.time())

@@ -69,7 +69,6 @@ async def test_a_socket_is_pinged_once_per_turn_and_stays_while_it_answers():
         assert protocol.pings == turn
         protocol._received_pong = True  # the pong comes back before the deadline
     assert protocol.closed is None
-    assert heartbeat.pings_sent == 3 and heartbeat.timed_out == 0
     protocol.close()
     assert heartbeat.members == 0 and heartbeat._timer is None
 
@@ -86,7 +85,7 @@ async def test_a_socket_without_a_pong_is_closed_at_its_deadline_not_before():
     assert mute.closed is None
     heartbeat.run()
     assert mute.closed == "ping timed out" and answering.closed is None
-    assert heartbeat.timed_out == 1 and heartbeat.members == 1  # the closed one left
+    assert heartbeat.members == 1  # the closed one left
     for _ in range(3):  # the answering socket's next ping comes a whole turn after its last
         heartbeat.run()
     assert answering.pings == 2 and mute.pings == 1
