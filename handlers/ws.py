@@ -43,9 +43,6 @@ class EventSocketHandler(HandshakeMixin):
         self.path_kwargs: dict[str, str] = {}
         self.open_args: tuple[Any, ...] = ()
         self.open_kwargs: dict[str, Any] = {}
-        # Which of an event's shared frames this connection is sent (hub.events JSON, DEFLATE,
-        # PROTOBUF flags), fixed when the socket opens.
-        self._variant = JSON
         self.ctx = ctx
         self.principal: Principal | None = None
         self.client: Client | None = None
@@ -67,13 +64,13 @@ class EventSocketHandler(HandshakeMixin):
             return
         self.set_nodelay(True)
         self._cap_send_buffer()
-        self._variant = self._wire_variant()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, name=sys.intern(caller.name))
-        # For the hub's direct path (Client.sock), which opens once the held 101 and welcome
+        # Which of an event's shared frames this socket is sent (fixed now), and its stream
+        # for the hub's direct path (Client.sock), which opens once the held 101 and welcome
         # are written (write_held).
+        self.client.variant = self._wire_variant()
         self.client.stream = self.ws_connection.stream  # type: ignore[union-attr]
-        self.client.variant = self._variant
         # The 101 response leaves with the welcome, in the iteration's last send() (the hub's
         # WriteBatch holds it and everything sent to this socket until then).
         self.ctx.hub.writes.arm()
@@ -103,7 +100,7 @@ class EventSocketHandler(HandshakeMixin):
     @property
     def protobuf(self) -> bool:
         """Whether this connection speaks events.v1.protobuf (binary requests and events)."""
-        return bool(self._variant & PROTOBUF)
+        return self.client is not None and bool(self.client.variant & PROTOBUF)
 
     def _detach_stream(self) -> IOStream:
         # Tornado also plants seven guard attributes (write, finish, ...) on every handler
@@ -221,8 +218,9 @@ class EventSocketHandler(HandshakeMixin):
         conn = self.ws_connection
         if conn is None or conn.is_closing():
             return True
-        frame = event.frames[self._variant] or event.frame_for(self._variant)
         client = self.client
+        variant = client.variant if client is not None else JSON
+        frame = event.frames[variant] or event.frame_for(variant)
         held = client.held if client is not None else None
         if held is None and (client is None or not self.ctx.hub.writes.holding):
             written = transport.write_frame(conn.stream, frame)  # type: ignore[attr-defined]
