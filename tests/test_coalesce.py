@@ -190,9 +190,8 @@ async def test_nothing_follows_the_close_frame_while_the_client_has_not_answered
     closing, client_id, counter = await open_counted(api, closing_user["access_token"])
     other, _, _ = await open_counted(api, other_user["access_token"])
     api.ctx.hub.clients[client_id].conn.close(4000, "bye")
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: not api.ctx.hub.writes.holding, what="the iteration's flush")
     assert client_id in api.ctx.hub.clients  # the close handshake is still under way
-    assert not api.ctx.hub.writes.holding  # the broadcast below is its iteration's first
     counter.sends.clear()
     burst(api, 0, 1)
     assert counter.sends == []
