@@ -22,10 +22,11 @@ from handlers.heartbeat import Heartbeat
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
 from hub.hub import Hub
-from hub.nodestats import ClusterStats, LocalStats, RedisStats
+from hub.nodestats import ClusterStats, LocalStats
 from hub.notify import HubNotifier
 from hub.presence import ONLINE
-from hub.redispresence import RedisPresence
+from hub.redis.presence import RedisPresence
+from hub.redis.stats import RedisStats
 from models.db import Runner
 from services.alerts import AlertService
 from services.auth import AuthService, LoginLimits
@@ -147,7 +148,7 @@ def make_broker(settings: Settings) -> tuple[Broker, Any]:
     """Returns the broker --broker asks for and the shared Redis client (None for memory)."""
     if settings.broker != "redis":
         return MemoryBroker(log=MemoryLog(settings.history_size, settings.history_ttl)), None
-    from hub.redis_broker import RedisBroker
+    from hub.redis.broker import RedisBroker
 
     shared, listener = make_redis(settings)
     return RedisBroker(shared, listener, settings.redis_prefix, settings.history_size,

@@ -4,7 +4,7 @@ Presence is per user, not per connection: a user joins a key (a channel, or ONLI
 whole server) with their first connection there and leaves when the last one has gone and
 has not come back within the grace (5 s), so a page reload does not flap. The hub feeds it
 connection changes; it reports joins and leaves through a callback. `MemoryPresence` keeps
-state for one node; `hub.redispresence.RedisPresence` shares it across the nodes of a cluster.
+state for one node; `hub.redis.presence.RedisPresence` shares it across the nodes of a cluster.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from app import make_hub
 from auth.sharedlimit import SharedRateLimiter
 from hub.broker import MemoryBroker
 from hub.client import Client
-from hub.nodestats import LocalStats, RedisStats
+from hub.nodestats import LocalStats
+from hub.redis.stats import RedisStats
 
 
 @pytest.mark.gen_test(timeout=20)
@@ -139,7 +140,7 @@ async def test_one_node_is_the_only_entry_of_nodes():
 async def test_without_redis_stats_and_presence_answer_for_this_node():
     """Redis unreachable: /ws/stats answers with this node alone, and the presence read with
     this node's members, instead of failing."""
-    from hub.redispresence import RedisPresence
+    from hub.redis.presence import RedisPresence
 
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0",
                                      socket_connect_timeout=0.5)

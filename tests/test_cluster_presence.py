@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redistest import REDIS_URL, redis_prefix  # noqa: F401 (fixture)
 
 from hub.presence import ONLINE
-from hub.redispresence import RedisPresence
+from hub.redis.presence import RedisPresence
 
 GRACE = 0.4
 

@@ -13,7 +13,7 @@ from conftest import IN_CI
 from serverproc import free_port, wait_for
 
 from hub.presence import ONLINE
-from hub.redispresence import RedisPresence
+from hub.redis.presence import RedisPresence
 
 GRACE = 0.6
 

@@ -13,8 +13,8 @@ from cluster import need_redis
 from hub import codec
 from hub.events import Event
 from hub.messages import ALL, CloseUser, Message, Publication, SetRole, ToChannel
-from hub.redis_broker import RedisBroker
-from hub.redis_log import RedisLog
+from hub.redis.broker import RedisBroker
+from hub.redis.log import RedisLog
 
 STREAM = "room:x"
 
@@ -169,7 +169,7 @@ async def test_a_node_whose_bus_was_cut_applies_the_controls_and_events_it_misse
     once each and in order."""
     from redis.asyncio import Redis
 
-    monkeypatch.setattr("hub.redis_broker.backoff", lambda attempt: 1.0)
+    monkeypatch.setattr("hub.redis.broker.backoff", lambda attempt: 1.0)
     url = need_redis()
     prefix = f"t{uuid.uuid4().hex[:12]}"
     sender = RedisBroker(Redis.from_url(url), Redis.from_url(url), prefix)

@@ -2,7 +2,7 @@
 
 Every node listens on one pub/sub channel (`<prefix>:bus`) and applies what arrives there in
 Redis's order, the publishing node included: a logged publication is numbered, appended to
-its stream's history and published in one Lua script (hub/redis_scripts.py), so offsets
+its stream's history and published in one Lua script (hub/redis/scripts.py), so offsets
 increase in delivery order on every node. Controls travel the same way, so they keep their
 place after what the node published before them. What a node publishes goes out through one
 queue, one pipeline at a time, so its own messages keep their order. A lost connection is
@@ -27,8 +27,8 @@ from hub.broker import Handler, new_node_id
 from hub.disconnect import FELL_BEHIND
 from hub.history import StreamUnavailable, new_epoch
 from hub.messages import FEED, CloseStream, Message, Publication
-from hub.redis_log import CONTROLS, REDIS_ERRORS, RedisLog
-from hub.redis_scripts import PUBLISH_LUA, Keys
+from hub.redis.log import CONTROLS, REDIS_ERRORS, RedisLog
+from hub.redis.scripts import PUBLISH_LUA, Keys
 
 __all__ = ["RedisBroker", "backoff"]
 

@@ -22,7 +22,7 @@ import logging
 from typing import Any
 
 from hub.presence import GRACE_SECONDS, ChangeHandler, Member
-from hub.presencescripts import EXPIRE, HEARTBEAT, SET, SWEEP
+from hub.redis.scripts import PRESENCE_EXPIRE, PRESENCE_HEARTBEAT, PRESENCE_SET, PRESENCE_SWEEP
 
 __all__ = ["RedisPresence", "HEARTBEAT_SECONDS", "NODE_TTL_SECONDS"]
 
@@ -61,8 +61,9 @@ class RedisPresence:
         self._task: asyncio.Task | None = None
         self._ticker: asyncio.Task | None = None
         self._scripts = {name: redis.register_script(text) for name, text in
-                         (("set", SET), ("heartbeat", HEARTBEAT), ("sweep", SWEEP),
-                          ("expire", EXPIRE))}
+                         (("set", PRESENCE_SET), ("heartbeat", PRESENCE_HEARTBEAT),
+                          ("sweep", PRESENCE_SWEEP),
+                          ("expire", PRESENCE_EXPIRE))}
         self.healthy = True
         self.stopped = False  # set by close(): the loops end even if a Redis call ate the cancel
         self._expiring: set[asyncio.Task] = set()

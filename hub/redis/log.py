@@ -1,6 +1,6 @@
 """The StreamLog of the Redis broker: Redis numbers and keeps every stream, each node mirrors.
 
-Redis is the sequencer and the recovery log (hub/redis_scripts.py). Each node keeps a mirror
+Redis is the sequencer and the recovery log (hub/redis/scripts.py). Each node keeps a mirror
 of every stream it has seen (a MemoryLog without reservations): its epoch, the last offset
 this node delivered to its own connections (`last`), and the recent entries up to it. The
 mirror only grows by applying entries in offset order, so `(floor, last]` is always exactly
@@ -26,7 +26,7 @@ from typing import Any
 from hub import codec
 from hub.history import Entry, MemoryLog, Recovery, StreamUnavailable, new_epoch, parse_offset
 from hub.messages import Message, Publication
-from hub.redis_scripts import POSITION_LUA, Keys
+from hub.redis.scripts import POSITION_LUA, Keys
 
 __all__ = ["RedisLog", "REDIS_ERRORS", "CONTROLS"]
 
