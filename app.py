@@ -1,11 +1,9 @@
-"""Builds the Tornado application: shared context, route table and settings."""
+"""Builds the application: wires the context (context.py), the route table and settings."""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import tornado.web
@@ -14,11 +12,12 @@ from auth.jwt import TokenIssuer, load_or_create_secret
 from auth.ratelimit import RateLimiter
 from auth.sharedlimit import SharedRateLimiter
 from config import Settings
+from context import Context
+from edge.access_log import log_request
+from edge.application import EdgeApplication, SafeStaticFileHandler
+from edge.heartbeat import Heartbeat
 from handlers import admin, auth, health, metrics, pages, rooms, users, ws, wsadmin
-from handlers.access_log import log_request
-from handlers.base import NotFoundHandler
-from handlers.edge import EdgeApplication, SafeStaticFileHandler, TooLargeHandler
-from handlers.heartbeat import Heartbeat
+from handlers.base import NotFoundHandler, TooLargeHandler
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
 from hub.hub import Hub
@@ -43,78 +42,9 @@ from services.users import UserService
 
 __all__ = [
     "Context", "make_context", "make_app", "make_metrics_app", "make_hub", "routes", "ROOT",
-]
+]  # Context is re-exported for callers that build and hold one (main.py, tests)
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-
-
-@dataclass
-class Context:
-    """Handed to handlers through initialize(); one per running application."""
-
-    settings: Settings
-    run: Runner
-    hash: Runner
-    issuer: TokenIssuer
-    broker: Broker
-    hub: Hub
-    notifier: HubNotifier
-    auth: AuthService
-    users: UserService
-    alerts: AlertService
-    health: HealthMonitor
-    rooms: RoomService
-    messages: MessageService
-    inbound: Inbound
-    ws_connect_limiter: RateLimiter | None
-    relay: Relay
-    streams: StreamStore | None  # None for a broker that keeps its own stream state
-    metrics: Metrics
-    stats: ClusterStats  # GET /ws/stats: this node's counts, or every node's
-    heartbeat: Heartbeat  # every socket's pings, pong deadlines and token expiry, one timer
-    # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
-    # broker's commands, and anything else a cluster keeps in Redis, go through it.
-    redis: Any = None
-
-    async def start(self) -> None:
-        """Restores the streams and publishes every unpublished outbox row (before serving);
-        in a cluster, joins the shared presence and stats."""
-        if self.streams is not None:
-            await self.streams.load()
-        await self.relay.start()
-        if isinstance(self.hub.presence, RedisPresence):
-            await self.hub.presence.start()
-        await self.stats.start()
-
-    async def leave_cluster(self) -> None:
-        """Withdraws this node's presence entries and stats (after its sockets are closed)."""
-        if isinstance(self.hub.presence, RedisPresence):
-            await self.hub.presence.close()
-        await self.stats.close()
-
-    async def stop(self) -> None:
-        """Flushes the relay's marks and room messages, then saves the streams (clean only if
-        everything they numbered is stored)."""
-        feed_clean = await self.relay.close()
-        await self.messages.close()
-        if self.streams is not None:
-            await self.streams.save_clean(feed_clean=feed_clean,
-                                          rooms_clean=not self.messages.lost)
-        await self.leave_cluster()
-
-    def rate_limiters(self) -> Iterator[RateLimiter]:
-        """Yields every rate limiter, named, for the metrics collector."""
-        if self.ws_connect_limiter is not None:
-            yield self.ws_connect_limiter
-        # Found by attribute, so LoginLimits needs no metrics code of its own.
-        for value in vars(self.auth.limits).values():
-            if isinstance(value, RateLimiter):
-                yield value
-
-    def shutdown_pools(self) -> None:
-        """Stops the database and hashing thread pools after their running jobs."""
-        self.run.shutdown()
-        self.hash.shutdown()
 
 
 def make_hub(broker: Broker, **options: Any) -> Hub:
@@ -239,7 +169,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
 
 def upgrade_route(ctx: Context) -> tuple[str, type, dict[str, Any]]:
     """Returns the WebSocket route, which the server's upgrade lane also serves
-    (handlers/upgrade.py)."""
+    (edge/lane.py)."""
     return (r"/ws", ws.EventSocketHandler, {"ctx": ctx})
 
 
@@ -285,6 +215,7 @@ def make_app(ctx: Context) -> tornado.web.Application:
         trusted_proxies=s.trusted_proxies,
         body_limit=s.max_body_size,
         hsts=s.hsts,
+        too_large_handler=TooLargeHandler,
         template_path=os.path.join(ROOT, "templates"),
         static_path=os.path.join(ROOT, "static"),
         websocket_ping_interval=s.ping_interval,

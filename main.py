@@ -11,12 +11,14 @@ import sys
 import tornado.httpserver
 from tornado.ioloop import IOLoop
 
-from app import Context, make_app, make_context, make_metrics_app, upgrade_route
+from app import make_app, make_context, make_metrics_app, upgrade_route
 from config import ConfigError, Settings, parse_args
-from handlers.log_format import JsonFormatter, TextFormatter
-from handlers.server import EdgeServer, Housekeeper
+from context import Context
+from edge import internals
+from edge.housekeeper import Housekeeper
+from edge.log_format import JsonFormatter, TextFormatter
+from edge.server import EdgeServer
 from hub.disconnect import SHUTTING_DOWN
-from hub.transport import check_tornado_internals
 from models.db import init_db
 from services.rooms import ensure_lobby
 
@@ -63,7 +65,7 @@ def configure_logging(debug: bool, log_format: str = "text") -> None:
 
 async def serve(settings: Settings) -> None:
     """Runs the server until SIGTERM or SIGINT, then closes every socket with 1001 and exits."""
-    check_tornado_internals()
+    internals.check()
     init_db(settings.effective_database_url)
     ensure_lobby()
     ctx = make_context(settings)

@@ -6,19 +6,22 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tornado.log import app_log
+import tornado.web
+from tornado import httputil
+from tornado.log import app_log, gen_log
 from tornado.web import HTTPError, RequestHandler
 
-from handlers.access_log import redact
+from edge.access_log import redact
 from services import jsonlimits
 from services.errors import AuthenticationError, PermissionDenied, ServiceError
 from services.principal import Principal
 
 if TYPE_CHECKING:
-    from app import Context
+    from context import Context
 
 __all__ = [
-    "ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "bearer_token", "human_size",
+    "ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "TooLargeHandler", "bearer_token",
+    "human_size",
 ]
 
 log = logging.getLogger("api")
@@ -46,11 +49,17 @@ def bearer_token(handler: RequestHandler) -> str | None:
 
 
 class ErrorEnvelopeMixin(RequestHandler):
-    """Renders every error as {"success": false, "error": {"code", "message"}}."""
+    """Renders every error as {"success": false, "error": {"code", "message"}}.
+
+    A ServiceError raised while handling a request is an answer, not a fault: Tornado's
+    send_error() passes it here with status 500, and the response takes the error's own
+    status; it is not logged.
+    """
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ServiceError):
+            self.set_status(exc.status)
             code, message = exc.code, exc.message
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None:
@@ -60,31 +69,37 @@ class ErrorEnvelopeMixin(RequestHandler):
             code = _HTTP_CODES.get(status_code, "error")
         else:
             code = _HTTP_CODES.get(status_code, "internal_error")
-            message = self._reason if status_code < 500 else "internal server error"
+            message = (_reason_phrase(status_code, exc, kwargs.get("reason")) if status_code < 500
+                       else "internal server error")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish({"success": False, "error": {"code": code, "message": message}})
-
-    def _request_summary(self) -> str:
-        """Tornado's summary for its warning and error log lines, with token values redacted."""
-        request = self.request
-        return f"{request.method} {redact(request.uri or '')} ({request.remote_ip})"
 
     def log_exception(
         self, typ: type[BaseException] | None, value: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Logs like Tornado, minus its repr of the request, which holds the raw query string."""
+        """Logs like Tornado, but with token values redacted from the request line and without
+        its repr of the request (which holds the raw query string); not a ServiceError."""
+        if isinstance(value, ServiceError):
+            return
+        request = self.request
+        summary = f"{request.method} {redact(request.uri or '')} ({request.remote_ip})"
         if isinstance(value, HTTPError):
-            super().log_exception(typ, value, tb)
+            message = value.get_message()
+            if message:
+                gen_log.warning("%d %s: %s", value.status_code, summary, message)
         else:
-            app_log.error("Uncaught exception %s", self._request_summary(),
+            app_log.error("Uncaught exception %s", summary,
                           exc_info=(typ, value, tb))  # type: ignore[arg-type]
 
-    def _handle_request_exception(self, e: BaseException) -> None:
-        if isinstance(e, ServiceError) and not self._finished:
-            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
-            return
-        super()._handle_request_exception(e)  # type: ignore[misc]
+
+def _reason_phrase(status_code: int, exc: BaseException | None, reason: str | None) -> str:
+    """Returns the reason phrase Tornado's response line carries for an error."""
+    if reason:
+        return reason
+    if isinstance(exc, HTTPError) and exc.reason:
+        return exc.reason
+    return httputil.responses.get(status_code, "Unknown")
 
 
 class ApiHandler(ErrorEnvelopeMixin):
@@ -139,3 +154,20 @@ class NotFoundHandler(ApiHandler):
 
     def prepare(self) -> None:
         raise HTTPError(404, "no such endpoint: %s", self.request.path)
+
+
+@tornado.web.stream_request_body
+class TooLargeHandler(ErrorEnvelopeMixin):
+    """Answers 413 as soon as the headers declare a body over the limit, reading none of it."""
+
+    def initialize(self, limit: int) -> None:
+        self.limit = limit
+
+    def prepare(self) -> None:
+        raise HTTPError(413, "request body is larger than the %s limit", human_size(self.limit))
+
+    def check_xsrf_cookie(self) -> None:
+        """Nothing to check: the request is refused before its body."""
+
+    def data_received(self, chunk: bytes) -> None:
+        """Discards what arrives before the connection closes."""

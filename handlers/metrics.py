@@ -14,8 +14,8 @@ from handlers.base import ApiHandler, bearer_token
 from services.errors import PermissionDenied
 
 if TYPE_CHECKING:
-    from app import Context
     from config import Network
+    from context import Context
 
 __all__ = ["MetricsHandler", "client_address", "address_allowed"]
 

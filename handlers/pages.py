@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from tornado.web import RequestHandler
 
 if TYPE_CHECKING:
-    from app import Context
+    from context import Context
 
 __all__ = ["PageHandler", "DashboardHandler", "TestClientHandler", "CONTENT_SECURITY_POLICY"]
 

@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 from tornado.httputil import HTTPHeaders
 from tornado.websocket import WebSocketHandler
 
-from handlers import wsframes
-from handlers.access_log import redact
+from edge import internals
+from edge.access_log import redact
+from edge.protocol import StrictProtocol, strict_protocol
 from handlers.base import ErrorEnvelopeMixin, bearer_token
 from hub import protowire
 from hub.events import DEFLATE, JSON, PROTOBUF
@@ -20,13 +21,14 @@ from services.errors import (
     AuthenticationError,
     PermissionDenied,
     RateLimited,
+    ServiceError,
     ValidationError,
 )
 from services.principal import Principal
 from services.streams import StreamBusy
 
 if TYPE_CHECKING:
-    from app import Context
+    from context import Context
 
 __all__ = ["HandshakeMixin", "SUBPROTOCOLS", "TooManyConnections"]
 
@@ -68,11 +70,14 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
 
     ctx: Context
     principal: Principal | None
+    # What prepare() refuses an upgrade with: answered with the error envelope, no traceback
+    # (the upgrade lane, edge/lane.py, reads this).
+    refusals: tuple[type[Exception], ...] = (ServiceError,)
 
     async def prepare(self) -> None:
         stream = getattr(self.request.connection, "stream", None)
         if getattr(stream, "refusal", None) is not None:
-            raise _take_refusal(stream)  # the upgrade lane refused it (handlers/upgrade.py)
+            raise _take_refusal(stream)  # the upgrade lane refused it (edge/lane.py)
         limiter = self.ctx.ws_connect_limiter
         if limiter is not None:
             wait = await limiter.acheck_and_hit(self.request.remote_ip or "")
@@ -98,7 +103,8 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Counts the refused upgrade by reason, then renders the error envelope."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        reason = _REFUSALS.get(type(exc), "bad_request" if status_code < 500 else "error")
+        status = exc.status if isinstance(exc, ServiceError) else status_code
+        reason = _REFUSALS.get(type(exc), "bad_request" if status < 500 else "error")
         self.ctx.metrics.handshake_failed(reason)
         super().write_error(status_code, **kwargs)
 
@@ -122,16 +128,15 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
                 return name
         return None
 
-    def get_websocket_protocol(self) -> Any:
-        return wsframes.strict_protocol(self)  # RFC 6455 close codes for protocol errors
+    def get_websocket_protocol(self) -> StrictProtocol | None:
+        return strict_protocol(self)  # RFC 6455 close codes for protocol errors
 
     # -- setting up the upgraded socket (open() calls these) -----------------------------
 
     def _wire_variant(self) -> int:
         """Returns which shared frames this connection gets: its format, deflated or not."""
-        conn = self.ws_connection
         variant = PROTOBUF if self.selected_subprotocol == protowire.SUBPROTOCOL else JSON
-        if getattr(conn, "_compressor", None) is not None:  # permessage-deflate was agreed
+        if isinstance(self.ws_connection, StrictProtocol) and self.ws_connection.compressing:
             variant |= DEFLATE
         return variant
 
@@ -142,7 +147,7 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         default) before the hub's own backlog limits (256 messages, 1 MiB) even start to count.
         """
         size = self.ctx.settings.socket_send_buffer
-        stream = self.ws_connection.stream if self.ws_connection else None  # type: ignore[attr-defined]
+        stream = self.ws_connection.stream if self.ws_connection else None
         if size and stream is not None and stream.socket is not None:
             stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
@@ -159,4 +164,4 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         request.query_arguments = request.arguments = {}
         request.uri = redact(request.uri or "")
         request.query = ""
-        self._headers = _NO_HEADERS
+        internals.shed_headers(self, _NO_HEADERS)

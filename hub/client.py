@@ -5,21 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
-from hub.events import JSON, Encoded
+from hub.events import JSON
 
 if TYPE_CHECKING:
     import socket
-
-    from tornado.iostream import IOStream
 
 __all__ = ["Connection", "Client"]
 
 
 class Connection(Protocol):
-    """What the hub needs from a socket; the WebSocket handler and test fakes implement it."""
+    """What the hub needs of a socket: write a frame, report its backlog, close with a code.
 
-    def send(self, event: Encoded) -> bool:
-        """Writes without waiting; True if nothing is left queued for this connection.
+    The WebSocket handler (edge/socket.py) and test fakes implement it.
+    """
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Writes a pre-framed message without waiting; True if nothing is left queued.
 
         A socket may hold the frame until the end of the IOLoop iteration and then write all
         it holds in one send() (hub/transport.py WriteBatch, which settles it then).
@@ -32,7 +33,7 @@ class Connection(Protocol):
     def backlog(self) -> tuple[int, int]:
         """Returns (queued messages, unsent bytes)."""
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
         """Starts a close handshake with code and reason."""
 
 
@@ -43,7 +44,7 @@ class Client:
     """One registered connection: who it belongs to and which session and role it carries."""
 
     __slots__ = ("id", "conn", "user_id", "role", "session_id", "token_version", "name",
-                 "channels", "held", "held_size", "sock", "stream", "variant")
+                 "channels", "held", "held_size", "sock", "variant")
 
     def __init__(
         self,
@@ -72,13 +73,13 @@ class Client:
         self.held_size = 0
         # The direct path (hub/transport.py write_direct), which the first fan-out of an
         # IOLoop iteration takes: `sock` is the connection's socket while nothing is queued
-        # on its stream and no close frame has gone out, else None; `stream` takes the rest
-        # of a frame the kernel did not; `variant` is which of an event's shared frames the
-        # socket is sent (hub.events JSON, DEFLATE, PROTOBUF flags). The socket handler keeps
-        # them in step. With `sock` None every frame goes through conn.send() (test fakes
-        # always), which checks the stream's queue and the close itself.
+        # on it and no close frame has gone out, else None (the connection keeps it in
+        # step). With `sock` None every frame goes through conn.write_frame() (test fakes
+        # always),
+        # which checks the queue and the close itself.
         self.sock: socket.socket | None = None
-        self.stream: IOStream | None = None
+        # Which of an event's shared frames this connection is sent (hub.events JSON,
+        # DEFLATE, PROTOBUF flags), fixed when it opens.
         self.variant = JSON
 
     def __repr__(self) -> str:

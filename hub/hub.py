@@ -31,7 +31,7 @@ from hub.messages import (
 from hub.presence import ONLINE, MemoryPresence, Presence
 from hub.replay import Replay
 from hub.stats import Stats
-from hub.transport import WriteBatch, backlog, write_direct
+from hub.transport import WriteBatch, write_direct
 from hub.typing import Typing
 
 __all__ = ["Hub", "MAX_QUEUED_MESSAGES", "MAX_UNSENT_BYTES"]
@@ -266,21 +266,20 @@ class Hub(Controls, Replay, Stats):
         # set straight from here (transport.write_direct): the socket handler and its Tornado
         # protocol and stream stay cold, which measured 0.75x the CPU per delivery at 6k-8k
         # sockets. Held frames, later fan-outs of the iteration and sockets with bytes queued
-        # or closing go through conn.send().
+        # or closing go through conn.write_frame().
         direct = not self.writes.holding
         frames = event.frames
         for client in recipients:
+            variant = client.variant
+            frame = frames[variant] or event.frame_for(variant)
             try:
-                if direct and client.sock is not None and client.held is None:
-                    variant = client.variant
-                    if write_direct(client, frames[variant] or event.frame_for(variant)):
+                sock = client.sock
+                if direct and sock is not None and client.held is None:
+                    if write_direct(client, sock, frame):
                         continue
-                    queued, unsent = backlog(client.stream)  # type: ignore[arg-type]
-                else:
-                    conn = client.conn
-                    if conn.send(event):
-                        continue
-                    queued, unsent = conn.backlog()
+                elif client.conn.write_frame(frame):
+                    continue
+                queued, unsent = client.conn.backlog()
             except Exception:  # one broken connection must not stop the fan-out
                 log.exception("send to %r failed", client)
                 slow.append(client)

@@ -14,9 +14,10 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from app import Context, make_app, make_context, upgrade_route
+from app import make_app, make_context, upgrade_route
 from config import Settings
-from handlers.server import EdgeServer
+from context import Context
+from edge.server import EdgeServer
 from models import db as dbmod
 from models.user import User
 from services.rooms import ensure_lobby

@@ -23,7 +23,7 @@ from app import ROOT
 from auth import passwords
 from auth.jwt import load_or_create_secret
 from config import ConfigError, Settings, build_parser, env_of, flag_of, option_fields, parse_args
-from handlers.access_log import redact
+from edge.access_log import redact
 
 # Every environment variable the CLI reads; subprocesses run without any of them.
 CLI_ENV = tuple(env_of(f) for f in option_fields())

@@ -8,14 +8,14 @@ import time
 import pytest
 from wsutil import RawClient, wait_until
 
-from handlers.heartbeat import Beat, Heartbeat
+from edge.heartbeat import Beat, Heartbeat
 
 
 class FakeProtocol:
-    """What the wheel uses of Tornado's WebSocket protocol."""
+    """What the wheel uses of the WebSocket protocol (edge.heartbeat.Pinged)."""
 
     def __init__(self) -> None:
-        self._received_pong = False
+        self.pong_received = False
         self._ping_coroutine = None
         self.pings = 0
         self.closed: str | None = None
@@ -23,8 +23,8 @@ class FakeProtocol:
     def is_closing(self) -> bool:
         return self.closed is not None
 
-    def write_ping(self, data: bytes) -> None:
-        assert data == b""
+    def ping(self) -> None:
+        self.pong_received = False
         self.pings += 1
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
@@ -67,7 +67,7 @@ async def test_a_socket_is_pinged_once_per_turn_and_stays_while_it_answers():
             assert protocol.pings == turn - 1
         heartbeat.run()  # the fifth tick of the turn: its slot
         assert protocol.pings == turn
-        protocol._received_pong = True  # the pong comes back before the deadline
+        protocol.pong_received = True  # the pong comes back before the deadline
     assert protocol.closed is None
     protocol.close()
     assert heartbeat.members == 0 and heartbeat._timer is None
@@ -80,7 +80,7 @@ async def test_a_socket_without_a_pong_is_closed_at_its_deadline_not_before():
     for _ in range(5):
         heartbeat.run()
     assert mute.pings == answering.pings == 1
-    answering._received_pong = True
+    answering.pong_received = True
     heartbeat.run()  # one tick after the ping: the deadline is two
     assert mute.closed is None
     heartbeat.run()
@@ -105,7 +105,7 @@ async def test_sockets_joining_at_different_ticks_are_pinged_at_different_ticks(
         heartbeat.run()
         assert sum(p.pings for p in protocols) - sum(before) == 1  # one socket per tick
         for p in protocols:
-            p._received_pong = True
+            p.pong_received = True
     assert all(p.pings == 1 for p in protocols)
     for p in protocols:
         p.close()

@@ -158,7 +158,7 @@ def test_replay_then_live_never_gaps_or_duplicates(ops, size):
         if position and not recovery.recovered:
             lost = True
         for event in missed:
-            conn.send(event)
+            conn.write_frame(event.frame)
         hub.register(client)
         position.update(epoch=recovery.epoch, offset=recovery.offset)
 

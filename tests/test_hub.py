@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 
 import pytest
 from fakeclock import FakeClock
@@ -12,7 +13,7 @@ from hub import feed
 from hub.broker import MemoryBroker
 from hub.client import Client
 from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED, SHUTTING_DOWN
-from hub.events import Encoded, Event, EventType
+from hub.events import Event, EventType
 from hub.hub import MAX_QUEUED_MESSAGES, MAX_UNSENT_BYTES, Hub
 from hub.messages import (
     ADMINS,
@@ -44,25 +45,43 @@ def new_hub(**limits: int) -> Hub:
     return hub
 
 
+class Sent:
+    """A frame a fake connection was given, with its JSON text decoded."""
+
+    def __init__(self, frame: bytes) -> None:
+        self.frame = frame
+        length, start = frame[1] & 0x7F, 2
+        if length == 126:
+            length, start = struct.unpack_from("!H", frame, 2)[0], 4
+        elif length == 127:
+            length, start = struct.unpack_from("!Q", frame, 2)[0], 10
+        self.payload = frame[start:start + length]
+        self.text = self.payload.decode("utf-8")
+        self.type = json.loads(self.text)["type"]
+
+
 class FakeConn:
     """A connection that records what the hub does to it."""
 
     def __init__(self, backlog: tuple[int, int] = (0, 0), fail: bool = False) -> None:
-        self.sent: list[Encoded] = []
-        self.closed: list[tuple[int, str]] = []
+        self.sent: list[Sent] = []
+        self.closed: list[tuple[int | None, str | None]] = []
         self.queue = backlog
         self.fail = fail
 
-    def send(self, event: Encoded) -> bool:
+    def write_frame(self, frame: bytes) -> bool:
         if self.fail:
             raise OSError("broken pipe")
-        self.sent.append(event)
+        self.sent.append(Sent(frame))
         return self.queue == (0, 0)
+
+    def write_held(self, last: bool = False) -> bool:
+        return True
 
     def backlog(self) -> tuple[int, int]:
         return self.queue
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
         self.closed.append((code, reason))
 
     @property
@@ -195,7 +214,7 @@ def test_unknown_target_kind_raises():
 
 
 def test_event_is_encoded_once_and_same_bytes_reach_every_recipient(monkeypatch):
-    """One publish serialises once; every recipient gets the identical Encoded object."""
+    """One publish serialises once; every recipient gets the identical frame bytes."""
     hub = new_hub()
     fakes = [connect(hub, uid, "admin" if uid % 2 else "user")[1] for uid in range(1, 7)]
     calls = []
@@ -209,9 +228,8 @@ def test_event_is_encoded_once_and_same_bytes_reach_every_recipient(monkeypatch)
     hub.publish(alert("once"), ALL)
     assert len(calls) == 1
     first = fakes[0].sent[0]
-    assert all(f.sent[0] is first for f in fakes)
+    assert all(f.sent[0].frame is first.frame for f in fakes)  # the same bytes, made once
     assert json.loads(first.text)["data"] == {"message": "once"}
-    assert first.payload == first.text.encode()
     assert first.frame.endswith(first.payload)
 
 

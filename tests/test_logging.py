@@ -17,7 +17,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import websocket_connect
 
 from app import ROOT
-from handlers.log_format import TEXT_FORMAT, JsonFormatter, TextFormatter, scrub
+from edge.log_format import TEXT_FORMAT, JsonFormatter, TextFormatter, scrub
 
 
 @pytest.fixture

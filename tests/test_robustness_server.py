@@ -9,7 +9,7 @@ import time
 import pytest
 from serverproc import ServerProcess, http_get, wait_for
 
-from handlers.server import FD_HEADROOM, default_max_connections
+from edge.server import FD_HEADROOM, default_max_connections
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import tornado.testing
 from test_metrics import value
 
-from handlers.server import EdgeServer
+from edge.server import EdgeServer
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

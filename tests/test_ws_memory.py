@@ -11,7 +11,7 @@ import pytest
 from conftest import next_event
 from tornado.websocket import websocket_connect
 
-from handlers import wsframes
+from edge import protocol as wsprotocol
 from handlers.ws import EventSocketHandler
 
 # A shared-key instance dict: its values array only (about 300 bytes on CPython 3.11-3.12); an
@@ -29,10 +29,10 @@ async def test_handlers_keep_shared_key_dicts_after_refusals_and_concurrent_hand
     class FreshHandler(EventSocketHandler):
         pass
 
-    class FreshProtocol(wsframes.StrictProtocol):
+    class FreshProtocol(wsprotocol.StrictProtocol):
         pass
 
-    monkeypatch.setattr(wsframes, "StrictProtocol", FreshProtocol)
+    monkeypatch.setattr(wsprotocol, "StrictProtocol", FreshProtocol)
 
     app.add_handlers(r".*$", [(r"/ws-fresh", FreshHandler, {"ctx": ctx})])
     data = await api.register()

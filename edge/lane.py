@@ -36,7 +36,7 @@ from tornado.httputil import (
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 
-from services.errors import ServiceError
+from edge import internals
 
 if TYPE_CHECKING:
     from tornado.web import Application, RequestHandler
@@ -87,6 +87,10 @@ class UpgradeLane:
                  *, head_timeout: float, max_head: int) -> None:
         self.app = app
         self.path, self.handler_class, self.kwargs = route
+        # The errors the handler's prepare() refuses an upgrade with (its class says which):
+        # answered as refusals, without a traceback; any other is a fault, logged as such.
+        self.refusals: tuple[type[Exception], ...] = getattr(
+            self.handler_class, "refusals", ())
         self.head_timeout, self.max_head = head_timeout, max_head
         # EdgeApplication's client address resolution (--trusted-proxies), which its router
         # applies to Tornado's requests.
@@ -143,14 +147,14 @@ class UpgradeLane:
         refusal: Exception | None = None
         try:
             await handler.prepare()  # type: ignore[misc]
-        except ServiceError as exc:  # answered by Tornado's handler, counted once
+        except self.refusals as exc:  # answered by Tornado's handler, counted once
             # Without its traceback, which would tie this frame, the stream and the error
             # into a reference cycle (garbage left for a full collection, per refusal).
             refusal = exc.with_traceback(None)
         except Exception as exc:  # a fault, not a refusal: Tornado's handler logs it (500)
             refusal = exc
         if refusal is not None:
-            handler._break_cycles()  # as finish() would: its ui namespace refers back to it
+            internals.break_cycles(handler)  # as finish() would
             stream.refusal = refusal  # type: ignore[attr-defined]
             self._hand_back(stream, head, context, http)
             return
@@ -208,8 +212,6 @@ class UpgradeLane:
         if stream.closed():
             return
         stream.set_close_callback(None)
-        # Private IOStream attributes (hub/transport.py STREAM_INTERNALS checks them).
-        stream._read_buffer[:0] = head  # type: ignore[attr-defined]
-        stream._read_buffer_size += len(head)  # type: ignore[attr-defined]
+        internals.unread(stream, head)
         self.handed_back += 1
         http(stream, context)

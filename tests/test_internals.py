@@ -1,4 +1,5 @@
-"""The fan-out's write fast path against a real Tornado IOStream, and text framing."""
+"""The Tornado internals the edge uses: stream writes against a real IOStream, the start-up
+check; and text framing."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import struct
 import pytest
 from tornado.iostream import IOStream
 
-from hub import transport
+from edge import internals
+from edge.internals import backlog, check, unread, write_frame, write_frames
 from hub.events import frame_text
-from hub.transport import backlog, check_tornado_internals, write_frame, write_frames
 
 
 @pytest.fixture
@@ -209,23 +210,43 @@ def test_installed_tornado_has_every_internal_the_fast_path_uses():
     import tornado
 
     assert tornado.version.startswith("6.6.")
-    check_tornado_internals()
+    check()
 
 
 def test_missing_stream_internal_fails_naming_the_tornado_version(monkeypatch):
     """If a future Tornado drops a stream attribute, start-up fails with the version named."""
     import tornado
 
-    monkeypatch.setattr(transport, "STREAM_INTERNALS", (*transport.STREAM_INTERNALS, "_gone"))
+    monkeypatch.setattr(internals, "STREAM_INTERNALS", (*internals.STREAM_INTERNALS, "_gone"))
     with pytest.raises(RuntimeError, match=rf"Tornado {re.escape(tornado.version)} lacks "
                                            r"IOStream\._gone"):
-        check_tornado_internals()
+        check()
 
 
-def test_missing_handler_detach_fails_naming_it(monkeypatch):
-    """If WebSocketHandler loses _detach_stream, start-up fails naming that method."""
-    from tornado.websocket import WebSocketHandler
+def test_missing_handler_method_fails_naming_it(monkeypatch):
+    """If RequestHandler loses _break_cycles, start-up fails naming that method."""
+    from tornado.web import RequestHandler
 
-    monkeypatch.delattr(WebSocketHandler, "_detach_stream")
-    with pytest.raises(RuntimeError, match=r"WebSocketHandler\._detach_stream"):
-        check_tornado_internals()
+    monkeypatch.delattr(RequestHandler, "_break_cycles")
+    with pytest.raises(RuntimeError, match=r"RequestHandler\._break_cycles"):
+        check()
+
+
+def test_missing_server_internal_fails_naming_it(monkeypatch):
+    """If Tornado's servers lose an attribute the accept handler registers with, start-up
+    fails naming it."""
+    monkeypatch.setattr(internals, "SERVER_INTERNALS", (*internals.SERVER_INTERNALS, "_gone"))
+    with pytest.raises(RuntimeError, match=r"HTTPServer\._gone"):
+        check()
+
+
+@pytest.mark.gen_test
+async def test_unread_bytes_are_read_again_before_what_the_socket_brings(pair):
+    """A head given back to the stream is read first, then the bytes still on the socket."""
+    stream, peer = pair
+    peer.send(b"world\n")
+    first = await stream.read_until(b"\n")
+    assert first == b"world\n"
+    unread(stream, b"hello ")
+    peer.send(b"again\n")
+    assert await stream.read_until(b"\n") == b"hello again\n"

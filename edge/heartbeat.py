@@ -22,11 +22,11 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from tornado.ioloop import PeriodicCallback
 
-__all__ = ["Heartbeat", "Beat"]
+__all__ = ["Heartbeat", "Beat", "Pinged"]
 
 
 class Expiring(Protocol):
@@ -36,13 +36,30 @@ class Expiring(Protocol):
         """Closes the socket because its access token has expired."""
 
 
+class Pinged(Protocol):
+    """A socket's WebSocket protocol, as the wheel pings it (edge/protocol.py StrictProtocol)."""
+
+    @property
+    def pong_received(self) -> bool:
+        """Whether a pong came back since the last ping()."""
+
+    def ping(self) -> None:
+        """Sends a ping."""
+
+    def is_closing(self) -> bool:
+        """Whether a close has begun."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Starts a close handshake."""
+
+
 class Beat:
     """A socket's place on the ping wheel. Tornado's protocol keeps it where it keeps its ping
     task (`_ping_coroutine`) and calls `cancel()` when the socket closes, as on the task."""
 
     __slots__ = ("heartbeat", "protocol", "slot", "due")
 
-    def __init__(self, heartbeat: Heartbeat, protocol: Any, slot: int) -> None:
+    def __init__(self, heartbeat: Heartbeat, protocol: Pinged, slot: int) -> None:
         self.heartbeat = heartbeat
         self.protocol = protocol
         self.slot = slot  # the ping slot
@@ -74,7 +91,7 @@ class Heartbeat:
 
     # -- pings ---------------------------------------------------------------------------
 
-    def join(self, protocol: Any) -> Beat:
+    def join(self, protocol: Pinged) -> Beat:
         """Puts a socket's protocol on the wheel; it is first pinged about an interval from now."""
         beat = Beat(self, protocol, self.index)
         self.pinged[self.index].add(beat)
@@ -132,15 +149,14 @@ class Heartbeat:
             self.awaiting[index] = set()
             for beat in due:
                 beat.due = -1
-                if not beat.protocol._received_pong:
+                if not beat.protocol.pong_received:
                     beat.protocol.close(reason="ping timed out")  # Tornado's own words
         deadline = (index + self.deadline) % self.ticks
         for beat in list(self.pinged[index]):
             protocol = beat.protocol
             if protocol.is_closing():
                 continue
-            protocol._received_pong = False
-            protocol.write_ping(b"")
+            protocol.ping()
             beat.due = deadline
             self.awaiting[deadline].add(beat)
         self._expire(time.time())

@@ -10,12 +10,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from tornado.http1connection import HTTP1ConnectionParameters, HTTP1ServerConnection
-from tornado.httpserver import HTTPServer, _HTTPRequestContext
+from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 
 from config import Settings
-from handlers.upgrade import UpgradeLane
+from edge import internals
+from edge.lane import UpgradeLane
 
 __all__ = ["EdgeServer", "default_max_connections", "FD_HEADROOM"]
 
@@ -72,7 +73,7 @@ class _CountedStream(IOStream):
 
 class EdgeServer(HTTPServer):
     """HTTPServer with a cap on open sockets, accept back-off, a separate head timeout and
-    the upgrade lane for WebSocket handshakes (handlers/upgrade.py).
+    the upgrade lane for WebSocket handshakes (edge/lane.py).
 
     `upgrade_route` is the (path, handler class, kwargs) of the WebSocket route the lane
     serves; without it every request goes through Tornado's HTTP/1.1 connection.
@@ -102,8 +103,7 @@ class EdgeServer(HTTPServer):
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         """Accepts on sockets with this server's own handler (back-off and cap)."""
         for sock in sockets:
-            self._sockets[sock.fileno()] = sock
-            self._handlers[sock.fileno()] = self._watch(sock)
+            internals.add_listener(self, sock, self._watch(sock))
 
     def _watch(self, sock: socket.socket) -> Any:
         loop = IOLoop.current()
@@ -135,7 +135,7 @@ class EdgeServer(HTTPServer):
             if self.open_sockets >= self.max_connections:
                 self._refuse(connection)
                 continue
-            self._handle_connection(connection, address)
+            self._serve_accepted(connection, address)
 
     def _refuse(self, connection: socket.socket) -> None:
         """Closes a connection over the cap at once (RST, no buffers kept)."""
@@ -159,7 +159,7 @@ class EdgeServer(HTTPServer):
         self._backoff = min(BACKOFF_MAX, self._backoff * 2)
 
     def _resume(self, sock: socket.socket) -> None:
-        if self._paused.pop(sock.fileno(), None) is not None and not self._stopped:
+        if self._paused.pop(sock.fileno(), None) is not None and not internals.stopped(self):
             IOLoop.current().add_handler(sock, lambda fd, events: self._accept(sock), IOLoop.READ)
 
     def _log_once(self, key: str, message: str, *args: Any) -> None:
@@ -168,7 +168,7 @@ class EdgeServer(HTTPServer):
             self._last_log[key] = now
             log.warning(message, *args)
 
-    def _handle_connection(self, connection: socket.socket, address: Any) -> None:
+    def _serve_accepted(self, connection: socket.socket, address: Any) -> None:
         self.open_sockets += 1
         try:
             stream = _CountedStream(self, connection, max_buffer_size=self.max_buffer_size,
@@ -187,17 +187,17 @@ class EdgeServer(HTTPServer):
     # -- per-connection timeouts -----------------------------------------------------------
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
-        context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
+        context = internals.request_context(self, stream, address)
         if self.lane is not None:
             self.lane.serve(stream, context, self.serve_http)
         else:
             self.serve_http(stream, context)
 
-    def serve_http(self, stream: IOStream, context: _HTTPRequestContext) -> None:
+    def serve_http(self, stream: IOStream, context: Any) -> None:
         """Serves a connection's requests with Tornado's HTTP/1.1 connection."""
         params = _ConnectionParameters(self.conn_params, self.head_timeout, self.idle_timeout)
         conn = HTTP1ServerConnection(stream, params, context)
-        self._connections.add(conn)
+        internals.track(self, conn)
         conn.start_serving(self)
 
     async def close_all_connections(self) -> None:
@@ -211,63 +211,3 @@ class EdgeServer(HTTPServer):
         if isinstance(params, _ConnectionParameters):
             params.requests += 1
         return super().start_request(server_conn, request_conn)
-
-
-def _malloc_trim() -> Any:
-    """Returns glibc's malloc_trim, or None where it does not exist."""
-    try:
-        import ctypes
-
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-class Housekeeper:
-    """Collects closed connections' garbage and gives freed heap back to the OS after churn.
-
-    tune_gc() makes full collections rare, so the reference cycles of closed sockets would
-    otherwise wait in the oldest generation for a long time. Every `interval` seconds, if at
-    least `threshold` sockets closed since the last run, this runs a full collection and
-    glibc's malloc_trim(0). With no churn it costs nothing.
-    """
-
-    def __init__(self, server: EdgeServer, interval: float = 5.0, threshold: int = 50) -> None:
-        self.server, self.interval, self.threshold = server, interval, threshold
-        self._seen = 0
-        self._timer: Any = None
-        self._trim = _malloc_trim()
-        self.runs = 0
-
-    def start(self) -> None:
-        """Starts the periodic check."""
-        from tornado.ioloop import PeriodicCallback
-
-        self._timer = PeriodicCallback(self.tick, self.interval * 1000)
-        self._timer.start()
-
-    def stop(self) -> None:
-        """Stops the periodic check."""
-        if self._timer is not None:
-            self._timer.stop()
-
-    def tick(self, force: bool = False) -> bool:
-        """Collects and trims if enough sockets closed since the last run; True if it ran.
-
-        A full collection scans every live object, so its pause grows with the sockets still
-        open: it runs only when the closed ones are at least half as many as the open ones
-        (and at least `threshold`). A burst of short HTTP requests beside 10k open sockets
-        (a login storm) then costs no pause; real churn still gets collected.
-        """
-        closed = self.server.closed_sockets
-        needed = max(self.threshold, self.server.open_sockets // 2)
-        if not force and closed - self._seen < needed:
-            return False
-        import gc
-
-        self._seen = closed
-        gc.collect()
-        if self._trim is not None:
-            self._trim(0)
-        self.runs += 1
-        return True

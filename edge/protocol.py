@@ -196,7 +196,10 @@ class StrictProtocol(WebSocketProtocol13):
         upgrade_headers = getattr(handler.application, "upgrade_headers", None)
         head.append(upgrade_headers() if upgrade_headers is not None else b"\r\n")
         handler.set_status(101)
-        self.stream = handler._detach_stream()
+        # RequestHandler.detach(), not Tornado's _detach_stream(), which also plants seven
+        # guard attributes (write, finish, ...) on the handler, about 1.5 KiB per idle socket;
+        # a handler served by this protocol never calls those after the upgrade.
+        self.stream = handler.detach()
         handler._log()
         self.start_pinging()
         try:
@@ -222,8 +225,23 @@ class StrictProtocol(WebSocketProtocol13):
             before_frame(opcode)
         return super()._write_frame(fin, opcode, data, flags)
 
+    @property
+    def compressing(self) -> bool:
+        """Whether permessage-deflate was agreed in the handshake."""
+        return self._compressor is not None
+
+    def ping(self) -> None:
+        """Sends a ping for the shared heartbeat, which checks pong_received at its deadline."""
+        self._received_pong = False
+        self.write_ping(b"")
+
+    @property
+    def pong_received(self) -> bool:
+        """Whether a pong came back since the last ping()."""
+        return self._received_pong
+
     def start_pinging(self) -> None:
-        """Puts the socket on the application's shared ping wheel (handlers/heartbeat.py)
+        """Puts the socket on the application's shared ping wheel (edge/heartbeat.py)
         when the handler offers one, instead of a ping task of its own; the wheel's Beat sits
         where Tornado keeps that task, which cancels it when the socket closes."""
         heartbeat = getattr(self.handler, "heartbeat", None)

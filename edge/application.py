@@ -8,13 +8,11 @@ from typing import Any
 
 import tornado.web
 from tornado.httputil import HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest, format_timestamp
-from tornado.web import HTTPError, OutputTransform, StaticFileHandler
+from tornado.web import HTTPError, OutputTransform, RequestHandler, StaticFileHandler
 
 from auth.clientip import Network, client_ip
-from handlers.base import ErrorEnvelopeMixin, human_size
 
-__all__ = ["EdgeApplication", "TooLargeHandler", "SafeStaticFileHandler", "SERVER_NAME",
-           "security_headers"]
+__all__ = ["EdgeApplication", "SafeStaticFileHandler", "SERVER_NAME", "security_headers"]
 
 SERVER_NAME = "events-server"
 
@@ -43,23 +41,6 @@ def _security_transform(fixed: tuple[tuple[str, str], ...]) -> type[OutputTransf
     return SecurityHeaders
 
 
-@tornado.web.stream_request_body
-class TooLargeHandler(ErrorEnvelopeMixin):
-    """Answers 413 as soon as the headers declare a body over the limit, reading none of it."""
-
-    def initialize(self, limit: int) -> None:
-        self.limit = limit
-
-    def prepare(self) -> None:
-        raise HTTPError(413, "request body is larger than the %s limit", human_size(self.limit))
-
-    def check_xsrf_cookie(self) -> None:
-        """Nothing to check: the request is refused before its body."""
-
-    def data_received(self, chunk: bytes) -> None:
-        """Discards what arrives before the connection closes."""
-
-
 class SafeStaticFileHandler(StaticFileHandler):
     """Serves static/; paths with NUL, control characters or `..` are 404 (never 500 or 403)."""
 
@@ -75,10 +56,12 @@ class EdgeApplication(tornado.web.Application):
 
     def __init__(
         self, handlers: list, *, trusted_proxies: Sequence[Network], body_limit: int, hsts: int,
-        **settings: Any,
+        too_large_handler: type[RequestHandler], **settings: Any,
     ) -> None:
         self.trusted_proxies = tuple(trusted_proxies)
         self.body_limit = body_limit
+        # Answers 413 from the headers when a body is declared (or streams) over the limit.
+        self.too_large_handler = too_large_handler
         # Also written by the WebSocket upgrade, which answers without Tornado's transforms.
         self.security_headers = security_headers(hsts)
         self._upgrade_lines = (-1, b"")
@@ -88,7 +71,7 @@ class EdgeApplication(tornado.web.Application):
     def upgrade_headers(self) -> bytes:
         """Returns the Date and security header lines, ending the head, of a 101 response.
 
-        The WebSocket upgrade writes its response itself (handlers/wsframes.py); the lines
+        The WebSocket upgrade writes its response itself (edge/protocol.py); the lines
         change once a second, with the Date.
         """
         now = int(time.time())
@@ -122,7 +105,8 @@ class EdgeApplication(tornado.web.Application):
 
     def too_large(self, request: HTTPServerRequest) -> Any:
         """Returns the delegate that answers 413 for request."""
-        return self.get_handler_delegate(request, TooLargeHandler, {"limit": self.body_limit})
+        return self.get_handler_delegate(request, self.too_large_handler,
+                                         {"limit": self.body_limit})
 
 
 class _CappedBody(HTTPMessageDelegate):

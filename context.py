@@ -1,0 +1,105 @@
+"""The application's shared context: settings, pools, hub, broker and services, in one record.
+
+Built once per application by app.py's make_context() and handed to every handler through
+initialize(); there are no module-level singletons, so each test gets a fresh one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from auth.ratelimit import RateLimiter
+from hub.redis.presence import RedisPresence
+
+if TYPE_CHECKING:
+    from auth.jwt import TokenIssuer
+    from config import Settings
+    from edge.heartbeat import Heartbeat
+    from hub.broker import Broker
+    from hub.hub import Hub
+    from hub.nodestats import ClusterStats
+    from hub.notify import HubNotifier
+    from models.db import Runner
+    from services.alerts import AlertService
+    from services.auth import AuthService
+    from services.health import HealthMonitor
+    from services.inbound import Inbound
+    from services.messages import MessageService
+    from services.metrics import Metrics
+    from services.outbox import Relay
+    from services.rooms import RoomService
+    from services.streams import StreamStore
+    from services.users import UserService
+
+__all__ = ["Context"]
+
+
+@dataclass
+class Context:
+    """Handed to handlers through initialize(); one per running application."""
+
+    settings: Settings
+    run: Runner
+    hash: Runner
+    issuer: TokenIssuer
+    broker: Broker
+    hub: Hub
+    notifier: HubNotifier
+    auth: AuthService
+    users: UserService
+    alerts: AlertService
+    health: HealthMonitor
+    rooms: RoomService
+    messages: MessageService
+    inbound: Inbound
+    ws_connect_limiter: RateLimiter | None
+    relay: Relay
+    streams: StreamStore | None  # None for a broker that keeps its own stream state
+    metrics: Metrics
+    stats: ClusterStats  # GET /ws/stats: this node's counts, or every node's
+    heartbeat: Heartbeat  # every socket's pings, pong deadlines and token expiry, one timer
+    # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
+    # broker's commands, and anything else a cluster keeps in Redis, go through it.
+    redis: Any = None
+
+    async def start(self) -> None:
+        """Restores the streams and publishes every unpublished outbox row (before serving);
+        in a cluster, joins the shared presence and stats."""
+        if self.streams is not None:
+            await self.streams.load()
+        await self.relay.start()
+        if isinstance(self.hub.presence, RedisPresence):
+            await self.hub.presence.start()
+        await self.stats.start()
+
+    async def leave_cluster(self) -> None:
+        """Withdraws this node's presence entries and stats (after its sockets are closed)."""
+        if isinstance(self.hub.presence, RedisPresence):
+            await self.hub.presence.close()
+        await self.stats.close()
+
+    async def stop(self) -> None:
+        """Flushes the relay's marks and room messages, then saves the streams (clean only if
+        everything they numbered is stored)."""
+        feed_clean = await self.relay.close()
+        await self.messages.close()
+        if self.streams is not None:
+            await self.streams.save_clean(feed_clean=feed_clean,
+                                          rooms_clean=not self.messages.lost)
+        await self.leave_cluster()
+
+    def rate_limiters(self) -> Iterator[RateLimiter]:
+        """Yields every rate limiter, named, for the metrics collector."""
+        if self.ws_connect_limiter is not None:
+            yield self.ws_connect_limiter
+        # Found by attribute, so LoginLimits needs no metrics code of its own.
+        for value in vars(self.auth.limits).values():
+            if isinstance(value, RateLimiter):
+                yield value
+
+    def shutdown_pools(self) -> None:
+        """Stops the database and hashing thread pools after their running jobs."""
+        self.run.shutdown()
+        self.hash.shutdown()

@@ -1,0 +1,192 @@
+"""Every private of Tornado the server reads or writes, but for its protocol subclass.
+
+Tornado offers no public way to do what these small functions do: write a pre-framed message
+straight to a stream's socket when nothing is queued (the fan-out's hot path), count what a
+stream still has queued (slow consumers), give a request head back to a stream (the upgrade
+lane), register a listening socket with an accept handler of the server's own, or leave out
+per-request state an idle socket would keep. The one other module that touches Tornado's
+privates is edge/protocol.py, whose StrictProtocol overrides WebSocketProtocol13's frame
+reader and writer. `check()` runs at start-up and names whatever a Tornado upgrade removed.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import tornado
+import tornado.httputil
+import tornado.util
+from tornado.httpserver import HTTPServer, _HTTPRequestContext
+from tornado.iostream import IOStream
+from tornado.tcpserver import TCPServer
+from tornado.web import RequestHandler
+from tornado.websocket import WebSocketProtocol13
+
+__all__ = [
+    "write_frame", "write_frames", "backlog", "unread", "break_cycles", "preset_handler",
+    "shed_headers", "request_context", "add_listener", "stopped", "track", "check",
+]
+
+# IOStream attributes the fast path reads, and the read buffer unread() gives a head back to.
+STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket",
+                    "_read_buffer", "_read_buffer_size")
+# Methods of Tornado's classes that this module and edge/protocol.py call or override.
+METHOD_INTERNALS = ((RequestHandler, "detach"),
+                    (RequestHandler, "_log"), (RequestHandler, "_break_cycles"),
+                    (WebSocketProtocol13, "_read_bytes"), (WebSocketProtocol13, "_receive_frame"),
+                    (WebSocketProtocol13, "_handle_message"), (tornado.util, "_websocket_mask"),
+                    (WebSocketProtocol13, "_parse_extensions_header"),
+                    (WebSocketProtocol13, "_challenge_response"),
+                    (WebSocketProtocol13, "_create_compressors"),
+                    (WebSocketProtocol13, "_write_frame"),
+                    (WebSocketProtocol13, "_receive_frame_loop"),
+                    (WebSocketProtocol13, "_abort"),
+                    (WebSocketProtocol13, "start_pinging"), (WebSocketProtocol13, "write_ping"),
+                    (tornado.httputil, "_encode_header"))
+# Attributes of Tornado's servers that add_listener(), stopped() and track() use.
+SERVER_INTERNALS = ("_sockets", "_handlers", "_stopped", "_connections")
+
+
+# -- streams: the fan-out's writes and backlog -------------------------------------------------
+
+def write_frame(stream: IOStream, frame: bytes) -> bool:
+    """Sends frame without waiting: straight to the socket when nothing is queued, else queued.
+
+    A direct non-blocking send skips IOStream's per-write Future and bookkeeping, which is most
+    of the cost of a fan-out. It is only safe when the stream's own buffer is empty, so bytes
+    never overtake earlier ones; whatever the kernel does not take is queued on the stream.
+    Errors close the stream, whose close callback unregisters the connection. Returns True
+    when the frame went straight to the kernel, False when bytes were left queued (or the
+    stream is closed), so the caller checks the backlog only then.
+    """
+    if stream.closed():
+        return False
+    if stream._total_write_index == stream._total_write_done_index:
+        try:
+            sent = stream.socket.send(frame)  # type: ignore[union-attr]  # open: checked above
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            stream.close(exc_info=exc)
+            return False
+        if sent == len(frame):
+            return True
+        frame = frame[sent:]
+    stream.write(frame)
+    return False
+
+
+def write_frames(stream: IOStream, frames: list[bytes]) -> bool:
+    """Sends several frames in one send() when nothing is queued; returns as write_frame does.
+
+    Whatever the kernel does not take is queued frame by frame (the rest of a frame cut in
+    the middle, then each whole frame), so the stream's queued writes still count messages.
+    """
+    if len(frames) == 1:
+        return write_frame(stream, frames[0])
+    if stream.closed():
+        return False
+    if stream._total_write_index == stream._total_write_done_index:
+        data = b"".join(frames)
+        try:
+            sent = stream.socket.send(data)  # type: ignore[union-attr]  # open: checked above
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            stream.close(exc_info=exc)
+            return False
+        if sent == len(data):
+            return True
+        i = 0
+        while sent >= len(frames[i]):
+            sent -= len(frames[i])
+            i += 1
+        if sent:
+            stream.write(frames[i][sent:])
+            i += 1
+        frames = frames[i:]
+    for frame in frames:
+        stream.write(frame)
+    return False
+
+
+def backlog(stream: IOStream) -> tuple[int, int]:
+    """Returns (queued writes, unsent bytes) still waiting in the stream's buffer."""
+    return len(stream._write_futures), stream._total_write_index - stream._total_write_done_index
+
+
+def unread(stream: IOStream, head: bytes) -> None:
+    """Puts bytes already read back at the front of the stream's read buffer."""
+    stream._read_buffer[:0] = head
+    stream._read_buffer_size += len(head)
+
+
+# -- request handlers ------------------------------------------------------------------------
+
+def break_cycles(handler: RequestHandler) -> None:
+    """Breaks the handler's reference cycle through its ui namespace, as finish() would."""
+    handler._break_cycles()
+
+
+def preset_handler(handler: RequestHandler) -> None:
+    """Sets, as placeholders, the attributes Tornado's request path would add later.
+
+    Called first thing in initialize(): CPython shares one key table among a class's instance
+    dicts only while every instance adds its keys in the same order, before the table fills.
+    """
+    handler._transforms = []
+
+
+def shed_headers(handler: RequestHandler, headers: tornado.httputil.HTTPHeaders) -> None:
+    """Replaces the handler's response headers, which an upgraded socket never sends again."""
+    handler._headers = headers
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+def request_context(server: HTTPServer, stream: IOStream, address: Any) -> Any:
+    """Returns the per-connection context Tornado's HTTP server gives each request."""
+    return _HTTPRequestContext(stream, address, server.protocol, server.trusted_downstream)
+
+
+def add_listener(server: TCPServer, sock: socket.socket, remove: Callable[[], None]) -> None:
+    """Registers a listening socket whose accept handler the server added itself; `remove`
+    takes that handler off the IOLoop when the server stops."""
+    server._sockets[sock.fileno()] = sock
+    server._handlers[sock.fileno()] = remove
+
+
+def stopped(server: TCPServer) -> bool:
+    """Tells whether stop() was called on the server."""
+    return server._stopped
+
+
+def track(server: HTTPServer, connection: Any) -> None:
+    """Adds an HTTP connection to those close_all_connections() closes."""
+    server._connections.add(connection)
+
+
+# -- the start-up check ----------------------------------------------------------------------
+
+def check() -> None:
+    """Fails at start-up, naming the Tornado version, if an internal used here is gone."""
+    missing = [f"{owner.__name__}.{name}" for owner, name in METHOD_INTERNALS
+               if not callable(getattr(owner, name, None))]
+    left, right = socket.socketpair()
+    try:
+        stream = IOStream(left)
+        missing += [f"IOStream.{name}" for name in STREAM_INTERNALS if not hasattr(stream, name)]
+        server = HTTPServer(lambda request: None)
+        missing += [f"HTTPServer.{name}" for name in SERVER_INTERNALS
+                    if not hasattr(server, name)]
+    finally:
+        left.close()
+        right.close()
+    if missing:
+        raise RuntimeError(
+            f"Tornado {tornado.version} lacks {', '.join(missing)}, which the server's edge "
+            "(edge/internals.py, edge/protocol.py) relies on; install a Tornado from "
+            "requirements.txt (6.6.x)"
+        )
