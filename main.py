@@ -125,13 +125,13 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
 
 def create_admin(settings: Settings, email: str, password: str, name: str, role: str) -> int:
     """Creates an admin or promotes an existing user; returns the exit status."""
-    from services.errors import ServiceError
+    from services.errors import ANSWERED
     from services.users import ensure_admin
 
     init_db(settings.effective_database_url)
     try:
         user, outcome = ensure_admin(email, password, name, role)
-    except ServiceError as exc:
+    except ANSWERED as exc:
         print(f"create-admin: {exc.message}", file=sys.stderr)
         return 2
     email, user_id, role = user["email"], user["id"], user["role"]

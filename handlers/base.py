@@ -13,7 +13,7 @@ from tornado.web import HTTPError, RequestHandler
 
 from edge.access_log import redact
 from services import jsonlimits
-from services.errors import AuthenticationError, PermissionDenied, ServiceError
+from services.errors import ANSWERED, AuthenticationError, PermissionDenied
 from services.principal import Principal
 
 if TYPE_CHECKING:
@@ -51,14 +51,14 @@ def bearer_token(handler: RequestHandler) -> str | None:
 class ErrorEnvelopeMixin(RequestHandler):
     """Renders every error as {"success": false, "error": {"code", "message"}}.
 
-    A ServiceError raised while handling a request is an answer, not a fault: Tornado's
-    send_error() passes it here with status 500, and the response takes the error's own
-    status; it is not logged.
+    A ServiceError (or a database error) raised while handling a request is an answer, not a
+    fault: Tornado's send_error() passes it here with status 500, and the response takes the
+    error's own status; it is not logged.
     """
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ServiceError):
+        if isinstance(exc, ANSWERED):
             self.set_status(exc.status)
             code, message = exc.code, exc.message
             retry_after = getattr(exc, "retry_after", None)
@@ -79,8 +79,8 @@ class ErrorEnvelopeMixin(RequestHandler):
         tb: TracebackType | None,
     ) -> None:
         """Logs like Tornado, but with token values redacted from the request line and without
-        its repr of the request (which holds the raw query string); not a ServiceError."""
-        if isinstance(value, ServiceError):
+        its repr of the request (which holds the raw query string); not an answered error."""
+        if isinstance(value, ANSWERED):
             return
         request = self.request
         summary = f"{request.method} {redact(request.uri or '')} ({request.remote_ip})"

@@ -18,10 +18,10 @@ from hub.events import DEFLATE, JSON, PROTOBUF
 from hub.history import StreamUnavailable
 from hub.messages import FEED
 from services.errors import (
+    ANSWERED,
     AuthenticationError,
     PermissionDenied,
     RateLimited,
-    ServiceError,
     ValidationError,
 )
 from services.principal import Principal
@@ -72,7 +72,7 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
     principal: Principal | None
     # What prepare() refuses an upgrade with: answered with the error envelope, no traceback
     # (the upgrade lane, edge/lane.py, reads this).
-    refusals: tuple[type[Exception], ...] = (ServiceError,)
+    refusals: tuple[type[Exception], ...] = ANSWERED
 
     async def prepare(self) -> None:
         stream = getattr(self.request.connection, "stream", None)
@@ -103,7 +103,7 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Counts the refused upgrade by reason, then renders the error envelope."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        status = exc.status if isinstance(exc, ServiceError) else status_code
+        status = exc.status if isinstance(exc, ANSWERED) else status_code
         reason = _REFUSALS.get(type(exc), "bad_request" if status < 500 else "error")
         self.ctx.metrics.handshake_failed(reason)
         super().write_error(status_code, **kwargs)

@@ -15,6 +15,8 @@ from urllib.parse import unquote, urlparse
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
+from models.errors import DatabaseBusy, DatabaseUnavailable
+
 __all__ = [
     "db", "open_database", "init_db", "create_tables", "drop_tables", "Runner", "Batch",
     "BaseModel", "write_tx",
@@ -265,8 +267,6 @@ def _in_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     on a fresh connection. If that fails too the database is unavailable (503). SQLite's
     "database is locked" after the busy timeout is a 503 too, never a 500.
     """
-    from services.errors import DatabaseBusy, DatabaseUnavailable
-
     for attempt in (1, 2):
         try:
             if db.is_closed():

@@ -1,6 +1,12 @@
-"""The table of domain errors: each kind of failure has one class, one status and one code."""
+"""The table of domain errors: each kind of failure has one class, one status and one code.
+
+The database's own (unreachable, busy) are raised below the services, in models/errors.py,
+and answered the same way: `ANSWERED` is every error a client is told about.
+"""
 
 from __future__ import annotations
+
+from models.errors import DatabaseBusy, DatabaseUnavailable
 
 __all__ = [
     "ServiceError",
@@ -12,6 +18,7 @@ __all__ = [
     "RateLimited",
     "DatabaseUnavailable",
     "DatabaseBusy",
+    "ANSWERED",
 ]
 
 
@@ -72,19 +79,6 @@ class RateLimited(ServiceError):
         self.retry_after = retry_after
 
 
-class DatabaseUnavailable(ServiceError):
-    """The database cannot be reached; the client should retry after `retry_after` seconds."""
-
-    status = 503
-    code = "database_unavailable"
-
-    def __init__(self, message: str = "the database is unavailable; try again shortly",
-                 retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class DatabaseBusy(DatabaseUnavailable):
-    """The database stayed locked by other writers for longer than the busy timeout."""
-
-    code = "database_busy"
+# Every error a client is told about (an error envelope, a reply's code, a refused upgrade):
+# anything else is a fault, logged with its traceback and answered 500 or "unavailable".
+ANSWERED: tuple[type[ServiceError], type[DatabaseUnavailable]] = (ServiceError, DatabaseUnavailable)

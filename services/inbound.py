@@ -20,6 +20,7 @@ from hub.disconnect import BINARY_UNSUPPORTED, REFRESH_REJECTED, TOO_MANY_MESSAG
 from hub.events import Event, EventType
 from services import jsonlimits
 from services.errors import (
+    ANSWERED,
     DatabaseUnavailable,
     NotFound,
     PermissionDenied,
@@ -103,7 +104,7 @@ def reply(data: dict[str, Any], request_id: int | None) -> Outcome:
     return Outcome(reply=Event(EventType.REPLY, data, id=request_id))
 
 
-def _code(exc: ServiceError) -> str:
+def _code(exc: ServiceError | DatabaseUnavailable) -> str:
     if exc.code in ERROR_CODES:
         return exc.code
     if isinstance(exc, NotFound):
@@ -181,7 +182,7 @@ class Inbound:
                                 request_id)
         try:
             return label, await verb(peer, parsed.get("data"), request_id)
-        except ServiceError as exc:
+        except ANSWERED as exc:
             return label, error(_code(exc), exc.message, request_id)
         except Exception:
             log.exception("%s failed", label)
