@@ -12,7 +12,7 @@ from tornado.util import _websocket_mask
 from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
 
 from hub import deflate
-from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close
+from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close, valid_peer_code
 
 __all__ = ["StrictProtocol", "strict_protocol", "frame_problem", "close_problem"]
 
@@ -44,11 +44,6 @@ def frame_problem(b0: int, b1: int, *, compression: bool, fragmented: bool) -> s
     return None
 
 
-def _valid_close_code(code: int) -> bool:
-    """Tells whether a peer may send code in a close frame (RFC 6455 7.4, IANA registry)."""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
 def close_problem(payload: bytes) -> Close | None:
     """Returns the close to answer with if a received close frame is malformed, else None."""
     if not payload:
@@ -56,7 +51,7 @@ def close_problem(payload: bytes) -> Close | None:
     if len(payload) == 1:
         return PROTOCOL_ERROR.detail("close payload of one byte")
     code = struct.unpack(">H", payload[:2])[0]
-    if not _valid_close_code(code):
+    if not valid_peer_code(code):
         return PROTOCOL_ERROR.detail(f"invalid close code {code}")
     try:
         payload[2:].decode("utf-8")

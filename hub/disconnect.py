@@ -20,6 +20,8 @@ __all__ = [
     "SLOW_CONSUMER",
     "FELL_BEHIND",
     "ALL_CLOSES",
+    "LABELLED_CODES",
+    "valid_peer_code",
 ]
 
 # RFC 6455 limits a close reason to 123 bytes (125 minus the two-byte code).
@@ -63,3 +65,13 @@ FELL_BEHIND = Close(1013, "node fell behind: reconnect")
 ALL_CLOSES: dict[str, Close] = {
     name: value for name, value in globals().items() if isinstance(value, Close)
 }
+
+# Codes a peer closes with that the closed-connections metric counts under their own label,
+# beside every code in the table above: normal closure, and a client's own internal error.
+PEER_CODES = frozenset({1000, 1011})
+LABELLED_CODES: frozenset[int] = frozenset(c.code for c in ALL_CLOSES.values()) | PEER_CODES
+
+
+def valid_peer_code(code: int) -> bool:
+    """Tells whether a peer may send code in a close frame (RFC 6455 7.4, IANA registry)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
