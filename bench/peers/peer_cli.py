@@ -1,16 +1,21 @@
-"""What every Python peer script shares: its command line and how it is told to stop.
+"""What every Python peer script shares: its command line, its stop signal, its welcome.
 
 The peers run as scripts (`python bench/peers/<name>.py`), so they import this module as a
-sibling: `from peer_cli import arguments, stop_event`.
+sibling: `from peer_cli import arguments, stop_event, WELCOME`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 
-__all__ = ["arguments", "stop_event"]
+__all__ = ["arguments", "stop_event", "WELCOME"]
+
+WELCOME = json.dumps({"type": "connection.established",
+                      "data": {"message": "Welcome to WebSocket real-time updates"},
+                      "timestamp": "1970-01-01T00:00:00.000Z"})
 
 
 def arguments(description: str) -> argparse.ArgumentParser:

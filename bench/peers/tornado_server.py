@@ -13,7 +13,7 @@ import asyncio
 import json
 
 import tornado.web
-from peer_cli import arguments, stop_event
+from peer_cli import WELCOME, arguments, stop_event
 from tornado.httpserver import HTTPServer
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -23,9 +23,7 @@ CLIENTS: set[WebSocketHandler] = set()
 class EventSocket(WebSocketHandler):
     def open(self) -> None:
         CLIENTS.add(self)
-        self.write_message({"type": "connection.established",
-                            "data": {"message": "Welcome to WebSocket real-time updates"},
-                            "timestamp": "1970-01-01T00:00:00.000Z"})
+        self.write_message(WELCOME)
 
     def on_close(self) -> None:
         CLIENTS.discard(self)

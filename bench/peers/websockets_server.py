@@ -1,12 +1,14 @@
-"""Peer: a `websockets` 17.x asyncio server that fans out with websockets.broadcast().
+"""Peer: a `websockets` 17.x asyncio server fanning out with broadcast(); with --floor, the
+raw send() floor instead, a reference rather than a server anyone would deploy.
 
-/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
-alert from the harness (JSON text, or protobuf bytes that go out as binary frames), broadcasts it
-to every /ws connection and replies "ok <n>" (a JSON list of alert texts is a burst: each is
-broadcast in turn, in one loop iteration). permessage-deflate is off (compression=None), like
-the product's default, unless --compression deflate (websockets' own default settings: each
-connection compresses with its own context); pings use the same interval as the product under
-test. Exits by itself after --max-seconds.
+/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives an
+alert from the harness (JSON text, or protobuf bytes that go out as binary frames), fans it
+out to every /ws connection and replies "ok <n>" (a JSON list of texts is a burst, fanned out
+one after the other). The floor frames the message once and writes it to each socket's
+descriptor in a bare loop, with no per-connection work (a short write's rest goes through the
+transport, and later frames queue behind it): what a delivery costs there is nearly all the
+kernel's. permessage-deflate is off unless --compression deflate (websockets' own settings:
+a compression context per connection). Exits by itself after --max-seconds.
 """
 
 from __future__ import annotations
@@ -14,44 +16,81 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import struct
+from collections.abc import Callable
 
-from peer_cli import arguments, stop_event
+from peer_cli import WELCOME, arguments, stop_event
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-CLIENTS: set[ServerConnection] = set()
-WELCOME = json.dumps({"type": "connection.established",
-                      "data": {"message": "Welcome to WebSocket real-time updates"},
-                      "timestamp": "1970-01-01T00:00:00.000Z"})
+# Each /ws connection's transport and its socket's descriptor (the floor writes to the latter;
+# asyncio does not hand out the transport's own socket object for sending).
+CLIENTS: dict[ServerConnection, tuple[asyncio.Transport, int]] = {}
 
 
-async def handler(ws: ServerConnection) -> None:
-    if ws.request is not None and ws.request.path.startswith("/control"):
-        async for message in ws:
-            if isinstance(message, str) and message.startswith("["):  # a burst, in a row
-                for text in json.loads(message):
-                    broadcast(CLIENTS, text)
-            else:
-                broadcast(CLIENTS, message)
-            await ws.send(f"ok {len(CLIENTS)}")
-        return
-    CLIENTS.add(ws)
-    try:
+def frame(message: str | bytes) -> bytes:
+    """Returns one unmasked final frame: text for str, binary for bytes."""
+    payload = message.encode() if isinstance(message, str) else message
+    opcode, n = 0x81 if isinstance(message, str) else 0x82, len(payload)
+    if n < 126:
+        return struct.pack("!BB", opcode, n) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", opcode, 126, n) + payload
+    return struct.pack("!BBQ", opcode, 127, n) + payload
+
+
+def floor(message: str | bytes) -> None:
+    """Writes the message to every connection: one send() each, the rest via its transport."""
+    data = frame(message)
+    for transport, fd in CLIENTS.values():
+        if transport.get_write_buffer_size():  # earlier bytes still queued: keep the order
+            transport.write(data)
+            continue
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            continue
+        if sent < len(data):
+            transport.write(data[sent:])
+
+
+def handler(fan_out: Callable[[str | bytes], None]) -> Callable:
+    """Returns the connection handler that fans control messages out with fan_out."""
+
+    async def handle(ws: ServerConnection) -> None:
+        """Serves /control (the harness) or /ws (a client)."""
+        if ws.request is not None and ws.request.path.startswith("/control"):
+            async for message in ws:
+                burst = isinstance(message, str) and message.startswith("[")
+                for one in json.loads(message) if burst else [message]:
+                    fan_out(one)
+                await ws.send(f"ok {len(CLIENTS)}")
+            return
         await ws.send(WELCOME)
-        await ws.wait_closed()
-    finally:
-        CLIENTS.discard(ws)
+        CLIENTS[ws] = (ws.transport, ws.transport.get_extra_info("socket").fileno())
+        try:
+            await ws.wait_closed()
+        finally:
+            CLIENTS.pop(ws, None)
+
+    return handle
 
 
 async def main(args: argparse.Namespace) -> None:
+    """Serves until SIGTERM, SIGINT or --max-seconds."""
     stop = stop_event(args.max_seconds)
-    compression = None if args.compression == "none" else args.compression
-    async with serve(handler, args.address, args.port, compression=compression,
+    fan_out = floor if args.floor else (lambda message: broadcast(CLIENTS, message))
+    async with serve(handler(fan_out), args.address, args.port,
+                     compression=None if args.compression == "none" else args.compression,
                      ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                      max_size=64 * 1024, backlog=1024):
         await stop.wait()
 
 
 if __name__ == "__main__":
-    parser = arguments("websockets broadcast() peer")
+    parser = arguments("websockets broadcast() peer, or the raw send() floor")
     parser.add_argument("--compression", choices=("none", "deflate"), default="none")
+    parser.add_argument("--floor", action="store_true", help="the raw send() floor")
     asyncio.run(main(parser.parse_args()))
