@@ -37,7 +37,7 @@ proto: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# -- benchmarks (issue 5): see docs/benchmarks.md -------------------------------------------
+# -- benchmarks: see docs/benchmarks.md ----------------------------------------------------
 BENCH_STAMP := $(VENV)/.bench-installed
 NODE_PEER := bench/peers/node
 

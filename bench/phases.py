@@ -1,5 +1,5 @@
 """The measurements workloads are made of: broadcast runs, targeted sends, CPU in rounds and a
-login storm, each against one server run."""
+login storm, against one server run."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import asyncio
 import contextlib
 import json
 import random
-import signal
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.seed import BENCH_PASSWORD
-from bench.server import ServerRun
+from bench.server import BENCH_PASSWORD, ServerRun
 from bench.stats import proc_runtime_seconds, quantile_points, summarize_latencies
 
 __all__ = ["Phases"]
@@ -31,8 +29,7 @@ class Phases(ServerRun):
 
     async def figures(self, mark: Mark, st: dict[str, Any], sent_done: float,
                       tag: str) -> dict[str, Any]:
-        """Returns what every phase reports, from its start mark and the clients' counters:
-        throughput, server CPU per delivery, core use and latency."""
+        """Returns a phase's throughput, CPU per delivery, core use and latency."""
         cpu, ccpu = self.cpu() - mark[0], self.pool.cpu_seconds() + time.process_time() - mark[1]
         wall = max(st["last_recv"], sent_done) - mark[2]
         lat = await self.pool.latencies(self.tmp, f"{self.name}-{tag}")
@@ -47,9 +44,8 @@ class Phases(ServerRun):
     async def broadcast_phase(self, tag: str, count: int, max_seconds: float, pad: str = "",
                               during: Callable[[asyncio.Event], Awaitable[Any]] | None = None,
                               rss_samples: list | None = None, window: int = 1) -> dict[str, Any]:
-        """Sends up to count alerts with at most window unacknowledged (1: each waits for the
-        ack of the one before), waits until the clients have them all, and measures; `during`
-        runs alongside until the alerts are out."""
+        """Sends up to count alerts, at most window unacknowledged, while `during` runs alongside;
+        waits until the clients have them all and measures."""
         await self.pool.all({"cmd": "reset"})
         recipients = (await self.pool.stats())["open_recording"]
         side_done = asyncio.Event()
@@ -60,14 +56,7 @@ class Phases(ServerRun):
         stop_at = time.monotonic() + min(max_seconds, max(5.0, self.time_left() - 30))
         sampler = (asyncio.ensure_future(self._sample_rss(rss_samples, mark[2]))
                    if rss_samples is not None else None)
-        sent, ack_ms, inflight = 0, [], set()
-
-        async def one(seq: int) -> None:
-            """Sends alert seq and records how long its acknowledgement took."""
-            t = time.perf_counter()
-            await self.trigger.send(seq, pad)
-            ack_ms.append(1000 * (time.perf_counter() - t))
-
+        sent, inflight = 0, set()
         try:
             for seq in range(count):
                 if time.monotonic() > stop_at:
@@ -77,7 +66,7 @@ class Phases(ServerRun):
                                                         return_when=asyncio.FIRST_COMPLETED)
                     for d in done:
                         d.result()  # a failed send fails the phase
-                inflight.add(asyncio.ensure_future(one(seq)))
+                inflight.add(asyncio.ensure_future(self.trigger.send(seq, pad)))
                 sent += 1
             await asyncio.gather(*inflight)
             sent_done = time.time()
@@ -91,9 +80,7 @@ class Phases(ServerRun):
                     await sampler
         out = {"broadcasts": sent, "broadcasts_planned": count, "window": window,
                "recipients_per_broadcast": recipients, "expected": sent * recipients,
-               "send_wall_s": sent_done - mark[2],
-               "ack_ms_mean": sum(ack_ms) / len(ack_ms) if ack_ms else None,
-               **await self.figures(mark, st, sent_done, tag)}
+               "send_wall_s": sent_done - mark[2], **await self.figures(mark, st, sent_done, tag)}
         if side_result is not None:
             out["side"] = side_result
         return out
@@ -109,20 +96,13 @@ class Phases(ServerRun):
         """Slow consumers the server closed: its own counter (product) or closes seen (peers)."""
         if self.name != "product":
             return (await self.pool.stats())["lost"]
-        from tornado.httpclient import AsyncHTTPClient
-
-        http = AsyncHTTPClient(force_instance=True)
-        try:
-            resp = await http.fetch(f"http://127.0.0.1:{self.port}/ws/stats", headers={
-                "Authorization": f"Bearer {self.seeded.admin_token}"})
-            return int(json.loads(resp.body)["slow_consumers_dropped"])
-        finally:
-            http.close()
+        resp = await self.trigger.http.fetch(f"http://127.0.0.1:{self.port}/ws/stats",
+                                             headers=self.trigger.headers)  # the admin's
+        return int(json.loads(resp.body)["slow_consumers_dropped"])
 
     async def cpu_rounds(self, unit: str, rounds: int, per_round: int,
                          one: Callable[[int, int], Awaitable[None]]) -> dict[str, Any]:
-        """Runs one(round, i) per_round times in each round; returns the medians and rounds of
-        the process's and the IOLoop thread's CPU and the wall time per call."""
+        """Runs one(round, i) in rounds; returns the CPU and wall time per call."""
         proc_us, loop_us, wall_ms = [], [], []
         for r in range(rounds):
             cpu0, loop0 = proc_runtime_seconds(self.server.pid), self.loop_cpu()
@@ -158,13 +138,7 @@ class Phases(ServerRun):
                 await patch("warm-up", i)
             await asyncio.sleep(0.3)
             await self.pool.all({"cmd": "reset"})
-            spy = self.spy(f"w3-{label}", 30) if self.profile else None
-            if spy is not None:
-                await asyncio.sleep(1.0)
             out = await self.cpu_rounds("send", 3, per_round, patch)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                await asyncio.to_thread(spy.wait, 30)
         finally:
             http.close()
         await asyncio.sleep(0.5)

@@ -1,11 +1,6 @@
-"""The benchmark orchestrator: `python -m bench.run [--quick]` (`make bench`, `make bench-quick`).
-
-Per server (this product, then the peers) it starts the server pinned to core 0 and load
-generators pinned to core 1, runs W1-W5 and the burst (bench/workloads/broadcast.py), and
-stops everything; then the rooms workload R1-R2 against this product and the Socket.IO peers,
-the reconnect storm S1, the wire formats and the cluster workloads C1-C3. It writes
-bench/results/run-<start>.json and rewrites each measured section of docs/benchmarks.md.
-"""
+"""The orchestrator, `python -m bench.run [--quick]` (`make bench`, `make bench-quick`): W1-W5
+and the burst against this product and each peer in turn, then the rooms, the reconnect
+storm, the wire formats and the cluster; writes the results and the sections they measured."""
 
 from __future__ import annotations
 
@@ -46,8 +41,7 @@ def chosen(args: argparse.Namespace) -> tuple[set[str], list[str]]:
     return parts, names
 
 
-async def measure(args: argparse.Namespace, mode: Mode, clock: Clock,
-                  tmp: str) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> dict[str, Any]:
     """Runs every chosen part within its budget; returns the results."""
     parts, names = chosen(args)
     servers = [s for s in SERVERS if s in names] if "servers" in parts else []
@@ -91,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(f"--{part}-only", action="store_true", help=f"only {what}")
         p.add_argument(f"--no-{part}", action="store_true", help=f"skip {what}")
     p.add_argument("--profile", action="store_true",
-                   help="also record a py-spy profile of the product during W2 and W3")
+                   help="also record a py-spy profile of the product during W2")
     return cli.main("run", p, measure, argv)
 
 

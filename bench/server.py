@@ -1,5 +1,5 @@
-"""One server under test (pinned to its core) with its load generators: start, stop, and the
-server's CPU and memory."""
+"""One server under test (pinned to its core) with its load generators: seeding, start, stop,
+and the server's CPU and memory."""
 
 from __future__ import annotations
 
@@ -9,25 +9,21 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from bench.modes import (
-    PING_INTERVAL,
-    PING_TIMEOUT,
-    ROOT,
-    SECRET,
-    SERVER_CORE,
-    TOKEN_TTL,
-    Clock,
-    Mode,
-)
-from bench.pool import Pool
-from bench.procs import Proc, free_port
-from bench.seed import Seeded, seed
+from bench import modes
+from bench.modes import Clock, Mode
+from bench.procs import Pool, Proc
 from bench.stats import parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
-from bench.triggers import PeerTrigger, ProductTrigger, Trigger
+from bench.triggers import PeerTrigger, ProductTrigger
+from localcluster.procs import free_port
 
-__all__ = ["PEERS", "product_argv", "ServerRun", "run_guarded", "failure"]
+__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "product_argv", "ServerRun",
+           "run_guarded", "failure"]
+
+BENCH_PASSWORD = "bench-password-1"
 
 _PY, _PEERS = sys.executable, "bench/peers/"
 PEERS = {  # how each peer server starts (then the common options and --max-seconds)
@@ -38,15 +34,69 @@ PEERS = {  # how each peer server starts (then the common options and --max-seco
     "socketio": [_PY, _PEERS + "socketio_server.py"],
     "socketio-node": ["node", _PEERS + "node/socketio_server.js"],
 }
-_COMMON = ["--address", "127.0.0.1", "--ping-interval", str(PING_INTERVAL), "--ping-timeout",
-           str(PING_TIMEOUT)]
+_COMMON = ["--address", "127.0.0.1", "--ping-interval", str(modes.PING_INTERVAL),
+           "--ping-timeout", str(modes.PING_TIMEOUT)]
 
 
 def product_argv(port: int, data_dir: str, *extra: str) -> list[str]:
     """Returns the command line that starts this product with the benchmark's settings."""
     return [_PY, "main.py", *_COMMON, "--port", str(port), "--data-dir", data_dir,
-            "--jwt-secret", SECRET, "--rate-limits", "off", "--access-token-ttl", str(TOKEN_TTL),
-            *extra]
+            "--jwt-secret", modes.SECRET, "--rate-limits", "off", "--access-token-ttl",
+            str(modes.TOKEN_TTL), *extra]
+
+
+@dataclass
+class Seeded:
+    """Tokens for the seeded accounts: one per bystander user, the target user and an admin."""
+
+    user_tokens: list[str]
+    user_emails: list[str]
+    target_token: str
+    target_id: int
+    admin_token: str
+
+
+def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
+    """Inserts rows in batches of 500."""
+    for start in range(0, len(rows), 500):
+        model.insert_many(rows[start:start + 500]).execute()
+
+
+def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: str = "",
+         rooms: list[str] | tuple[str, ...] = ()) -> Seeded:
+    """Creates users, a target user, an admin and rooms in SQLite in data_dir (or database_url);
+    returns tokens minted with the server's own issuer (the password hashed once)."""
+    from auth.jwt import TokenIssuer
+    from auth.passwords import hash_password
+    from models.db import db, init_db
+    from models.room import Room
+    from models.token import Session
+    from models.user import User
+
+    os.makedirs(data_dir, exist_ok=True)
+    database = init_db(database_url or "sqlite:///" + os.path.join(data_dir, "app.db"))
+    issuer = TokenIssuer(secret, "events-server", "events-server", token_ttl, token_ttl)
+    password_hash = hash_password(BENCH_PASSWORD)
+    rows = [{"name": f"Bench User {i}", "email": f"bench{i}@example.com", "age": 30,
+             "role": "user"} for i in range(users)]
+    rows.append({"name": "Bench Target", "email": "target@example.com", "age": 30, "role": "user"})
+    rows.append({"name": "Bench Admin", "email": "admin@example.com", "age": 40, "role": "admin"})
+    with db.connection_context(), db.atomic():
+        _insert(User, [{**r, "password_hash": password_hash} for r in rows])
+        people = list(User.select(User.id, User.email, User.role, User.token_version)
+                      .order_by(User.id))
+        sessions = [{"id": str(uuid.uuid4()), "user": u.id} for u in people]
+        _insert(Session, sessions)
+        _insert(Room, [{"name": n, "title": f"Bench {n}", "private": False} for n in rooms])
+    database.close()
+    tokens = [issuer.issue_access(u.id, u.role, u.token_version, s["id"])
+              for u, s in zip(people, sessions, strict=True)]
+    by_email = {u.email: i for i, u in enumerate(people)}
+    t, a = by_email["target@example.com"], by_email["admin@example.com"]
+    plain = [i for i, u in enumerate(people) if u.email.startswith("bench")]
+    return Seeded(user_tokens=[tokens[i] for i in plain],
+                  user_emails=[people[i].email for i in plain], target_token=tokens[t],
+                  target_id=people[t].id, admin_token=tokens[a])
 
 
 def failure(exc: BaseException) -> str:
@@ -63,13 +113,12 @@ class ServerRun:
                  profile: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         self.name, self.mode, self.tmp, self.clock = name, mode, tmp, clock
         self.deadline, self.profile, self.extra_args = deadline, profile, extra_args
-        self.port = free_port()
+        self.port, self.data_dir = free_port(), os.path.join(tmp, self.data_name)
         self.server: Proc | None = None
         self.pool: Pool | None = None
-        self.trigger: Trigger | None = None
+        self.trigger: ProductTrigger | PeerTrigger | None = None
         self.seeded: Seeded | None = None
         self.result: dict[str, Any] = {"workloads": {}, "notes": []}
-        self.data_dir = os.path.join(tmp, self.data_name)
 
     def say(self, text: str) -> None:
         """Prints a progress line prefixed with the server's name."""
@@ -79,13 +128,6 @@ class ServerRun:
         """Returns the seconds left before this server's deadline."""
         return self.deadline - time.monotonic()
 
-    def server_argv(self) -> list[str]:
-        """Returns the command line that starts this server."""
-        if self.name == "product":
-            return product_argv(self.port, self.data_dir, *self.extra_args)
-        return [*PEERS[self.name], *_COMMON, "--port", str(self.port), "--max-seconds",
-                str(int(self.time_left()) + 60), *self.extra_args]
-
     def tokens(self) -> list[str]:
         """Returns the tokens clients connect with: each seeded user's tabs, or any for a peer."""
         if self.seeded is None:
@@ -94,31 +136,28 @@ class ServerRun:
 
     async def start(self, users: int | None = None, trigger: bool = True,
                     rooms: tuple[str, ...] = ()) -> None:
-        """Seeds the product's database (users, rooms), starts the server and its load
-        generators, and opens the trigger."""
+        """Seeds the product's database, starts the server and workers, opens the trigger."""
+        base = f"127.0.0.1:{self.port}"
         if self.name == "product":
             users = self.mode.users if users is None else users
-            self.say(f"seeding {users} users + target + admin" + (
-                f" and {len(rooms)} rooms" if rooms else ""))
-            self.seeded = await asyncio.to_thread(seed, self.data_dir, SECRET, users, TOKEN_TTL,
-                                                  "", rooms)
-        await self.launch()
-        if not trigger:
-            return
-        if self.name == "product":
-            assert self.seeded is not None
-            self.trigger = ProductTrigger(f"http://127.0.0.1:{self.port}",
-                                          self.seeded.admin_token,
+            self.say(f"seeding {users} users + target + admin, {len(rooms)} rooms")
+            self.seeded = await asyncio.to_thread(seed, self.data_dir, modes.SECRET, users,
+                                                  modes.TOKEN_TTL, "", rooms)
+            self.trigger = ProductTrigger(f"http://{base}", self.seeded.admin_token,
                                           os.path.join(self.data_dir, "app.db"))
         else:
-            self.trigger = PeerTrigger(f"ws://127.0.0.1:{self.port}/control")
-        await self.trigger.open()
+            self.trigger = PeerTrigger(f"ws://{base}/control")
+        await self.launch()
+        if trigger:
+            await self.trigger.open()
 
     async def launch(self, log: str = "") -> None:
-        """Starts the server pinned to its core, waits for its port, then the load generators
-        (once)."""
-        self.server = Proc(self.name, self.server_argv(),
-                           os.path.join(self.tmp, f"{self.name}{log}.log"), SERVER_CORE)
+        """Starts the server pinned to its core, then (once) the load generators."""
+        argv = (product_argv(self.port, self.data_dir, *self.extra_args) if self.name == "product"
+                else [*PEERS[self.name], *_COMMON, "--port", str(self.port), "--max-seconds",
+                      str(int(self.time_left()) + 60), *self.extra_args])
+        self.server = Proc(self.name, argv, os.path.join(self.tmp, f"{self.name}{log}.log"),
+                           modes.SERVER_CORE)
         await self.server.start()
         await self.server.wait_port(self.port)
         if self.pool is None:
@@ -154,7 +193,7 @@ class ServerRun:
         if not os.path.exists(spy):
             self.say("py-spy not found; no profile")
             return None
-        out = os.path.join(ROOT, "bench", "results", f"profile-{tag}-{int(time.time())}.txt")
+        out = os.path.join(modes.ROOT, "bench", "results", f"profile-{tag}-{int(time.time())}.txt")
         self.say(f"profiling into {out}")
         return subprocess.Popen([spy, "record", "-p", str(self.server.pid), "-f", "raw",
                                  "-o", out, "-d", str(seconds), "-r", "500", "--nonblocking"],
@@ -162,8 +201,7 @@ class ServerRun:
 
 
 async def run_guarded(bench: Any, label: str) -> dict[str, Any]:
-    """Runs bench (anything with run, stop and result) and stops it; a failure is reported in
-    its result, not raised."""
+    """Runs and stops bench; a failure is reported in its result, not raised."""
     try:
         return await bench.run()
     except Exception as exc:  # noqa: BLE001 - a failed server is reported, not fatal

@@ -1,7 +1,5 @@
-"""Pure helpers: percentiles, latency summaries, medians, counters, and the /proc readers.
-
-Nothing here does I/O except the small /proc readers, so the math is unit-tested directly.
-"""
+"""Pure helpers (percentiles, latency summaries, medians, counters, /proc parsing) and the
+small /proc readers."""
 
 from __future__ import annotations
 
@@ -15,15 +13,11 @@ __all__ = ["percentile", "summarize_latencies", "quantile_points", "medians", "a
            "parse_stat_cpu", "parse_status_rss_kib", "parse_schedstat_ns", "proc_cpu_seconds",
            "proc_runtime_seconds", "proc_rss_kib", "CLK_TCK"]
 
-try:
-    CLK_TCK = os.sysconf("SC_CLK_TCK")
-except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
-    CLK_TCK = 100
+CLK_TCK = os.sysconf("SC_CLK_TCK")  # the harness reads /proc: Linux only
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Returns the q-th percentile (0-100) of sorted values, interpolated as numpy's "linear"
-    does (rank = q/100 * (n - 1)); NaN for no values."""
+    """Returns the q-th percentile of sorted values (numpy's "linear"), or NaN."""
     n = len(sorted_values)
     if n == 0:
         return math.nan
@@ -60,19 +54,18 @@ def medians(rows: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, float]
 
 
 def add_counts(into: dict[str, Any], counts: dict[str, Any]) -> dict[str, Any]:
-    """Adds counts into into, key by key (numbers add, lists concatenate); returns into."""
+    """Adds counts into into, key by key (lists concatenate, dicts recurse)."""
     for k, v in counts.items():
-        if k != "id":
+        if isinstance(v, dict):
+            into[k] = add_counts(into.get(k, {}), v)
+        elif k != "id":
             into[k] = into.get(k, [] if isinstance(v, list) else 0) + v
     return into
 
 
 def parse_stat_cpu(stat_line: str, clk_tck: int = CLK_TCK) -> float:
-    """Returns utime + stime in seconds from one /proc/<pid>/stat line.
-
-    The command name (field 2) may hold spaces or ')', so fields are counted from the last ')':
-    utime and stime are fields 14 and 15, and the rest starts at field 3.
-    """
+    """Returns utime + stime in seconds from one /proc/<pid>/stat line (fields 14 and 15,
+    counted after the command name, which may hold spaces or ')')."""
     rest = stat_line[stat_line.rindex(")") + 2:].split()
     return (int(rest[14 - 3]) + int(rest[15 - 3])) / float(clk_tck)
 
@@ -99,8 +92,7 @@ def proc_cpu_seconds(pid: int) -> float:
 
 
 def proc_runtime_seconds(pid: int) -> float:
-    """Returns the summed on-CPU time of the process's threads in seconds (ns resolution), or
-    /proc/<pid>/stat's clock ticks where schedstat is missing."""
+    """Returns the on-CPU seconds of the process's threads (ns resolution)."""
     total = 0
     try:
         for tid in os.listdir(f"/proc/{pid}/task"):

@@ -11,17 +11,13 @@ import time
 import uuid
 from typing import Any
 
-__all__ = ["alert_data", "stage_alerts", "burst_message", "Trigger", "ProductTrigger",
-           "PeerTrigger"]
+__all__ = ["alert_data", "burst_message", "stage_alerts", "ProductTrigger", "PeerTrigger"]
 
 
 def alert_data(seq: int, pad: str = "", timed: bool = True) -> dict[str, Any]:
-    """Returns a benchmark alert's data: number seq and, when timed, the send time "t" that
-    the load generator turns into a latency (storm alerts go without it)."""
+    """Returns alert seq's data, with its send time "t" unless untimed."""
     metadata: dict[str, Any] = {"pad": pad} if pad else {}
-    metadata["seq"] = seq
-    if timed:
-        metadata["t"] = time.time()
+    metadata.update({"seq": seq, "t": time.time()} if timed else {"seq": seq})
     return {"message": "bench", "priority": "normal", "metadata": metadata, "sent_by": 1}
 
 
@@ -31,9 +27,14 @@ def _event(data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "system.alert", "data": data, "timestamp": stamp}
 
 
+def burst_message(first_seq: int, count: int) -> str:
+    """Returns the control message that makes a peer broadcast count alerts in a row."""
+    return json.dumps([json.dumps(_event(alert_data(first_seq + i)), separators=(",", ":"))
+                       for i in range(count)])
+
+
 def stage_alerts(db_path: str, first_seq: int, count: int) -> None:
-    """Commits count system.alert outbox rows to the product's SQLite database (blocking); the
-    relay's next poll publishes them in one drain, that is in one IOLoop iteration."""
+    """Commits count alert rows to the product's outbox (blocking)."""
     from hub.codec import encode_targets
     from hub.events import dumps, now_rfc3339
     from hub.messages import ALL, FEED
@@ -49,42 +50,26 @@ def stage_alerts(db_path: str, first_seq: int, count: int) -> None:
     database.close()
 
 
-class Trigger:
-    """Sends one broadcast and waits for the server's acknowledgement."""
-
-    async def open(self) -> None:
-        """Opens what the trigger needs before the first send."""
-
-    async def send(self, seq: int, pad: str = "") -> int:
-        """Sends alert number seq and returns the number of recipients."""
-        raise NotImplementedError
-
-    async def burst(self, first_seq: int, count: int) -> None:
-        """Makes the server publish count alerts in one IOLoop iteration."""
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        """Releases what open() acquired."""
-
-
-class ProductTrigger(Trigger):
+class ProductTrigger:
     """POST /ws/broadcast with the admin's bearer token (the product's own API)."""
 
     def __init__(self, base: str, admin_token: str, db_path: str = "", timed: bool = True,
                  timeout: float = 60.0) -> None:
         from tornado.httpclient import AsyncHTTPClient
 
-        self.url, self.db_path = base + "/ws/broadcast", db_path
+        self.url, self.db_path = f"{base}/ws/broadcast", db_path
         self.timed, self.timeout = timed, timeout
         self.headers = {"Authorization": f"Bearer {admin_token}",
                         "Content-Type": "application/json"}
         self.http = AsyncHTTPClient(force_instance=True, max_clients=64)
 
+    async def open(self) -> None:
+        """Needs nothing opened: each send is a request."""
+
     async def send(self, seq: int, pad: str = "") -> int:
-        """Posts alert number seq to /ws/broadcast and returns its recipient count."""
+        """Posts alert number seq and returns its recipient count."""
         data = alert_data(seq, pad, self.timed)
-        body = json.dumps({k: data[k] for k in ("message", "priority", "metadata")},
-                          separators=(",", ":"))
+        body = json.dumps({k: data[k] for k in ("message", "priority", "metadata")})
         resp = await self.http.fetch(self.url, method="POST", body=body, headers=self.headers,
                                      connect_timeout=min(20.0, self.timeout / 5),
                                      request_timeout=self.timeout)
@@ -99,17 +84,13 @@ class ProductTrigger(Trigger):
         self.http.close()
 
 
-class PeerTrigger(Trigger):
-    """A control WebSocket: the peer broadcasts each message it gets there (JSON text, or
-    events.v1 protobuf bytes when `protobuf` is set; a JSON list of texts is a burst) and
-    answers "ok <n>". Replies come in order: a reader hands each to the oldest request."""
+class PeerTrigger:
+    """A peer's control WebSocket: each message (JSON text, protobuf bytes, a JSON list for a
+    burst) is broadcast and answered "ok <n>", in order."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.conn: Any = None
+        self.url, self.conn, self.reader, self.protobuf = url, None, None, False
         self.pending: collections.deque[asyncio.Future] = collections.deque()
-        self.reader: asyncio.Task | None = None
-        self.protobuf = False
 
     async def open(self) -> None:
         """Connects the control WebSocket and starts reading its replies."""
@@ -124,8 +105,8 @@ class PeerTrigger(Trigger):
         while (reply := await self.conn.read_message()) is not None:
             if self.pending and not (fut := self.pending.popleft()).done():
                 fut.set_result(reply)
-        while self.pending:
-            if not (fut := self.pending.popleft()).done():
+        for fut in self.pending:
+            if not fut.done():
                 fut.set_exception(RuntimeError("control connection closed"))
 
     async def _request(self, message: str | bytes) -> int:
@@ -141,12 +122,12 @@ class PeerTrigger(Trigger):
     async def send(self, seq: int, pad: str = "") -> int:
         """Sends alert number seq over the control socket and returns the peer's count."""
         event = _event(alert_data(seq, pad))
-        if self.protobuf:
-            from hub.events import Event
+        if not self.protobuf:
+            return await self._request(json.dumps(event, separators=(",", ":")))
+        from hub.events import Event
 
-            return await self._request(Event(event["type"], event["data"], event["timestamp"])
-                                       .encode().protobuf)
-        return await self._request(json.dumps(event, separators=(",", ":")))
+        return await self._request(Event(event["type"], event["data"], event["timestamp"])
+                                   .encode().protobuf)
 
     async def burst(self, first_seq: int, count: int) -> None:
         """Sends count alerts in one control message; the peer broadcasts them in a row."""
@@ -158,9 +139,3 @@ class PeerTrigger(Trigger):
             self.conn.close()
         if self.reader is not None:
             self.reader.cancel()
-
-
-def burst_message(first_seq: int, count: int) -> str:
-    """Returns the control message that makes a peer broadcast count alerts in a row."""
-    return json.dumps([json.dumps(_event(alert_data(first_seq + i)), separators=(",", ":"))
-                       for i in range(count)])

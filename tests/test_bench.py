@@ -11,7 +11,7 @@ import pytest
 
 from bench.loadgen.client import Client, Stats
 from bench.report import markers, put_section, render_sections, write_section
-from bench.report.targets import compute_targets
+from bench.report.targets import broadcast_targets
 from bench.stats import (
     add_counts,
     medians,
@@ -64,9 +64,9 @@ def test_quantile_points_span_min_to_max() -> None:
 def test_medians_and_counts_add_up_per_key() -> None:
     rows = [{"a": 3.0, "b": None}, {"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 4.0}]
     assert medians(rows, ("a", "b")) == {"a": 2.0, "b": 2.0}  # None counts as 0
-    into = {"n": 1, "xs": [1]}
-    add_counts(into, {"n": 2, "xs": [2], "new": 5, "id": 9})
-    assert into == {"n": 3, "xs": [1, 2], "new": 5}
+    into = {"n": 1, "xs": [1], "errors": {"a": 1}}
+    add_counts(into, {"n": 2, "xs": [2], "new": 5, "id": 9, "errors": {"a": 1, "b": 2}})
+    assert into == {"n": 3, "xs": [1, 2], "new": 5, "errors": {"a": 2, "b": 2}}
 
 
 def test_parse_stat_cpu_counts_fields_after_the_command_name() -> None:
@@ -189,9 +189,9 @@ def sample_results() -> dict:
     }
 
 
-def test_compute_targets_ratios_and_verdicts() -> None:
+def test_broadcast_targets_ratios_and_verdicts() -> None:
     results = sample_results()
-    targets = {t["id"]: t for t in compute_targets(results)}
+    targets = {t["id"]: t for t in broadcast_targets(results)}
     assert targets["cpu_vs_websockets"]["value"] == pytest.approx(9.0 / 15.0)
     assert targets["cpu_vs_websockets"]["met"] is True
     assert targets["rate_vs_websockets"]["value"] == pytest.approx(2.0)
@@ -208,7 +208,7 @@ def test_compute_targets_ratios_and_verdicts() -> None:
 def test_targets_without_a_peer_are_not_measured() -> None:
     results = sample_results()
     del results["servers"]["websockets"]
-    targets = {t["id"]: t for t in compute_targets(results)}
+    targets = {t["id"]: t for t in broadcast_targets(results)}
     assert targets["cpu_vs_websockets"]["met"] is None
     assert targets["cpu_abs"]["met"] is True
 
@@ -224,7 +224,7 @@ def test_broadcast_section_has_machine_summary_targets_and_details() -> None:
     assert "| this server (Tornado + hub) | 10,000 | 600 | 14.5 | 80,000 | 9.00 |" in md
     assert "websockets broadcast()" in md
     assert "**MISSED**" in md and "**met**" in md  # W5 missed, others met
-    assert "Cause: the whole server is pinned to one core" in md
+    assert "Cause: the hashing threads share the IOLoop's core" in md
     assert "### W3 targeted sends" in md and "### W4 slow consumers" in md
     assert json.loads(json.dumps(results)) == results
 
@@ -257,14 +257,14 @@ def test_a_section_is_replaced_in_place_and_others_are_kept(tmp_path) -> None:
     assert put_section("# B\n", "storm", "S1").endswith(f"{markers('storm')[1]}\n")
 
 
-def test_issue_14_targets_burst_and_handshakes() -> None:
+def test_burst_w2_and_handshake_targets_against_the_peer() -> None:
     """The burst CPU, the 0.7x W2 ratio and the handshake rate are checked against the peer."""
     results = sample_results()
     product = results["servers"]["product"]["workloads"]
     product["burst"] = {"cpu_us_per_msg": 4.0, "delivered": 1_000_000}
     results["servers"]["websockets"]["workloads"]["burst"] = {"cpu_us_per_msg": 10.0}
     product["W1"]["handshakes_per_s"] = 900.0
-    targets = {t["id"]: t for t in compute_targets(results)}
+    targets = {t["id"]: t for t in broadcast_targets(results)}
     assert targets["burst_cpu"]["value"] == pytest.approx(4.0)
     assert targets["burst_cpu"]["met"] is True and "10.00 us" in targets["burst_cpu"]["detail"]
     assert targets["cpu_vs_websockets_07"]["value"] == pytest.approx(0.6)

@@ -44,7 +44,8 @@ def test_section_reports_each_workload_or_its_failure():
     """The section has the three tables and the targets, and a failed step says why."""
     text = render_sections(_results(), "run-x.json")["cluster"]
     assert text.startswith("## Cluster (C1-C3)")
-    assert "**ratio 1.100**" in text and "cross-node" in text and "| 100 | 50 | 50 / 0 |" in text
+    assert "| 1 | memory, redis | 10.00 | 11.00 | 1.100 |" in text and "cross-node" in text
+    assert "| 100 | 50 | 50 / 0 |" in text
     assert "| C1 CPU per delivery, Redis vs memory broker | 1.10 | <= 1.30 | **met** |" in text
     failed = _results()
     failed["cluster"]["two_nodes"] = {"error": "RuntimeError: node1 exited early"}

@@ -26,7 +26,7 @@ def test_section_shows_the_rounds_the_target_and_the_hook():
     assert block.startswith("## Metrics overhead")
     assert "| 1 | on, off | 9.30 | 9.20 | 1.011 |" in block and "load average 3.50" in block
     assert "| 1.01 | <= 1.03 | **met** |" in block
-    assert "0.00007 us per delivery at 10,000 recipients" in block
+    assert "0.00007 us per delivery, 0.001% of a delivery" in block
     assert "Round ratios range" not in block
 
 

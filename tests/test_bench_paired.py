@@ -59,7 +59,9 @@ def test_targets_are_read_from_the_paired_ratios():
 
 
 def test_the_docs_section_shows_medians_ratios_targets_and_every_round():
-    block = render_sections(_report(), "paired-x.json")["paired"]
+    sections = render_sections(_report(), "paired-x.json")
+    assert list(sections) == ["paired"]  # its servers are a list of names, not a run's
+    block = sections["paired"]
     assert block.startswith("## Paired rounds")
     assert "load average 1.50 at the start, 2.00 at the end" in block
     assert "| this server (Tornado + hub) | 450 | 1.50 | 9.00 | 0.60 |" in block

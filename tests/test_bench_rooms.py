@@ -18,7 +18,7 @@ import pytest
 from bench.loadgen.client import Stats
 from bench.loadgen.rooms import SIO_PATH, RoomClient, client_frame, sio_event, sio_parse
 from bench.report import render_sections
-from bench.report.targets import compute_targets
+from bench.report.targets import room_targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -218,7 +218,7 @@ def rooms_results() -> dict:
 
 
 def test_room_targets_compare_with_both_peers() -> None:
-    targets = {t["id"]: t for t in compute_targets(rooms_results())}
+    targets = {t["id"]: t for t in room_targets(rooms_results())}
     assert targets["rooms_cpu_vs_socketio"]["value"] == pytest.approx(0.5)
     assert targets["rooms_cpu_vs_socketio"]["met"] is True
     assert targets["rooms_cpu_vs_socketio_node"]["value"] == pytest.approx(20.0 / 15.0)
@@ -226,7 +226,7 @@ def test_room_targets_compare_with_both_peers() -> None:
     assert targets["rooms_p99"]["met"] is True
     assert targets["rooms_isolation"]["value"] == pytest.approx(1.05)
     assert targets["rooms_isolation"]["met"] is True
-    assert "rooms_p99" not in {t["id"] for t in compute_targets({"servers": {}})}
+    assert room_targets({"servers": {}}) == []
 
 
 def test_rooms_section_has_peers_summary_targets_and_details() -> None:
@@ -235,8 +235,9 @@ def test_rooms_section_has_peers_summary_targets_and_details() -> None:
     assert list(sections) == ["rooms"]
     md = sections["rooms"]
     assert "**Conditions.** Shared machine." in md
-    assert "| this server (Tornado + hub) | 10,000 | 4,000 | 10,000 | 20.00 |" in md
+    assert ("| this server (Tornado + hub) | 10,000 | - | 200 x 50.0 | 4,000 (200/s) | "
+            "200,000/200,000 | 1,000 | 10,000 | 20.00 |") in md
     assert "python-socketio (aiohttp)" in md and "Node socket.io" in md
-    assert "### R1 rooms" in md and "### R2 room isolation" in md
+    assert "### R2 room isolation" in md and "305, 305, 305" in md
     assert "python-socketio 5.18.1 on aiohttp 3.14.5" in md
     assert "R1 CPU per room delivery vs Node socket.io | 1.33 | <= 1.00 | **MISSED**" in md

@@ -1,10 +1,6 @@
-"""One load-generator process: holds thousands of clients and measures what arrives.
-
-Started under `taskset -c 1` with RLIMIT_NOFILE 20000, it takes JSON-line commands on stdin
-and answers each with one JSON line on stdout: connect, stats, reset, dump, pause, resume,
-close_all, exit, rooms_* (bench/loadgen/rooms.py) and storm_* (bench/loadgen/storm.py). It
-exits on stdin EOF (parent gone), on `exit`, or after --max-seconds.
-"""
+"""One load-generator process: holds thousands of clients and answers JSON-line commands on
+stdin (connect, stats, reset, dump, pause, resume, close_all, exit, rooms_*, storm_*) with one
+JSON line each; it exits on stdin EOF (parent gone), on `exit`, or after --max-seconds."""
 
 from __future__ import annotations
 
@@ -52,17 +48,11 @@ class Worker:
             request = upgrade_request(host, port, f"{path}?token={token}" if token else path,
                                       offers)
             small = bool(every) and i % every == every - 1
-
-            def make(ready: asyncio.Future) -> Client:
-                """Returns the client object for connection i."""
-                if rooms:
-                    return RoomClient(self.stats, request, ready, cmd.get("proto", "json"),
-                                      rooms[i % len(rooms)])
-                return Client(self.stats, request, ready)
-
+            room = rooms[i % len(rooms)] if rooms else None
             began = time.time()
-            client = await open_client(host, port, sources[i % len(sources)], make,
-                                       4096 if small else 0)
+            client = await open_client(host, port, sources[i % len(sources)], lambda ready: (
+                RoomClient(self.stats, request, ready, cmd.get("proto", "json"), room) if room
+                else Client(self.stats, request, ready)), 4096 if small else 0)
             times.append(time.time() - began)
             client.small = small
             self.clients.append(client)
@@ -76,43 +66,41 @@ class Worker:
         """Returns this process's counters."""
         s = self.stats
         return {"received": s.received, "wire_bytes": s.wire_bytes, "other": s.other,
-                "by_type": s.by_type, "first_recv": s.first_recv, "last_recv": s.last_recv,
+                "by_type": s.by_type, "last_recv": s.last_recv,
                 "open": sum(1 for c in self.clients if c.open),
                 "open_recording": sum(1 for c in self.clients if c.open and c.record),
-                "close_codes": {str(k): v for k, v in s.close_codes.items()}, "lost": s.lost,
-                "latency_samples": len(s.latencies)}
+                "close_codes": {str(k): v for k, v in s.close_codes.items()}, "lost": s.lost}
 
     def reset(self) -> dict[str, Any]:
         """Zeroes the receive counters."""
         self.stats.reset()
         return {"reset": True}
 
-    def pause(self, every: int) -> int:
-        """Stops reading on the small-buffer clients (else every every-th client); they stop
-        counting latency for good."""
+    def pause(self, every: int) -> dict[str, int]:
+        """Stops reading on the small-buffer clients; they stop counting latency."""
         chosen = [c for c in self.clients if c.small] or self.clients[every - 1::every]
         chosen = [c for c in chosen if c.open and c.transport is not None]
         for client in chosen:
             client.transport.pause_reading()
             client.paused, client.record = True, False
-        return len(chosen)
+        return {"paused": len(chosen)}
 
-    def resume(self) -> int:
+    def resume(self) -> dict[str, int]:
         """Resumes reading on the paused clients."""
         resumed = [c for c in self.clients if c.paused and c.open and c.transport is not None]
         for client in resumed:
             client.transport.resume_reading()
         for client in self.clients:
             client.paused = False
-        return len(resumed)
+        return {"resumed": len(resumed)}
 
-    def close_all(self) -> int:
+    def close_all(self) -> dict[str, int]:
         """Aborts every open client and forgets them all."""
         closing = [c for c in self.clients if c.open and c.transport is not None]
         for client in closing:
             client.transport.abort()
         self.clients = []
-        return len(closing)
+        return {"closed": len(closing)}
 
     async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Runs one command and returns its reply."""
@@ -127,14 +115,10 @@ class Worker:
             with open(cmd["path"], "wb") as fh:
                 self.stats.latencies.tofile(fh)
             return {"dumped": len(self.stats.latencies)}
-        simple = {"stats": self.snapshot, "reset": self.reset,
-                  "pause": lambda: {"paused": self.pause(int(cmd.get("every", 50)))},
-                  "resume": lambda: {"resumed": self.resume()},
-                  "close_all": lambda: {"closed": self.close_all()},
-                  "exit": lambda: {"exit": True}}
-        if op in simple:
-            return simple[op]()
-        return {"error": f"unknown command {op!r}"}
+        simple = {"stats": self.snapshot, "reset": self.reset, "resume": self.resume,
+                  "close_all": self.close_all, "exit": lambda: {"exit": True},
+                  "pause": lambda: self.pause(int(cmd.get("every", 50)))}
+        return simple[op]() if op in simple else {"error": f"unknown command {op!r}"}
 
 
 async def main_async(max_seconds: float) -> int:
@@ -170,16 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="One load-generator process.")
     parser.add_argument("--max-seconds", type=float, default=900.0,
                         help="exit after this long whatever happens (default 900)")
-    parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
     args = parser.parse_args(argv)
-    if not args.no_uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(main_async(args.max_seconds))
-    return asyncio.run(main_async(args.max_seconds))
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main_async(args.max_seconds))
+    return uvloop.run(main_async(args.max_seconds))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,6 @@
-"""The load generator's WebSocket client: raw asyncio protocols, no library.
-
-A hand-written upgrade request, then a minimal frame parser that counts data frames and reads
-the send timestamp ("t": <unix seconds>) out of the payload without decoding JSON, so the
-client side stays cheap. Each connection binds a source address from 127.0.0.2 upwards
-(IP_BIND_ADDRESS_NO_PORT lets the kernel share ports across destinations), so 10k+
-connections never run out of ephemeral ports.
-"""
+"""The load generator's WebSocket client: a raw asyncio protocol whose frame parser reads the
+send timestamp ("t": <unix seconds>) out of the payload without decoding JSON, bound to a
+source address from 127.0.0.2 up so that 10k+ connections never run out of ports."""
 
 from __future__ import annotations
 
@@ -40,18 +35,12 @@ class Stats:
         self.wire_bytes = 0  # bytes on the wire (header + payload) of those frames
         self.other = 0  # other data frames (welcome, user.updated ...)
         self.by_type: dict[str, int] = {}
-        self.first_recv = 0.0
         self.last_recv = 0.0
 
 
 class Client(asyncio.Protocol):
-    """One WebSocket client: handshake, frame parsing, pong replies; never sends data frames.
-
-    Text and binary frames count alike (the events.v1.protobuf subprotocol sends binary ones,
-    whose alert metadata is embedded JSON text); a frame with RSV1 set is inflated first when
-    the server agreed to permessage-deflate (one inflater per connection, which also serves a
-    server that keeps its compression context between messages).
-    """
+    """One WebSocket client: handshake, frame parsing, pongs. Binary (protobuf) frames count like
+    text ones; RSV1 frames are inflated when the server agreed to permessage-deflate."""
 
     __slots__ = ("stats", "request", "transport", "buf", "upgraded", "ready", "open", "record",
                  "paused", "small", "inflater")
@@ -142,7 +131,6 @@ class Client(asyncio.Protocol):
                     stats.wire_bytes += end - pos
                     if self.record:
                         stats.latencies.append(now - float(data[j:k]))
-                    stats.first_recv = stats.first_recv or now
                     stats.last_recv = now
                 else:
                     stats.other += 1
@@ -193,8 +181,7 @@ async def open_client(host: str, port: int, source: str,
 
 async def bounded(count: int, concurrency: int, stop_at: float,
                   one: Callable[[int], Awaitable[None]]) -> dict[str, int]:
-    """Runs one(i) for each i < count, concurrency at a time, none started after stop_at;
-    returns the errors counted by kind."""
+    """Runs one(i) for each i < count, concurrency at a time; returns the errors."""
     sem = asyncio.Semaphore(concurrency)
     errors: dict[str, int] = {}
 

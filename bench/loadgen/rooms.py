@@ -1,16 +1,12 @@
 """Room clients of the load generator: each joins one room, publishes into it on command and
-times what arrives.
-
-Two protocols: "json", this server's verbs (`subscribe` with an id, then `publish`; messages
-arrive as `channel.message`), and "sio", the Socket.IO peers' (a minimal Engine.IO v4 /
-Socket.IO v5 codec below: the server opens with `0{...}`, the client connects with `40`, a
-"join" event is answered by "joined", events are `42["name",data]`, pings `2` get `3`).
-Every published body carries "t", the send time, which each receiver turns into a latency.
-"""
+times what arrives, speaking this server's verbs ("json") or Socket.IO ("sio", a minimal
+Engine.IO v4 / Socket.IO v5 codec: `0{...}` open, `40` connect, `42["name",data]` events, `2`
+ping and `3` pong, and a "join" event the peers answer with "joined")."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import random
@@ -42,8 +38,7 @@ def sio_event(name: str, data: Any) -> bytes:
 
 
 def sio_parse(packet: bytes) -> tuple[str, Any]:
-    """Returns (kind, value) of one Engine.IO packet: open, ping, pong, close, connect,
-    connect_error, disconnect, event ((name, data)) or unknown."""
+    """Returns (kind, value) of one Engine.IO packet; an event's is (name, data)."""
     if not packet:
         return "unknown", None
     eio, rest = packet[:1], packet[1:]
@@ -136,14 +131,10 @@ class RoomClient(Client):
 
 
 async def handle_rooms(worker: Any, cmd: dict[str, Any]) -> dict[str, Any]:
-    """Runs rooms_members (the joined clients per room) or rooms_publish: at cmd["rate"] per
-    second for cmd["seconds"], each from a random joined client, evenly spaced."""
+    """Runs rooms_members or rooms_publish (rate per second, random members)."""
     clients = [c for c in worker.clients if isinstance(c, RoomClient) and c.open and c.joined]
     if cmd["cmd"] == "rooms_members":
-        members: dict[str, int] = {}
-        for c in clients:
-            members[c.room] = members.get(c.room, 0) + 1
-        return {"members": members}
+        return {"members": dict(collections.Counter(c.room for c in clients))}
     rate, seconds = float(cmd["rate"]), float(cmd["seconds"])
     rng = random.Random(int(cmd.get("seed", 0)) ^ os.getpid())
     by_room: dict[str, int] = {}

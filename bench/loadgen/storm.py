@@ -1,12 +1,6 @@
-"""Storm clients of the load generator: feed clients that resume after a cut and check order.
-
-Each client keeps a StormState across its connections: the feed's epoch, the offset of the
-last logged event it got, and the sequence numbers (`metadata.seq` of the benchmark's alerts)
-in arrival order. When its socket drops it reconnects with exponential backoff and full jitter
-to `/ws?token=..&since=OFFSET&epoch=E`; it counts as recovered once the welcome's `missed`
-replayed events have arrived. Frames are scanned with bytes.find, not decoded, except the
-welcome. Commands: storm_connect, storm_status, storm_check, storm_stop.
-"""
+"""Storm clients of the load generator: feed clients that resume with since/epoch after a cut
+and check the order of what they got (frames scanned with bytes.find, only the welcome is
+decoded). Commands: storm_connect, storm_status, storm_check, storm_stop."""
 
 from __future__ import annotations
 
@@ -22,9 +16,7 @@ from bench.loadgen.client import Client, Stats, bounded, open_client, upgrade_re
 __all__ = ["StormState", "StormClient", "Storm", "check_sequence", "parse_int_after",
            "handle_storm"]
 
-WELCOME = b'"type":"connection.established"'
-SEQ = b'"seq":'
-OFFSET = b'"offset":"'
+WELCOME, SEQ, OFFSET = b'"type":"connection.established"', b'"seq":', b'"offset":"'
 
 
 def parse_int_after(buf: bytes, mark: bytes, start: int, end: int) -> int | None:
@@ -39,9 +31,8 @@ def parse_int_after(buf: bytes, mark: bytes, start: int, end: int) -> int | None
 
 
 def check_sequence(seqs: list[int] | array, acked: set[int]) -> dict[str, int]:
-    """Checks one client's numbers against the acknowledged publishes: each must arrive (else
-    a gap), once (else a duplicate), above the one before (else out of order). A number whose
-    publish was refused during the restart may arrive once or not at all."""
+    """Checks one client's numbers against the acknowledged publishes: gaps, duplicates, and
+    numbers not above the one before (a refused publish may arrive once or not at all)."""
     got = set(seqs)
     disorder = sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b <= a)
     return {"gaps": len(acked - got), "duplicates": len(seqs) - len(got),
@@ -147,9 +138,8 @@ class Storm:
     async def open(self, state: StormState) -> None:
         """Opens one connection for state (resuming when it has a position)."""
         request = upgrade_request(self.host, self.port, state.target())
-        state.conn = await open_client(
-            self.host, self.port, state.source,
-            lambda ready: StormClient(self.worker.stats, request, ready, state, self))
+        state.conn = await open_client(self.host, self.port, state.source, lambda ready: (
+            StormClient(self.worker.stats, request, ready, state, self)))
 
     def lost(self, state: StormState) -> None:
         """Schedules a resume for a client whose socket dropped."""
@@ -185,12 +175,10 @@ class Storm:
         return {"clients": len(self.states),
                 "open": sum(1 for s in self.states if s.conn is not None and s.conn.open),
                 "recovered": sum(1 for s in done if s.recovered_at >= cut and not s.pending),
-                "not_recovered": sum(1 for s in done if s.not_recovered),
-                "resumed": len(done)}
+                "not_recovered": sum(1 for s in done if s.not_recovered), "resumed": len(done)}
 
     def check(self, acked: set[int], cut: float) -> dict[str, Any]:
-        """Returns the sequence check and recovery figures of every client, summed. A client
-        whose first connection failed never had a stream: it counts as never_connected."""
+        """Returns every client's sequence check and recovery figures, summed."""
         counted = ("gaps", "duplicates", "out_of_order", "received", "clients_with_gaps",
                    "clients_with_duplicates", "recovered", "not_recovered", "missed", "replayed",
                    "attempts", "never_connected")
@@ -226,18 +214,15 @@ class Storm:
 
 async def handle_storm(worker: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     """Runs one storm_* command of the load generator."""
-    op = cmd["cmd"]
+    op, storm = cmd["cmd"], worker.storm
     if op == "storm_connect":
         worker.storm = Storm(worker, cmd)
         return await worker.storm.connect(int(cmd.get("concurrency", 32)),
                                           float(cmd.get("timeout", 60)))
-    storm: Storm | None = worker.storm
     if storm is None:
         return {"error": "no storm clients"}
     if op == "storm_status":
         return storm.status(float(cmd.get("cut", 0)))
     if op == "storm_check":
         return storm.check(set(cmd["acked"]), float(cmd["cut"]))
-    if op == "storm_stop":
-        return {"closed": storm.stop()}
-    return {"error": f"unknown command {op!r}"}
+    return {"closed": storm.stop()} if op == "storm_stop" else {"error": f"unknown {op!r}"}

@@ -1,8 +1,5 @@
-"""What every Python peer script shares: its command line, its stop signal, its welcome.
-
-The peers run as scripts (`python bench/peers/<name>.py`), so they import this module as a
-sibling: `from peer_cli import arguments, stop_event, WELCOME`.
-"""
+"""What every Python peer script shares: its command line, its stop signal, its welcome (the
+peers run as scripts, `python bench/peers/<name>.py`, and import this module as a sibling)."""
 
 from __future__ import annotations
 
@@ -19,8 +16,7 @@ WELCOME = json.dumps({"type": "connection.established",
 
 
 def arguments(description: str) -> argparse.ArgumentParser:
-    """Returns a parser with the options bench/server.py passes every peer; a peer may add
-    its own before parsing."""
+    """Returns a parser with the options the harness passes every peer."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

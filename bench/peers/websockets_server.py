@@ -1,20 +1,17 @@
 """Peer: a `websockets` 17.x asyncio server fanning out with broadcast(); with --floor, the
-raw send() floor instead, a reference rather than a server anyone would deploy.
+raw send() floor (a reference: each frame written to every socket in a bare loop).
 
 /ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives an
-alert from the harness (JSON text, or protobuf bytes that go out as binary frames), fans it
-out to every /ws connection and replies "ok <n>" (a JSON list of texts is a burst, fanned out
-one after the other). The floor frames the message once and writes it to each socket's
-descriptor in a bare loop, with no per-connection work (a short write's rest goes through the
-transport, and later frames queue behind it): what a delivery costs there is nearly all the
-kernel's. permessage-deflate is off unless --compression deflate (websockets' own settings:
-a compression context per connection). Exits by itself after --max-seconds.
+alert (JSON text, or protobuf bytes that go out as binary frames), fans it out to every /ws
+connection and replies "ok <n>" (a JSON list of texts is a burst, fanned out in a row).
+permessage-deflate is off unless --compression deflate (a context per connection).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import struct
@@ -23,8 +20,8 @@ from collections.abc import Callable
 from peer_cli import WELCOME, arguments, stop_event
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-# Each /ws connection's transport and its socket's descriptor (the floor writes to the latter;
-# asyncio does not hand out the transport's own socket object for sending).
+# Each /ws connection's transport and its socket's descriptor (asyncio does not hand out the
+# transport's own socket object for sending).
 CLIENTS: dict[ServerConnection, tuple[asyncio.Transport, int]] = {}
 
 
@@ -56,33 +53,28 @@ def floor(message: str | bytes) -> None:
             transport.write(data[sent:])
 
 
-def handler(fan_out: Callable[[str | bytes], None]) -> Callable:
-    """Returns the connection handler that fans control messages out with fan_out."""
-
-    async def handle(ws: ServerConnection) -> None:
-        """Serves /control (the harness) or /ws (a client)."""
-        if ws.request is not None and ws.request.path.startswith("/control"):
-            async for message in ws:
-                burst = isinstance(message, str) and message.startswith("[")
-                for one in json.loads(message) if burst else [message]:
-                    fan_out(one)
-                await ws.send(f"ok {len(CLIENTS)}")
-            return
-        await ws.send(WELCOME)
-        CLIENTS[ws] = (ws.transport, ws.transport.get_extra_info("socket").fileno())
-        try:
-            await ws.wait_closed()
-        finally:
-            CLIENTS.pop(ws, None)
-
-    return handle
+async def handle(fan_out: Callable[[str | bytes], None], ws: ServerConnection) -> None:
+    """Serves /control (the harness: fans each message out with fan_out) or /ws (a client)."""
+    if ws.request is not None and ws.request.path.startswith("/control"):
+        async for message in ws:
+            burst = isinstance(message, str) and message.startswith("[")
+            for one in json.loads(message) if burst else [message]:
+                fan_out(one)
+            await ws.send(f"ok {len(CLIENTS)}")
+        return
+    await ws.send(WELCOME)
+    CLIENTS[ws] = (ws.transport, ws.transport.get_extra_info("socket").fileno())
+    try:
+        await ws.wait_closed()
+    finally:
+        CLIENTS.pop(ws, None)
 
 
 async def main(args: argparse.Namespace) -> None:
     """Serves until SIGTERM, SIGINT or --max-seconds."""
     stop = stop_event(args.max_seconds)
     fan_out = floor if args.floor else (lambda message: broadcast(CLIENTS, message))
-    async with serve(handler(fan_out), args.address, args.port,
+    async with serve(functools.partial(handle, fan_out), args.address, args.port,
                      compression=None if args.compression == "none" else args.compression,
                      ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                      max_size=64 * 1024, backlog=1024):
@@ -90,7 +82,7 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = arguments("websockets broadcast() peer, or the raw send() floor")
-    parser.add_argument("--compression", choices=("none", "deflate"), default="none")
-    parser.add_argument("--floor", action="store_true", help="the raw send() floor")
-    asyncio.run(main(parser.parse_args()))
+    cli = arguments("websockets broadcast() peer, or the raw send() floor")
+    cli.add_argument("--compression", choices=("none", "deflate"), default="none")
+    cli.add_argument("--floor", action="store_true", help="the raw send() floor")
+    asyncio.run(main(cli.parse_args()))

@@ -4,17 +4,17 @@ written between its markers; the rest of the page is kept by hand."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
-from bench.report.compare import overhead_section, paired_section, wire_section
-from bench.report.recovery import cluster_section, storm_section
-from bench.report.servers import broadcast_section, rooms_section
+from bench.report import sections, servers
 
 __all__ = ["RENDER", "markers", "put_section", "write_section", "render_sections"]
 
-RENDER = {"broadcast": broadcast_section, "rooms": rooms_section, "storm": storm_section,
-          "cluster": cluster_section, "wire": wire_section, "overhead": overhead_section,
-          "paired": paired_section}
+RENDER = {"broadcast": servers.broadcast_section, "rooms": servers.rooms_section,
+          "storm": sections.storm_section, "cluster": sections.cluster_section,
+          "wire": sections.wire_section, "overhead": sections.overhead_section,
+          "paired": sections.paired_section}
 RUN_PARTS = {"servers": "broadcast", "rooms": "rooms", "storm": "storm", "cluster": "cluster"}
 TAIL = ("## History", "## How it is measured", "## Reproduce")  # the hand-kept end of the page
 
@@ -26,8 +26,7 @@ def markers(name: str) -> tuple[str, str]:
 
 
 def put_section(page: str, name: str, text: str) -> str:
-    """Returns page with section name's text replaced, or, when it has none yet, the section
-    put before the hand-kept tail (History, How it is measured, Reproduce)."""
+    """Returns page with the section replaced, or added before the kept tail."""
     start, end = markers(name)
     block = f"{start}\n{text}\n{end}"
     i, j = page.find(start), page.find(end)
@@ -49,13 +48,11 @@ def write_section(path: str, name: str, text: str) -> None:
 
 def render_sections(report: dict[str, Any], json_name: str, img_dir: str = "",
                     docs: str = "") -> dict[str, str]:
-    """Returns the sections a saved report renders to, by name; a `make bench` run's plots are
-    drawn into img_dir (linked relative to the page docs) when it is given."""
-    kind = report.get("kind", "run")
+    """Returns the sections a saved report renders to (plots drawn if img_dir)."""
+    kind, out = report.get("kind", "run"), {}
     if kind != "run":
-        return {kind: RENDER[kind](report, json_name)}
-    out = {}
-    for part, name in RUN_PARTS.items():
+        out[kind] = RENDER[kind](report, json_name)
+    for part, name in RUN_PARTS.items() if kind == "run" else ():
         if not report.get(part):
             continue
         images: list[tuple[str, str]] = []
@@ -65,6 +62,6 @@ def render_sections(report: dict[str, Any], json_name: str, img_dir: str = "",
             rel = os.path.relpath(img_dir, os.path.dirname(os.path.abspath(docs)))
             images = [(alt, f"{rel}/{f}") for alt, f in draw_plots(part, report[part], img_dir)]
         out[name] = RENDER[name](report, json_name, images)
-    if report.get("wire"):
-        out["wire"] = wire_section(report["wire"], json_name)
-    return out
+    if kind == "run" and report.get("wire"):
+        out["wire"] = sections.wire_section(report["wire"], json_name)
+    return {name: re.sub(r"\n{3,}", "\n\n", text).strip() for name, text in out.items()}

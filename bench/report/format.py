@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["LABELS", "field", "number", "fmt", "md_table", "status", "targets_table",
-           "run_line", "label"]
+__all__ = ["LABELS", "field", "number", "fmt", "md_table", "targets_table", "run_line", "label"]
 
+STATUS = {True: "met", False: "MISSED", None: "not measured"}  # a target's verdict
 LABELS = {
     "product": "this server (Tornado + hub)",
     "websockets": "websockets broadcast()",
@@ -54,23 +54,18 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def status(t: dict[str, Any]) -> str:
-    """Returns the status word of one target: met, MISSED or not measured."""
-    return {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
-
-
 def targets_table(targets: list[dict[str, Any]]) -> str:
     """Returns the targets as a markdown table, a missed one with its known cause."""
-    rows = [[t["name"], fmt(t["value"], 2), f"{t['op']} {fmt(t['limit'], 2)}",
-             f"**{status(t)}**", ". ".join(x for x in (t.get("detail"), t.get("cause") and
-                                                        f"Cause: {t['cause']}") if x)]
-            for t in targets]
+    rows = []
+    for t in targets:
+        cause = f"Cause: {t['cause']}" if t.get("cause") else ""
+        rows.append([t["name"], fmt(t["value"], 2), f"{t['op']} {fmt(t['limit'], 2)}",
+                     f"**{STATUS[t['met']]}**", ". ".join(x for x in (t["detail"], cause) if x)])
     return md_table(["target", "value", "limit", "status", "detail"], rows) if rows else ""
 
 
 def run_line(report: dict[str, Any], json_name: str, sizes: str = "") -> list[str]:
-    """Returns a section's first lines: when it ran, its sizes, the load, where the raw
-    results are, and the run's conditions when noted."""
+    """Returns a section's first lines: when, sizes, load, raw results, notes."""
     line = f"Run {report.get('started', '?')} ({report.get('mode', '?')} mode"
     line += f", {sizes})" if sizes else ")"
     load = [f"{x[0]:.2f} at the {when}" for when, x in (

@@ -23,8 +23,7 @@ def _bars(plt: Any, servers: dict[str, Any], path: tuple[str, ...], title: str, 
     if limit is not None:
         ax.axhline(limit, color="#d62728", linestyle="--", linewidth=1, label=limit_label)
         ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
+    ax.set(title=title, ylabel=ylabel)
     ax.tick_params(axis="x", labelsize=8)
     return fig
 
@@ -38,32 +37,14 @@ def _cdf(plt: Any, servers: dict[str, Any], keys: dict[str, str], title: str) ->
                 ax.plot([p[1] for p in pts], [p[0] for p in pts], style,
                         label=label(n) + (f" {key}" if len(keys) > 1 else ""),
                         linewidth=1.4 if n == "product" else 1)
-    ax.set_xscale("log")
-    ax.set_xlabel("latency, ms (log)")
-    ax.set_ylabel("fraction of messages")
-    ax.set_title(title)
+    ax.set(xscale="log", xlabel="latency, ms (log)", ylabel="fraction of messages", title=title)
     ax.axvline(200, color="#d62728", linestyle="--", linewidth=0.8)
     ax.legend(fontsize=7, loc="lower right")
     return fig
 
 
-def _memory(plt: Any, servers: dict[str, Any], title: str) -> Any:
-    """Returns each server's RSS growth over W4."""
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for n, res in servers.items():
-        if samples := field(res, "workloads", "W4", "rss_samples"):
-            ax.plot([s[0] for s in samples], [(s[1] - samples[0][1]) / 1024 for s in samples],
-                    label=label(n))
-    ax.set_xlabel("seconds into W4")
-    ax.set_ylabel("RSS growth, MiB")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return fig
-
-
 def draw_plots(part: str, servers: dict[str, Any], img_dir: str) -> list[tuple[str, str]]:
-    """Draws the plots of one part ("servers" or "rooms") into img_dir; returns (alt, file
-    name) pairs."""
+    """Draws one part's plots into img_dir; returns (alt, file name) pairs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,9 +73,7 @@ def draw_plots(part: str, servers: dict[str, Any], img_dir: str) -> list[tuple[s
                     "W1 handshakes per second (higher is better)", "per second"),
                 "bench-latency.png": _cdf(
                     plt, servers, {"W2": "-", "W4": ":", "W5": "--"},
-                    "Fan-out latency CDF (W2 solid, W4 healthy dotted, W5 dashed)"),
-                "bench-slow-consumers.png": _memory(
-                    plt, servers, "W4 server memory while 2% of clients stop reading")}
+                    "Fan-out latency CDF (W2 solid, W4 healthy dotted, W5 dashed)")}
     written = []
     for fname, fig in figs.items():
         fig.tight_layout()

@@ -6,49 +6,37 @@ from typing import Any
 
 from bench.report.format import field, fmt, number
 
-__all__ = ["CAUSES", "compute_targets", "broadcast_targets", "room_targets", "storm_targets",
-           "cluster_targets", "wire_targets", "paired_targets", "overhead_targets"]
+__all__ = ["CAUSES", "broadcast_targets", "room_targets", "storm_targets", "cluster_targets",
+           "wire_targets", "paired_targets", "overhead_targets"]
 
-_PAIRED = "`make bench-paired` measures it with every server up at once (its section)."
-# Why a target is missed, when profiling and the numbers show it; shown beside a miss only.
+_PAIRED = "`make bench-paired` measures it with every server up at once."
+# Why a target is missed, where profiling and the numbers show it; shown beside a miss only.
 CAUSES: dict[str, str] = {
-    "cpu_abs": "py-spy puts about 80% of the fan-out in the `socket.send` syscall (loopback TCP "
-    "runs the receiver's network stack on the sender's CPU); the hub's own work is about 2 us.",
-    "rss_per_conn": "what is left is Tornado's own per-socket state; the naive Tornado peer "
-    "needs about 16 KiB per idle connection.",
-    "w3_ratio": "each send costs milliseconds of HTTP, JWT and SQLite work with run-to-run noise "
-    "of that order; the hub's part (3 recipients) is microseconds.",
-    "cpu_vs_websockets_07": "each W2 delivery is one send() per socket, nearly all of its cost "
-    "(see the raw send() floor); one server after another, the peer's own CPU moves by a third "
-    "with the machine's load. " + _PAIRED,
-    "handshakes_vs_websockets": "the server is CPU-bound in W1, so the rate follows its CPU per "
-    "handshake, spread thin over parsing, authentication, the 101, the access log and the hub; "
-    "the peer authenticates nobody, and sequential runs swing with the load. " + _PAIRED,
-    "w2_p99": "one broadcast to 10k clients is ~100 ms of send() calls, and the load generator "
-    "shares its core with the orchestrator.",
-    "w4_p99": "W4 pushes 300 padded broadcasts back to back, 7x W2's volume: the load "
-    "generator's core and the kernel's loopback work set the pace, not the slow clients.",
-    "w4_memory": "memory grows with the slow clients' queues until the 256-message / 1 MiB "
-    "limits close them.",
-    "w5_p99": "the whole server is pinned to one core, so the hashing threads (their own pool at "
-    "nice 10) still take CPU time and memory bandwidth from the IOLoop's core.",
-    "rooms_p99": "with both cores shared with other work the receive loops queue; compare the "
-    "peers' p99 in the same run.",
-    "rooms_cpu_vs_socketio_node": "the ~50 sends per publish are most of both servers' cost; "
-    "this server also parses, checks, stores (write-behind, every 250 ms) and answers each "
+    "cpu_abs": "about 80% of the fan-out is the `socket.send` syscall (loopback TCP).",
+    "rss_per_conn": "what is left is Tornado's own per-socket state.",
+    "w3_ratio": "a send is milliseconds of HTTP, JWT and SQLite work, noisy to that order.",
+    "cpu_vs_websockets_07": "a W2 delivery is one send() per socket (see the floor), and the "
+    "peer's own CPU moves by a third with the load from one minute to the next. " + _PAIRED,
+    "handshakes_vs_websockets": "the server is CPU-bound in W1 and authenticates each "
+    "handshake, the peer none; sequential runs swing with the load. " + _PAIRED,
+    "w2_p99": "a broadcast to 10k clients is ~100 ms of send() calls on a shared core.",
+    "w4_p99": "W4 is 7x W2's volume: the load generator's core sets the pace.",
+    "w4_memory": "the slow clients' queues grow until the 256-message / 1 MiB limits.",
+    "w5_p99": "the hashing threads share the IOLoop's core (their own pool at nice 10).",
+    "rooms_p99": "both cores are shared with other work; compare the peers' p99.",
+    "rooms_cpu_vs_socketio_node": "this server also parses, checks, stores and answers each "
     "publish, which the peer does not.",
-    "rooms_isolation": "a publish costs a few hundred microseconds on the IOLoop, with noise of "
-    "that order; no step looks at other rooms (subscribers are indexed by channel).",
-    "storm_all_recovered": "the restarted server is CPU-bound on the resumes (0.5-0.9 ms each: "
-    "JWT, session lookup, welcome, replay), after a clean shutdown of 2-9 s on a shared core.",
+    "rooms_isolation": "a publish is a few hundred microseconds on the IOLoop, noisy to that "
+    "order; no step looks at other rooms.",
+    "storm_all_recovered": "the restarted server is CPU-bound on the resumes (0.5-0.9 ms each), "
+    "after a clean shutdown of 2-9 s on a shared core.",
 }
 CAUSES["rooms_cpu_vs_socketio"] = CAUSES["rooms_cpu_vs_socketio_node"]
 
 
 def _target(tid: str, name: str, value: float | None, limit: float, op: str = "<=",
             detail: str = "") -> dict[str, Any]:
-    """Returns one target check: the value against its limit, whether it is met, and the
-    cause when it is missed and known."""
+    """Returns one target check, with the known cause of a miss."""
     met = None if value is None else {"<=": value <= limit, "<": value < limit,
                                       ">=": value >= limit}[op]
     out = {"id": tid, "name": name, "value": value, "limit": limit, "op": op, "met": met,
@@ -61,12 +49,6 @@ def _target(tid: str, name: str, value: float | None, limit: float, op: str = "<
 def _ratio(a: float | None, b: float | None) -> float | None:
     """Returns a / b, or None when either is missing or zero."""
     return a / b if a and b else None
-
-
-def compute_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Checks every target a `make bench` run measured."""
-    return (broadcast_targets(results) + room_targets(results) + storm_targets(results)
-            + cluster_targets(results))
 
 
 def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -92,8 +74,8 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         _target("cpu_vs_websockets", "W2 CPU per delivered message vs websockets peer",
                 _ratio(cpu, ws_cpu), 1.0, detail=vs),
         _target("cpu_abs", "W2 CPU per delivered message (us)", cpu, 10.0, "<"),
-        _target("cpu_vs_websockets_07", "W2 CPU per delivered message vs websockets peer, "
-                "issue 14", _ratio(cpu, ws_cpu), 0.7, detail=vs + (
+        _target("cpu_vs_websockets_07", "W2 CPU per delivered message vs websockets peer, at "
+                "most 0.7x", _ratio(cpu, ws_cpu), 0.7, detail=vs + (
                     f"; raw send() floor {fmt(floor, 2)} us ({fmt(_ratio(floor, ws_cpu), 2)}x "
                     f"the peer; this server {fmt(_ratio(cpu, floor), 2)}x the floor)"
                     if cpu and ws_cpu and floor else "")),
@@ -112,12 +94,9 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         _target("rss_per_conn", "W1 RSS per idle authenticated connection (KiB)",
                 p("W1", "rss_kib_per_conn"), 16.0),
         _target("w3_ratio", "W3 per-send IOLoop CPU, 10k vs 10 bystanders", p("W3", "ratio"), 1.2,
-                detail=f"{fmt(p('W3', 'few', 'loop_cpu_us_per_send'), 0)} us -> "
-                f"{fmt(p('W3', 'many', 'loop_cpu_us_per_send'), 0)} us per send on the IOLoop; "
-                f"whole process {fmt(p('W3', 'ratio_process'), 2)}x "
-                f"({fmt(p('W3', 'few', 'cpu_us_per_send'), 0)} -> "
-                f"{fmt(p('W3', 'many', 'cpu_us_per_send'), 0)} us, SQLite commits on the "
-                "thread pool included)"),
+                detail=f"{fmt(p('W3', 'few', 'loop_cpu_us_per_send'), 0)} -> "
+                f"{fmt(p('W3', 'many', 'loop_cpu_us_per_send'), 0)} us; whole process "
+                f"{fmt(p('W3', 'ratio_process'), 2)}x"),
         _target("w2_p99", "W2 p99 fan-out latency (ms)", p99, 200.0, "<"),
         _target("w4_p99", "W4 healthy p99 vs W2 p99", _ratio(p("W4", "latency", "p99_ms"), p99),
                 1.5, detail=f"{fmt(p('W4', 'latency', 'p99_ms'))} ms vs {fmt(p99)} ms"),
@@ -149,10 +128,9 @@ def room_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(_target(
         "rooms_isolation", "R2 per-publish IOLoop CPU, 10k vs 10 sockets in other rooms",
         number(r2.get("ratio")), 1.2,
-        detail=f"{fmt(field(r2, 'few', 'loop_cpu_us_per_publish'), 0)} us -> "
-        f"{fmt(field(r2, 'many', 'loop_cpu_us_per_publish'), 0)} us per publish on the IOLoop "
-        f"({fmt(r2.get('bystanders_few'), 0)} -> {fmt(r2.get('bystanders_many'), 0)} sockets); "
-        f"whole process {fmt(r2.get('ratio_process'), 2)}x"))
+        detail=f"{fmt(field(r2, 'few', 'loop_cpu_us_per_publish'), 0)} -> "
+        f"{fmt(field(r2, 'many', 'loop_cpu_us_per_publish'), 0)} us; whole process "
+        f"{fmt(r2.get('ratio_process'), 2)}x"))
     return out
 
 
@@ -179,8 +157,7 @@ def storm_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cluster_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """C1: the Redis broker's CPU per delivery within 1.3x the memory broker's; C3: a killed
-    node's clients all recovered with no gap or duplicate."""
+    """C1: the Redis broker within 1.3x; C3: every cut client recovered exactly."""
     c = results.get("cluster") or {}
     out = []
     c1, c3 = c.get("broker_cost") or {}, c.get("kill_node") or {}
@@ -215,13 +192,12 @@ def wire_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def paired_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 14's two CPU targets against the websockets peer, from the paired ratios."""
+    """The W2 and W1 targets against the websockets peer, read from the paired ratios."""
     ratio = {k: field(report, k, "ratio_to_peer", "product") for k in ("broadcast", "handshake")}
-    return [_target("paired_broadcast", "W2 CPU per delivered message vs the websockets peer "
-                    "(issue 14)", ratio["broadcast"], 0.70),
+    return [_target("paired_broadcast", "W2 CPU per delivered message vs the websockets peer",
+                    ratio["broadcast"], 0.70),
             _target("paired_handshake", "W1 CPU per handshake vs the websockets peer's plain "
-                    "ones (issue 14's handshakes/s at least the peer's, on a server CPU-bound "
-                    "in W1)", ratio["handshake"], 1.00)]
+                    "ones (W1 is CPU-bound: the handshake rate target)", ratio["handshake"], 1.0)]
 
 
 def overhead_targets(report: dict[str, Any]) -> list[dict[str, Any]]:

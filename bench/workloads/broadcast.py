@@ -1,19 +1,19 @@
-"""W1-W5 and the burst against one server, in order, each recorded into its results: W3 with
-few bystanders (product), W1 idle connections, W2 broadcasts, the burst, W3 with every client
-connected and W5 a login storm (product), W4 slow consumers."""
+"""W1-W5 and the burst against one server, in order: W3 with few bystanders (product), W1 idle
+connections, W2 broadcasts, the burst (K alerts to every connection in one IOLoop iteration:
+the product's from its outbox in one drain of the relay, a peer's from one control message),
+W3 with every client connected and W5 a login storm (product), W4 slow consumers."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from typing import Any
 
 from bench.phases import Phases
-from bench.stats import proc_runtime_seconds
-from bench.workloads.burst import BURST_SERVERS, burst_phase
 
-__all__ = ["Bench"]
+__all__ = ["Bench", "BURST_SERVERS"]
+
+BURST_SERVERS = ("product", "websockets", "floor")
 
 
 def _line(r: dict[str, Any]) -> str:
@@ -36,7 +36,7 @@ class Bench(Phases):
         connected, few = 0, None
         if product:
             self.say(f"W3 with {m.w3_few} bystanders: {m.w3_sends} sends to one user's 3 tabs")
-            await self.pool.connect(self.port, [self.seeded.target_token], 3, small_every=0)
+            await self.pool.connect(self.port, [self.seeded.target_token], 3, small_rcvbuf_every=0)
             connected = (await self.pool.connect(self.port, self.tokens(), m.w3_few))["ok"]
             await asyncio.sleep(1.0)
             few = await self.targeted("few")
@@ -47,31 +47,25 @@ class Bench(Phases):
         c = await self.pool.connect(self.port, self.tokens(), rest, offset=connected,
                                     timeout=max(30.0, min(180.0, self.time_left() - 60)))
         connect_cpu = self.cpu() - cpu0
-        await asyncio.sleep(2.0)
-        idle0, idle_t0 = proc_runtime_seconds(self.server.pid), time.perf_counter()
-        await asyncio.sleep(3.0)
-        idle = (proc_runtime_seconds(self.server.pid) - idle0) / (time.perf_counter() - idle_t0)
+        await asyncio.sleep(5.0)  # the server settles before its idle RSS is read
         rss_idle, st = self.rss(), await self.pool.stats()
-        w1 = wl["W1"] = {
-            "connections": st["open"] - (3 if product else 0), "attempted": rest,
+        w1 = wl["W1"] = {"connections": st["open"] - (3 if product else 0), "attempted": rest,
             "failed": c["failed"], "errors": c["errors"], "connect_wall_s": c["wall_s"],
             "handshakes_per_s": c["ok"] / c["wall_s"] if c["wall_s"] > 0 else None,
             "handshake_ms_mean": c["handshake_ms_mean"],
             "cpu_us_per_handshake": 1e6 * connect_cpu / c["ok"] if c["ok"] else None,
             "rss_base_kib": rss_base, "rss_idle_kib": rss_idle,
             "rss_kib_per_conn": (rss_idle - rss_base) / max(1, st["open"]),
-            "idle_cpu_pct": 100 * idle,
             "auth": "JWT verify + user/session lookup" if product else "none"}
         self.say(f"W1 {w1['connections']} open, {w1['handshakes_per_s']:.0f} handshakes/s, "
                  f"{w1['cpu_us_per_handshake'] or 0:.0f} us server CPU each, "
-                 f"{w1['rss_kib_per_conn']:.1f} KiB/conn, idle CPU {w1['idle_cpu_pct']:.1f}%, "
+                 f"{w1['rss_kib_per_conn']:.1f} KiB/conn, "
                  f"failed {c['failed']} {c['errors']}")
         if c["failed"] > 0.05 * rest:
             self.result["notes"].append(f"W1: {c['failed']} of {rest} connections failed")
         await self.w2(st["open"])
         if self.name in BURST_SERVERS:
-            self.say(f"burst: {m.bursts} bursts of {m.burst_events} alerts to every connection")
-            b = wl["burst"] = await burst_phase(self, m.bursts, m.burst_events)
+            b = wl["burst"] = await self.burst(m.bursts, m.burst_events)
             self.say(f"burst: {b['delivered']} of {b['expected']} delivered, "
                      f"{b['cpu_us_per_msg'] or 0:.2f} us CPU per delivered event")
         if product:
@@ -99,6 +93,23 @@ class Bench(Phases):
             spy.send_signal(signal.SIGINT)
             await asyncio.to_thread(spy.wait, 30)
 
+    async def burst(self, bursts: int, per_burst: int) -> dict[str, Any]:
+        """Sends bursts of alerts, each once the last is in; CPU per delivery."""
+        self.say(f"burst: {bursts} bursts of {per_burst} alerts to every connection")
+        await self.pool.all({"cmd": "reset"})
+        recipients = (await self.pool.stats())["open_recording"]
+        mark, done = self.mark(), 0
+        for b in range(bursts):
+            if self.time_left() < 20:
+                break
+            await self.trigger.burst(10_000_000 + b * per_burst, per_burst)
+            done += 1
+            await self.pool.wait_received(done * per_burst * recipients, limit=30, stall=30)
+        st = await self.pool.stats()  # wall time: from the first burst to the last receipt
+        return {"bursts": done, "events_per_burst": per_burst, "recipients_per_event": recipients,
+                "expected": done * per_burst * recipients,
+                **await self.figures(mark, st, mark[2], "burst")}
+
     async def w3(self, bystanders: int, few: dict[str, Any]) -> None:
         """Runs W3 with every client connected and compares it with the few-bystander run."""
         self.say(f"W3 with {bystanders} bystanders: {self.mode.w3_sends} sends")
@@ -112,8 +123,7 @@ class Bench(Phases):
                  f"ratio {w3['ratio_process']:.2f}")
 
     async def w4(self) -> None:
-        """Runs W4: broadcasts while every 50th client (those with a small receive buffer) has
-        stopped reading."""
+        """Runs W4: broadcasts while the small-buffer clients stop reading."""
         m = self.mode
         if self.time_left() < min(40.0, m.w4_max_seconds + 10):
             self.result["notes"].append("W4 skipped: out of time budget")
@@ -133,7 +143,6 @@ class Bench(Phases):
         closes = (await self.pool.stats())["close_codes"]
         peak = max([s[1] for s in samples] + [rss_end])
         w4.update(paused=paused, rss_start_kib=rss_start, rss_peak_kib=peak, rss_end_kib=rss_end,
-                  rss_samples=samples[::max(1, len(samples) // 200)],
                   dropped_by_server=(await self.dropped()) - dropped0, close_codes_seen=closes,
                   rss_growth_kib=peak - rss_start)
         self.result["workloads"]["W4"] = w4

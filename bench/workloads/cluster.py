@@ -1,10 +1,5 @@
-"""The cluster workloads (C1-C3): the Redis broker's cost, two nodes, and a node killed.
-
-C1: one node, W2, `--broker=memory` against `--broker=redis` in ABBA rounds. C2: two nodes on
-one PostgreSQL database and one private Redis, clients on each, alerts published on node A.
-C3: the same nodes behind nginx; storm clients connect through it and node A is SIGKILLed.
-Nodes are pinned to the server core; load generators, Redis and nginx to the client core.
-"""
+"""The cluster workloads: C1 the Redis broker's cost against the memory broker's, C2 two nodes
+with alerts published on one, C3 a node SIGKILLed behind nginx (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -12,32 +7,23 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import statistics
 import time
 import uuid
 from typing import Any
 
 from bench.modes import CLIENT_CORE, SECRET, TOKEN_TTL, Clock, Mode
 from bench.phases import Phases
-from bench.pool import Pool
-from bench.procs import free_port
-from bench.seed import seed
-from bench.server import failure
+from bench.procs import Pool, pin
+from bench.server import failure, seed
 from bench.triggers import ProductTrigger
-from bench.workloads.broadcast import Bench
 from bench.workloads.overhead import abba
 from bench.workloads.storm import Publisher, check_clients, connect_storm, wait_status
+from localcluster.procs import free_port
 
 __all__ = ["ClusterBench", "POSTGRES_ADMIN"]
 
 POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL",
                                 "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _pin(pid: int, core: int) -> None:
-    """Pins a running process to core (a no-op where affinity is unavailable)."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setaffinity(pid, {core})
 
 
 class ClusterBench:
@@ -65,8 +51,7 @@ class ClusterBench:
         return ("--broker", "redis", "--redis-url", self.redis.url, "--redis-prefix", prefix)
 
     def redis_cpu(self) -> float:
-        """Returns the private Redis server's CPU seconds so far (INFO cpu: microseconds,
-        where /proc counts 10 ms ticks)."""
+        """Returns the private Redis server's CPU seconds so far (INFO cpu)."""
         import redis
 
         client = redis.Redis.from_url(self.redis.url)
@@ -82,7 +67,7 @@ class ClusterBench:
 
         self.redis = PrivateRedis(os.path.join(self.tmp, "redis"))
         self.redis.start()
-        _pin(self.redis.child.pid, CLIENT_CORE)
+        pin(self.redis.child.pid, CLIENT_CORE)
         try:
             for name, step in (("broker_cost", self.c1), ("two_nodes", self.c2),
                                ("kill_node", self.c3)):
@@ -97,21 +82,12 @@ class ClusterBench:
 
     async def c1(self) -> dict[str, Any]:
         """W2 on one node with the memory broker and with the Redis broker, ABBA order."""
-        m = self.mode
-
-        def make(setting: str, r: int) -> Bench:
-            """Returns one node with the given broker, in its own data dir."""
-            tmp = os.path.join(self.tmp, f"c1-{r}-{setting}")
-            os.makedirs(tmp)
-            return Bench("product", m, tmp, self.clock, time.monotonic() + 400, extra_args=(
-                self.broker_args(f"{self.tag}_c1_{r}") if setting == "redis" else ()))
-
-        rounds = await abba(("memory", "redis"), "redis", m.cluster_broker_rounds,
-                            m.cluster_broker_phases, make)
-        redis, memory = (statistics.median(r[k]["cpu_us_per_msg"] for r in rounds)
-                         for k in ("redis", "memory"))
-        return {"rounds": rounds, "connections": m.connections, "cpu_us_per_msg_redis": redis,
-                "cpu_us_per_msg_memory": memory, "ratio": redis / memory}
+        m, tmp = self.mode, os.path.join(self.tmp, "c1")
+        os.makedirs(tmp)
+        return {"connections": m.connections, **await abba(
+            m, tmp, self.clock, ("memory", "redis"), "redis", m.cluster_broker_rounds,
+            m.cluster_broker_phases, lambda setting, r: self.broker_args(
+                f"{self.tag}_c1_{r}") if setting == "redis" else ())}
 
     async def start_nodes(self) -> None:
         """Seeds a fresh PostgreSQL database and starts nodes A and B with their workers."""
@@ -198,7 +174,7 @@ class ClusterBench:
                            [f"127.0.0.1:{node.port}" for node in self.nodes], install_nginx(),
                            connections=3 * m.cluster_kill_clients + 1024)
         self.nginx.start()
-        _pin(self.nginx.child.pid, CLIENT_CORE)
+        pin(self.nginx.child.pid, CLIENT_CORE)
         pool = Pool([w for node in self.nodes for w in node.pool.workers])
         seeded = self.nodes[0].seeded
         c = await connect_storm(pool, port, seeded.user_tokens, m.cluster_kill_clients, 31)

@@ -1,17 +1,10 @@
-"""Metrics overhead: W2 server CPU per delivery with --metrics on and off, side by side.
-
-    python -m bench.workloads.overhead [--quick] [--rounds 2] [--phases 3]  (`make bench-metrics`)
-
-Each round starts the product once per setting, in ABBA order across rounds; a start connects
-the mode's clients and runs `--phases` W2 phases. `--micro` times Hub.publish in-process with
-and without the metrics hook. C1 (bench/workloads/cluster.py) reuses the ABBA rounds.
-"""
+"""Metrics overhead, `python -m bench.workloads.overhead` (`make bench-metrics`): W2's CPU per
+delivery with --metrics on and off in ABBA rounds, and --micro's in-process timing."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -49,46 +42,33 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
             "p99_ms": statistics.median(r["latency"]["p99_ms"] for r in runs)}
 
 
-async def abba(order: tuple[str, str], over: str, rounds: int, phases: int,
-               make: Callable[[str, int], Bench]) -> list[dict[str, Any]]:
-    """Runs `rounds` rounds of W2 phases on a server started once per setting (make(setting,
-    round)), the order reversed every other round; each round's ratio is the setting `over`
-    to the other one."""
-    out = []
+async def abba(mode: Mode, tmp: str, clock: Clock, order: tuple[str, str], over: str,
+               rounds: int, phases: int,
+               extra: Callable[[str, int], tuple[str, ...]]) -> dict[str, Any]:
+    """Runs W2 phases on this product started per setting (options extra(setting, round)), the
+    order reversed every other round; the ratio is `over`'s median to the other's."""
+    under, out = order[1] if over == order[0] else order[0], []
     for r in range(rounds):
         row: dict[str, Any] = {"order": list(order if r % 2 == 0 else order[::-1])}
         for setting in row["order"]:
-            bench = make(setting, r)
+            os.makedirs(path := os.path.join(tmp, f"{setting}-{r}"))
+            bench = Bench("product", mode, path, clock, time.monotonic() + 600,
+                          extra_args=extra(setting, r))
             try:
                 runs = await measure(bench, phases)
             finally:
                 await bench.stop()
             row[setting] = {"phases": runs, **summarize(runs)}
             bench.say(f"{setting}: {row[setting]['cpu_us_per_msg']:.2f} us/msg")
-        under = order[1] if over == order[0] else order[0]
         row["ratio"] = row[over]["cpu_us_per_msg"] / row[under]["cpu_us_per_msg"]
         out.append(row)
-    return out
-
-
-class _Sink:
-    """A connection whose send costs almost nothing, so the hub's own work dominates."""
-
-    def send(self, event: object) -> bool:
-        """Accepts the event."""
-        return True
-
-    def backlog(self) -> tuple[int, int]:
-        """Reports nothing queued."""
-        return 0, 0
-
-    def close(self, code: int, reason: str) -> None:
-        """Does nothing."""
+    a, b = (statistics.median(row[k]["cpu_us_per_msg"] for row in out) for k in (over, under))
+    return {"rounds": out, f"cpu_us_per_msg_{over}": a, f"cpu_us_per_msg_{under}": b,
+            "ratio": a / b}
 
 
 def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> dict[str, float]:
-    """Times Hub.publish in-process with and without the metrics hook, interleaved. With no-op
-    sockets a delivery is the hub's loop alone, so the on/off ratio is an upper bound."""
+    """Times Hub.publish in-process (no-op sockets) with and without the hook."""
     from types import SimpleNamespace
 
     from app import make_hub
@@ -100,8 +80,11 @@ def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> 
 
     hub = make_hub(MemoryBroker())
     hub.observe_delivery = None
+    # A connection whose send costs almost nothing, so the hub's own work dominates.
+    sink = SimpleNamespace(send=lambda event: True, backlog=lambda: (0, 0),
+                           close=lambda code, reason: None)
     for i in range(connections):
-        hub.register(Client(_Sink(), i, "user", f"s{i}", 0))
+        hub.register(Client(sink, i, "user", f"s{i}", 0))
     metrics = Metrics(Sources(hub, SimpleNamespace(status="ok", checks={})))  # type: ignore[arg-type]
     times: dict[str, list[float]] = {"on": [], "off": []}
     for r in range(rounds):
@@ -123,32 +106,19 @@ def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> 
 
 async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> dict[str, Any]:
     """Runs the on/off rounds and the in-process timing; returns the report's body."""
-
-    def make(setting: str, r: int) -> Bench:
-        """Returns the product with metrics on or off, in its own data dir."""
-        path = os.path.join(tmp, f"{setting}-{r}")
-        os.makedirs(path)
-        return Bench("product", mode, path, clock, time.monotonic() + 600,
-                     extra_args=("--metrics", setting))
-
-    rounds = await abba(("on", "off"), "on", args.rounds, args.phases, make)
+    out = await abba(mode, tmp, clock, ("on", "off"), "on", args.rounds, args.phases,
+                     lambda setting, _: ("--metrics", setting))
     clock.say("in-process Hub.publish timing with and without the metrics hook")
-    on, off = (statistics.median(r[k]["cpu_us_per_msg"] for r in rounds) for k in ("on", "off"))
-    return {"connections": mode.connections, "rounds": rounds, "micro": await asyncio.to_thread(
-        micro), "cpu_us_per_msg_on": on, "cpu_us_per_msg_off": off, "ratio": on / off}
+    return {"connections": mode.connections, **out, "micro": await asyncio.to_thread(micro)}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the comparison (or only --micro)."""
-    p = cli.parser("W2 CPU per delivery, metrics on vs off.")
+    p = cli.parser("W2 CPU per delivery, metrics on vs off.",
+                   "Hub.publish with and without the metrics hook")
     p.add_argument("--rounds", type=int, default=2, help="ABBA rounds (default 2)")
     p.add_argument("--phases", type=int, default=3, help="W2 phases per start (default 3)")
-    p.add_argument("--micro", action="store_true",
-                   help="only time Hub.publish in-process with and without the hook")
-    if p.parse_args(argv).micro:
-        print(json.dumps(micro(), indent=1))
-        return 0
-    return cli.main("overhead", p, run, argv)
+    return cli.main("overhead", p, run, argv, micro)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,6 @@
-"""Paired rounds: every server up at once, measured in turn, for CPU ratios noise cannot skew.
-
-    python -m bench.workloads.paired [--quick] [--rounds 10] [--servers product,websockets,floor]
-                                                                        (`make bench-paired`)
-
-Each round measures every server once, in an order that rotates; a ratio is taken within a
-round, then the median over the rounds, so both sides of it saw the same minute. H: server CPU
-per handshake, `--handshakes` more connections a round, kept open as in W1. B: server CPU per
-delivered message, W2's pattern, to `--connections` connections.
-"""
+"""Paired rounds, `python -m bench.workloads.paired` (`make bench-paired`): every server up at
+once, measured in turn in rotating order, for CPU ratios taken within a round (H: per
+handshake, B: per delivery) that a noisy machine cannot skew."""
 
 from __future__ import annotations
 
@@ -25,7 +18,7 @@ from bench.modes import MODES, Clock, Mode
 from bench.phases import Phases
 from bench.stats import proc_runtime_seconds
 
-__all__ = ["PairedRun", "run_paired", "summarize", "rotation", "main", "SERVERS", "SIZES"]
+__all__ = ["PairedRun", "run", "summarize", "rotation", "main", "SERVERS", "SIZES"]
 
 SERVERS = ("product", "websockets", "floor")
 PEER = "websockets"  # the ratios' denominator
@@ -41,11 +34,10 @@ class PairedRun(Phases):
         return proc_runtime_seconds(self.server.pid)
 
     async def handshakes(self, count: int, offset: int = 0) -> dict[str, Any]:
-        """Opens count more connections with the tokens from offset on (users the server has
-        not seen, three tabs each, as in W1), measuring the server's CPU; they stay open."""
+        """Opens count more connections (kept open) and measures the server's CPU."""
         cpu0 = self.cpu()
         c = await self.pool.connect(self.port, self.tokens(), count, offset=offset,
-                                    small_every=0)
+                                    small_rcvbuf_every=0)
         ok = c["ok"]
         return {"cpu_us": 1e6 * (self.cpu() - cpu0) / ok if ok else None, "ok": ok,
                 "failed": c["failed"], "per_s": ok / c["wall_s"] if c["wall_s"] > 0 else None}
@@ -80,8 +72,7 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], peer: str = PEER) -> dict
 
 async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str, measure: Any,
                   digits: int) -> dict[str, Any]:
-    """Runs measure(run, i) for every server in each round, in rotating order; returns the
-    rounds and their summary."""
+    """Runs measure(run, i) on every server per round, in rotating order."""
     out = []
     for i in range(rounds):
         row = {run.name: await measure(run, i) for run in rotation(runs, i)}
@@ -92,43 +83,8 @@ async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str, 
     return {"rounds": out, **summarize(out)}
 
 
-async def run_paired(mode: Mode, tmp: str, clock: Clock, servers: tuple[str, ...],
-                     rounds: int, connections: int, handshakes: int,
-                     broadcasts: int) -> dict[str, Any]:
-    """Starts every server, runs the H then the B rounds, stops them; returns the report."""
-    deadline = time.monotonic() + 3600
-    runs = [PairedRun(name, mode, tmp, clock, deadline) for name in servers]
-    report: dict[str, Any] = {"rounds": rounds, "connections": connections,
-                              "handshakes": handshakes, "broadcasts": broadcasts,
-                              "servers": list(servers), "peer": PEER}
-    try:
-        for run in runs:
-            await run.start()
-        for run in runs:  # warm-up: allocator, imports, the first connections' costs
-            await run.handshakes(min(200, handshakes))
-        report["handshake"] = await _rounds(  # users not seen before, as in W1
-            runs, rounds, clock, "H", lambda run, i: run.handshakes(handshakes,
-                                                                   (i + 1) * handshakes), 0)
-        for run in runs:  # closed between the phases, not between rounds (no churn in W1)
-            await run.pool.all({"cmd": "close_all"})
-        await asyncio.sleep(3.0)
-        report["opened"] = {run.name: (await run.pool.connect(run.port, run.tokens(),
-                                                              connections))["ok"]
-                            for run in runs}
-        await asyncio.sleep(2.0)
-        for run in runs:
-            await run.broadcasts("warm", 4)
-        report["broadcast"] = await _rounds(
-            runs, rounds, clock, "B", lambda run, i: run.broadcasts(f"b{i}", broadcasts), 2)
-    finally:
-        for run in runs:
-            with contextlib.suppress(Exception):
-                await run.stop()
-    return report
-
-
 async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> dict[str, Any]:
-    """Sizes the run from the mode and the options, then runs the paired rounds."""
+    """Starts every server, runs the H then the B rounds, stops them; returns the report."""
     connections, handshakes, broadcasts, rounds = SIZES[mode.name]
     connections, handshakes = args.connections or connections, args.handshakes or handshakes
     rounds = args.rounds or rounds
@@ -137,8 +93,33 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
     servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
     if PEER not in servers:
         raise SystemExit(f"--servers must include {PEER}, the ratios' denominator")
-    return await run_paired(mode, tmp, clock, servers, rounds, connections, handshakes,
-                            broadcasts)
+    runs = [PairedRun(name, mode, tmp, clock, time.monotonic() + 3600) for name in servers]
+    report: dict[str, Any] = {"rounds": rounds, "connections": connections,
+                              "handshakes": handshakes, "broadcasts": broadcasts,
+                              "servers": list(servers), "peer": PEER}
+    try:
+        for server in runs:
+            await server.start()
+        for server in runs:  # warm-up: allocator, imports, the first connections' costs
+            await server.handshakes(min(200, handshakes))
+        report["handshake"] = await _rounds(  # users not seen before, as in W1
+            runs, rounds, clock, "H", lambda s, i: s.handshakes(handshakes, (i + 1) * handshakes),
+            0)
+        for server in runs:  # closed between the phases, not between rounds (no churn in W1)
+            await server.pool.all({"cmd": "close_all"})
+        await asyncio.sleep(3.0)
+        report["opened"] = {s.name: (await s.pool.connect(s.port, s.tokens(), connections))["ok"]
+                            for s in runs}
+        await asyncio.sleep(2.0)
+        for server in runs:
+            await server.broadcasts("warm", 4)
+        report["broadcast"] = await _rounds(
+            runs, rounds, clock, "B", lambda s, i: s.broadcasts(f"b{i}", broadcasts), 2)
+    finally:
+        for server in runs:
+            with contextlib.suppress(Exception):
+                await server.stop()
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:

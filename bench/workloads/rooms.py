@@ -1,31 +1,19 @@
-"""The rooms workload against one server, this product or a Socket.IO peer.
-
-R1: rooms x members sockets, each in one room; for `room_seconds` the load generators publish
-at `room_rate` per second in total, each from a random member, and every receiver times each
-message. R2 (this product only): the server's CPU per publish to a small room (3 tabs of one
-user) with few and then with every other socket connected in other rooms.
-"""
+"""The rooms workload against one server, this product or a Socket.IO peer: R1 members
+publishing into their rooms, R2 (this product) a small room's cost beside many others."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from bench.loadgen.rooms import SIO_PATH
 from bench.phases import Phases
-from bench.stats import add_counts
 
-__all__ = ["RoomsBench", "room_names", "expected_deliveries", "ISO_ROOM"]
+__all__ = ["RoomsBench", "expected_deliveries", "ISO_ROOM"]
 
 ISO_ROOM = "iso"
-
-
-def room_names(count: int) -> list[str]:
-    """Returns the workload's room names."""
-    return [f"r{i}" for i in range(count)]
 
 
 def expected_deliveries(by_room: dict[str, int], members: dict[str, int]) -> int:
@@ -33,46 +21,14 @@ def expected_deliveries(by_room: dict[str, int], members: dict[str, int]) -> int
     return sum(n * members.get(room, 0) for room, n in by_room.items())
 
 
-class Tab:
-    """One R2 probe connection (a tornado client in the orchestrator): counts the room
-    messages and replies it gets."""
-
-    def __init__(self) -> None:
-        self.conn: Any = None
-        self.messages = self.replies = 0
-        self.errors: list[str] = []
-        self.changed = asyncio.Event()
-
-    def on_message(self, text: str | bytes | None) -> None:
-        """Counts one frame (tornado calls this for each, None on close)."""
-        if text is None:
-            self.errors.append("closed")
-        elif '"type":"channel.message"' in text:
-            self.messages += 1
-        elif '"type":"reply"' in text:
-            self.replies += 1
-        elif '"type":"error"' in text:
-            self.errors.append(str(text)[:200])
-        self.changed.set()
-
-    async def until(self, ok: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Waits until ok() holds; raises on a server error or after timeout."""
-        stop = time.monotonic() + timeout
-        while not ok():
-            if self.errors:
-                raise RuntimeError(f"probe tab: {self.errors[0]}")
-            if time.monotonic() > stop:
-                raise TimeoutError("probe tab waited too long")
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), max(0.01, stop - time.monotonic()))
-            except TimeoutError:
-                continue
-
-    def send(self, verb: str, data: dict[str, Any], request_id: int) -> None:
-        """Sends one request frame."""
-        self.conn.write_message(json.dumps({"id": request_id, "type": verb, "data": data},
-                                           separators=(",", ":")))
+async def _read_until(conn: Any, kind: str) -> None:
+    """Reads an R2 tab's frames until one of type kind; raises on an error."""
+    while True:
+        text = await asyncio.wait_for(conn.read_message(), 10)
+        if text is None or '"type":"error"' in text:
+            raise RuntimeError(f"R2 probe tab: {text!r:.200}")
+        if f'"type":"{kind}"' in text:
+            return
 
 
 class RoomsBench(Phases):
@@ -85,9 +41,9 @@ class RoomsBench(Phases):
         m, product, wl = self.mode, self.name == "product", self.result["workloads"]
         if product:  # an inbound limit the probe cannot hit
             self.extra_args = ("--inbound-rate", "1000", "--inbound-burst", "1000")
-        await self.start(trigger=False, rooms=(*room_names(m.rooms), ISO_ROOM))
-        total = m.rooms * m.members
-        rooms = [room for room in room_names(m.rooms) for _ in range(m.members)]
+        names = [f"r{i}" for i in range(m.rooms)]
+        await self.start(trigger=False, rooms=(*names, ISO_ROOM))
+        total, rooms = m.rooms * m.members, [room for room in names for _ in range(m.members)]
         connected, iso = 0, {}
         if product:
             connected = (await self.join(rooms, m.iso_few, 0))["ok"]
@@ -129,58 +85,53 @@ class RoomsBench(Phases):
             self.port, self.seeded.user_tokens if product else [""], count, offset=offset,
             timeout=max(30.0, min(180.0, self.time_left() - 60)),
             path="/ws" if product else SIO_PATH, rooms=rooms, proto="json" if product else "sio",
-            small_every=0)
+            small_rcvbuf_every=0)
 
     async def probe(self, rounds: int = 5) -> dict[str, Any]:
-        """R2: three tabs of the target user in the small room; the first publishes, each
-        message once all three have the one before; server CPU per publish in rounds."""
+        """R2: one of three tabs publishes to the small room; CPU per publish."""
         from tornado.websocket import websocket_connect
 
         url = f"ws://127.0.0.1:{self.port}/ws?token={self.seeded.target_token}"
-        channel, tabs, seq = f"room:{ISO_ROOM}", [Tab() for _ in range(3)], 0
-        try:
+        channel, tabs, sent = f"room:{ISO_ROOM}", [], 0
+
+        def send(tab: Any, verb: str, data: dict[str, Any]) -> None:
+            """Sends one request frame."""
+            tab.write_message(json.dumps({"id": sent + 1, "type": verb, "data": data}))
+
+        async def one(*_: int) -> None:
+            """Publishes one message and waits until every tab has it."""
+            nonlocal sent
+            send(tabs[0], "publish", {"channel": channel, "data": {"seq": sent}})
+            sent += 1
             for tab in tabs:
-                tab.conn = await asyncio.wait_for(
-                    websocket_connect(url, on_message_callback=tab.on_message), 10)
-                tab.send("subscribe", {"channel": channel}, 1)
-                await tab.until(lambda t=tab: t.replies >= 1)
+                await _read_until(tab, "channel.message")
 
-            async def one(*_: int) -> None:
-                """Publishes one message and waits until every tab has it."""
-                nonlocal seq
-                seq += 1
-                tabs[0].send("publish", {"channel": channel, "data": {"seq": seq}}, seq + 1)
-                for tab in tabs:
-                    await tab.until(lambda t=tab: t.messages >= seq)
-
+        try:
+            for _ in range(3):
+                tabs.append(await asyncio.wait_for(websocket_connect(url), 10))
+                send(tabs[-1], "subscribe", {"channel": channel})
+                await _read_until(tabs[-1], "reply")
             for _ in range(5):  # warm-up
                 await one()
             await asyncio.sleep(0.3)
             per_round = max(1, self.mode.iso_sends // rounds)
             out = await self.cpu_rounds("publish", rounds, per_round, one)
-            await tabs[0].until(lambda: tabs[0].replies >= seq + 1)
         finally:
             for tab in tabs:
-                if tab.conn is not None:
-                    tab.conn.close()
+                tab.close()
         return {"sends": per_round * rounds, "tabs": len(tabs), **out,
-                "messages_at_tabs": [t.messages for t in tabs]}
+                "messages_at_tabs": [sent] * len(tabs)}  # each tab had each one
 
     async def publish_phase(self) -> dict[str, Any]:
         """Members publish at room_rate for room_seconds; measures what the receivers get."""
         m, pool = self.mode, self.pool
-        members: dict[str, int] = {}
-        for r in await pool.all({"cmd": "rooms_members"}):
-            add_counts(members, r["members"])
+        members = (await pool.summed({"cmd": "rooms_members"})).get("members", {})
         await pool.all({"cmd": "reset"})
         seconds = min(m.room_seconds, max(3.0, self.time_left() - 20))
         mark = self.mark()
-        replies = await pool.all({"cmd": "rooms_publish", "rate": m.room_rate / len(pool.workers),
+        sent = await pool.summed({"cmd": "rooms_publish", "rate": m.room_rate / len(pool.workers),
                                   "seconds": seconds, "seed": 7}, timeout=seconds + 60)
-        sent_done = time.time()
-        by_room: dict[str, int] = {}
-        for r in replies:
-            add_counts(by_room, r["by_room"])
+        sent_done, by_room = time.time(), sent.get("by_room", {})
         published, expected = sum(by_room.values()), expected_deliveries(by_room, members)
         st = await pool.wait_received(expected)
         out = await self.figures(mark, st, sent_done, "r1")

@@ -1,24 +1,18 @@
-"""The reconnect storm (S1) against this product: every client cut at once, all resume.
-
-Feed clients (bench/loadgen/storm.py) connect with real JWTs; an admin publishes numbered
-alerts at `storm_rate` per second. After `storm_before` seconds the server is restarted
-cleanly (SIGTERM: it closes every socket with 1001 and keeps the feed's epoch and history,
-then starts again on the same data dir and port) while the alerts keep coming; every client
-resumes with since/epoch. Once all have resumed, alerts flow `storm_after` more seconds, then
-each client's numbers are checked against the acknowledged publishes. C3 (bench/workloads/
-cluster.py) reuses the publisher, the status wait and the check.
-"""
+"""The reconnect storm (S1): every client cut by a clean restart of this product resumes with
+since/epoch while alerts flow, then each client's numbers are checked. C3 reuses the
+publisher, the status wait and the check."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bench.modes import SOURCES
 from bench.phases import Phases
-from bench.pool import Pool
+from bench.procs import Pool
 from bench.stats import add_counts, percentile
 from bench.triggers import ProductTrigger
 
@@ -63,16 +57,13 @@ class Publisher:
 async def connect_storm(pool: Pool, port: int, tokens: list[str], count: int,
                         seed: int) -> dict[str, Any]:
     """Opens count storm clients to port, spread over the workers; returns the counts."""
-    began = time.monotonic()
-    replies = await asyncio.gather(*(w.call({
-        "cmd": "storm_connect", "host": "127.0.0.1", "port": port, "tokens": mine,
-        "sources": SOURCES, "seed": seed + i, "base": 0.2, "cap": 2.0, "concurrency": 32,
-        "timeout": 120}, 180) for i, (w, mine) in enumerate(pool.shares(count, tokens))))
-    errors: dict[str, int] = {}
-    for r in replies:
-        add_counts(errors, r["errors"])
-    return {"ok": sum(r["ok"] for r in replies), "errors": errors,
-            "wall_s": time.monotonic() - began}
+    began, total = time.monotonic(), {"ok": 0, "errors": {}}
+    for reply in await asyncio.gather(*(w.call({
+            "cmd": "storm_connect", "host": "127.0.0.1", "port": port, "tokens": mine,
+            "sources": SOURCES, "seed": seed + i, "base": 0.2, "cap": 2.0, "concurrency": 32,
+            "timeout": 120}, 180) for i, (w, mine) in enumerate(pool.shares(count, tokens)))):
+        add_counts(total, reply)
+    return {"ok": total["ok"], "errors": total["errors"], "wall_s": time.monotonic() - began}
 
 
 async def wait_status(pool: Pool, cut: float, timeout: float,
@@ -88,8 +79,7 @@ async def wait_status(pool: Pool, cut: float, timeout: float,
 
 async def check_clients(pool: Pool, pub: Publisher, cut: float, clients: int,
                         listen_s: float) -> dict[str, Any]:
-    """Checks every client's numbers against the acknowledged publishes, stops the clients,
-    and returns the summed check with the recovery figures."""
+    """Checks every client's numbers, stops them, returns the figures."""
     await asyncio.sleep(2.0)  # the last events reach every client
     check = await pool.summed({"cmd": "storm_check", "acked": pub.acked, "cut": cut}, 120)
     await pool.all({"cmd": "storm_stop"})
@@ -100,9 +90,7 @@ async def check_clients(pool: Pool, pub: Publisher, cut: float, clients: int,
 
 def peak_rate(times: list[float], width: float) -> float | None:
     """Returns the most events in any window of width seconds (fixed bins), per second."""
-    bins: dict[int, int] = {}
-    for t in times:
-        bins[int(t // width)] = bins.get(int(t // width), 0) + 1
+    bins = collections.Counter(int(t // width) for t in times)
     return max(bins.values()) / width if bins else None
 
 

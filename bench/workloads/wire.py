@@ -1,17 +1,10 @@
-"""Wire formats: JSON vs protobuf, permessage-deflate on vs off, beside the websockets peer.
-
-    python -m bench.workloads.wire [--quick] [--rounds 2] [--phases 2]    (`make bench-wire`)
-
-Each server starts once with compression available; per variant (the order reversed every
-other round) the load generators connect the clients and W2 phases run with two payloads:
-W2's own alert and the same alert with 1 KiB of text. Part of `make bench` unless --no-wire.
-"""
+"""Wire formats, `python -m bench.workloads.wire` (`make bench-wire`, and part of `make bench`):
+JSON vs protobuf and permessage-deflate on vs off, beside the websockets peer."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import time
@@ -56,16 +49,23 @@ def pad_text(size: int) -> str:
 PAYLOADS = {"w2": "", "1k": pad_text(1024)}
 
 
+def _cell(rows: list[dict[str, Any]], key: str, kept: list[Any]) -> dict[str, Any]:
+    """Returns a cell from its phases or rounds: medians and totals."""
+    return {**medians(rows, CELL), key: kept, "delivered": sum(r["delivered"] for r in rows),
+            "expected": sum(r["expected"] for r in rows)}
+
+
 class WireRun(Phases):
     """One server with compression available, its clients reconnected per variant."""
 
+    data_name = "wire-data"
+
     async def variant(self, variant: str, connections: int, phases: int) -> dict[str, Any]:
-        """Connects clients offering variant, runs the phases per payload, disconnects; each
-        payload's cell holds the medians of its phases."""
+        """Connects clients offering variant and runs the phases per payload."""
         if isinstance(self.trigger, PeerTrigger):  # the peer broadcasts bytes as binary frames
             self.trigger.protobuf = "protobuf" in variant
         c = await self.pool.connect(self.port, self.tokens(), connections, timeout=120.0,
-                                    offers=VARIANTS[variant], small_every=0)
+                                    **VARIANTS[variant], small_rcvbuf_every=0)
         await asyncio.sleep(1.5)
         out: dict[str, Any] = {"connected": c["ok"], "failed": c["failed"]}
         for size, pad in PAYLOADS.items():
@@ -77,9 +77,7 @@ class WireRun(Phases):
                 run.update(bytes_per_event=st["wire_bytes"] / max(1, st["received"]),
                            p99_ms=run["latency"]["p99_ms"])
                 runs.append({k: v for k, v in run.items() if k != "latency_quantiles"})
-            cell = out[size] = {**medians(runs, CELL), "phases": runs,
-                                "delivered": sum(r["delivered"] for r in runs),
-                                "expected": sum(r["expected"] for r in runs)}
+            cell = out[size] = _cell(runs, "phases", runs)
             self.say(f"{variant} {size}: {cell['cpu_us_per_msg']:.2f} us/msg, "
                      f"{cell['bytes_per_event']:.0f} B/event, {cell['msgs_per_s']:,.0f} msgs/s")
         await self.pool.all({"cmd": "close_all"})
@@ -89,8 +87,7 @@ class WireRun(Phases):
 
 async def measure_server(name: str, mode: Mode, tmp: str, clock: Clock, rounds: int,
                          phases: int) -> dict[str, Any]:
-    """Runs every variant against one server for `rounds` rounds (ABBA order); a cell is the
-    median over the rounds."""
+    """Runs every variant against one server in ABBA rounds."""
     connections = min(mode.connections, MAX_CONNECTIONS)
     run = WireRun(name, mode, tmp, clock, time.monotonic() + 1800, extra_args=EXTRA_ARGS[name])
     cells: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
@@ -106,10 +103,8 @@ async def measure_server(name: str, mode: Mode, tmp: str, clock: Clock, rounds: 
         out[variant] = {"connected": min(res["connected"] for res in results)}
         for size in PAYLOADS:
             per_round = [res[size] for res in results]
-            out[variant][size] = {**medians(per_round, CELL),
-                                  "rounds": [{k: c[k] for k in CELL} for c in per_round],
-                                  "delivered": sum(c["delivered"] for c in per_round),
-                                  "expected": sum(c["expected"] for c in per_round)}
+            out[variant][size] = _cell(per_round, "rounds",
+                                       [{k: c[k] for k in CELL} for c in per_round])
     return out
 
 
@@ -127,8 +122,7 @@ def micro(repeat: int = 2000) -> dict[str, dict[str, float]]:
         for name, variant in flags.items():
             def make(variant: int = variant, data: dict[str, Any] = data) -> None:
                 """Encodes and frames the alert from scratch."""
-                Event("system.alert", data, "2026-11-26T10:30:00.000Z").encode().frame_for(
-                    variant)
+                Event("system.alert", data, "2026-11-26T10:30:00.000Z").encode().frame_for(variant)
             out[size][name] = min(timeit.repeat(make, number=repeat, repeat=3)) / repeat * 1e6
     return out
 
@@ -137,8 +131,7 @@ async def run_wire(mode: Mode, tmp: str, clock: Clock, servers: tuple[str, ...] 
                    rounds: int = 2, phases: int = 2) -> dict[str, Any]:
     """Measures every server and variant; returns the wire formats' report body."""
     out: dict[str, Any] = {"rounds": rounds, "phases": phases, "broadcasts": mode.w2_broadcasts,
-                           "payload_bytes": {k: len(v) for k, v in PAYLOADS.items()},
-                           "servers": {}}
+                           "payload_bytes": {k: len(v) for k, v in PAYLOADS.items()}, "servers": {}}
     for name in servers:
         clock.say(f"wire formats: {name}")
         try:
@@ -158,17 +151,13 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
 
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the comparison (or only --micro)."""
-    p = cli.parser("JSON vs protobuf, permessage-deflate on vs off, beside websockets.")
+    p = cli.parser("JSON vs protobuf, permessage-deflate on vs off, beside websockets.",
+                   "the once-per-publish encodings")
     p.add_argument("--servers", default=",".join(SERVERS),
                    help=f"comma-separated subset of {','.join(SERVERS)}")
     p.add_argument("--rounds", type=int, default=2, help="rounds (default 2)")
     p.add_argument("--phases", type=int, default=2, help="phases per cell (default 2)")
-    p.add_argument("--micro", action="store_true",
-                   help="only time the once-per-publish encodings in-process")
-    if p.parse_args(argv).micro:
-        print(json.dumps(micro(), indent=1))
-        return 0
-    return cli.main("wire", p, run, argv)
+    return cli.main("wire", p, run, argv, micro)
 
 
 if __name__ == "__main__":
