@@ -37,7 +37,7 @@ proto: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# -- benchmarks (issue 5): see docs/benchmarks.md -------------------------------------------
+# -- benchmarks: see docs/benchmarks.md ----------------------------------------------------
 BENCH_STAMP := $(VENV)/.bench-installed
 NODE_PEER := bench/peers/node
 
@@ -50,7 +50,8 @@ $(NODE_PEER)/node_modules: $(NODE_PEER)/package.json $(NODE_PEER)/package-lock.j
 		cd $(NODE_PEER) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules; \
 	else echo "npm not found: the Node ws and socket.io peers will be skipped"; fi
 
-# BENCH_ARGS passes options to bench/run.py, e.g. BENCH_ARGS='--note "shared machine"'.
+# BENCH_ARGS passes options to bench/run.py, e.g. BENCH_ARGS='--note "shared machine"'; each
+# run rewrites only the sections of docs/benchmarks.md it measured.
 bench: $(BENCH_STAMP) $(NODE_PEER)/node_modules
 	$(PY) -m bench.run $(BENCH_ARGS)
 
@@ -60,13 +61,13 @@ bench-quick: $(BENCH_STAMP) $(NODE_PEER)/node_modules
 # JSON vs protobuf and permessage-deflate on vs off, beside the websockets peer (also part of
 # `make bench`; BENCH_ARGS=--no-wire skips it there).
 bench-wire: $(BENCH_STAMP)
-	$(PY) -m bench.wire $(BENCH_ARGS)
+	$(PY) -m bench.workloads.wire $(BENCH_ARGS)
 
 # CPU per handshake and per delivery, every server up at once in alternating rounds (ratios
 # a noisy machine cannot skew; not part of `make bench`). BENCH_ARGS=--quick: about a minute.
 bench-paired: $(BENCH_STAMP)
-	$(PY) -m bench.paired $(BENCH_ARGS)
+	$(PY) -m bench.workloads.paired $(BENCH_ARGS)
 
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)
-	$(PY) -m bench.overhead $(BENCH_ARGS)
+	$(PY) -m bench.workloads.overhead $(BENCH_ARGS)

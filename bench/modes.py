@@ -1,24 +1,14 @@
-"""Settings of a benchmark run: the run sizes (modes), cores, limits and the shared secret."""
+"""Settings of a benchmark run: its sizes (modes), cores, limits, and the progress clock."""
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
-__all__ = [
-    "ROOT",
-    "SECRET",
-    "TOKEN_TTL",
-    "NOFILE",
-    "SERVER_CORE",
-    "CLIENT_CORE",
-    "PING_INTERVAL",
-    "PING_TIMEOUT",
-    "SERVERS",
-    "ROOM_SERVERS",
-    "Mode",
-    "MODES",
-]
+__all__ = ["ROOT", "SECRET", "TOKEN_TTL", "NOFILE", "SERVER_CORE", "CLIENT_CORE",
+           "PING_INTERVAL", "PING_TIMEOUT", "SOURCES", "SERVERS", "ROOM_SERVERS", "Mode",
+           "MODES", "Clock"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "bench-secret-" + "s" * 40
@@ -28,7 +18,8 @@ SERVER_CORE = 0
 CLIENT_CORE = 1
 PING_INTERVAL = 300.0  # the same for every server: no ping storms inside a measurement
 PING_TIMEOUT = 60.0
-# "floor" is a reference, not a peer: a bare send() loop (bench/peers/floor_server.py).
+SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]  # client source addresses: ports never run out
+# "floor" is a reference, not a peer: a bare send() loop (websockets_server.py --floor).
 SERVERS = ("product", "websockets", "tornado", "node", "floor")
 ROOM_SERVERS = ("product", "socketio", "socketio-node")  # the rooms workload's servers
 
@@ -57,13 +48,13 @@ class Mode:
     iso_sends: int = 500  # publishes to the small room, per bystander count (5 rounds)
     iso_few: int = 10  # bystanders in other rooms in the "few" phase
     rooms_budget_seconds: float = 240.0
-    storm_clients: int = 10_000  # reconnect storm (bench/storm.py): clients cut at once
+    storm_clients: int = 10_000  # reconnect storm: clients cut at once
     storm_rate: float = 2.0  # numbered feed events per second (x clients: ~20k deliveries/s)
     storm_before: float = 4.0  # seconds of events before the cut
     storm_after: float = 3.0  # seconds of events after every client has resumed
     storm_timeout: float = 40.0  # give up waiting for the resumes after this long
     storm_budget_seconds: float = 150.0
-    cluster_broker_rounds: int = 2  # C1 (bench/cluster.py): ABBA rounds, memory vs redis
+    cluster_broker_rounds: int = 2  # C1: ABBA rounds, memory vs redis
     cluster_broker_phases: int = 3  # W2 phases per start
     cluster_clients: int = 5000  # C2: clients on each of the two nodes
     cluster_broadcasts: int = 40
@@ -72,7 +63,6 @@ class Mode:
     cluster_budget_seconds: float = 600.0
     burst_events: int = 20  # burst workload: alerts published in one IOLoop iteration
     bursts: int = 5
-
 
     @property
     def connections(self) -> int:
@@ -93,3 +83,18 @@ MODES = {
                   cluster_broadcasts=20, cluster_kill_clients=1000, cluster_kill_rate=10.0,
                   cluster_budget_seconds=240.0),
 }
+
+
+class Clock:
+    """Progress lines stamped with the time since the run started."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Returns the seconds since the run started."""
+        return time.monotonic() - self.start
+
+    def say(self, text: str) -> None:
+        """Prints one progress line stamped with the elapsed time."""
+        print(f"[{self.elapsed():6.1f}s] {text}", flush=True)

@@ -1,4 +1,5 @@
-"""The measurements workloads are made of: broadcast runs, targeted sends and a login storm."""
+"""The measurements workloads are made of: broadcast runs, targeted sends, CPU in rounds and a
+login storm, against one server run."""
 
 from __future__ import annotations
 
@@ -6,213 +7,151 @@ import asyncio
 import contextlib
 import json
 import random
-import signal
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.server import ServerRun
+from bench.server import BENCH_PASSWORD, ServerRun
 from bench.stats import proc_runtime_seconds, quantile_points, summarize_latencies
 
 __all__ = ["Phases"]
+
+Mark = tuple[float, float, float]
 
 
 class Phases(ServerRun):
     """A server run that can measure broadcast runs, targeted sends and login storms."""
 
+    def mark(self) -> Mark:
+        """Returns the server's CPU, the load generators' CPU and the time at a phase's start."""
+        return self.cpu(), self.pool.cpu_seconds() + time.process_time(), time.time()
+
+    async def figures(self, mark: Mark, st: dict[str, Any], sent_done: float,
+                      tag: str) -> dict[str, Any]:
+        """Returns a phase's throughput, CPU per delivery, core use and latency."""
+        cpu, ccpu = self.cpu() - mark[0], self.pool.cpu_seconds() + time.process_time() - mark[1]
+        wall = max(st["last_recv"], sent_done) - mark[2]
+        lat = await self.pool.latencies(self.tmp, f"{self.name}-{tag}")
+        delivered = st["received"]
+        return {"delivered": delivered, "wall_s": wall,
+                "msgs_per_s": delivered / wall if wall > 0 else None, "server_cpu_s": cpu,
+                "cpu_us_per_msg": 1e6 * cpu / delivered if delivered else None,
+                "server_core_util": cpu / wall if wall > 0 else None,
+                "client_core_util": ccpu / wall if wall > 0 else None,
+                "latency": summarize_latencies(lat), "latency_quantiles": quantile_points(lat, 101)}
+
     async def broadcast_phase(self, tag: str, count: int, max_seconds: float, pad: str = "",
-                              during=None, rss_samples: list | None = None,
-                              window: int = 1) -> dict[str, Any]:
-        """Sends up to count alerts with at most window unacknowledged (1: each waits for the
-        server's ack of the previous one), waits until the clients have them all, and measures
-        throughput, CPU and latency."""
-        pool, trigger = self.pool, self.trigger
-        await pool.all({"cmd": "reset"})
-        before = await pool.stats()
-        recipients_expected = before["open_recording"]
+                              during: Callable[[asyncio.Event], Awaitable[Any]] | None = None,
+                              rss_samples: list | None = None, window: int = 1) -> dict[str, Any]:
+        """Sends up to count alerts, at most window unacknowledged, while `during` runs alongside;
+        waits until the clients have them all and measures."""
+        await self.pool.all({"cmd": "reset"})
+        recipients = (await self.pool.stats())["open_recording"]
         side_done = asyncio.Event()
         side = asyncio.ensure_future(during(side_done)) if during is not None else None
         if side is not None:
             await asyncio.sleep(0.5)  # let the side load get going before the first alert
-        cpu0, ccpu0 = self.cpu(), pool.cpu_seconds() + time.process_time()
-        began = time.time()
+        mark = self.mark()
         stop_at = time.monotonic() + min(max_seconds, max(5.0, self.time_left() - 30))
-        sampler = None
-        if rss_samples is not None:
-            sampler = asyncio.ensure_future(self._sample_rss(rss_samples, began))
-        sent = 0
-        acked = 0
-        ack_ms = []
-        inflight: set[asyncio.Future] = set()
-
-        async def one(seq: int) -> int:
-            """Sends alert seq and records how long its acknowledgement took."""
-            t = time.perf_counter()
-            n = await trigger.send(seq, pad)
-            ack_ms.append(1000 * (time.perf_counter() - t))
-            return n
-
+        sampler = (asyncio.ensure_future(self._sample_rss(rss_samples, mark[2]))
+                   if rss_samples is not None else None)
+        sent, inflight = 0, set()
         try:
             for seq in range(count):
                 if time.monotonic() > stop_at:
                     break
-                while len(inflight) >= window:
+                if len(inflight) >= window:
                     done, inflight = await asyncio.wait(inflight,
                                                         return_when=asyncio.FIRST_COMPLETED)
-                    acked += sum(d.result() for d in done)
-                inflight.add(asyncio.ensure_future(one(seq)))
+                    for d in done:
+                        d.result()  # a failed send fails the phase
+                inflight.add(asyncio.ensure_future(self.trigger.send(seq, pad)))
                 sent += 1
-            if inflight:
-                acked += sum(await asyncio.gather(*inflight))
+            await asyncio.gather(*inflight)
             sent_done = time.time()
-            # Drain: wait until every recording client has every alert (bounded).
-            expected = sent * recipients_expected
-            last, still = -1, 0
-            for _ in range(600):
-                st = await pool.stats()
-                if st["received"] >= expected:
-                    break
-                if st["received"] == last:
-                    still += 1
-                    if still >= 30:  # 3 s without progress
-                        break
-                else:
-                    still = 0
-                last = st["received"]
-                await asyncio.sleep(0.1)
+            st = await self.pool.wait_received(sent * recipients)
         finally:
             side_done.set()
-            if side is not None:
-                side_result = await side
-            else:
-                side_result = None
+            side_result = await side if side is not None else None
             if sampler is not None:
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampler
-        st = await pool.stats()
-        cpu1, ccpu1 = self.cpu(), pool.cpu_seconds() + time.process_time()
-        end = max(st["last_recv"], sent_done)
-        wall = end - began
-        lat = await pool.latencies(self.tmp, f"{self.name}-{tag}")
-        delivered = st["received"]
-        summary = summarize_latencies(lat)
-        out = {
-            "broadcasts": sent,
-            "broadcasts_planned": count,
-            "window": window,
-            "recipients_per_broadcast": recipients_expected,
-            "delivered": delivered,
-            "expected": sent * recipients_expected,
-            "wall_s": wall,
-            "send_wall_s": sent_done - began,
-            "msgs_per_s": delivered / wall if wall > 0 else None,
-            "server_cpu_s": cpu1 - cpu0,
-            "cpu_us_per_msg": (1e6 * (cpu1 - cpu0) / delivered) if delivered else None,
-            "server_core_util": (cpu1 - cpu0) / wall if wall > 0 else None,
-            "client_core_util": (ccpu1 - ccpu0) / wall if wall > 0 else None,
-            "ack_ms_mean": sum(ack_ms) / len(ack_ms) if ack_ms else None,
-            "latency": summary,
-            "latency_quantiles": quantile_points(lat, 101),
-        }
+        out = {"broadcasts": sent, "broadcasts_planned": count, "window": window,
+               "recipients_per_broadcast": recipients, "expected": sent * recipients,
+               "send_wall_s": sent_done - mark[2], **await self.figures(mark, st, sent_done, tag)}
         if side_result is not None:
             out["side"] = side_result
         return out
 
     async def _sample_rss(self, samples: list, began: float) -> None:
         """Appends [seconds since began, server RSS KiB] every 250 ms until cancelled."""
-        for _ in range(100000):
+        while True:
             with contextlib.suppress(OSError):
                 samples.append([round(time.time() - began, 3), self.rss()])
             await asyncio.sleep(0.25)
 
-    async def _dropped(self) -> int | None:
+    async def dropped(self) -> int:
         """Slow consumers the server closed: its own counter (product) or closes seen (peers)."""
-        if self.name == "product":
-            from tornado.httpclient import AsyncHTTPClient
+        if self.name != "product":
+            return (await self.pool.stats())["lost"]
+        resp = await self.trigger.http.fetch(f"http://127.0.0.1:{self.port}/ws/stats",
+                                             headers=self.trigger.headers)  # the admin's
+        return int(json.loads(resp.body)["slow_consumers_dropped"])
 
-            http = AsyncHTTPClient(force_instance=True)
-            try:
-                resp = await http.fetch(f"http://127.0.0.1:{self.port}/ws/stats",
-                                        headers={"Authorization":
-                                                 f"Bearer {self.seeded.admin_token}"})
-                return int(json.loads(resp.body)["slow_consumers_dropped"])
-            finally:
-                http.close()
-        st = await self.pool.stats()
-        return st["lost"]
+    async def cpu_rounds(self, unit: str, rounds: int, per_round: int,
+                         one: Callable[[int, int], Awaitable[None]]) -> dict[str, Any]:
+        """Runs one(round, i) in rounds; returns the CPU and wall time per call."""
+        proc_us, loop_us, wall_ms = [], [], []
+        for r in range(rounds):
+            cpu0, loop0 = proc_runtime_seconds(self.server.pid), self.loop_cpu()
+            began = time.perf_counter()
+            for i in range(per_round):
+                await one(r, i)
+            wall_ms.append(1000 * (time.perf_counter() - began) / per_round)
+            proc_us.append(1e6 * (proc_runtime_seconds(self.server.pid) - cpu0) / per_round)
+            loop_us.append(1e6 * (self.loop_cpu() - loop0) / per_round)
+        return {"rounds": rounds, f"cpu_us_per_{unit}": statistics.median(proc_us),
+                f"loop_cpu_us_per_{unit}": statistics.median(loop_us),
+                f"cpu_us_per_{unit}_rounds": proc_us, f"loop_cpu_us_per_{unit}_rounds": loop_us,
+                f"wall_ms_per_{unit}": statistics.median(wall_ms)}
 
     async def targeted(self, label: str) -> dict[str, Any]:
-        """PATCH /api/v1/users/me as the target user in rounds; server CPU per send.
-
-        Reports the whole process (loop + database threads, whose SQLite commits vary with the
-        disk) and the IOLoop thread alone; each is the median over the rounds.
-        """
+        """PATCH /api/v1/users/me as the target user (3 tabs open) in 3 rounds; the server's
+        CPU per send, whole process and IOLoop thread alone (medians of the rounds)."""
         from tornado.httpclient import AsyncHTTPClient
 
-        m = self.mode
-        rounds = 3
-        per_round = max(1, m.w3_sends // rounds)
         http = AsyncHTTPClient(force_instance=True)
         headers = {"Authorization": f"Bearer {self.seeded.target_token}",
                    "Content-Type": "application/json"}
         url = f"http://127.0.0.1:{self.port}/api/v1/users/me"
-        proc_us, loop_us, wall_ms = [], [], []
-        sends = 0
+
+        async def patch(r: int | str, i: int) -> None:
+            """Renames the target user once."""
+            await http.fetch(url, method="PATCH", headers=headers,
+                             body=json.dumps({"name": f"Target {label} {r} {i}"}))
+
+        per_round = max(1, self.mode.w3_sends // 3)
         try:
-            for i in range(5):  # warm-up
-                await http.fetch(url, method="PATCH", headers=headers,
-                                 body=json.dumps({"name": f"Warm {label} {i}"}))
+            for i in range(5):
+                await patch("warm-up", i)
             await asyncio.sleep(0.3)
             await self.pool.all({"cmd": "reset"})
-            spy = None
-            if self.profile:
-                spy = self._spy(f"w3-{label}", 30)
-                await asyncio.sleep(1.0)
-            for r in range(rounds):
-                cpu0, loop0 = proc_runtime_seconds(self.server.pid), self.loop_cpu()
-                began = time.perf_counter()
-                n = 0
-                for i in range(per_round):
-                    if time.perf_counter() - began > 30:
-                        break
-                    await http.fetch(url, method="PATCH", headers=headers,
-                                     body=json.dumps({"name": f"Target {label} {r} {i}"}))
-                    n += 1
-                wall = time.perf_counter() - began
-                cpu1, loop1 = proc_runtime_seconds(self.server.pid), self.loop_cpu()
-                sends += n
-                proc_us.append(1e6 * (cpu1 - cpu0) / n)
-                loop_us.append(1e6 * (loop1 - loop0) / n)
-                wall_ms.append(1000 * wall / n)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)
-                await asyncio.to_thread(spy.wait, 30)
+            out = await self.cpu_rounds("send", 3, per_round, patch)
         finally:
             http.close()
         await asyncio.sleep(0.5)
-        st = await self.pool.stats()
-        return {
-            "sends": sends,
-            "rounds": rounds,
-            "cpu_us_per_send": statistics.median(proc_us),
-            "loop_cpu_us_per_send": statistics.median(loop_us),
-            "cpu_us_per_send_rounds": proc_us,
-            "loop_cpu_us_per_send_rounds": loop_us,
-            "wall_ms_per_send": statistics.median(wall_ms),
-            "events_received": st["by_type"],
-            "events_expected_per_type": 3 * sends,
-        }
+        return {"sends": 3 * per_round, **out,
+                "events_received": (await self.pool.stats())["by_type"],
+                "events_expected_per_type": 3 * 3 * per_round}
 
     async def login_storm(self, done: asyncio.Event) -> dict[str, Any]:
         """Concurrent POST /api/v1/auth/login loops until done is set (bounded in count)."""
         from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-        from bench.seed import BENCH_PASSWORD
-
-        m = self.mode
-        emails = self.seeded.user_emails
-        http = AsyncHTTPClient(force_instance=True, max_clients=m.w5_logins + 4)
+        logins, emails = self.mode.w5_logins, self.seeded.user_emails
+        http = AsyncHTTPClient(force_instance=True, max_clients=logins + 4)
         url = f"http://127.0.0.1:{self.port}/api/v1/auth/login"
         ok, failed, times = 0, 0, []
         rng = random.Random(5)
@@ -226,16 +165,15 @@ class Phases(ServerRun):
                 body = json.dumps({"email": rng.choice(emails), "password": BENCH_PASSWORD})
                 t = time.perf_counter()
                 try:
-                    await http.fetch(url, method="POST", body=body,
-                                     headers={"Content-Type": "application/json"},
-                                     request_timeout=30)
+                    await http.fetch(url, method="POST", body=body, request_timeout=30,
+                                     headers={"Content-Type": "application/json"})
                     ok += 1
                     times.append(time.perf_counter() - t)
                 except (HTTPClientError, OSError, TimeoutError):
                     failed += 1
 
-        await asyncio.gather(*(loop_one() for _ in range(m.w5_logins)))
+        await asyncio.gather(*(loop_one() for _ in range(logins)))
         http.close()
         s = summarize_latencies(times)
-        return {"logins_ok": ok, "logins_failed": failed, "concurrency": m.w5_logins,
+        return {"logins_ok": ok, "logins_failed": failed, "concurrency": logins,
                 "login_p50_ms": s["p50_ms"], "login_p99_ms": s["p99_ms"]}

@@ -1,7 +1,5 @@
-"""Child processes of a run: pinning to a core, limits, start and stop, and the load generators.
-
-Children get SIGTERM if the orchestrator dies (PR_SET_PDEATHSIG) and are killed on stop.
-"""
+"""Child processes of a run, pinned to a core: servers, and load generators spoken to as a
+pool. They get SIGTERM if the orchestrator dies (PR_SET_PDEATHSIG) and are killed on stop."""
 
 from __future__ import annotations
 
@@ -9,56 +7,65 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import os
 import resource
 import shutil
 import signal
-import socket
 import sys
+import time
+from array import array
 from typing import Any
 
-from bench.modes import CLIENT_CORE, NOFILE, ROOT
+from bench.modes import CLIENT_CORE, NOFILE, ROOT, SOURCES
+from bench.stats import add_counts, proc_cpu_seconds
 
-__all__ = ["pinned", "free_port", "Proc", "Worker"]
+__all__ = ["pin", "prepare_process", "Proc", "Worker", "Pool"]
+
+
+def _raise_nofile() -> None:
+    """Raises this process's open-file limit to NOFILE, where allowed."""
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
 def _child_setup() -> None:
-    """Runs in each child before exec: ulimit -n 20000 and SIGTERM when this process dies."""
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    """Runs in each child before exec: the open-file limit and SIGTERM when this process dies."""
+    _raise_nofile()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def pinned(core: int, argv: list[str]) -> list[str]:
-    """Returns argv prefixed with taskset to pin it to core, if taskset exists."""
-    return (["taskset", "-c", str(core)] + argv) if shutil.which("taskset") else argv
+def pin(pid: int, core: int) -> None:
+    """Pins a running process (0: this one) to core, where affinity is available."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setaffinity(pid, {core})
 
 
-def free_port() -> int:
-    """Returns a free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def prepare_process() -> None:
+    """Pins the orchestrator to the client core and raises its open-file limit."""
+    pin(0, CLIENT_CORE)
+    _raise_nofile()
 
 
 class Proc:
-    """A child process with its output in a log file; stopped with SIGTERM, then SIGKILL."""
+    """A child process pinned to a core, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: str, cwd: str = ROOT,
+    def __init__(self, name: str, argv: list[str], log_path: str, core: int | None = None,
                  pipes: bool = False) -> None:
-        self.name, self.argv, self.log_path, self.cwd, self.pipes = name, argv, log_path, cwd, pipes
+        if core is not None and shutil.which("taskset"):
+            argv = ["taskset", "-c", str(core), *argv]
+        self.name, self.argv, self.log_path, self.pipes = name, argv, log_path, pipes
         self.proc: asyncio.subprocess.Process | None = None
-        self._log = None
+        self._log: Any = None
 
     async def start(self) -> None:
         """Starts the process with its output appended to the log file."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        pipe = asyncio.subprocess.PIPE
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, cwd=self.cwd, preexec_fn=_child_setup,
-            stdin=asyncio.subprocess.PIPE if self.pipes else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE if self.pipes else self._log,
-            stderr=self._log, limit=256 * 1024 * 1024,
-        )
+            *self.argv, cwd=ROOT, preexec_fn=_child_setup,
+            stdin=pipe if self.pipes else asyncio.subprocess.DEVNULL,
+            stdout=pipe if self.pipes else self._log, stderr=self._log, limit=256 << 20)
 
     @property
     def pid(self) -> int:
@@ -66,11 +73,22 @@ class Proc:
         assert self.proc is not None
         return self.proc.pid
 
+    async def wait_port(self, port: int) -> None:
+        """Waits until the process accepts TCP connections on port; raises if it exits first."""
+        for _ in range(300):
+            if self.proc is None or self.proc.returncode is not None:
+                raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not listen on {port}")
+
     async def stop(self, grace: float = 8.0) -> None:
         """Stops the process (SIGTERM, then SIGKILL after grace seconds) and closes its log."""
-        if self.proc is None:
-            return
-        if self.proc.returncode is None:
+        if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
             try:
@@ -84,12 +102,11 @@ class Proc:
 
 
 class Worker(Proc):
-    """A load-generator process spoken to with JSON lines."""
+    """A load-generator process (bench/loadgen) spoken to with JSON lines."""
 
     def __init__(self, index: int, log_path: str, max_seconds: float) -> None:
-        argv = pinned(CLIENT_CORE, [sys.executable, "-m", "bench.loadgen",
-                                     "--max-seconds", str(int(max_seconds))])
-        super().__init__(f"loadgen-{index}", argv, log_path, pipes=True)
+        argv = [sys.executable, "-m", "bench.loadgen", "--max-seconds", str(int(max_seconds))]
+        super().__init__(f"loadgen-{index}", argv, log_path, CLIENT_CORE, pipes=True)
         self.index = index
         self._next = 0
         self._lock = asyncio.Lock()
@@ -99,8 +116,7 @@ class Worker(Proc):
         assert self.proc is not None and self.proc.stdin and self.proc.stdout
         async with self._lock:
             self._next += 1
-            cmd = {**cmd, "id": self._next}
-            self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+            self.proc.stdin.write((json.dumps({**cmd, "id": self._next}) + "\n").encode())
             await self.proc.stdin.drain()
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if not line:
@@ -109,3 +125,114 @@ class Worker(Proc):
         if "error" in reply:
             raise RuntimeError(f"{self.name}: {reply['error']}")
         return reply
+
+    async def stop(self, grace: float = 8.0) -> None:
+        """Asks the worker to exit (it closes its clients), then stops the process."""
+        with contextlib.suppress(Exception):
+            await self.call({"cmd": "exit"}, 20)
+        await super().stop(grace)
+
+
+class Pool:
+    """All load-generator processes of one server's run."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    @classmethod
+    async def start(cls, count: int, tmp: str, prefix: str, max_seconds: float) -> Pool:
+        """Starts count load generators logging into tmp/<prefix>-loadgen-<i>.log."""
+        workers = [Worker(i, os.path.join(tmp, f"{prefix}-loadgen-{i}.log"), max_seconds)
+                   for i in range(count)]
+        for w in workers:
+            await w.start()
+        return cls(workers)
+
+    async def stop(self) -> None:
+        """Stops every worker."""
+        for w in self.workers:
+            await w.stop()
+
+    async def all(self, cmd: dict[str, Any], timeout: float = 120.0) -> list[dict[str, Any]]:
+        """Sends one command to every worker and returns their replies."""
+        return list(await asyncio.gather(*(w.call(cmd, timeout) for w in self.workers)))
+
+    async def summed(self, cmd: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+        """Sends one command to every worker and returns their replies added up."""
+        out: dict[str, Any] = {}
+        for reply in await self.all(cmd, timeout):
+            add_counts(out, reply)
+        return out
+
+    async def stats(self) -> dict[str, Any]:
+        """Returns the workers' receive counters added up (the last receipt: the latest)."""
+        replies = await self.all({"cmd": "stats"})
+        out: dict[str, Any] = {"by_type": {}, "close_codes": {}}
+        for r in replies:
+            add_counts(out, r)
+        return {**out, "last_recv": max(r["last_recv"] for r in replies)}
+
+    async def wait_received(self, expected: int, limit: float = 60.0,
+                            stall: float = 3.0) -> dict[str, Any]:
+        """Polls until expected messages arrived, or none for stall seconds."""
+        last, quiet_since = -1, time.monotonic()
+        stop = quiet_since + limit
+        while True:
+            st = await self.stats()
+            now = time.monotonic()
+            if st["received"] >= expected or now > stop or now - quiet_since > stall:
+                return st
+            if st["received"] != last:
+                last, quiet_since = st["received"], now
+            await asyncio.sleep(0.1)
+
+    async def latencies(self, tmp: str, tag: str) -> array:
+        """Collects every worker's recorded latencies (seconds) through files in tmp."""
+        values = array("d")
+        paths = [os.path.join(tmp, f"lat-{tag}-{w.index}.bin") for w in self.workers]
+        await asyncio.gather(*(w.call({"cmd": "dump", "path": p})
+                               for w, p in zip(self.workers, paths, strict=True)))
+        for path in paths:
+            with open(path, "rb") as fh:
+                values.fromfile(fh, os.path.getsize(path) // values.itemsize)
+            os.unlink(path)
+        return values
+
+    def cpu_seconds(self) -> float:
+        """Returns the CPU seconds the workers have used so far."""
+        total = 0.0
+        for w in self.workers:
+            with contextlib.suppress(OSError):
+                total += proc_cpu_seconds(w.pid)
+        return total
+
+    def shares(self, count: int, items: list[Any], offset: int = 0) -> list[tuple[Worker, list]]:
+        """Splits count clients over the workers, each with its clients' items."""
+        n, out, start = len(self.workers), [], offset
+        for i, w in enumerate(self.workers):
+            k = count // n + (i < count % n)
+            out.append((w, [items[(start + j) % len(items)] for j in range(k)]))
+            start += k
+        return [(w, part) for w, part in out if part]
+
+    async def connect(self, port: int, tokens: list[str], count: int, offset: int = 0,
+                      timeout: float = 120.0, rooms: list[str] | None = None,
+                      **options: Any) -> dict[str, Any]:
+        """Opens count connections spread over the workers (room clients with rooms, one per
+        client like tokens); options go to bench/loadgen's connect command."""
+        indexes = list(range(max(len(tokens), len(rooms or ()))))
+        calls = []
+        for w, mine in self.shares(count, indexes, offset):
+            cmd = {"cmd": "connect", "host": "127.0.0.1", "port": port, "count": len(mine),
+                   "tokens": [tokens[i % len(tokens)] for i in mine], "sources": SOURCES,
+                   "concurrency": 32, "timeout": timeout, "small_rcvbuf_every": 50, **options}
+            if rooms:
+                cmd["rooms"] = [rooms[i % len(rooms)] for i in mine]
+            calls.append(w.call(cmd, timeout + 30))
+        began, total = time.time(), {"ok": 0, "errors": {}, "handshake_ms_sum": 0.0}
+        for reply in await asyncio.gather(*calls):
+            add_counts(total, reply)
+        ok = total["ok"]
+        return {"ok": ok, "failed": count - ok, "wall_s": time.time() - began,
+                "errors": total["errors"],
+                "handshake_ms_mean": total["handshake_ms_sum"] / ok if ok else None}

@@ -1,52 +1,124 @@
-"""Starts one server under test (pinned to its core) with its load generators, and stops them."""
+"""One server under test (pinned to its core) with its load generators: seeding, start, stop,
+and the server's CPU and memory."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from bench.clock import Clock
-from bench.modes import (
-    PING_INTERVAL,
-    PING_TIMEOUT,
-    ROOT,
-    SECRET,
-    SERVER_CORE,
-    TOKEN_TTL,
-    Mode,
-)
-from bench.pool import Pool
-from bench.procs import Proc, Worker, free_port, pinned
+from bench import modes
+from bench.modes import Clock, Mode
+from bench.procs import Pool, Proc
 from bench.stats import parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
-from bench.triggers import PeerTrigger, ProductTrigger, Trigger
+from bench.triggers import PeerTrigger, ProductTrigger
+from localcluster.procs import free_port
 
-__all__ = ["ServerRun"]
+__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "product_argv", "ServerRun",
+           "run_guarded", "failure"]
+
+BENCH_PASSWORD = "bench-password-1"
+
+_PY, _PEERS = sys.executable, "bench/peers/"
+PEERS = {  # how each peer server starts (then the common options and --max-seconds)
+    "websockets": [_PY, _PEERS + "websockets_server.py"],
+    "tornado": [_PY, _PEERS + "tornado_server.py"],
+    "node": ["node", _PEERS + "node/server.js"],
+    "floor": [_PY, _PEERS + "websockets_server.py", "--floor"],
+    "socketio": [_PY, _PEERS + "socketio_server.py"],
+    "socketio-node": ["node", _PEERS + "node/socketio_server.js"],
+}
+_COMMON = ["--address", "127.0.0.1", "--ping-interval", str(modes.PING_INTERVAL),
+           "--ping-timeout", str(modes.PING_TIMEOUT)]
+
+
+def product_argv(port: int, data_dir: str, *extra: str) -> list[str]:
+    """Returns the command line that starts this product with the benchmark's settings."""
+    return [_PY, "main.py", *_COMMON, "--port", str(port), "--data-dir", data_dir,
+            "--jwt-secret", modes.SECRET, "--rate-limits", "off", "--access-token-ttl",
+            str(modes.TOKEN_TTL), *extra]
+
+
+@dataclass
+class Seeded:
+    """Tokens for the seeded accounts: one per bystander user, the target user and an admin."""
+
+    user_tokens: list[str]
+    user_emails: list[str]
+    target_token: str
+    target_id: int
+    admin_token: str
+
+
+def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
+    """Inserts rows in batches of 500."""
+    for start in range(0, len(rows), 500):
+        model.insert_many(rows[start:start + 500]).execute()
+
+
+def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: str = "",
+         rooms: list[str] | tuple[str, ...] = ()) -> Seeded:
+    """Creates users, a target user, an admin and rooms in SQLite in data_dir (or database_url);
+    returns tokens minted with the server's own issuer (the password hashed once)."""
+    from auth.jwt import TokenIssuer
+    from auth.passwords import hash_password
+    from models.db import db, init_db
+    from models.room import Room
+    from models.token import Session
+    from models.user import User
+
+    os.makedirs(data_dir, exist_ok=True)
+    database = init_db(database_url or "sqlite:///" + os.path.join(data_dir, "app.db"))
+    issuer = TokenIssuer(secret, "events-server", "events-server", token_ttl, token_ttl)
+    password_hash = hash_password(BENCH_PASSWORD)
+    rows = [{"name": f"Bench User {i}", "email": f"bench{i}@example.com", "age": 30,
+             "role": "user"} for i in range(users)]
+    rows.append({"name": "Bench Target", "email": "target@example.com", "age": 30, "role": "user"})
+    rows.append({"name": "Bench Admin", "email": "admin@example.com", "age": 40, "role": "admin"})
+    with db.connection_context(), db.atomic():
+        _insert(User, [{**r, "password_hash": password_hash} for r in rows])
+        people = list(User.select(User.id, User.email, User.role, User.token_version)
+                      .order_by(User.id))
+        sessions = [{"id": str(uuid.uuid4()), "user": u.id} for u in people]
+        _insert(Session, sessions)
+        _insert(Room, [{"name": n, "title": f"Bench {n}", "private": False} for n in rooms])
+    database.close()
+    tokens = [issuer.issue_access(u.id, u.role, u.token_version, s["id"])
+              for u, s in zip(people, sessions, strict=True)]
+    by_email = {u.email: i for i, u in enumerate(people)}
+    t, a = by_email["target@example.com"], by_email["admin@example.com"]
+    plain = [i for i, u in enumerate(people) if u.email.startswith("bench")]
+    return Seeded(user_tokens=[tokens[i] for i in plain],
+                  user_emails=[people[i].email for i in plain], target_token=tokens[t],
+                  target_id=people[t].id, admin_token=tokens[a])
+
+
+def failure(exc: BaseException) -> str:
+    """Returns how a failed step is reported."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 class ServerRun:
     """One server under test with its load generators: start, stop and its CPU and memory."""
 
+    data_name = "product-data"  # the product's data dir under the run's tmp dir
+
     def __init__(self, name: str, mode: Mode, tmp: str, clock: Clock, deadline: float,
-                 profile: bool) -> None:
+                 profile: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         self.name, self.mode, self.tmp, self.clock = name, mode, tmp, clock
-        self.deadline = deadline
-        self.profile = profile
-        self.port = free_port()
+        self.deadline, self.profile, self.extra_args = deadline, profile, extra_args
+        self.port, self.data_dir = free_port(), os.path.join(tmp, self.data_name)
         self.server: Proc | None = None
         self.pool: Pool | None = None
-        self.trigger: Trigger | None = None
-        self.sources = [f"127.0.0.{i}" for i in range(2, 2 + 8)]
+        self.trigger: ProductTrigger | PeerTrigger | None = None
+        self.seeded: Seeded | None = None
         self.result: dict[str, Any] = {"workloads": {}, "notes": []}
-        self.seeded = None
-        # Extra flags for the product (bench/overhead.py runs it with --metrics on and off).
-        self.extra_args: list[str] = []
-        self.data_dir = os.path.join(tmp, "product-data")
 
     def say(self, text: str) -> None:
         """Prints a progress line prefixed with the server's name."""
@@ -56,84 +128,50 @@ class ServerRun:
         """Returns the seconds left before this server's deadline."""
         return self.deadline - time.monotonic()
 
-    # -- processes ---------------------------------------------------------------------
+    def tokens(self) -> list[str]:
+        """Returns the tokens clients connect with: each seeded user's tabs, or any for a peer."""
+        if self.seeded is None:
+            return [""]
+        return [t for t in self.seeded.user_tokens for _ in range(self.mode.tabs)]
 
-    def server_argv(self) -> list[str]:
-        """Returns the command line that starts this server."""
-        py = sys.executable
-        common = ["--address", "127.0.0.1", "--port", str(self.port),
-                  "--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT)]
+    async def start(self, users: int | None = None, trigger: bool = True,
+                    rooms: tuple[str, ...] = ()) -> None:
+        """Seeds the product's database, starts the server and workers, opens the trigger."""
+        base = f"127.0.0.1:{self.port}"
         if self.name == "product":
-            return [py, "main.py", "--data-dir", self.data_dir, "--jwt-secret", SECRET,
-                    "--rate-limits", "off", "--access-token-ttl", str(TOKEN_TTL), *common,
-                    *self.extra_args]
-        budget = str(int(self.time_left()) + 60)
-        if self.name == "websockets":
-            return [py, "bench/peers/websockets_server.py", *common, "--max-seconds", budget]
-        if self.name == "floor":
-            return [py, "bench/peers/floor_server.py", *common, "--max-seconds", budget]
-        if self.name == "tornado":
-            return [py, "bench/peers/tornado_server.py", *common, "--max-seconds", budget]
-        if self.name == "node":
-            return ["node", "bench/peers/node/server.js", *common, "--max-seconds", budget]
-        raise ValueError(self.name)
-
-    async def start(self) -> None:
-        """Seeds the product's database if needed, then starts the server, workers and trigger."""
-        if self.name == "product":
-            from bench.seed import seed
-
-            self.say(f"seeding {self.mode.users} users + target + admin")
-            self.seeded = await asyncio.to_thread(
-                seed, self.data_dir, SECRET, self.mode.users, TOKEN_TTL)
-        await self.launch()
-        base = f"http://127.0.0.1:{self.port}"
-        if self.name == "product":
-            self.trigger = ProductTrigger(base, self.seeded.admin_token,
-                                           os.path.join(self.data_dir, "app.db"))
+            users = self.mode.users if users is None else users
+            self.say(f"seeding {users} users + target + admin, {len(rooms)} rooms")
+            self.seeded = await asyncio.to_thread(seed, self.data_dir, modes.SECRET, users,
+                                                  modes.TOKEN_TTL, "", rooms)
+            self.trigger = ProductTrigger(f"http://{base}", self.seeded.admin_token,
+                                          os.path.join(self.data_dir, "app.db"))
         else:
-            self.trigger = PeerTrigger(f"ws://127.0.0.1:{self.port}/control")
-        await self.trigger.open()
+            self.trigger = PeerTrigger(f"ws://{base}/control")
+        await self.launch()
+        if trigger:
+            await self.trigger.open()
 
-    async def launch(self) -> None:
-        """Starts the server pinned to its core, waits for its port, then the load generators."""
-        self.server = Proc(self.name, pinned(SERVER_CORE, self.server_argv()),
-                           os.path.join(self.tmp, f"{self.name}.log"))
+    async def launch(self, log: str = "") -> None:
+        """Starts the server pinned to its core, then (once) the load generators."""
+        argv = (product_argv(self.port, self.data_dir, *self.extra_args) if self.name == "product"
+                else [*PEERS[self.name], *_COMMON, "--port", str(self.port), "--max-seconds",
+                      str(int(self.time_left()) + 60), *self.extra_args])
+        self.server = Proc(self.name, argv, os.path.join(self.tmp, f"{self.name}{log}.log"),
+                           modes.SERVER_CORE)
         await self.server.start()
-        await self._wait_port()
-        workers = [Worker(i, os.path.join(self.tmp, f"{self.name}-loadgen-{i}.log"),
-                          self.time_left() + 60) for i in range(self.mode.workers)]
-        for w in workers:
-            await w.start()
-        self.pool = Pool(workers)
-
-    async def _wait_port(self) -> None:
-        """Waits until the server accepts TCP connections on its port."""
-        for _ in range(200):
-            if self.server.proc.returncode is not None:
-                raise RuntimeError(f"{self.name} exited early; see {self.server.log_path}")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                return
-            except OSError:
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not listen on {self.port}")
+        await self.server.wait_port(self.port)
+        if self.pool is None:
+            self.pool = await Pool.start(self.mode.workers, self.tmp, self.name,
+                                         self.time_left() + 60)
 
     async def stop(self) -> None:
-        """Closes the trigger and stops the workers and the server."""
+        """Closes the trigger and stops the load generators and the server."""
         if self.trigger is not None:
-            with contextlib.suppress(Exception):
-                await self.trigger.close()
+            await self.trigger.close()
         if self.pool is not None:
-            for w in self.pool.workers:
-                with contextlib.suppress(Exception):
-                    await w.call({"cmd": "exit"}, 20)
-                await w.stop()
+            await self.pool.stop()
         if self.server is not None:
             await self.server.stop()
-
-    # -- measurements ------------------------------------------------------------------
 
     def cpu(self) -> float:
         """Returns the server process's CPU seconds so far."""
@@ -143,24 +181,31 @@ class ServerRun:
         """Returns the server process's resident memory in KiB."""
         return proc_rss_kib(self.server.pid)
 
-    async def _settle(self, seconds: float) -> None:
-        """Waits for seconds so that the server and clients go quiet."""
-        await asyncio.sleep(seconds)
-
     def loop_cpu(self) -> float:
         """On-CPU seconds of the server's main thread (the IOLoop: HTTP, JWT, hub fan-out)."""
         pid = self.server.pid
         with open(f"/proc/{pid}/task/{pid}/schedstat", encoding="ascii") as fh:
             return parse_schedstat_ns(fh.read()) / 1e9
 
-    def _spy(self, tag: str, seconds: int) -> subprocess.Popen | None:
+    def spy(self, tag: str, seconds: int) -> subprocess.Popen | None:
         """Starts py-spy on the server (raw folded stacks into bench/results/), or None."""
-        spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+        spy = shutil.which("py-spy") or os.path.join(os.path.dirname(_PY), "py-spy")
         if not os.path.exists(spy):
             self.say("py-spy not found; no profile")
             return None
-        out = os.path.join(ROOT, "bench", "results", f"profile-{tag}-{int(time.time())}.txt")
+        out = os.path.join(modes.ROOT, "bench", "results", f"profile-{tag}-{int(time.time())}.txt")
         self.say(f"profiling into {out}")
         return subprocess.Popen([spy, "record", "-p", str(self.server.pid), "-f", "raw",
                                  "-o", out, "-d", str(seconds), "-r", "500", "--nonblocking"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def run_guarded(bench: Any, label: str) -> dict[str, Any]:
+    """Runs and stops bench; a failure is reported in its result, not raised."""
+    try:
+        return await bench.run()
+    except Exception as exc:  # noqa: BLE001 - a failed server is reported, not fatal
+        bench.clock.say(f"{label}: FAILED {failure(exc)}")
+        return {**bench.result, "error": failure(exc)}
+    finally:
+        await bench.stop()

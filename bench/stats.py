@@ -1,39 +1,23 @@
-"""Pure helpers for the benchmark: percentiles, /proc accounting and latency summaries.
-
-Nothing here does I/O except the small /proc readers, so the math is unit-tested directly.
-"""
+"""Pure helpers (percentiles, latency summaries, medians, counters, /proc parsing) and the
+small /proc readers."""
 
 from __future__ import annotations
 
 import math
 import os
+import statistics
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-__all__ = [
-    "percentile",
-    "summarize_latencies",
-    "quantile_points",
-    "parse_stat_cpu",
-    "parse_status_rss_kib",
-    "parse_schedstat_ns",
-    "proc_cpu_seconds",
-    "proc_runtime_seconds",
-    "proc_rss_kib",
-    "CLK_TCK",
-]
+__all__ = ["percentile", "summarize_latencies", "quantile_points", "medians", "add_counts",
+           "parse_stat_cpu", "parse_status_rss_kib", "parse_schedstat_ns", "proc_cpu_seconds",
+           "proc_runtime_seconds", "proc_rss_kib", "CLK_TCK"]
 
-try:
-    CLK_TCK = os.sysconf("SC_CLK_TCK")
-except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
-    CLK_TCK = 100
+CLK_TCK = os.sysconf("SC_CLK_TCK")  # the harness reads /proc: Linux only
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Returns the q-th percentile (0-100) of already sorted values by linear interpolation.
-
-    The same definition as numpy's default ("linear"): rank = q/100 * (n - 1). An empty
-    sequence gives NaN.
-    """
+    """Returns the q-th percentile of sorted values (numpy's "linear"), or NaN."""
     n = len(sorted_values)
     if n == 0:
         return math.nan
@@ -42,27 +26,17 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     rank = q / 100.0 * (n - 1)
     low = int(math.floor(rank))
     high = min(low + 1, n - 1)
-    frac = rank - low
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * frac
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
 
 
 def summarize_latencies(values: Iterable[float]) -> dict[str, float | int]:
     """Returns count, mean, p50, p90, p99, p99.9 and max of latencies given in seconds, as ms."""
     data = sorted(values)
-    n = len(data)
-    if n == 0:
-        nan = math.nan
-        return {"count": 0, "mean_ms": nan, "p50_ms": nan, "p90_ms": nan, "p99_ms": nan,
-                "p999_ms": nan, "max_ms": nan}
-    return {
-        "count": n,
-        "mean_ms": 1000.0 * sum(data) / n,
-        "p50_ms": 1000.0 * percentile(data, 50),
-        "p90_ms": 1000.0 * percentile(data, 90),
-        "p99_ms": 1000.0 * percentile(data, 99),
-        "p999_ms": 1000.0 * percentile(data, 99.9),
-        "max_ms": 1000.0 * data[-1],
-    }
+    out: dict[str, float | int] = {"count": len(data),
+                                   "mean_ms": 1000.0 * sum(data) / len(data) if data else math.nan}
+    for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("max", 100)):
+        out[f"{name}_ms"] = 1000.0 * percentile(data, q)
+    return out
 
 
 def quantile_points(values: Iterable[float], points: int = 200) -> list[list[float]]:
@@ -70,23 +44,30 @@ def quantile_points(values: Iterable[float], points: int = 200) -> list[list[flo
     data = sorted(values)
     if not data or points < 2:
         return []
-    out = []
-    for i in range(points):
-        q = i / (points - 1)
-        out.append([round(q, 5), round(1000.0 * percentile(data, 100.0 * q), 4)])
-    return out
+    qs = [i / (points - 1) for i in range(points)]
+    return [[round(q, 5), round(1000.0 * percentile(data, 100.0 * q), 4)] for q in qs]
+
+
+def medians(rows: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, float]:
+    """Returns the median of each key over rows (a missing or None value counts as 0)."""
+    return {k: statistics.median(r.get(k) or 0.0 for r in rows) for k in keys}
+
+
+def add_counts(into: dict[str, Any], counts: dict[str, Any]) -> dict[str, Any]:
+    """Adds counts into into, key by key (lists concatenate, dicts recurse)."""
+    for k, v in counts.items():
+        if isinstance(v, dict):
+            into[k] = add_counts(into.get(k, {}), v)
+        elif k != "id":
+            into[k] = into.get(k, [] if isinstance(v, list) else 0) + v
+    return into
 
 
 def parse_stat_cpu(stat_line: str, clk_tck: int = CLK_TCK) -> float:
-    """Returns utime + stime in seconds from one /proc/<pid>/stat line.
-
-    The command name (field 2) is in parentheses and may itself hold spaces or ')', so the
-    fields are counted from the last ')'. utime and stime are fields 14 and 15 (1-based).
-    """
+    """Returns utime + stime in seconds from one /proc/<pid>/stat line (fields 14 and 15,
+    counted after the command name, which may hold spaces or ')')."""
     rest = stat_line[stat_line.rindex(")") + 2:].split()
-    # rest[0] is field 3 (state), so field k is rest[k - 3].
-    utime, stime = int(rest[14 - 3]), int(rest[15 - 3])
-    return (utime + stime) / float(clk_tck)
+    return (int(rest[14 - 3]) + int(rest[15 - 3])) / float(clk_tck)
 
 
 def parse_status_rss_kib(status_text: str) -> int:
@@ -94,9 +75,8 @@ def parse_status_rss_kib(status_text: str) -> int:
     for line in status_text.splitlines():
         if line.startswith("VmRSS:"):
             parts = line.split()
-            value = int(parts[1])
             unit = parts[2].lower() if len(parts) > 2 else "kb"
-            return value * 1024 if unit == "mb" else value
+            return int(parts[1]) * (1024 if unit == "mb" else 1)
     raise ValueError("no VmRSS line in status text")
 
 
@@ -112,14 +92,10 @@ def proc_cpu_seconds(pid: int) -> float:
 
 
 def proc_runtime_seconds(pid: int) -> float:
-    """Returns the summed on-CPU time of the process's threads in seconds (ns resolution).
-
-    Falls back to /proc/<pid>/stat (clock-tick resolution) where schedstat is missing.
-    """
+    """Returns the on-CPU seconds of the process's threads (ns resolution)."""
     total = 0
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
-        for tid in tids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
             try:
                 with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh:
                     total += parse_schedstat_ns(fh.read())

@@ -1,7 +1,5 @@
-"""The benchmark harness's own tests: math, /proc parsing, frame parsing and the report.
-
-No timing assertions and no servers: everything runs on sample data.
-"""
+"""The benchmark harness's own tests: math, /proc parsing, frame parsing, the report and its
+sections of the page, and the raw send() floor. No timing assertions."""
 
 from __future__ import annotations
 
@@ -11,10 +9,12 @@ import math
 
 import pytest
 
-from bench.loadgen import Client, Stats
-from bench.report import render_markdown
-from bench.schema import validate_results
+from bench.loadgen.client import Client, Stats
+from bench.report import markers, put_section, render_sections, write_section
+from bench.report.targets import broadcast_targets
 from bench.stats import (
+    add_counts,
+    medians,
     parse_schedstat_ns,
     parse_stat_cpu,
     parse_status_rss_kib,
@@ -22,8 +22,6 @@ from bench.stats import (
     quantile_points,
     summarize_latencies,
 )
-from bench.tables import text_table
-from bench.targets import compute_targets
 
 # A real /proc/<pid>/stat line, with a command name holding a space and a ')'.
 STAT_LINE = (
@@ -63,6 +61,14 @@ def test_quantile_points_span_min_to_max() -> None:
     assert quantile_points([], 10) == []
 
 
+def test_medians_and_counts_add_up_per_key() -> None:
+    rows = [{"a": 3.0, "b": None}, {"a": 1.0, "b": 2.0}, {"a": 2.0, "b": 4.0}]
+    assert medians(rows, ("a", "b")) == {"a": 2.0, "b": 2.0}  # None counts as 0
+    into = {"n": 1, "xs": [1], "errors": {"a": 1}}
+    add_counts(into, {"n": 2, "xs": [2], "new": 5, "id": 9, "errors": {"a": 1, "b": 2}})
+    assert into == {"n": 3, "xs": [1, 2], "new": 5, "errors": {"a": 2, "b": 2}}
+
+
 def test_parse_stat_cpu_counts_fields_after_the_command_name() -> None:
     assert parse_stat_cpu(STAT_LINE, clk_tck=100) == pytest.approx(3.25)
     assert parse_stat_cpu(STAT_LINE, clk_tck=250) == pytest.approx(1.3)
@@ -100,7 +106,7 @@ def test_loadgen_client_parses_split_frames_and_timestamps() -> None:
     try:
         stats = Stats()
         ready = loop.create_future()
-        client = Client(stats, b"GET / HTTP/1.1\r\n\r\n", ready, "")
+        client = Client(stats, b"GET / HTTP/1.1\r\n\r\n", ready)
         transport = FakeTransport()
         client.connection_made(transport)
         alert = json.dumps({"type": "system.alert",
@@ -126,7 +132,7 @@ def test_loadgen_client_rejects_a_refused_upgrade() -> None:
     loop = asyncio.new_event_loop()
     try:
         ready = loop.create_future()
-        client = Client(Stats(), b"", ready, "")
+        client = Client(Stats(), b"", ready)
         transport = FakeTransport()
         client.connection_made(transport)
         client.data_received(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
@@ -183,9 +189,9 @@ def sample_results() -> dict:
     }
 
 
-def test_compute_targets_ratios_and_verdicts() -> None:
+def test_broadcast_targets_ratios_and_verdicts() -> None:
     results = sample_results()
-    targets = {t["id"]: t for t in compute_targets(results)}
+    targets = {t["id"]: t for t in broadcast_targets(results)}
     assert targets["cpu_vs_websockets"]["value"] == pytest.approx(9.0 / 15.0)
     assert targets["cpu_vs_websockets"]["met"] is True
     assert targets["rate_vs_websockets"]["value"] == pytest.approx(2.0)
@@ -202,48 +208,63 @@ def test_compute_targets_ratios_and_verdicts() -> None:
 def test_targets_without_a_peer_are_not_measured() -> None:
     results = sample_results()
     del results["servers"]["websockets"]
-    targets = {t["id"]: t for t in compute_targets(results)}
+    targets = {t["id"]: t for t in broadcast_targets(results)}
     assert targets["cpu_vs_websockets"]["met"] is None
     assert targets["cpu_abs"]["met"] is True
 
 
-def test_results_shape_is_valid_and_serialisable() -> None:
-    results = sample_results()
-    results["targets"] = compute_targets(results)
-    assert validate_results(results) == []
-    assert json.loads(json.dumps(results)) == results
-    broken = sample_results()
-    del broken["servers"]["product"]["workloads"]["W3"]
-    del broken["machine"]
-    assert "missing machine" in validate_results(broken)
-    assert "product: missing W3" in validate_results(broken)
-
-
-def test_markdown_has_machine_table_targets_and_plots() -> None:
-    results = sample_results()
-    results["targets"] = compute_targets(results)
-    md = render_markdown(results, "bench/results/x.json",
-                         [("CPU per message", "img/bench-cpu.png")])
-    assert md.startswith("# Benchmarks")
+def test_broadcast_section_has_machine_summary_targets_and_details() -> None:
+    results = {**sample_results(), "kind": "run", "note": "Shared machine."}
+    sections = render_sections(results, "run-x.json")
+    assert list(sections) == ["broadcast"]  # no rooms, storm, wire or cluster in this run
+    md = sections["broadcast"]
+    assert md.startswith("## Connections and broadcasts")
+    assert "raw results in `bench/results/run-x.json`" in md and "**Conditions.** Shared" in md
     assert "Test CPU" in md and "Tornado 6.6.1" in md and "websockets 17.4" in md
     assert "| this server (Tornado + hub) | 10,000 | 600 | 14.5 | 80,000 | 9.00 |" in md
     assert "websockets broadcast()" in md
     assert "**MISSED**" in md and "**met**" in md  # W5 missed, others met
-    assert "![CPU per message](img/bench-cpu.png)" in md
-    assert "### W3 targeted sends" in md and "make bench" in md
-    text = text_table(results)
-    assert text.splitlines()[0].startswith("server")
-    assert "80,000" in text
+    assert "Cause: the hashing threads share the IOLoop's core" in md
+    assert "### W3 targeted sends" in md and "### W4 slow consumers" in md
+    assert json.loads(json.dumps(results)) == results
 
 
-def test_issue_14_targets_burst_and_handshakes() -> None:
+def test_plots_are_drawn_and_linked_relative_to_the_page(tmp_path) -> None:
+    """With an image directory the section links every plot it drew there."""
+    pytest.importorskip("matplotlib")
+    results = {**sample_results(), "kind": "run"}
+    img = tmp_path / "img"
+    md = render_sections(results, "x.json", str(img), str(tmp_path / "benchmarks.md"))
+    assert "![W2 server CPU per delivered message (lower is better)](img/bench-cpu.png)" in (
+        md["broadcast"])
+    assert (img / "bench-latency.png").stat().st_size > 0
+
+
+def test_a_section_is_replaced_in_place_and_others_are_kept(tmp_path) -> None:
+    """A run rewrites only its own sections: a new one goes before the hand-kept History,
+    a second write replaces the first, and every other section and hand-kept line stays."""
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nintro\n\n## History\n\nkept\n\n## Reproduce\n\nsteps\n")
+    write_section(str(page), "wire", "## Wire\n\nfirst")
+    write_section(str(page), "paired", "## Paired\n\nfirst")
+    write_section(str(page), "wire", "## Wire\n\nsecond")
+    text = page.read_text()
+    start, end = markers("wire")
+    assert text.count(start) == 1 and text.count(end) == 1
+    assert "second" in text and text.count("first") == 1  # the paired section's
+    assert text.index(markers("paired")[1]) < text.index("## History")
+    assert text.startswith("# Benchmarks\n\nintro\n") and text.endswith("steps\n")
+    assert put_section("# B\n", "storm", "S1").endswith(f"{markers('storm')[1]}\n")
+
+
+def test_burst_w2_and_handshake_targets_against_the_peer() -> None:
     """The burst CPU, the 0.7x W2 ratio and the handshake rate are checked against the peer."""
     results = sample_results()
     product = results["servers"]["product"]["workloads"]
     product["burst"] = {"cpu_us_per_msg": 4.0, "delivered": 1_000_000}
     results["servers"]["websockets"]["workloads"]["burst"] = {"cpu_us_per_msg": 10.0}
     product["W1"]["handshakes_per_s"] = 900.0
-    targets = {t["id"]: t for t in compute_targets(results)}
+    targets = {t["id"]: t for t in broadcast_targets(results)}
     assert targets["burst_cpu"]["value"] == pytest.approx(4.0)
     assert targets["burst_cpu"]["met"] is True and "10.00 us" in targets["burst_cpu"]["detail"]
     assert targets["cpu_vs_websockets_07"]["value"] == pytest.approx(0.6)
@@ -254,15 +275,15 @@ def test_issue_14_targets_burst_and_handshakes() -> None:
 
 def test_peer_burst_message_carries_numbered_alerts() -> None:
     """The websockets peer's burst is a JSON list of alert texts, numbered in order."""
-    from bench.burst import peer_burst_message
+    from bench.triggers import burst_message
 
-    texts = json.loads(peer_burst_message(100, 20))
+    texts = json.loads(burst_message(100, 20))
     assert [json.loads(t)["data"]["metadata"]["seq"] for t in texts] == list(range(100, 120))
     assert all('"t":' in t for t in texts)  # the load generator's timestamp mark
 
 
 def test_floor_reference_delivers_every_frame_in_order() -> None:
-    """bench/peers/floor_server.py (the raw-send floor row): a broadcast reaches every
+    """bench/peers/websockets_server.py --floor (the raw-send floor): a broadcast reaches every
     client once and in order, a burst in its order, also when the socket buffers are full
     (a short send's rest goes through the transport, and later frames queue behind it)."""
     import os
@@ -277,8 +298,8 @@ def test_floor_reference_delivers_every_frame_in_order() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    peer = subprocess.Popen([sys.executable, "bench/peers/floor_server.py", "--port", str(port),
-                             "--max-seconds", "30"], cwd=root,
+    peer = subprocess.Popen([sys.executable, "bench/peers/websockets_server.py", "--floor",
+                             "--port", str(port), "--max-seconds", "30"], cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(100):

@@ -1,23 +1,17 @@
-"""The cluster workloads' report side: targets, the summary and the docs section that other
-runs keep. No timing assertions (bench/cluster.py itself runs in `make bench`)."""
+"""The cluster workloads' report side: targets and the section. No timing assertions
+(bench/workloads/cluster.py itself runs in `make bench`)."""
 
 from __future__ import annotations
 
-from bench.cluster_report import (
-    CLUSTER_END,
-    CLUSTER_START,
-    cluster_summary,
-    render_cluster_block,
-    write_cluster_block,
-)
-from bench.targets import cluster_targets
+from bench.report import render_sections
+from bench.report.targets import cluster_targets
 
 LAT = {"p50_ms": 5.0, "p99_ms": 20.0}
 
 
 def _results(ratio: float = 1.1, gaps: int = 0, all_recovered: bool = True) -> dict:
     phase = {"cpu_us_per_msg": 10.0, "msgs_per_s": 90000.0, "p99_ms": 100.0}
-    return {"started": "2026-11-26T00:00:00Z", "mode": "quick", "config": {},
+    return {"kind": "run", "started": "2026-11-26T00:00:00Z", "mode": "quick", "config": {},
             "cluster": {
                 "broker_cost": {"rounds": [{"order": ["memory", "redis"], "memory": phase,
                                             "redis": {**phase, "cpu_us_per_msg": 10 * ratio},
@@ -46,26 +40,14 @@ def test_targets_hold_the_broker_ratio_and_an_exact_recovery():
     assert cluster_targets({"cluster": {}}) == []
 
 
-def test_summary_reports_each_workload_or_its_failure():
-    """The summary has the three tables, and a failed step says why."""
-    text = cluster_summary(_results())
-    assert "**ratio 1.100**" in text and "cross-node" in text and "| 100 | 50 | 50 / 0 |" in text
+def test_section_reports_each_workload_or_its_failure():
+    """The section has the three tables and the targets, and a failed step says why."""
+    text = render_sections(_results(), "run-x.json")["cluster"]
+    assert text.startswith("## Cluster (C1-C3)")
+    assert "| 1 | memory, redis | 10.00 | 11.00 | 1.100 |" in text and "cross-node" in text
+    assert "| 100 | 50 | 50 / 0 |" in text
+    assert "| C1 CPU per delivery, Redis vs memory broker | 1.10 | <= 1.30 | **met** |" in text
     failed = _results()
     failed["cluster"]["two_nodes"] = {"error": "RuntimeError: node1 exited early"}
-    assert "C2 failed: RuntimeError: node1 exited early" in cluster_summary(failed)
-    assert cluster_summary({}) == "Cluster (C1-C3): not run."
-
-
-def test_cluster_block_replaces_only_its_own_section(tmp_path):
-    """A --cluster-only run rewrites its block in place and leaves the rest of the page."""
-    page = tmp_path / "benchmarks.md"
-    page.write_text("# Benchmarks\n\nintro\n\n## Reproduce\n\nsteps\n")
-    write_cluster_block(_results(1.1), str(page))
-    first = page.read_text()
-    assert first.index(CLUSTER_START) < first.index("## Reproduce")
-    write_cluster_block(_results(1.2), str(page))
-    second = page.read_text()
-    assert second.count(CLUSTER_START) == 1 and second.count(CLUSTER_END) == 1
-    assert "**ratio 1.200**" in second and "**ratio 1.100**" not in second
-    assert second.startswith("# Benchmarks\n\nintro\n") and second.endswith("steps\n")
-    assert render_cluster_block(_results()).startswith(CLUSTER_START)
+    text = render_sections(failed, "run-x.json")["cluster"]
+    assert "C2 failed: RuntimeError: node1 exited early" in text and "C3: node A" in text

@@ -1,43 +1,39 @@
-"""bench/overhead.py: its docs section renders, replaces an older one, survives regeneration."""
+"""bench/workloads/overhead.py: its medians and its docs section."""
 
 from __future__ import annotations
 
-from bench.overhead import render_block, summarize, write_block
-from bench.report import BLOCK_END, BLOCK_START, keep_block
-
-PAGE = "# Benchmarks\n\n## Results\n\nx\n\n## Reproduce\n\nmake bench\n"
+from bench.report import render_sections
+from bench.workloads.overhead import summarize
 
 
-def fake_report(on: float, off: float) -> dict:
-    """Returns an overhead report with one round of one phase per setting."""
+def fake_report(on: float, off: float, ratios: tuple[float, ...] = ()) -> dict:
+    """Returns an overhead report with one round (or one per ratio) of one phase per setting."""
     def side(cpu: float) -> dict:
         return {"phases": [{}], "cpu_us_per_msg": cpu, "msgs_per_s": 90_000.0, "p99_ms": 120.0}
-    return {"started": "2026-11-26T15:00:00Z", "mode": "full", "connections": 10_000,
-            "machine": {}, "loadavg_start": [3.5, 3.0, 2.0],
-            "rounds": [{"order": ["on", "off"], "on": side(on), "off": side(off),
-                        "ratio": on / off}],
-            "cpu_us_per_msg_on": on, "cpu_us_per_msg_off": off, "ratio": on / off}
+    rounds = [{"order": ["on", "off"], "on": side(on), "off": side(off), "ratio": r}
+              for r in ratios or (on / off,)]
+    return {"kind": "overhead", "started": "2026-11-26T15:00:00Z", "mode": "full",
+            "connections": 10_000, "loadavg_start": [3.5, 3.0, 2.0], "rounds": rounds,
+            "cpu_us_per_msg_on": on, "cpu_us_per_msg_off": off, "ratio": on / off,
+            "micro": {"us_per_delivery_on": 0.03, "us_per_delivery_off": 0.03, "ratio": 1.0,
+                      "hook_us_per_publish": 0.7, "connections": 10_000, "publishes": 200,
+                      "rounds": 10}}
 
 
-def test_block_is_written_before_reproduce_and_replaced_by_a_newer_one(tmp_path):
-    """write_block() inserts the section before Reproduce and a second run replaces it."""
-    page = tmp_path / "benchmarks.md"
-    page.write_text(PAGE)
-    write_block(str(page), render_block(fake_report(9.5, 9.4), "overhead-1.json"))
-    write_block(str(page), render_block(fake_report(9.3, 9.2), "overhead-2.json"))
-    text = page.read_text()
-    assert text.count(BLOCK_START) == 1 and text.count(BLOCK_END) == 1
-    assert "overhead-2.json" in text and "overhead-1.json" not in text
-    assert text.index(BLOCK_END) < text.index("## Reproduce")
-    assert "| 1 | on, off | 9.30 | 9.20 | 1.011 |" in text and "3.50 3.00 2.00" in text
+def test_section_shows_the_rounds_the_target_and_the_hook():
+    """A round per row, the on/off target, and the hook's own cost per delivery."""
+    block = render_sections(fake_report(9.3, 9.2), "overhead-2.json")["overhead"]
+    assert block.startswith("## Metrics overhead")
+    assert "| 1 | on, off | 9.30 | 9.20 | 1.011 |" in block and "load average 3.50" in block
+    assert "| 1.01 | <= 1.03 | **met** |" in block
+    assert "0.00007 us per delivery, 0.001% of a delivery" in block
+    assert "Round ratios range" not in block
 
 
-def test_regenerated_page_keeps_the_block():
-    """keep_block() carries the section from the old page into a freshly rendered one."""
-    old = PAGE.replace("## Reproduce", render_block(fake_report(10, 10), "o.json") + "\n\n"
-                       "## Reproduce")
-    assert "on/off 1.000" in keep_block(old, PAGE).replace("**", "")
-    assert keep_block(PAGE, PAGE) == PAGE
+def test_a_wide_spread_of_round_ratios_is_called_out():
+    """Round ratios further apart than the 3% being tested make the median indicative only."""
+    block = render_sections(fake_report(9.3, 9.2, (0.94, 1.03)), "o.json")["overhead"]
+    assert "Round ratios range from 0.940 to 1.030" in block
 
 
 def test_summarize_takes_medians_of_phases():
@@ -45,14 +41,3 @@ def test_summarize_takes_medians_of_phases():
     runs = [{"cpu_us_per_msg": c, "msgs_per_s": 1.0, "latency": {"p99_ms": 2.0}}
             for c in (9.0, 12.0, 10.0)]
     assert summarize(runs) == {"cpu_us_per_msg": 10.0, "msgs_per_s": 1.0, "p99_ms": 2.0}
-
-
-def test_regenerated_page_keeps_the_hot_path_block():
-    """The hand-kept before/after comparison survives a regeneration of the page."""
-    from bench.report import HOT_END, HOT_START
-
-    block = f"{HOT_START}\n## Hot path\n\n| a | b |\n{HOT_END}"
-    old = PAGE.replace("## Reproduce", block + "\n\n## Reproduce")
-    kept = keep_block(old, PAGE)
-    assert kept.count(HOT_START) == 1 and kept.index(HOT_END) < kept.index("## Reproduce")
-    assert keep_block(kept, kept) == kept

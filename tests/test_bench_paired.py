@@ -1,20 +1,13 @@
 """The paired-rounds benchmark's pieces: round order, the per-round ratios and their medians,
-the verdicts, and its docs section (written in place, kept when the page is regenerated)."""
+the targets read from them, and its docs section."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.paired import rotation, summarize
-from bench.paired_report import (
-    PAIRED_END,
-    PAIRED_START,
-    render_block,
-    text_table,
-    verdicts,
-    write_block,
-)
-from bench.report import keep_block
+from bench.report import render_sections
+from bench.report.targets import paired_targets
+from bench.workloads.paired import rotation, summarize
 
 SERVERS = ["product", "websockets", "floor"]
 
@@ -29,10 +22,10 @@ def _report() -> dict:
     # is 1.5 in every handshake round and 0.6 in every broadcast round.
     h = [_round(300.0, 200.0, 250.0), _round(600.0, 400.0, 500.0), _round(450.0, 300.0, 400.0)]
     b = [_round(6.0, 10.0, 7.0), _round(12.0, 20.0, 14.0), _round(9.0, 15.0, 10.0)]
-    return {"started": "2026-11-27T01:00:00Z", "mode": "quick", "rounds": 3, "handshakes": 300,
-            "broadcasts": 4, "connections": 1000, "servers": SERVERS, "peer": "websockets",
-            "loadavg_start": (1.5, 1.0, 1.0), "loadavg_end": (2.0, 1.0, 1.0),
-            "handshake": {"rounds": h, **summarize(h)},
+    return {"kind": "paired", "started": "2026-11-27T01:00:00Z", "mode": "quick", "rounds": 3,
+            "handshakes": 300, "broadcasts": 4, "connections": 1000, "servers": SERVERS,
+            "peer": "websockets", "loadavg_start": (1.5, 1.0, 1.0),
+            "loadavg_end": (2.0, 1.0, 1.0), "handshake": {"rounds": h, **summarize(h)},
             "broadcast": {"rounds": b, **summarize(b)}}
 
 
@@ -59,27 +52,18 @@ def test_a_round_without_a_value_is_left_out_of_its_ratio():
     assert out["median_cpu_us"]["product"] == 6.0
 
 
-def test_verdicts_read_issue_14s_targets_from_the_ratios():
-    got = {v["name"].split(" vs ")[0]: (round(v["ratio"], 2), v["met"])
-           for v in verdicts(_report())}
-    assert got == {"W2 CPU per delivered message": (0.6, True),
-                   "W1 CPU per handshake": (1.5, False)}
-    assert [v["met"] for v in verdicts({"handshake": {}, "broadcast": {}})] == [None, None]
+def test_targets_are_read_from_the_paired_ratios():
+    got = {t["id"]: (round(t["value"], 2), t["met"]) for t in paired_targets(_report())}
+    assert got == {"paired_broadcast": (0.6, True), "paired_handshake": (1.5, False)}
+    assert [t["met"] for t in paired_targets({"handshake": {}, "broadcast": {}})] == [None, None]
 
 
-def test_the_docs_section_is_written_in_place_and_kept_by_a_regenerated_page(tmp_path):
-    block = render_block(_report(), "paired-x.json")
-    assert block.startswith(PAIRED_START) and block.endswith(PAIRED_END)
+def test_the_docs_section_shows_medians_ratios_targets_and_every_round():
+    sections = render_sections(_report(), "paired-x.json")
+    assert list(sections) == ["paired"]  # its servers are a list of names, not a run's
+    block = sections["paired"]
+    assert block.startswith("## Paired rounds")
+    assert "load average 1.50 at the start, 2.00 at the end" in block
     assert "| this server (Tornado + hub) | 450 | 1.50 | 9.00 | 0.60 |" in block
-    assert "0.60, **met**" in block and "1.50, **MISSED**" in block
+    assert "| 0.60 | <= 0.70 | **met** |" in block and "| 1.50 | <= 1.00 | **MISSED** |" in block
     assert "| 2 | 600 | 400 | 500 |" in block  # every round
-    page = tmp_path / "benchmarks.md"
-    page.write_text("# Benchmarks\n\nresults\n\n## Reproduce\n\nmake bench\n")
-    write_block(str(page), block)
-    write_block(str(page), block.replace("450", "451"))  # a second run replaces the first
-    text = page.read_text()
-    assert text.count(PAIRED_START) == 1 and "| 451 |" in text
-    assert text.index(PAIRED_END) < text.index("## Reproduce")
-    regenerated = keep_block(text, "# Benchmarks\n\nnew results\n\n## Reproduce\n\nmake bench\n")
-    assert regenerated.count(PAIRED_START) == 1 and "new results" in regenerated
-    assert "MISSED" in text_table(_report())

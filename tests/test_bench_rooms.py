@@ -1,5 +1,6 @@
 """The rooms benchmark's client side: the Socket.IO codec, the room clients of the load
-generator (against a real python-socketio peer) and the rooms report. No timing assertions."""
+generator (against a real python-socketio peer), its targets and section. No timing
+assertions."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import time
 
 import pytest
 
-from bench import sio
-from bench.loadgen import Stats
-from bench.roomclient import RoomClient
+from bench.loadgen.client import Stats
+from bench.loadgen.rooms import SIO_PATH, RoomClient, client_frame, sio_event, sio_parse
+from bench.report import render_sections
+from bench.report.targets import room_targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,18 +46,18 @@ def _payload(frame: bytes) -> bytes:
 
 
 def test_sio_codec_round_trip() -> None:
-    assert sio.event("join", "r1") == b'42["join","r1"]'
-    assert sio.parse(b'0{"sid":"x","pingInterval":25000}') == ("open", {"sid": "x",
+    assert sio_event("join", "r1") == b'42["join","r1"]'
+    assert sio_parse(b'0{"sid":"x","pingInterval":25000}') == ("open", {"sid": "x",
                                                                           "pingInterval": 25000})
-    assert sio.parse(b"2") == ("ping", b"")
-    assert sio.parse(b'40{"sid":"y"}') == ("connect", {"sid": "y"})
-    assert sio.parse(b'42["msg",{"t":1.5}]') == ("event", ("msg", {"t": 1.5}))
-    assert sio.parse(b'42/chat,["msg",1]') == ("event", ("msg", 1))
-    assert sio.parse(b'44{"message":"no"}')[0] == "connect_error"
-    assert sio.parse(b"") == ("unknown", None)
-    frame = sio.client_frame(b"3")
+    assert sio_parse(b"2") == ("ping", b"")
+    assert sio_parse(b'40{"sid":"y"}') == ("connect", {"sid": "y"})
+    assert sio_parse(b'42["msg",{"t":1.5}]') == ("event", ("msg", {"t": 1.5}))
+    assert sio_parse(b'42/chat,["msg",1]') == ("event", ("msg", 1))
+    assert sio_parse(b'44{"message":"no"}')[0] == "connect_error"
+    assert sio_parse(b"") == ("unknown", None)
+    frame = client_frame(b"3")
     assert frame == b"\x81\x81\x00\x00\x00\x003"  # FIN + text, masked with a zero key
-    long = sio.client_frame(b"x" * 300)
+    long = client_frame(b"x" * 300)
     assert long[:4] == b"\x81\xfe\x01\x2c" and long[8:] == b"x" * 300
 
 
@@ -64,18 +66,18 @@ def test_room_client_speaks_socketio_handshake_ping_and_publish() -> None:
     try:
         stats = Stats()
         ready = loop.create_future()
-        client = RoomClient(stats, b"GET / HTTP/1.1\r\n\r\n", ready, "", "sio", "r7")
+        client = RoomClient(stats, b"GET / HTTP/1.1\r\n\r\n", ready, "sio", "r7")
         transport = FakeTransport()
         client.connection_made(transport)
         client.data_received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
                              + _frame(b'0{"sid":"a","pingInterval":300000}'))
-        assert transport.written[-1] == sio.client_frame(b"40")
+        assert transport.written[-1] == client_frame(b"40")
         client.data_received(_frame(b'40{"sid":"b"}'))
-        assert transport.written[-1] == sio.client_frame(b'42["join","r7"]')
+        assert transport.written[-1] == client_frame(b'42["join","r7"]')
         assert not ready.done()
         client.data_received(_frame(b'42["joined","r7"]') + _frame(b"2"))
         assert ready.done() and client.joined
-        assert transport.written[-1] == sio.client_frame(b"3")  # pong
+        assert transport.written[-1] == client_frame(b"3")  # pong
         client.publish(5)
         sent = _payload(transport.written[-1])
         assert sent.startswith(b'42["publish",{"room":"r7","t":') and b'"seq":5}' in sent
@@ -91,7 +93,7 @@ def test_room_client_speaks_this_servers_verbs() -> None:
     try:
         stats = Stats()
         ready = loop.create_future()
-        client = RoomClient(stats, b"GET / HTTP/1.1\r\n\r\n", ready, "", "json", "r1")
+        client = RoomClient(stats, b"GET / HTTP/1.1\r\n\r\n", ready, "json", "r1")
         transport = FakeTransport()
         client.connection_made(transport)
         client.data_received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
@@ -105,7 +107,7 @@ def test_room_client_speaks_this_servers_verbs() -> None:
         assert pub["type"] == "publish" and pub["data"]["channel"] == "room:r1"
         assert pub["data"]["data"]["seq"] == 3
         refused = loop.create_future()
-        other = RoomClient(Stats(), b"", refused, "", "json", "secret")
+        other = RoomClient(Stats(), b"", refused, "json", "secret")
         other.connection_made(FakeTransport())
         other.data_received(b"HTTP/1.1 101 OK\r\n\r\n" + _frame(
             b'{"type":"error","id":1,"data":{"code":"forbidden"}}'))
@@ -122,11 +124,11 @@ def _free_port() -> int:
 
 async def _open(port: int, room: str, stats: Stats) -> RoomClient:
     loop = asyncio.get_running_loop()
-    request = (f"GET {sio.PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+    request = (f"GET {SIO_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                "Sec-WebSocket-Version: 13\r\n\r\n").encode()
     ready = loop.create_future()
-    client = RoomClient(stats, request, ready, "", "sio", room)
+    client = RoomClient(stats, request, ready, "sio", room)
     await loop.create_connection(lambda: client, "127.0.0.1", port)
     await asyncio.wait_for(ready, 10)
     return client
@@ -216,9 +218,7 @@ def rooms_results() -> dict:
 
 
 def test_room_targets_compare_with_both_peers() -> None:
-    from bench.targets import compute_targets
-
-    targets = {t["id"]: t for t in compute_targets(rooms_results())}
+    targets = {t["id"]: t for t in room_targets(rooms_results())}
     assert targets["rooms_cpu_vs_socketio"]["value"] == pytest.approx(0.5)
     assert targets["rooms_cpu_vs_socketio"]["met"] is True
     assert targets["rooms_cpu_vs_socketio_node"]["value"] == pytest.approx(20.0 / 15.0)
@@ -226,22 +226,18 @@ def test_room_targets_compare_with_both_peers() -> None:
     assert targets["rooms_p99"]["met"] is True
     assert targets["rooms_isolation"]["value"] == pytest.approx(1.05)
     assert targets["rooms_isolation"]["met"] is True
-    assert "rooms_p99" not in {t["id"] for t in compute_targets({"servers": {}})}
+    assert room_targets({"servers": {}}) == []
 
 
-def test_rooms_results_validate_and_render() -> None:
-    from bench.report import render_markdown
-    from bench.schema import validate_results
-    from bench.targets import compute_targets
-
-    results = rooms_results()
-    results["targets"] = compute_targets(results)
-    assert validate_results(results) == []
-    md = render_markdown(results, "", [("R1 CPU", "img/bench-rooms-cpu.png")])
+def test_rooms_section_has_peers_summary_targets_and_details() -> None:
+    results = {**rooms_results(), "kind": "run"}
+    sections = render_sections(results, "run-x.json")
+    assert list(sections) == ["rooms"]
+    md = sections["rooms"]
     assert "**Conditions.** Shared machine." in md
-    assert "| this server (Tornado + hub) | 10,000 | 4,000 | 10,000 | 20.00 |" in md
+    assert ("| this server (Tornado + hub) | 10,000 | - | 200 x 50.0 | 4,000 (200/s) | "
+            "200,000/200,000 | 1,000 | 10,000 | 20.00 |") in md
     assert "python-socketio (aiohttp)" in md and "Node socket.io" in md
-    assert "### R1 rooms" in md and "### R2 room isolation" in md
+    assert "### R2 room isolation" in md and "305, 305, 305" in md
     assert "python-socketio 5.18.1 on aiohttp 3.14.5" in md
-    del results["rooms"]["product"]["workloads"]["R2"]
-    assert "rooms product: missing R2" in validate_results(results)
+    assert "R1 CPU per room delivery vs Node socket.io | 1.33 | <= 1.00 | **MISSED**" in md

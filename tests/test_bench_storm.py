@@ -7,23 +7,11 @@ import asyncio
 import json
 from types import SimpleNamespace
 
-from bench.loadgen import Stats
-from bench.storm import peak_rate, storm_figures
-from bench.storm_report import (
-    STORM_END,
-    STORM_START,
-    render_storm_block,
-    replace_block,
-    storm_summary,
-)
-from bench.stormclient import (
-    Storm,
-    StormClient,
-    StormState,
-    check_sequence,
-    parse_int_after,
-)
-from bench.targets import storm_targets
+from bench.loadgen.client import Stats
+from bench.loadgen.storm import Storm, StormClient, StormState, check_sequence, parse_int_after
+from bench.report import render_sections
+from bench.report.targets import storm_targets
+from bench.workloads.storm import peak_rate, storm_figures
 
 
 def _frame(message: dict) -> bytes:
@@ -55,7 +43,7 @@ class FakeTransport:
 def _client(state: StormState) -> StormClient:
     loop = asyncio.new_event_loop()
     try:
-        client = StormClient(Stats(), b"", loop.create_future(), "storm", state)
+        client = StormClient(Stats(), b"", loop.create_future(), state)
     finally:
         loop.close()
     client.transport = FakeTransport()  # type: ignore[assignment]
@@ -146,7 +134,8 @@ def test_storm_check_sums_clients():
 
 
 def test_figures_targets_and_section():
-    """All recovered within the limit meets the targets; the section replaces only itself."""
+    """All recovered within the limit meets the targets; the section shows them, or why S1
+    failed."""
     check = {"recovery_s": [2.0, 3.0, 4.0], "resumed_at": [1.5, 2.5, 3.5], "replayed": 30}
     fig = storm_figures(check, 3, listen_s=1.0)
     assert fig["all_recovered"] and fig["all_recovered_s"] == 4.0
@@ -159,11 +148,9 @@ def test_figures_targets_and_section():
     assert [t["met"] for t in targets] == [True, True, True]
     late = storm_targets({"storm": {**storm, "recovered_clients": 2}})
     assert late[0]["met"] is False
-    assert "| 3 |" in storm_summary(results)
-    block = render_storm_block({**results, "targets": targets}, "r.json")
-    assert block.startswith(STORM_START) and block.endswith(STORM_END)
-    page = "# B\n\n## Results\n\nx\n\n## Reproduce\n\nmake bench\n"
-    once = replace_block(page, block)
-    assert once.index(STORM_END) < once.index("## Reproduce") and "## Results\n\nx" in once
-    again = replace_block(once, block.replace("r.json", "s.json"))
-    assert again.count(STORM_START) == 1 and "s.json" in again and "r.json" not in again
+    block = render_sections({**results, "kind": "run"}, "r.json")["storm"]
+    assert block.startswith("## Reconnect storm (S1)") and "| 3 |" in block
+    assert "| S1 gaps (acknowledged events a client never got) | 0.00 | <= 0.00 | **met** |" in (
+        block)
+    failed = render_sections({"kind": "run", "storm": {"error": "RuntimeError: x"}}, "r.json")
+    assert "S1 failed: RuntimeError: x" in failed["storm"]

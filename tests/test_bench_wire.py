@@ -1,5 +1,5 @@
 """The wire-formats benchmark's pieces: the load generator's protobuf and deflate frames, the
-report section and its survival when the page is regenerated."""
+deflate target and the report section."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import asyncio
 
 from test_bench import FakeTransport, _frame
 
-from bench.loadgen import Client, Stats
-from bench.report import keep_block
-from bench.wire import PAYLOADS, VARIANTS, targets
-from bench.wire_report import WIRE_END, WIRE_START, render_block, write_block
+from bench.loadgen.client import Client, Stats
+from bench.report import render_sections
+from bench.report.targets import wire_targets
+from bench.workloads.wire import PAYLOADS, VARIANTS
 from hub.events import DEFLATE, PROTOBUF, Event
 
 
@@ -25,7 +25,7 @@ def test_loadgen_counts_binary_protobuf_and_inflates_compressed_frames() -> None
     loop = asyncio.new_event_loop()
     try:
         stats = Stats()
-        client = Client(stats, b"GET / HTTP/1.1\r\n\r\n", loop.create_future(), "")
+        client = Client(stats, b"GET / HTTP/1.1\r\n\r\n", loop.create_future())
         client.connection_made(FakeTransport())
         frames = [_alert("x" * 600).encode().frame_for(v) for v in (PROTOBUF | DEFLATE,
                                                                     PROTOBUF, DEFLATE)]
@@ -51,29 +51,25 @@ def _report() -> dict:
     server = {"connections": 100, **{v: {s: _cell(10.0 if "deflate" not in v else 12.0,
                                                   900.0 if "deflate" not in v else 300.0)
                                          for s in PAYLOADS} for v in VARIANTS}}
-    servers = {"product": server, "websockets": {"error": "RuntimeError: boom"}}
-    return {"started": "2026-11-26T17:00:00Z", "mode": "quick", "rounds": 1, "phases": 1,
-            "broadcasts": 20, "payload_bytes": {"w2": 0, "1k": 1024},
-            "loadavg_start": (1.0, 1.0, 1.0), "servers": servers, "targets": targets(servers),
+    return {"kind": "wire", "started": "2026-11-26T17:00:00Z", "mode": "quick", "rounds": 1,
+            "phases": 1, "broadcasts": 20, "payload_bytes": {"w2": 0, "1k": 1024},
+            "loadavg_start": (1.0, 1.0, 1.0),
+            "servers": {"product": server, "websockets": {"error": "RuntimeError: boom"}},
             "micro": {s: {v: 5.0 for v in VARIANTS} for s in PAYLOADS}}
 
 
 def test_targets_compare_deflate_with_plain_per_format() -> None:
-    """The 1.5x target is computed per format from the 1 KiB cells."""
-    rows = targets(_report()["servers"])
+    """The 1.5x target is computed per format from this server's 1 KiB cells."""
+    rows = wire_targets(_report())
     assert [round(r["value"], 2) for r in rows] == [1.2, 1.2] and all(r["met"] for r in rows)
+    assert wire_targets({"servers": {"product": {"error": "x"}}}) == []
 
 
-def test_wire_block_renders_and_survives_a_page_regeneration(tmp_path) -> None:
-    """The section is written before "## Reproduce" and kept when the page is rewritten."""
-    page = tmp_path / "benchmarks.md"
-    page.write_text("# Benchmarks\n\n## Reproduce\n\nmake bench\n")
-    block = render_block(_report(), "wire-x.json")
+def test_wire_section_shows_every_cell_and_a_failed_server() -> None:
+    """A failed peer leaves its cells empty and says why; this server's cells are all there."""
+    block = render_sections(_report(), "wire-x.json")["wire"]
+    assert block.startswith("## Wire formats: JSON vs protobuf, permessage-deflate on vs off")
     assert "| +1 KiB text | json+deflate | 12.00 | - |" in block
     assert "websockets: failed (RuntimeError: boom)" in block
-    write_block(str(page), block)
-    write_block(str(page), block)  # replaced, not duplicated
-    text = page.read_text()
-    assert text.count(WIRE_START) == 1 and text.index(WIRE_END) < text.index("## Reproduce")
-    regenerated = keep_block(text, "# Benchmarks\n\nnew results\n\n## Reproduce\n")
-    assert WIRE_START in regenerated and "new results" in regenerated
+    assert "deflate costs **1.20x** the CPU per delivery and sends 33% of the bytes" in block
+    assert "| W2 alert | 5.0 | 5.0 | 5.0 | 5.0 |" in block  # the in-process timings

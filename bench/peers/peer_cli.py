@@ -1,21 +1,22 @@
-"""What every Python peer script shares: its command line and how it is told to stop.
-
-The peers run as scripts (`python bench/peers/<name>.py`), so they import this module as a
-sibling: `from peer_cli import arguments, stop_event`.
-"""
+"""What every Python peer script shares: its command line, its stop signal, its welcome (the
+peers run as scripts, `python bench/peers/<name>.py`, and import this module as a sibling)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 
-__all__ = ["arguments", "stop_event"]
+__all__ = ["arguments", "stop_event", "WELCOME"]
+
+WELCOME = json.dumps({"type": "connection.established",
+                      "data": {"message": "Welcome to WebSocket real-time updates"},
+                      "timestamp": "1970-01-01T00:00:00.000Z"})
 
 
 def arguments(description: str) -> argparse.ArgumentParser:
-    """Returns a parser with the options bench/server.py passes every peer; a peer may add
-    its own before parsing."""
+    """Returns a parser with the options the harness passes every peer."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

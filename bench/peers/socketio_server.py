@@ -2,8 +2,7 @@
 
 A "join" event puts the socket in the named room (`enter_room`) and answers "joined"; a
 "publish" event {room, ...} is emitted as "msg" to everyone in that room, the sender included
-(`emit("msg", data, room=...)`). WebSocket transport only, no compression, the same ping
-interval as the product under test. Exits by itself after --max-seconds.
+(`emit("msg", data, room=...)`). WebSocket transport only, no compression.
 """
 
 from __future__ import annotations
@@ -17,11 +16,10 @@ from aiohttp import web
 from peer_cli import arguments, stop_event
 
 
-def build(ping_interval: float,
-          ping_timeout: float) -> tuple[socketio.AsyncServer, web.Application]:
-    """Returns the Socket.IO server and the aiohttp app it is attached to."""
+async def main(args: argparse.Namespace) -> None:
+    """Serves until SIGTERM, SIGINT or --max-seconds."""
     sio = socketio.AsyncServer(async_mode="aiohttp", transports=["websocket"],
-                               ping_interval=ping_interval, ping_timeout=ping_timeout,
+                               ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                                http_compression=False, max_http_buffer_size=64 * 1024,
                                logger=False, engineio_logger=False)
 
@@ -39,21 +37,12 @@ def build(ping_interval: float,
 
     app = web.Application()
     sio.attach(app)
-    return sio, app
-
-
-async def main(args: argparse.Namespace) -> None:
-    """Serves until SIGTERM, SIGINT or --max-seconds."""
-    _, app = build(args.ping_interval, args.ping_timeout)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, args.address, args.port, backlog=1024)
-    await site.start()
-    stop = stop_event(args.max_seconds)
-    await stop.wait()
+    await web.TCPSite(runner, args.address, args.port, backlog=1024).start()
+    await stop_event(args.max_seconds).wait()
     await runner.cleanup()
 
 
 if __name__ == "__main__":
-    parser = arguments("python-socketio rooms peer")
-    asyncio.run(main(parser.parse_args()))
+    asyncio.run(main(arguments("python-socketio rooms peer").parse_args()))

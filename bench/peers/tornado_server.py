@@ -1,9 +1,8 @@
 """Peer: the naive Tornado baseline, `write_message(dict)` per client (JSON + frame each time).
 
 /ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
-alert as JSON text from the harness, then calls write_message(event) on every /ws connection
-(Tornado serialises and frames it once per client) and replies "ok <n>". No compression, the
-same ping interval as the product under test. Exits by itself after --max-seconds.
+alert as JSON text, calls write_message(event) on every /ws connection (Tornado serialises and
+frames it once per client) and replies "ok <n>". No compression.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import asyncio
 import json
 
 import tornado.web
-from peer_cli import arguments, stop_event
+from peer_cli import WELCOME, arguments, stop_event
 from tornado.httpserver import HTTPServer
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -23,9 +22,7 @@ CLIENTS: set[WebSocketHandler] = set()
 class EventSocket(WebSocketHandler):
     def open(self) -> None:
         CLIENTS.add(self)
-        self.write_message({"type": "connection.established",
-                            "data": {"message": "Welcome to WebSocket real-time updates"},
-                            "timestamp": "1970-01-01T00:00:00.000Z"})
+        self.write_message(WELCOME)
 
     def on_close(self) -> None:
         CLIENTS.discard(self)
@@ -43,17 +40,13 @@ class Control(WebSocketHandler):
 
 
 async def main(args: argparse.Namespace) -> None:
-    app = tornado.web.Application(
-        [(r"/ws", EventSocket), (r"/control", Control)],
-        websocket_ping_interval=args.ping_interval, websocket_ping_timeout=args.ping_timeout,
-    )
-    server = HTTPServer(app)
+    """Serves until SIGTERM, SIGINT or --max-seconds."""
+    server = HTTPServer(tornado.web.Application([(r"/ws", EventSocket), (r"/control", Control)],
+        websocket_ping_interval=args.ping_interval, websocket_ping_timeout=args.ping_timeout))
     server.listen(args.port, args.address, backlog=1024)
-    stop = stop_event(args.max_seconds)
-    await stop.wait()
+    await stop_event(args.max_seconds).wait()
     server.stop()
 
 
 if __name__ == "__main__":
-    parser = arguments("naive Tornado write_message peer")
-    asyncio.run(main(parser.parse_args()))
+    asyncio.run(main(arguments("naive Tornado write_message peer").parse_args()))

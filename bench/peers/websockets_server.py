@@ -1,57 +1,88 @@
-"""Peer: a `websockets` 17.x asyncio server that fans out with websockets.broadcast().
+"""Peer: a `websockets` 17.x asyncio server fanning out with broadcast(); with --floor, the
+raw send() floor (a reference: each frame written to every socket in a bare loop).
 
-/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
-alert from the harness (JSON text, or protobuf bytes that go out as binary frames), broadcasts it
-to every /ws connection and replies "ok <n>" (a JSON list of alert texts is a burst: each is
-broadcast in turn, in one loop iteration). permessage-deflate is off (compression=None), like
-the product's default, unless --compression deflate (websockets' own default settings: each
-connection compresses with its own context); pings use the same interval as the product under
-test. Exits by itself after --max-seconds.
+/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives an
+alert (JSON text, or protobuf bytes that go out as binary frames), fans it out to every /ws
+connection and replies "ok <n>" (a JSON list of texts is a burst, fanned out in a row).
+permessage-deflate is off unless --compression deflate (a context per connection).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
+import os
+import struct
+from collections.abc import Callable
 
-from peer_cli import arguments, stop_event
+from peer_cli import WELCOME, arguments, stop_event
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-CLIENTS: set[ServerConnection] = set()
-WELCOME = json.dumps({"type": "connection.established",
-                      "data": {"message": "Welcome to WebSocket real-time updates"},
-                      "timestamp": "1970-01-01T00:00:00.000Z"})
+# Each /ws connection's transport and its socket's descriptor (asyncio does not hand out the
+# transport's own socket object for sending).
+CLIENTS: dict[ServerConnection, tuple[asyncio.Transport, int]] = {}
 
 
-async def handler(ws: ServerConnection) -> None:
+def frame(message: str | bytes) -> bytes:
+    """Returns one unmasked final frame: text for str, binary for bytes."""
+    payload = message.encode() if isinstance(message, str) else message
+    opcode, n = 0x81 if isinstance(message, str) else 0x82, len(payload)
+    if n < 126:
+        return struct.pack("!BB", opcode, n) + payload
+    if n < 1 << 16:
+        return struct.pack("!BBH", opcode, 126, n) + payload
+    return struct.pack("!BBQ", opcode, 127, n) + payload
+
+
+def floor(message: str | bytes) -> None:
+    """Writes the message to every connection: one send() each, the rest via its transport."""
+    data = frame(message)
+    for transport, fd in CLIENTS.values():
+        if transport.get_write_buffer_size():  # earlier bytes still queued: keep the order
+            transport.write(data)
+            continue
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            continue
+        if sent < len(data):
+            transport.write(data[sent:])
+
+
+async def handle(fan_out: Callable[[str | bytes], None], ws: ServerConnection) -> None:
+    """Serves /control (the harness: fans each message out with fan_out) or /ws (a client)."""
     if ws.request is not None and ws.request.path.startswith("/control"):
         async for message in ws:
-            if isinstance(message, str) and message.startswith("["):  # a burst, in a row
-                for text in json.loads(message):
-                    broadcast(CLIENTS, text)
-            else:
-                broadcast(CLIENTS, message)
+            burst = isinstance(message, str) and message.startswith("[")
+            for one in json.loads(message) if burst else [message]:
+                fan_out(one)
             await ws.send(f"ok {len(CLIENTS)}")
         return
-    CLIENTS.add(ws)
+    await ws.send(WELCOME)
+    CLIENTS[ws] = (ws.transport, ws.transport.get_extra_info("socket").fileno())
     try:
-        await ws.send(WELCOME)
         await ws.wait_closed()
     finally:
-        CLIENTS.discard(ws)
+        CLIENTS.pop(ws, None)
 
 
 async def main(args: argparse.Namespace) -> None:
+    """Serves until SIGTERM, SIGINT or --max-seconds."""
     stop = stop_event(args.max_seconds)
-    compression = None if args.compression == "none" else args.compression
-    async with serve(handler, args.address, args.port, compression=compression,
+    fan_out = floor if args.floor else (lambda message: broadcast(CLIENTS, message))
+    async with serve(functools.partial(handle, fan_out), args.address, args.port,
+                     compression=None if args.compression == "none" else args.compression,
                      ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
                      max_size=64 * 1024, backlog=1024):
         await stop.wait()
 
 
 if __name__ == "__main__":
-    parser = arguments("websockets broadcast() peer")
-    parser.add_argument("--compression", choices=("none", "deflate"), default="none")
-    asyncio.run(main(parser.parse_args()))
+    cli = arguments("websockets broadcast() peer, or the raw send() floor")
+    cli.add_argument("--compression", choices=("none", "deflate"), default="none")
+    cli.add_argument("--floor", action="store_true", help="the raw send() floor")
+    asyncio.run(main(cli.parse_args()))

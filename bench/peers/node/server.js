@@ -1,26 +1,17 @@
 // Peer: a Node `ws` server; broadcast = client.send(buffer) on every open client, as in the
 // ws README. /ws accepts any token (no auth) and sends one welcome frame; /control receives
 // the alert text from the harness, sends it to every /ws client and replies "ok <n>".
-// perMessageDeflate off. Exits by itself after --max-seconds.
+// perMessageDeflate off.
 'use strict';
 const http = require('http');
 const { WebSocketServer, WebSocket } = require('ws');
+const { arg, serve } = require('./cli');
 
-function arg(name, fallback) {
-  const i = process.argv.indexOf('--' + name);
-  return i > 0 ? process.argv[i + 1] : fallback;
-}
-
-const port = Number(arg('port', '0'));
-const address = arg('address', '127.0.0.1');
-const pingInterval = Number(arg('ping-interval', '300')) * 1000;
-const maxSeconds = Number(arg('max-seconds', '900'));
 const welcome = JSON.stringify({
   type: 'connection.established',
   data: { message: 'Welcome to WebSocket real-time updates' },
   timestamp: '1970-01-01T00:00:00.000Z',
 });
-
 const clients = new Set();
 const server = http.createServer((req, res) => { res.writeHead(404); res.end(); });
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 65536 });
@@ -45,17 +36,12 @@ server.on('upgrade', (req, socket, head) => {
   });
 });
 
-const pinger = setInterval(() => {
+setInterval(() => {
   for (const ws of clients) {
     if (!ws.isAlive) { ws.terminate(); continue; }
     ws.isAlive = false;
     ws.ping();
   }
-}, pingInterval);
-pinger.unref();
+}, Number(arg('ping-interval', '300')) * 1000).unref();
 
-server.listen({ port, host: address, backlog: 1024 });
-const stop = () => { server.close(); for (const ws of clients) ws.terminate(); process.exit(0); };
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-setTimeout(stop, maxSeconds * 1000).unref();
+serve(server, () => { server.close(); for (const ws of clients) ws.terminate(); process.exit(0); });

@@ -1,31 +1,22 @@
-"""Storm clients of the load generator: feed clients that resume after a cut and check order.
-
-Each client keeps a StormState across its connections: the feed's epoch and the offset of the
-last logged event it got, and the sequence numbers (`metadata.seq` of the benchmark's
-system.alert broadcasts) in arrival order. When its socket drops, it reconnects with
-exponential backoff and full jitter to `/ws?token=..&since=OFFSET&epoch=E`; the welcome's
-`{recovered, missed}` are counted, and the client counts as recovered once the `missed`
-replayed events have arrived. Frames are scanned with bytes.find, not decoded, except the
-welcome. Commands: storm_connect, storm_status, storm_check, storm_stop.
-"""
+"""Storm clients of the load generator: feed clients that resume with since/epoch after a cut
+and check the order of what they got (frames scanned with bytes.find, only the welcome is
+decoded). Commands: storm_connect, storm_status, storm_check, storm_stop."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import random
-import socket
 import time
 from array import array
 from typing import Any
 
-from bench.loadgen import IP_BIND_ADDRESS_NO_PORT, KEY, Client
+from bench.loadgen.client import Client, Stats, bounded, open_client, upgrade_request
 
-__all__ = ["StormState", "StormClient", "check_sequence", "parse_int_after", "handle_storm"]
+__all__ = ["StormState", "StormClient", "Storm", "check_sequence", "parse_int_after",
+           "handle_storm"]
 
-WELCOME = b'"type":"connection.established"'
-SEQ = b'"seq":'
-OFFSET = b'"offset":"'
+WELCOME, SEQ, OFFSET = b'"type":"connection.established"', b'"seq":', b'"offset":"'
 
 
 def parse_int_after(buf: bytes, mark: bytes, start: int, end: int) -> int | None:
@@ -40,12 +31,8 @@ def parse_int_after(buf: bytes, mark: bytes, start: int, end: int) -> int | None
 
 
 def check_sequence(seqs: list[int] | array, acked: set[int]) -> dict[str, int]:
-    """Checks one client's received numbers against the acknowledged publishes.
-
-    Every acknowledged number must arrive (else a gap), none twice (a duplicate), each above
-    the one before (else out of order). Numbers whose publish was not acknowledged (the
-    request failed during the restart) may arrive once or not at all.
-    """
+    """Checks one client's numbers against the acknowledged publishes: gaps, duplicates, and
+    numbers not above the one before (a refused publish may arrive once or not at all)."""
     got = set(seqs)
     disorder = sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b <= a)
     return {"gaps": len(acked - got), "duplicates": len(seqs) - len(got),
@@ -65,11 +52,10 @@ class StormState:
         self.epoch = ""
         self.offset: int | None = None
         self.pending = 0  # replayed events still expected after a recovered welcome
-        self.recovered = self.not_recovered = self.missed = self.replayed = 0
+        self.recovered = self.not_recovered = self.missed = self.replayed = self.attempts = 0
         self.recovered_at = 0.0  # when the last resume's replay was complete
         self.resumed_at = 0.0  # when the last resume's welcome arrived
-        self.attempts = 0  # reconnect attempts (failed and successful)
-        self.conn: StormClient | None = None
+        self.conn: Client | None = None
         self.resuming = False
 
     def target(self, path: str = "/ws") -> str:
@@ -112,9 +98,9 @@ class StormClient(Client):
 
     __slots__ = ("state", "storm")
 
-    def __init__(self, stats: Any, request: bytes, ready: asyncio.Future, tag: str,
-                 state: StormState, storm: Storm | None = None) -> None:
-        super().__init__(stats, request, ready, tag)
+    def __init__(self, stats: Stats, request: bytes, ready: asyncio.Future, state: StormState,
+                 storm: Storm | None = None) -> None:
+        super().__init__(stats, request, ready)
         self.state, self.storm = state, storm
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -151,25 +137,9 @@ class Storm:
 
     async def open(self, state: StormState) -> None:
         """Opens one connection for state (resuming when it has a position)."""
-        loop = asyncio.get_running_loop()
-        request = (f"GET {state.target()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                   f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n").encode()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-            sock.bind((state.source, 0))
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await asyncio.wait_for(loop.sock_connect(sock, (self.host, self.port)), 10)
-            ready = loop.create_future()
-            client = StormClient(self.worker.stats, request, ready, "storm", state, self)
-            await loop.create_connection(lambda: client, sock=sock)
-            await asyncio.wait_for(ready, 15)
-            state.conn = client
-        except BaseException:
-            sock.close()
-            raise
+        request = upgrade_request(self.host, self.port, state.target())
+        state.conn = await open_client(self.host, self.port, state.source, lambda ready: (
+            StormClient(self.worker.stats, request, ready, state, self)))
 
     def lost(self, state: StormState) -> None:
         """Schedules a resume for a client whose socket dropped."""
@@ -194,21 +164,8 @@ class Storm:
 
     async def connect(self, concurrency: int, timeout: float) -> dict[str, Any]:
         """Opens every client's first connection; returns the counts."""
-        sem = asyncio.Semaphore(concurrency)
-        errors: dict[str, int] = {}
-        stop_at = time.monotonic() + timeout
-
-        async def one(state: StormState) -> None:
-            async with sem:
-                try:
-                    if time.monotonic() > stop_at:
-                        raise TimeoutError("connect phase over")
-                    await self.open(state)
-                except Exception as exc:  # noqa: BLE001 - counted and reported
-                    key = f"{type(exc).__name__}: {exc}"[:100]
-                    errors[key] = errors.get(key, 0) + 1
-
-        await asyncio.gather(*(one(s) for s in self.states))
+        errors = await bounded(len(self.states), concurrency, time.monotonic() + timeout,
+                               lambda i: self.open(self.states[i]))
         ok = sum(1 for s in self.states if s.conn is not None)
         return {"ok": ok, "failed": len(self.states) - ok, "errors": errors}
 
@@ -218,20 +175,15 @@ class Storm:
         return {"clients": len(self.states),
                 "open": sum(1 for s in self.states if s.conn is not None and s.conn.open),
                 "recovered": sum(1 for s in done if s.recovered_at >= cut and not s.pending),
-                "not_recovered": sum(1 for s in done if s.not_recovered),
-                "resumed": len(done)}
+                "not_recovered": sum(1 for s in done if s.not_recovered), "resumed": len(done)}
 
     def check(self, acked: set[int], cut: float) -> dict[str, Any]:
-        """Returns the sequence check and recovery figures of every client, summed.
-
-        A client whose first connection failed never had a stream to follow: it is counted in
-        `never_connected` (the connect phase reports why), not as a client missing every event.
-        """
-        out: dict[str, Any] = {"clients": len(self.states), "gaps": 0, "duplicates": 0,
-                               "out_of_order": 0, "received": 0, "clients_with_gaps": 0,
-                               "clients_with_duplicates": 0, "recovered": 0, "not_recovered": 0,
-                               "missed": 0, "replayed": 0, "attempts": 0, "never_connected": 0,
-                               "recovery_s": [], "resumed_at": []}
+        """Returns every client's sequence check and recovery figures, summed."""
+        counted = ("gaps", "duplicates", "out_of_order", "received", "clients_with_gaps",
+                   "clients_with_duplicates", "recovered", "not_recovered", "missed", "replayed",
+                   "attempts", "never_connected")
+        out: dict[str, Any] = {"clients": len(self.states), "recovery_s": [], "resumed_at": [],
+                               **dict.fromkeys(counted, 0)}
         for s in self.states:
             if not s.epoch:
                 out["never_connected"] += 1
@@ -254,28 +206,23 @@ class Storm:
         self.reconnect = False
         for t in list(self.tasks):
             t.cancel()
-        closed = 0
-        for s in self.states:
-            if s.conn is not None and s.conn.open and s.conn.transport is not None:
-                s.conn.transport.abort()
-                closed += 1
-        return closed
+        conns = [s.conn for s in self.states if s.conn is not None and s.conn.open]
+        for conn in conns:
+            conn.transport.abort()
+        return len(conns)
 
 
 async def handle_storm(worker: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     """Runs one storm_* command of the load generator."""
-    op = cmd["cmd"]
+    op, storm = cmd["cmd"], worker.storm
     if op == "storm_connect":
         worker.storm = Storm(worker, cmd)
         return await worker.storm.connect(int(cmd.get("concurrency", 32)),
                                           float(cmd.get("timeout", 60)))
-    storm: Storm | None = getattr(worker, "storm", None)
     if storm is None:
         return {"error": "no storm clients"}
     if op == "storm_status":
         return storm.status(float(cmd.get("cut", 0)))
     if op == "storm_check":
         return storm.check(set(cmd["acked"]), float(cmd["cut"]))
-    if op == "storm_stop":
-        return {"closed": storm.stop()}
-    return {"error": f"unknown command {op!r}"}
+    return {"closed": storm.stop()} if op == "storm_stop" else {"error": f"unknown {op!r}"}

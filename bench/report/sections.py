@@ -1,0 +1,190 @@
+"""The sections of the recovery workloads (the reconnect storm S1, the cluster C1-C3) and of
+the side-by-side comparisons (wire formats, metrics overhead, paired rounds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import targets
+from bench.report.format import fmt, label, md_table, run_line, targets_table
+
+__all__ = ["storm_section", "cluster_section", "wire_section", "overhead_section", "paired_section"]
+
+VARIANTS = ("json", "json+deflate", "protobuf", "protobuf+deflate")
+PAYLOADS = {"w2": "W2 alert", "1k": "+1 KiB text"}
+
+
+def _abba(rounds: list[dict[str, Any]], a: str, b: str, names: tuple[str, str], ratio: str) -> str:
+    """Returns the table of ABBA rounds of settings a and b (C1, metrics overhead)."""
+    rows = [[str(i + 1), ", ".join(r["order"]), fmt(r[a]["cpu_us_per_msg"], 2),
+             fmt(r[b]["cpu_us_per_msg"], 2), fmt(r["ratio"], 3),
+             *(fmt(r[s]["msgs_per_s"], 0) for s in (a, b)),
+             *(fmt(r[s]["p99_ms"], 1) for s in (a, b))] for i, r in enumerate(rounds)]
+    return md_table(["round", "order", f"{names[0]} us/msg", f"{names[1]} us/msg", ratio,
+                     f"msgs/s {a}", f"msgs/s {b}", f"p99 ms {a}", f"p99 ms {b}"], rows)
+
+
+def _failed(name: str, part: dict[str, Any]) -> list[str]:
+    """Returns a line saying a part failed, or nothing."""
+    return [f"{name} failed: {part['error']}", ""] if part.get("error") else []
+
+
+def storm_section(results: dict[str, Any], json_name: str, images: Any = None) -> str:
+    """Returns the reconnect storm's section of one run."""
+    s, cfg = results["storm"], results.get("config", {})
+    out = ["## Reconnect storm (S1)", "", *run_line(results, json_name, (
+        f"{fmt(cfg.get('storm_clients'), 0)} clients, {fmt(cfg.get('storm_rate'), 0)} "
+        "events/s")), *_failed("S1", s)]
+    if s.get("error"):
+        return "\n".join(out).rstrip()
+    row = [fmt(s.get("clients"), 0), fmt(s.get("published"), 0),
+           f"{fmt(s.get('shutdown_s'), 2)} + {fmt(s.get('restart_s'), 2)}",
+           f"{fmt(s.get('recovered_clients'), 0)} / {fmt(s.get('not_recovered'), 0)}",
+           fmt(s.get("recovery_p50_s"), 2), fmt(s.get("recovery_p99_s"), 2),
+           fmt(s.get("recovery_max_s"), 2),
+           f"{fmt(s.get('handshakes_per_s'), 0)} ({fmt(s.get('handshakes_per_s_peak'), 0)})",
+           fmt(s.get("replayed"), 0), fmt(s.get("replayed_per_s"), 0),
+           fmt(s.get("cpu_us_per_resume"), 0), fmt(s.get("cpu_us_per_replayed"), 1),
+           fmt(s.get("cpu_us_per_replayed_net"), 1), fmt(s.get("gaps"), 0),
+           fmt(s.get("duplicates"), 0), fmt(s.get("out_of_order"), 0)]
+    return "\n".join(out + [
+        md_table(["clients", "events acked", "stop + start s", "recovered / not", "p50 s",
+                  "p99 s", "max s", "handshakes/s (peak)", "replayed", "replayed/s",
+                  "CPU us/resume", "CPU us/replayed", "net us/replayed", "gaps", "duplicates",
+                  "out of order"], [row]), "", targets_table(targets.storm_targets(results)), "",
+        f"Reconnect attempts {fmt(s.get('attempts'), 0)} (refused ones included) for "
+        f"{fmt(s.get('resumed_clients'), 0)} resumes; {fmt(s.get('publish_failed'), 0)} "
+        f"publishes refused during the restart; {fmt(s.get('received'), 0)} numbered events "
+        f"received in all; welcome `missed` summed {fmt(s.get('missed'), 0)}."])
+
+
+def _c1(c1: dict[str, Any]) -> list[str]:
+    """The C1 table: the memory and Redis brokers' CPU per delivery, round by round."""
+    return ["C1: one node, W2, memory broker vs Redis broker", "", _abba(
+        c1["rounds"], "memory", "redis", ("memory", "redis"), "redis/memory"), ""]
+
+
+def _c2(c2: dict[str, Any]) -> list[str]:
+    """The C2 table: two nodes, alerts published on node A."""
+    lat = [f"{fmt(c2[k]['p50_ms'], 1)} / {fmt(c2[k]['p99_ms'], 1)}" for k in ("local", "cross")]
+    return ["C2: two nodes, alerts published on node A", "", md_table(
+        ["clients A + B", "alerts", "delivered / expected", "msgs/s", "p50 / p99 ms local (A)",
+         "p50 / p99 ms cross-node (B)", "CPU us/msg A", "CPU us/msg B", "Redis CPU us/alert (net)"],
+        [[" + ".join(fmt(x, 0) for x in c2["recipients"]), fmt(c2["broadcasts"], 0),
+          f"{fmt(sum(c2['delivered']), 0)} / {fmt(sum(c2['expected']), 0)}",
+          fmt(c2["msgs_per_s"], 0), *lat, fmt(c2["cpu_us_per_msg"][0], 2),
+          fmt(c2["cpu_us_per_msg"][1], 2), fmt(c2["redis_cpu_us_per_broadcast"], 0)]]), ""]
+
+
+def _c3(c3: dict[str, Any]) -> list[str]:
+    """The C3 table: node A killed, its clients recovered through nginx on node B."""
+    out = ["C3: node A SIGKILLed, its clients recover through nginx on node B", "", md_table(
+        ["clients", "cut by the kill", "recovered / not", "p50 s", "p99 s", "all recovered s",
+         "replayed", "alerts acked", "gaps", "duplicates", "out of order"],
+        [[fmt(c3["clients"], 0), fmt(c3["clients_cut"], 0),
+          f"{fmt(c3['recovered_clients'], 0)} / {fmt(c3['not_recovered'], 0)}",
+          fmt(c3["recovery_p50_s"], 2), fmt(c3["recovery_p99_s"], 2),
+          fmt(c3["all_recovered_s"], 2), fmt(c3["replayed"], 0), fmt(c3["published"], 0),
+          fmt(c3["gaps"], 0), fmt(c3["duplicates"], 0), fmt(c3["out_of_order"], 0)]]), ""]
+    if c3.get("never_connected"):
+        out += [f"{fmt(c3['never_connected'], 0)} of the {fmt(c3.get('clients_planned'), 0)} "
+                f"clients failed their first connection ({c3.get('connect_errors')}) and are "
+                "not counted.", ""]
+    return out
+
+
+def cluster_section(results: dict[str, Any], json_name: str, images: Any = None) -> str:
+    """Returns the cluster section (C1-C3) of one run."""
+    c = results["cluster"]
+    out = ["## Cluster (C1-C3)", "", *run_line(results, json_name)]
+    for name, key, table in (("C1", "broker_cost", _c1), ("C2", "two_nodes", _c2),
+                             ("C3", "kill_node", _c3)):
+        part = c.get(key) or {}
+        out += _failed(name, part) or (table(part) if part else [])
+    return "\n".join(out + [targets_table(targets.cluster_targets(results))]).rstrip()
+
+
+def wire_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+    """Returns the wire formats' section: every variant's cell beside the websockets peer's."""
+    servers = report["servers"]
+    cells = {name: s for name, s in servers.items() if "error" not in s}
+    rows = []
+    for size in report["payload_bytes"]:
+        for variant in VARIANTS:
+            pair = [cells.get(n, {}).get(variant, {}).get(size) for n in ("product", "websockets")]
+            p, w = pair
+            rows.append([PAYLOADS.get(size, size), variant,
+                         *(fmt(c and c["cpu_us_per_msg"], 2) for c in pair),
+                         fmt(p["cpu_us_per_msg"] / w["cpu_us_per_msg"] if p and w else None, 2),
+                         *(fmt(c and c["bytes_per_event"], 0) for c in pair),
+                         *(fmt(c and c["msgs_per_s"], 0) for c in pair),
+                         *(fmt(c and c["p99_ms"], 1) for c in pair)])
+    ratios = [f"- {name}: failed ({s['error']})" for name, s in servers.items() if "error" in s]
+    for name, s in cells.items():
+        for f in ("json", "protobuf"):
+            on, off = s[f"{f}+deflate"]["1k"], s[f]["1k"]
+            cpu = on["cpu_us_per_msg"] / off["cpu_us_per_msg"]
+            ratios.append(f"- {name}, {f}, 1 KiB: deflate costs **{cpu:.2f}x** the CPU per "
+                          f"delivery and sends {on['bytes_per_event'] / off['bytes_per_event']:.0%}"
+                          " of the bytes")
+    micro = [[PAYLOADS.get(size, size), *(fmt(row[v], 1) for v in VARIANTS)]
+             for size, row in (report.get("micro") or {}).items()]
+    conns = next((s["connections"] for s in cells.values()), 0)
+    return "\n".join([
+        "## Wire formats: JSON vs protobuf, permessage-deflate on vs off", "",
+        *run_line(report, json_name, f"{conns:,} connections per variant, "
+                  f"{report['broadcasts']} broadcasts per phase, {report['phases']} phases x "
+                  f"{report['rounds']} rounds"),
+        md_table(["payload", "variant", "this server us/msg", "websockets us/msg", "ratio",
+                  "this server bytes/event", "websockets bytes/event", "msgs/s",
+                  "websockets msgs/s", "p99 ms", "websockets p99 ms"], rows), "", *ratios, "",
+        targets_table(targets.wire_targets(report)), "",
+        "Once per publish and variant, in-process (`hub.events.Encoded.frame_for`, the event "
+        "serialised and framed from scratch, best of 3), in us:", "",
+        md_table(["payload", "JSON", "JSON + deflate", "protobuf", "protobuf + deflate"], micro)])
+
+
+def overhead_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+    """Returns the metrics-overhead section: W2 with --metrics on and off, round by round."""
+    ratios = [r["ratio"] for r in report["rounds"]]
+    out = ["## Metrics overhead (W2, `--metrics` on vs off)", "",
+           *run_line(report, json_name, f"{report['connections']:,} connections, "
+                     f"{len(report['rounds'][0]['on']['phases'])} W2 phases per start"),
+           _abba(report["rounds"], "on", "off", ("metrics on", "metrics off"), "on/off"), "",
+           targets_table(targets.overhead_targets(report))]
+    if max(ratios) - min(ratios) > 0.03:
+        out += ["", f"Round ratios range from {min(ratios):.3f} to {max(ratios):.3f}: wider than "
+                "the 3% being tested, so the median is indicative only; the hook's own cost "
+                "(below) is the tighter bound."]
+    hook, off = report.get("micro"), report["cpu_us_per_msg_off"]
+    if hook:
+        per = hook["hook_us_per_publish"] / hook["connections"]
+        out += ["", f"In-process with no-op sockets ({hook['connections']:,} recipients), "
+                f"`Hub.publish` costs {hook['us_per_delivery_on']:.4f} us per delivery with the "
+                f"hook and {hook['us_per_delivery_off']:.4f} us without; the hook itself costs "
+                f"{hook['hook_us_per_publish']:.2f} us per publish (never per recipient): "
+                f"{per:.5f} us per delivery, {per / off:.3%} of a delivery without metrics."]
+    return "\n".join(out)
+
+
+def paired_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+    """Returns the paired rounds' section: medians, ratios to the peer, and every round."""
+    names, peer = report["servers"], report["peer"]
+    h, b = report["handshake"], report["broadcast"]
+    rows = [[label(n), fmt(h["median_cpu_us"].get(n), 0),
+             "1.00" if n == peer else fmt(h["ratio_to_peer"].get(n), 2),
+             fmt(b["median_cpu_us"].get(n), 2),
+             "1.00" if n == peer else fmt(b["ratio_to_peer"].get(n), 2)] for n in names]
+    rounds = [md_table([f"{key} round", *(label(n) for n in names)], [
+        [str(i + 1), *(fmt(r[n]["cpu_us"], digits) for n in names)]
+        for i, r in enumerate(report[part]["rounds"])])
+        for key, part, digits in (("H", "handshake", 0), ("B", "broadcast", 2))]
+    return "\n".join([
+        "## Paired rounds: CPU per handshake and per delivery, every server up at once", "",
+        *run_line(report, json_name, f"{report['rounds']} rounds, {report['handshakes']} "
+                  f"handshakes a round, {report['broadcasts']} alerts a round to "
+                  f"{report['connections']:,} connections"),
+        md_table(["server", "H: CPU us per handshake (median)", "H: vs websockets",
+                  "B: CPU us per delivery (median)", "B: vs websockets"], rows), "",
+        targets_table(targets.paired_targets(report)), "", "Every round (us):", "", rounds[0], "",
+        rounds[1]])

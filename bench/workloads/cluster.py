@@ -1,0 +1,228 @@
+"""The cluster workloads: C1 the Redis broker's cost against the memory broker's, C2 two nodes
+with alerts published on one, C3 a node SIGKILLed behind nginx (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import time
+import uuid
+from typing import Any
+
+from bench.modes import CLIENT_CORE, SECRET, TOKEN_TTL, Clock, Mode
+from bench.phases import Phases
+from bench.procs import Pool, pin
+from bench.server import failure, seed
+from bench.triggers import ProductTrigger
+from bench.workloads.overhead import abba
+from bench.workloads.storm import Publisher, check_clients, connect_storm, wait_status
+from localcluster.procs import free_port
+
+__all__ = ["ClusterBench", "POSTGRES_ADMIN"]
+
+POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL",
+                                "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class ClusterBench:
+    """Runs C1, C2 and C3 and returns their results."""
+
+    def __init__(self, mode: Mode, tmp: str, clock: Clock, deadline: float) -> None:
+        self.mode, self.tmp, self.clock, self.deadline = mode, tmp, clock, deadline
+        self.tag = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.result: dict[str, Any] = {}
+        self.redis: Any = None
+        self.nodes: list[Phases] = []
+        self.nginx: Any = None
+        self.database = ""
+
+    def say(self, text: str) -> None:
+        """Prints a progress line."""
+        self.clock.say(f"cluster: {text}")
+
+    def time_left(self) -> float:
+        """Returns the seconds left in the cluster budget."""
+        return self.deadline - time.monotonic()
+
+    def broker_args(self, prefix: str) -> tuple[str, ...]:
+        """Returns the node options for the Redis broker under prefix."""
+        return ("--broker", "redis", "--redis-url", self.redis.url, "--redis-prefix", prefix)
+
+    def redis_cpu(self) -> float:
+        """Returns the private Redis server's CPU seconds so far (INFO cpu)."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis.url)
+        try:
+            info = client.info("cpu")
+            return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+        finally:
+            client.close()
+
+    async def run(self) -> dict[str, Any]:
+        """Starts a private Redis, runs C1 to C3 within the budget, stops everything."""
+        from localcluster.services import PrivateRedis
+
+        self.redis = PrivateRedis(os.path.join(self.tmp, "redis"))
+        self.redis.start()
+        pin(self.redis.child.pid, CLIENT_CORE)
+        try:
+            for name, step in (("broker_cost", self.c1), ("two_nodes", self.c2),
+                               ("kill_node", self.c3)):
+                try:
+                    self.result[name] = await step()
+                except Exception as exc:  # noqa: BLE001 - a failed step is reported, not fatal
+                    self.say(f"{name}: FAILED {failure(exc)}")
+                    self.result[name] = {"error": failure(exc)}
+        finally:
+            await self.stop()
+        return self.result
+
+    async def c1(self) -> dict[str, Any]:
+        """W2 on one node with the memory broker and with the Redis broker, ABBA order."""
+        m, tmp = self.mode, os.path.join(self.tmp, "c1")
+        os.makedirs(tmp)
+        return {"connections": m.connections, **await abba(
+            m, tmp, self.clock, ("memory", "redis"), "redis", m.cluster_broker_rounds,
+            m.cluster_broker_phases, lambda setting, r: self.broker_args(
+                f"{self.tag}_c1_{r}") if setting == "redis" else ())}
+
+    async def start_nodes(self) -> None:
+        """Seeds a fresh PostgreSQL database and starts nodes A and B with their workers."""
+        from localcluster.services import create_database, with_database
+
+        m = self.mode
+        self.database = self.tag  # the nodes share it with the seeding; dropped in stop()
+        create_database(POSTGRES_ADMIN, self.database)
+        url = with_database(POSTGRES_ADMIN, self.database)
+        users = max(1, 2 * m.cluster_clients // m.tabs)
+        self.say(f"seeding {users} users into PostgreSQL database {self.database}")
+        seeded = await asyncio.to_thread(seed, os.path.join(self.tmp, "c2"), SECRET, users,
+                                         TOKEN_TTL, url)
+        mode = dataclasses.replace(m, workers=max(1, m.workers // 2))
+        for i in range(2):  # each node's logs in a directory of its own
+            os.makedirs(tmp := os.path.join(self.tmp, f"node{i}"))
+            node = Phases("product", mode, tmp, self.clock, self.deadline, extra_args=(
+                "--database-url", url, "--trusted-proxies", "127.0.0.1",
+                *self.broker_args(f"{self.tag}_c2")))
+            node.seeded = seeded
+            self.nodes.append(node)
+            await node.launch()
+
+    async def c2(self) -> dict[str, Any]:
+        """Two nodes with cluster_clients each; alerts sent one at a time to node A."""
+        m, nodes = self.mode, self.nodes
+        await self.start_nodes()
+        n = m.cluster_clients
+        self.say(f"C2 connecting {n} clients to each node")
+        conns = await asyncio.gather(*(node.pool.connect(node.port, node.tokens(), n,
+                                                         offset=i * n, timeout=150)
+                                       for i, node in enumerate(nodes)))
+        self.say("C2 connected " + ", ".join(f"{c['ok']} ({c['errors']})" for c in conns))
+        await asyncio.sleep(2.0)
+        trigger = ProductTrigger(f"http://127.0.0.1:{nodes[0].port}", nodes[0].seeded.admin_token)
+        try:
+            for node in nodes:
+                await node.pool.all({"cmd": "reset"})
+            expect = [(await node.pool.stats())["open_recording"] for node in nodes]
+            idle0, t0 = self.redis_cpu(), time.monotonic()
+            await asyncio.sleep(2.0)
+            redis_idle = (self.redis_cpu() - idle0) / (time.monotonic() - t0)
+            marks, redis0, t0 = [node.mark() for node in nodes], self.redis_cpu(), time.monotonic()
+            sent = 0
+            for seq in range(m.cluster_broadcasts):
+                if self.time_left() < 60:
+                    break
+                await trigger.send(seq)
+                sent += 1
+            sent_done = time.time()
+            stats = [await node.pool.wait_received(sent * e, limit=30, stall=30)
+                     for node, e in zip(nodes, expect, strict=True)]
+        finally:
+            await trigger.close()
+        redis_cpu = self.redis_cpu() - redis0
+        figs = [await node.figures(mark, st, sent_done, "c2")
+                for node, mark, st in zip(nodes, marks, stats, strict=True)]
+        delivered, wall = [f["delivered"] for f in figs], max(f["wall_s"] for f in figs)
+        out = {"broadcasts": sent, "recipients": expect, "delivered": delivered,
+               "expected": [sent * e for e in expect], "wall_s": wall,
+               "msgs_per_s": sum(delivered) / wall if wall > 0 else None,
+               "cpu_us_per_msg": [f["cpu_us_per_msg"] for f in figs],
+               "redis_cpu_s": redis_cpu, "redis_idle_cpu_per_s": redis_idle,
+               "redis_cpu_us_per_broadcast": 1e6 * (redis_cpu - redis_idle * (
+                   time.monotonic() - t0)) / max(1, sent),
+               "local": figs[0]["latency"], "cross": figs[1]["latency"],
+               "connected": [c["ok"] for c in conns]}
+        self.say(f"C2 {out['msgs_per_s'] or 0:,.0f} msgs/s; p99 local "
+                 f"{out['local']['p99_ms']:.1f} ms, cross-node {out['cross']['p99_ms']:.1f} ms; "
+                 f"delivered {sum(delivered)} of {sum(out['expected'])}")
+        for node in nodes:
+            await node.pool.all({"cmd": "close_all"})
+        return out
+
+    async def c3(self) -> dict[str, Any]:
+        """Both nodes behind nginx; storm clients through it; node A SIGKILLed mid-stream."""
+        from localcluster.nginx import Nginx, install_nginx
+
+        m = self.mode
+        if not self.nodes:
+            await self.start_nodes()
+        port = free_port()
+        self.nginx = Nginx(os.path.join(self.tmp, "nginx"), port,
+                           [f"127.0.0.1:{node.port}" for node in self.nodes], install_nginx(),
+                           connections=3 * m.cluster_kill_clients + 1024)
+        self.nginx.start()
+        pin(self.nginx.child.pid, CLIENT_CORE)
+        pool = Pool([w for node in self.nodes for w in node.pool.workers])
+        seeded = self.nodes[0].seeded
+        c = await connect_storm(pool, port, seeded.user_tokens, m.cluster_kill_clients, 31)
+        ok, errors = c["ok"], c["errors"]
+        self.say(f"C3 {ok} clients through nginx {errors}")
+        if errors:
+            self.say("nginx error log: " + " | ".join(self.nginx.error_log().splitlines()[-3:]))
+        pub = Publisher(self.nginx.url, seeded.admin_token, m.cluster_kill_rate)
+        pub.start(max(10.0, self.time_left() - 20))
+        lost = 0
+
+        def settled(s: dict[str, Any]) -> bool:
+            """Tells whether every client cut by the kill has resumed and been answered."""
+            nonlocal lost
+            lost = max(lost, ok - s["open"])
+            return s["open"] >= ok and s["resumed"] >= lost and s["recovered"] + s[
+                "not_recovered"] >= s["resumed"]
+
+        try:
+            await asyncio.sleep(m.storm_before)
+            cut = time.time()
+            self.say("C3 SIGKILL node A")
+            self.nodes[0].server.proc.kill()
+            await self.nodes[0].server.proc.wait()
+            await asyncio.sleep(1.0)
+            status = await wait_status(pool, cut, m.storm_timeout, settled)
+            self.say(f"C3 status {status}")
+            await asyncio.sleep(m.storm_after)
+        finally:
+            await pub.stop()
+        res = {"clients": ok, "clients_planned": m.cluster_kill_clients, "connect_errors": errors,
+               "clients_cut": status.get("resumed", 0)}
+        res.update(await check_clients(pool, pub, cut, res["clients_cut"], 0.0))
+        self.say(f"C3 {res['recovered_clients']} of {res['clients_cut']} cut clients recovered "
+                 f"in {res['recovery_max_s']} s, gaps {res['gaps']}, duplicates "
+                 f"{res['duplicates']}, not recovered {res['not_recovered']}")
+        return res
+
+    async def stop(self) -> None:
+        """Stops nginx, the workers, the nodes and Redis; drops the database."""
+        from localcluster.services import drop_database
+
+        if self.nginx is not None:
+            self.nginx.stop()
+        for node in self.nodes:
+            await node.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.database:
+            with contextlib.suppress(Exception):
+                drop_database(POSTGRES_ADMIN, self.database)

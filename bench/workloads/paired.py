@@ -1,0 +1,139 @@
+"""Paired rounds, `python -m bench.workloads.paired` (`make bench-paired`): every server up at
+once, measured in turn in rotating order, for CPU ratios taken within a round (H: per
+handshake, B: per delivery) that a noisy machine cannot skew."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import statistics
+import sys
+import time
+from typing import Any
+
+from bench import cli
+from bench.modes import MODES, Clock, Mode
+from bench.phases import Phases
+from bench.stats import proc_runtime_seconds
+
+__all__ = ["PairedRun", "run", "summarize", "rotation", "main", "SERVERS", "SIZES"]
+
+SERVERS = ("product", "websockets", "floor")
+PEER = "websockets"  # the ratios' denominator
+# (connections for B, handshakes per H round, broadcasts per B round, rounds) per mode.
+SIZES = {"quick": (1000, 300, 4, 4), "full": (10_000, 800, 8, 12)}  # full: W2's 10k
+
+
+class PairedRun(Phases):
+    """One server of the paired run, with its load generators."""
+
+    def cpu(self) -> float:
+        """The server's on-CPU seconds, all threads, at nanosecond resolution."""
+        return proc_runtime_seconds(self.server.pid)
+
+    async def handshakes(self, count: int, offset: int = 0) -> dict[str, Any]:
+        """Opens count more connections (kept open) and measures the server's CPU."""
+        cpu0 = self.cpu()
+        c = await self.pool.connect(self.port, self.tokens(), count, offset=offset,
+                                    small_rcvbuf_every=0)
+        ok = c["ok"]
+        return {"cpu_us": 1e6 * (self.cpu() - cpu0) / ok if ok else None, "ok": ok,
+                "failed": c["failed"], "per_s": ok / c["wall_s"] if c["wall_s"] > 0 else None}
+
+    async def broadcasts(self, tag: str, count: int) -> dict[str, Any]:
+        """Runs count broadcasts, one in flight; returns the CPU per delivered message."""
+        run = await self.broadcast_phase(tag, count, 60.0)
+        return {"cpu_us": run["cpu_us_per_msg"], "delivered": run["delivered"],
+                "expected": run["expected"]}
+
+
+def rotation(items: list[Any], index: int) -> list[Any]:
+    """Returns items rotated by index: round i starts with a different server each time."""
+    k = index % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
+def summarize(rounds: list[dict[str, dict[str, Any]]], peer: str = PEER) -> dict[str, Any]:
+    """Medians per server and, per server, the median of its per-round ratio to the peer."""
+    names = list(rounds[0]) if rounds else []
+    out: dict[str, Any] = {"median_cpu_us": {}, "ratio_to_peer": {}}
+    for name in names:
+        values = [r[name]["cpu_us"] for r in rounds if r[name].get("cpu_us") is not None]
+        out["median_cpu_us"][name] = statistics.median(values) if values else None
+        if name == peer or peer not in names:
+            continue
+        ratios = [r[name]["cpu_us"] / r[peer]["cpu_us"] for r in rounds
+                  if r[name].get("cpu_us") and r[peer].get("cpu_us")]
+        out["ratio_to_peer"][name] = statistics.median(ratios) if ratios else None
+    return out
+
+
+async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str, measure: Any,
+                  digits: int) -> dict[str, Any]:
+    """Runs measure(run, i) on every server per round, in rotating order."""
+    out = []
+    for i in range(rounds):
+        row = {run.name: await measure(run, i) for run in rotation(runs, i)}
+        out.append({run.name: row[run.name] for run in runs})
+        clock.say(f"{label} round {i + 1}/{rounds}: " + ", ".join(
+            f"{n} {'-' if v['cpu_us'] is None else round(v['cpu_us'], digits)} us"
+            for n, v in out[-1].items()))
+    return {"rounds": out, **summarize(out)}
+
+
+async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> dict[str, Any]:
+    """Starts every server, runs the H then the B rounds, stops them; returns the report."""
+    connections, handshakes, broadcasts, rounds = SIZES[mode.name]
+    connections, handshakes = args.connections or connections, args.handshakes or handshakes
+    rounds = args.rounds or rounds
+    users = max(connections, handshakes * (rounds + 1)) // mode.tabs + 1
+    mode = dataclasses.replace(MODES[mode.name], users=users, workers=2)
+    servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
+    if PEER not in servers:
+        raise SystemExit(f"--servers must include {PEER}, the ratios' denominator")
+    runs = [PairedRun(name, mode, tmp, clock, time.monotonic() + 3600) for name in servers]
+    report: dict[str, Any] = {"rounds": rounds, "connections": connections,
+                              "handshakes": handshakes, "broadcasts": broadcasts,
+                              "servers": list(servers), "peer": PEER}
+    try:
+        for server in runs:
+            await server.start()
+        for server in runs:  # warm-up: allocator, imports, the first connections' costs
+            await server.handshakes(min(200, handshakes))
+        report["handshake"] = await _rounds(  # users not seen before, as in W1
+            runs, rounds, clock, "H", lambda s, i: s.handshakes(handshakes, (i + 1) * handshakes),
+            0)
+        for server in runs:  # closed between the phases, not between rounds (no churn in W1)
+            await server.pool.all({"cmd": "close_all"})
+        await asyncio.sleep(3.0)
+        report["opened"] = {s.name: (await s.pool.connect(s.port, s.tokens(), connections))["ok"]
+                            for s in runs}
+        await asyncio.sleep(2.0)
+        for server in runs:
+            await server.broadcasts("warm", 4)
+        report["broadcast"] = await _rounds(
+            runs, rounds, clock, "B", lambda s, i: s.broadcasts(f"b{i}", broadcasts), 2)
+    finally:
+        for server in runs:
+            with contextlib.suppress(Exception):
+                await server.stop()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses the command line and runs the paired rounds."""
+    p = cli.parser("CPU per handshake and per delivery, every server up at once.")
+    p.add_argument("--servers", default=",".join(SERVERS),
+                   help=f"comma-separated, {PEER} included (default {','.join(SERVERS)})")
+    p.add_argument("--rounds", type=int, default=0, help="rounds (default 12; quick 4)")
+    p.add_argument("--connections", type=int, default=0,
+                   help="connections the broadcasts go to (default 10000; quick 1000)")
+    p.add_argument("--handshakes", type=int, default=0,
+                   help="handshakes per round (default 800; quick 300)")
+    return cli.main("paired", p, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
