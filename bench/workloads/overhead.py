@@ -81,7 +81,7 @@ def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> 
     hub = make_hub(MemoryBroker())
     hub.observe_delivery = None
     # A connection whose send costs almost nothing, so the hub's own work dominates.
-    sink = SimpleNamespace(send=lambda event: True, backlog=lambda: (0, 0),
+    sink = SimpleNamespace(write_frame=lambda frame: True, backlog=lambda: (0, 0),
                            close=lambda code, reason: None)
     for i in range(connections):
         hub.register(Client(sink, i, "user", f"s{i}", 0))
