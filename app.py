@@ -16,7 +16,7 @@ from context import Context
 from edge.access_log import log_request
 from edge.application import EdgeApplication, SafeStaticFileHandler
 from edge.heartbeat import Heartbeat
-from handlers import admin, auth, health, metrics, pages, rooms, users, ws, wsadmin
+from handlers import admin, auth, health, metrics, pages, rooms, serverapi, users, ws, wsadmin
 from handlers.base import NotFoundHandler, TooLargeHandler
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
@@ -28,6 +28,7 @@ from hub.redis.presence import RedisPresence
 from hub.redis.stats import RedisStats
 from models.db import Runner
 from services.alerts import AlertService
+from services.apikeys import ApiKeyService
 from services.auth import AuthService, LoginLimits
 from services.channels import ChannelVerbs
 from services.health import HealthMonitor
@@ -36,6 +37,7 @@ from services.messages import MessageService
 from services.metrics import Metrics, NullMetrics, Sources
 from services.outbox import Relay
 from services.rooms import RoomService
+from services.serverapi import ServerApi
 from services.sessions import SessionCache
 from services.streams import StreamStore
 from services.users import UserService
@@ -124,6 +126,8 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     streams = StreamStore(run, broker.log) if isinstance(broker.log, MemoryLog) else None
     sessions = SessionCache(settings.session_cache_ttl)
     hub.control_observers.append(sessions.apply)  # every node's revocations clear it
+    apikeys = ApiKeyService(run, hub.control, settings.server_api_rate)
+    hub.control_observers.append(apikeys.apply)  # a revoked key, forgotten on every node
     auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay, sessions)
     rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
@@ -161,6 +165,9 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         metrics=metrics_,
         stats=stats,
         heartbeat=Heartbeat(settings.ping_interval, settings.ping_timeout),
+        apikeys=apikeys,
+        server_api=ServerApi(run, hub, relay, messages,
+                             streams.ready if streams is not None else None),
         redis=redis,
     )
     sources.limiters = ctx.rate_limiters
@@ -193,6 +200,13 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/members/([0-9]{1,18})", rooms.RoomMemberHandler, c),
         (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/messages", rooms.RoomMessagesHandler, c),
         (r"/api/v1/presence", rooms.PresenceHandler, c),
+        (r"/api/v1/server/notify", serverapi.NotifyHandler, c),
+        (r"/api/v1/server/publish", serverapi.PublishHandler, c),
+        (r"/api/v1/server/presence", serverapi.ServerPresenceHandler, c),
+        (r"/api/v1/server/history", serverapi.ServerHistoryHandler, c),
+        (r"/api/v1/server/disconnect", serverapi.DisconnectHandler, c),
+        (r"/api/v1/admin/api-keys", serverapi.ApiKeysHandler, c),
+        (r"/api/v1/admin/api-keys/([0-9]{1,18})", serverapi.ApiKeyHandler, c),
         (r"/ws/stats", wsadmin.StatsHandler, c),
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),

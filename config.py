@@ -239,6 +239,9 @@ class Settings:
     redis_url: str = _option(
         "redis://127.0.0.1:6379/0", _redis_url,
         "Redis for --broker=redis (default redis://127.0.0.1:6379/0)")
+    server_api_rate: float = _option(
+        1000.0, _positive_float,
+        "server API requests allowed per second per API key, on each node (default 1000)")
     redis_prefix: str = _option(
         "events", _redis_prefix,
         "prefix of every Redis key and channel, so several clusters can share one Redis "
@@ -310,7 +313,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Real-time events server: REST auth and users API plus live WebSocket events.",
         epilog="Commands: serve (default) runs the server; "
         "create-admin --email=E --password=P [--name=N] [--role=admin|superadmin] "
-        "creates or promotes an admin and exits.",
+        "creates or promotes an admin and exits; api-key create|list|revoke manages server "
+        "API keys.",
     )
     _add_options(parser, environ)
     sub = parser.add_subparsers(dest="command")
@@ -322,6 +326,20 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     admin.add_argument("--role", choices=("admin", "superadmin"), default="admin",
                        help="admin or superadmin (default admin)")
     _add_options(admin, environ, data_only=True)
+    keys = sub.add_parser("api-key", help="create, list or revoke server API keys")
+    verbs = keys.add_subparsers(dest="key_command", required=True, metavar="create|list|revoke")
+    create = verbs.add_parser("create", help="create a key and print it (shown this once)")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. billing")
+    create.add_argument("--scopes", default="publish,notify,presence,history,disconnect",
+                        help="comma-separated: publish,notify,presence,history,disconnect "
+                        "(default all)")
+    create.add_argument("--json", action="store_true", help="print {id, name, scopes, key}")
+    listing = verbs.add_parser("list", help="list keys: id, name, scopes, created, last used")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    revoke = verbs.add_parser("revoke", help="revoke a key (every node refuses it within 5 s)")
+    revoke.add_argument("id", type=int, help="the key's id (see list)")
+    for verb in (create, listing, revoke):
+        _add_options(verb, environ, data_only=True)
     return parser
 
 
