@@ -8,10 +8,11 @@ from typing import Any
 
 import tornado.web
 
+from auth.external import ExternalVerifier
 from auth.jwt import TokenIssuer, load_or_create_secret
 from auth.ratelimit import RateLimiter
 from auth.sharedlimit import SharedRateLimiter
-from config import Settings
+from config import ConfigError, Settings
 from context import Context
 from edge.access_log import log_request
 from edge.application import EdgeApplication, SafeStaticFileHandler
@@ -31,6 +32,7 @@ from services.alerts import AlertService
 from services.apikeys import ApiKeyService
 from services.auth import AuthService, LoginLimits
 from services.channels import ChannelVerbs
+from services.external import ClaimNames, ExternalUsers
 from services.health import HealthMonitor
 from services.inbound import Inbound
 from services.messages import MessageService
@@ -87,6 +89,26 @@ def make_broker(settings: Settings) -> tuple[Broker, Any]:
                        settings.history_ttl), shared
 
 
+def make_external(settings: Settings, run: Runner, notifier: HubNotifier,
+                  relay: Relay) -> tuple[ExternalVerifier, ExternalUsers] | None:
+    """Returns the identity provider's verifier and user mapping, if one is configured."""
+    if not settings.jwt_jwks_url and not settings.jwt_public_key_file:
+        return None
+    public_key = ""
+    if settings.jwt_public_key_file:
+        try:
+            with open(settings.jwt_public_key_file, encoding="ascii") as f:
+                public_key = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--jwt-public-key-file: cannot read "
+                              f"{settings.jwt_public_key_file}: {exc}") from None
+    verifier = ExternalVerifier(jwks_url=settings.jwt_jwks_url, public_key=public_key,
+                                issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    names = ClaimNames(settings.jwt_name_claim, settings.jwt_email_claim,
+                       settings.jwt_role_claim)
+    return verifier, ExternalUsers(run, notifier, relay, names, settings.session_cache_ttl)
+
+
 async def _users_online(hub: Hub) -> int:
     """Returns how many users have a connection on some node of the cluster."""
     return sum(1 for m in await hub.presence.fetch(ONLINE) if m.connections > 0)
@@ -128,7 +150,11 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     hub.control_observers.append(sessions.apply)  # every node's revocations clear it
     apikeys = ApiKeyService(run, hub.control, settings.server_api_rate)
     hub.control_observers.append(apikeys.apply)  # a revoked key, forgotten on every node
-    auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay, sessions)
+    external = make_external(settings, run, notifier, relay)
+    if external is not None:
+        hub.control_observers.append(external[1].apply)  # a deleted user, forgotten at once
+    auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay, sessions,
+                               external)
     rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,

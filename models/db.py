@@ -104,6 +104,9 @@ def create_tables() -> None:
         ensure_autoincrement(db.obj, "outbox")
         ensure_column(db.obj, "room_messages", "stream_offset", "BIGINT")
         ensure_column(db.obj, "room_messages", "api_key", "VARCHAR(100)")
+        if ensure_column(db.obj, "users", "external_id", "VARCHAR(255)"):
+            db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "user_external_id" '
+                           'ON "users" ("external_id")')
 
 
 def drop_tables() -> None:
