@@ -8,15 +8,16 @@ from typing import Any
 
 import tornado.web
 
+from auth.external import ExternalVerifier
 from auth.jwt import TokenIssuer, load_or_create_secret
 from auth.ratelimit import RateLimiter
 from auth.sharedlimit import SharedRateLimiter
-from config import Settings
+from config import ConfigError, Settings
 from context import Context
 from edge.access_log import log_request
 from edge.application import EdgeApplication, SafeStaticFileHandler
 from edge.heartbeat import Heartbeat
-from handlers import admin, auth, health, metrics, pages, rooms, users, ws, wsadmin
+from handlers import admin, auth, health, metrics, pages, rooms, serverapi, users, ws, wsadmin
 from handlers.base import NotFoundHandler, TooLargeHandler
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
@@ -28,14 +29,17 @@ from hub.redis.presence import RedisPresence
 from hub.redis.stats import RedisStats
 from models.db import Runner
 from services.alerts import AlertService
+from services.apikeys import ApiKeyService
 from services.auth import AuthService, LoginLimits
 from services.channels import ChannelVerbs
+from services.external import ClaimNames, ExternalUsers
 from services.health import HealthMonitor
 from services.inbound import Inbound
 from services.messages import MessageService
 from services.metrics import Metrics, NullMetrics, Sources
 from services.outbox import Relay
 from services.rooms import RoomService
+from services.serverapi import ServerApi
 from services.sessions import SessionCache
 from services.streams import StreamStore
 from services.users import UserService
@@ -85,6 +89,26 @@ def make_broker(settings: Settings) -> tuple[Broker, Any]:
                        settings.history_ttl), shared
 
 
+def make_external(settings: Settings, run: Runner, notifier: HubNotifier,
+                  relay: Relay) -> tuple[ExternalVerifier, ExternalUsers] | None:
+    """Returns the identity provider's verifier and user mapping, if one is configured."""
+    if not settings.jwt_jwks_url and not settings.jwt_public_key_file:
+        return None
+    public_key = ""
+    if settings.jwt_public_key_file:
+        try:
+            with open(settings.jwt_public_key_file, encoding="ascii") as f:
+                public_key = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--jwt-public-key-file: cannot read "
+                              f"{settings.jwt_public_key_file}: {exc}") from None
+    verifier = ExternalVerifier(jwks_url=settings.jwt_jwks_url, public_key=public_key,
+                                issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    names = ClaimNames(settings.jwt_name_claim, settings.jwt_email_claim,
+                       settings.jwt_role_claim)
+    return verifier, ExternalUsers(run, notifier, relay, names, settings.session_cache_ttl)
+
+
 async def _users_online(hub: Hub) -> int:
     """Returns how many users have a connection on some node of the cluster."""
     return sum(1 for m in await hub.presence.fetch(ONLINE) if m.connections > 0)
@@ -124,7 +148,13 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     streams = StreamStore(run, broker.log) if isinstance(broker.log, MemoryLog) else None
     sessions = SessionCache(settings.session_cache_ttl)
     hub.control_observers.append(sessions.apply)  # every node's revocations clear it
-    auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay, sessions)
+    apikeys = ApiKeyService(run, hub.control, settings.server_api_rate)
+    hub.control_observers.append(apikeys.apply)  # a revoked key, forgotten on every node
+    external = make_external(settings, run, notifier, relay)
+    if external is not None:
+        hub.control_observers.append(external[1].apply)  # a deleted user, forgotten at once
+    auth_service = AuthService(run, hash_, issuer, notifier, login_limits, relay, sessions,
+                               external)
     rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
@@ -161,6 +191,9 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         metrics=metrics_,
         stats=stats,
         heartbeat=Heartbeat(settings.ping_interval, settings.ping_timeout),
+        apikeys=apikeys,
+        server_api=ServerApi(run, hub, relay, messages,
+                             streams.ready if streams is not None else None),
         redis=redis,
     )
     sources.limiters = ctx.rate_limiters
@@ -193,6 +226,13 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/members/([0-9]{1,18})", rooms.RoomMemberHandler, c),
         (r"/api/v1/rooms/([a-z0-9_.-]{1,64})/messages", rooms.RoomMessagesHandler, c),
         (r"/api/v1/presence", rooms.PresenceHandler, c),
+        (r"/api/v1/server/notify", serverapi.NotifyHandler, c),
+        (r"/api/v1/server/publish", serverapi.PublishHandler, c),
+        (r"/api/v1/server/presence", serverapi.ServerPresenceHandler, c),
+        (r"/api/v1/server/history", serverapi.ServerHistoryHandler, c),
+        (r"/api/v1/server/disconnect", serverapi.DisconnectHandler, c),
+        (r"/api/v1/admin/api-keys", serverapi.ApiKeysHandler, c),
+        (r"/api/v1/admin/api-keys/([0-9]{1,18})", serverapi.ApiKeyHandler, c),
         (r"/ws/stats", wsadmin.StatsHandler, c),
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),

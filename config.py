@@ -93,6 +93,13 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
 
+def _http_url(text: str) -> str:
+    """Parses an http(s) URL (or the empty string: none)."""
+    if text and not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
 def _broker(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("memory", "redis"):
@@ -239,6 +246,27 @@ class Settings:
     redis_url: str = _option(
         "redis://127.0.0.1:6379/0", _redis_url,
         "Redis for --broker=redis (default redis://127.0.0.1:6379/0)")
+    jwt_jwks_url: str = _option(
+        "", _http_url,
+        "an identity provider's JWKS URL: its RS256/ES256/EdDSA tokens are accepted "
+        "(default none)")
+    jwt_public_key_file: str = _option(
+        "", str, "a PEM public key file to verify an identity provider's tokens with "
+        "(instead of --jwt-jwks-url; default none)")
+    jwt_issuer: str = _option(
+        "", str, "the `iss` an identity provider's tokens must carry (default: not checked)")
+    jwt_audience: str = _option(
+        "", str, "the `aud` an identity provider's tokens must carry (default: not checked)")
+    jwt_name_claim: str = _option(
+        "name", str, "the claim holding a provider user's display name (default name)")
+    jwt_email_claim: str = _option(
+        "email", str, "the claim holding a provider user's email (default email)")
+    jwt_role_claim: str = _option(
+        "role", str, "the claim (or dotted path, e.g. realm_access.roles) holding a provider "
+        "user's role: admin or user (default role)")
+    server_api_rate: float = _option(
+        1000.0, _positive_float,
+        "server API requests allowed per second per API key, on each node (default 1000)")
     redis_prefix: str = _option(
         "events", _redis_prefix,
         "prefix of every Redis key and channel, so several clusters can share one Redis "
@@ -310,7 +338,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Real-time events server: REST auth and users API plus live WebSocket events.",
         epilog="Commands: serve (default) runs the server; "
         "create-admin --email=E --password=P [--name=N] [--role=admin|superadmin] "
-        "creates or promotes an admin and exits.",
+        "creates or promotes an admin and exits; api-key create|list|revoke manages server "
+        "API keys.",
     )
     _add_options(parser, environ)
     sub = parser.add_subparsers(dest="command")
@@ -322,6 +351,20 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     admin.add_argument("--role", choices=("admin", "superadmin"), default="admin",
                        help="admin or superadmin (default admin)")
     _add_options(admin, environ, data_only=True)
+    keys = sub.add_parser("api-key", help="create, list or revoke server API keys")
+    verbs = keys.add_subparsers(dest="key_command", required=True, metavar="create|list|revoke")
+    create = verbs.add_parser("create", help="create a key and print it (shown this once)")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. billing")
+    create.add_argument("--scopes", default="publish,notify,presence,history,disconnect",
+                        help="comma-separated: publish,notify,presence,history,disconnect "
+                        "(default all)")
+    create.add_argument("--json", action="store_true", help="print {id, name, scopes, key}")
+    listing = verbs.add_parser("list", help="list keys: id, name, scopes, created, last used")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    revoke = verbs.add_parser("revoke", help="revoke a key (every node refuses it within 5 s)")
+    revoke.add_argument("id", type=int, help="the key's id (see list)")
+    for verb in (create, listing, revoke):
+        _add_options(verb, environ, data_only=True)
     return parser
 
 
@@ -336,5 +379,7 @@ def parse_args(
         parser.error("--ping-timeout must not exceed --ping-interval")
     if args.metrics_port and args.metrics_port == args.port:
         parser.error("--metrics-port must differ from --port")
+    if args.jwt_jwks_url and args.jwt_public_key_file:
+        parser.error("give --jwt-jwks-url or --jwt-public-key-file, not both")
     settings = Settings(**{f.name: getattr(args, f.name) for f in option_fields()})
     return args.command or "serve", settings, args

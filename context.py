@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from hub.notify import HubNotifier
     from models.db import Runner
     from services.alerts import AlertService
+    from services.apikeys import ApiKeyService
     from services.auth import AuthService
     from services.health import HealthMonitor
     from services.inbound import Inbound
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from services.metrics import Metrics
     from services.outbox import Relay
     from services.rooms import RoomService
+    from services.serverapi import ServerApi
     from services.streams import StreamStore
     from services.users import UserService
 
@@ -60,6 +62,8 @@ class Context:
     metrics: Metrics
     stats: ClusterStats  # GET /ws/stats: this node's counts, or every node's
     heartbeat: Heartbeat  # every socket's pings, pong deadlines and token expiry, one timer
+    apikeys: ApiKeyService  # the server API's keys: management and authentication
+    server_api: ServerApi  # what /api/v1/server/... does
     # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
     # broker's commands, and anything else a cluster keeps in Redis, go through it.
     redis: Any = None
@@ -70,6 +74,7 @@ class Context:
         if self.streams is not None:
             await self.streams.load()
         await self.relay.start()
+        self.server_api.start()
         if isinstance(self.hub.presence, RedisPresence):
             await self.hub.presence.start()
         await self.stats.start()
@@ -83,6 +88,7 @@ class Context:
     async def stop(self) -> None:
         """Flushes the relay's marks and room messages, then saves the streams (clean only if
         everything they numbered is stored)."""
+        self.server_api.stop()
         feed_clean = await self.relay.close()
         await self.messages.close()
         if self.streams is not None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import signal
 import sys
+from typing import Any
 
 import tornado.httpserver
 from tornado.ioloop import IOLoop
@@ -142,6 +144,49 @@ def create_admin(settings: Settings, email: str, password: str, name: str, role:
     return 0
 
 
+def api_key(settings: Settings, args: Any) -> int:
+    """api-key create|list|revoke: manages server API keys; returns the exit status."""
+    from services import apikeys
+    from services.errors import ANSWERED
+
+    init_db(settings.effective_database_url)
+    try:
+        if args.key_command == "create":
+            made = apikeys.blocking(apikeys.create_key, args.name, args.scopes)
+            if args.json:
+                print(json.dumps(made))
+            else:
+                print(f"created API key {made['id']} ({made['name']}; scopes "
+                      f"{','.join(made['scopes'])}):\n{made['key']}\n"
+                      "It is shown this once: store it now.")
+            return 0
+        if args.key_command == "list":
+            rows = apikeys.blocking(apikeys.list_keys)
+            if args.json:
+                print(json.dumps(rows))
+            else:
+                print(_key_table(rows))
+            return 0
+        if not apikeys.blocking(apikeys.revoke_key, args.id):
+            print(f"api-key: no API key with id {args.id}", file=sys.stderr)
+            return 1
+        print(f"revoked API key {args.id}")
+        return 0
+    except ANSWERED as exc:
+        print(f"api-key: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _key_table(rows: list[dict[str, Any]]) -> str:
+    """Formats listed keys as aligned columns."""
+    head = ("ID", "NAME", "SCOPES", "CREATED", "LAST USED")
+    lines = [head] + [(str(r["id"]), r["name"], ",".join(r["scopes"]), r["created_at"],
+                       r["last_used_at"] or "never") for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+                     .rstrip() for line in lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the chosen command."""
     try:
@@ -152,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.debug, settings.log_format)
     if command == "create-admin":
         return create_admin(settings, args.email, args.password, args.name, args.role)
+    if command == "api-key":
+        return api_key(settings, args)
     asyncio.run(serve(settings))
     return 0
 

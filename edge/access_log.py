@@ -12,8 +12,11 @@ __all__ = ["redact", "log_request", "RequestRecorder", "SECRET_PARAMS"]
 
 access_log = logging.getLogger("tornado.access")
 
-# Query parameters whose values are credentials (compared after percent-decoding).
-SECRET_PARAMS = frozenset({"token", "access_token", "refresh_token"})
+# Query parameters whose values are credentials (compared after percent-decoding); a value
+# shaped like an API key (auth.apikeys.PREFIX) is redacted whatever its parameter's name.
+SECRET_PARAMS = frozenset({"token", "access_token", "refresh_token", "api_key", "apikey",
+                           "key"})
+KEY_PREFIX = "evk_"
 
 
 def redact(uri: str) -> str:
@@ -23,8 +26,9 @@ def redact(uri: str) -> str:
         return uri
     pairs = []
     for pair in query.split("&"):
-        name, eq, _ = pair.partition("=")
-        if unquote_plus(name).strip().lower() in SECRET_PARAMS:
+        name, eq, value = pair.partition("=")
+        if (unquote_plus(name).strip().lower() in SECRET_PARAMS
+                or unquote_plus(value).strip().startswith(KEY_PREFIX)):
             pair = f"{name}=REDACTED"
         pairs.append(pair)
     return f"{path}?{'&'.join(pairs)}"

@@ -14,14 +14,14 @@ from tornado.web import HTTPError, RequestHandler
 from edge.access_log import redact
 from services import jsonlimits
 from services.errors import ANSWERED, AuthenticationError, PermissionDenied
-from services.principal import Principal
+from services.principal import KeyPrincipal, Principal
 
 if TYPE_CHECKING:
     from context import Context
 
 __all__ = [
-    "ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "TooLargeHandler", "bearer_token",
-    "human_size",
+    "ApiHandler", "ErrorEnvelopeMixin", "NotFoundHandler", "TooLargeHandler", "api_key",
+    "bearer_token", "human_size",
 ]
 
 log = logging.getLogger("api")
@@ -37,6 +37,17 @@ def human_size(size: int) -> str:
         if size >= factor and size % factor == 0:
             return f"{size // factor} {unit}"
     return f"{size} bytes"
+
+
+def api_key(handler: RequestHandler) -> str | None:
+    """Returns the API key of an `X-API-Key` or `Authorization: Apikey` header, if any."""
+    key = handler.request.headers.get("X-API-Key", "").strip()
+    if key:
+        return key
+    scheme, _, value = handler.request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "apikey" or not value.strip():
+        return None
+    return value.strip()
 
 
 def bearer_token(handler: RequestHandler) -> str | None:
@@ -135,6 +146,12 @@ class ApiHandler(ErrorEnvelopeMixin):
         if token is None:
             raise AuthenticationError("missing bearer token: send 'Authorization: Bearer <token>'")
         return await self.ctx.auth.authenticate(token)
+
+    async def key_caller(self) -> KeyPrincipal:
+        """Returns the application service behind the request's API key (`X-API-Key: <key>`
+        or `Authorization: Apikey <key>`); 401 invalid_api_key otherwise, a bearer token
+        included."""
+        return await self.ctx.apikeys.authenticate(api_key(self))
 
     async def admin(self) -> Principal:
         """Returns the caller if they are an admin: 401 without a valid token, 403 otherwise."""

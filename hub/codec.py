@@ -20,6 +20,7 @@ from hub.messages import (
     CloseUser,
     Message,
     Publication,
+    RevokeKey,
     SetRole,
     Target,
     ToAll,
@@ -89,6 +90,8 @@ def _fields(message: Message) -> dict[str, Any]:
                     "user_id": user_id}
         case CloseStream(stream, close):
             return {"kind": "close_stream", "stream": stream, "close": list(close)}
+        case RevokeKey(key_id):
+            return {"kind": "revoke_key", "key_id": key_id}
     raise TypeError(f"unknown message {message!r}")
 
 
@@ -118,6 +121,8 @@ def _message(raw: dict[str, Any]) -> Message:
         return Unsubscribe(raw["channel"], raw["reason"], raw["user_id"])
     if kind == "close_stream":
         return CloseStream(raw["stream"], Close(*raw["close"]))
+    if kind == "revoke_key":
+        return RevokeKey(int(raw["key_id"]))
     raise CodecError(f"unknown message kind {kind!r}")
 
 

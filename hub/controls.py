@@ -15,6 +15,7 @@ from hub.messages import (
     CloseStream,
     CloseUser,
     Control,
+    RevokeKey,
     SetRole,
     Unsubscribe,
 )
@@ -61,6 +62,8 @@ class Controls:
             case CloseStream(stream, close):
                 index = self.clients if stream == FEED else self.by_channel.get(stream, EMPTY)
                 clients = list(index.values())
+            case RevokeKey():
+                return 0  # no socket holds a key: the observers above forget it
             case _:
                 raise TypeError(f"unknown control {control!r}")
         for client in clients:

@@ -15,6 +15,7 @@ __all__ = [
     "SESSION_REVOKED",
     "ACCOUNT_DELETED",
     "TOO_MANY_MESSAGES",
+    "DISCONNECTED",
     "REFRESH_REJECTED",
     "MESSAGE_TOO_BIG",
     "SLOW_CONSUMER",
@@ -53,6 +54,8 @@ SESSION_REVOKED = Close(1008, "session revoked")
 ACCOUNT_DELETED = Close(1008, "account deleted")
 # Sent to a client that keeps sending over 3x its inbound message rate.
 TOO_MANY_MESSAGES = Close(1008, "too many messages")
+# Sent to every socket of a user on POST /api/v1/server/disconnect.
+DISCONNECTED = Close(1008, "disconnected by server")
 # Sent with a detail: "refresh rejected: <why>".
 REFRESH_REJECTED = Close(1008, "refresh rejected")
 # Sent by Tornado itself when an inbound message exceeds the 64 KiB limit.

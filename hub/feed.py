@@ -50,9 +50,9 @@ def user_updated(user_id: int, changes: list[str], updated_at: str,
     return events
 
 
-def role_changed(user_id: int, old_role: str, new_role: str, changed_by: int,
+def role_changed(user_id: int, old_role: str, new_role: str, changed_by: int | None,
                  changed_at: str) -> list[FeedEvent]:
-    """Tells the user and admins a role changed."""
+    """Tells the user and admins a role changed (changed_by None: the identity provider)."""
     data = {"user_id": user_id, "old_role": old_role, "new_role": new_role,
             "changed_by": changed_by, "changed_at": changed_at}
     return [FeedEvent(EventType.USER_ROLE_CHANGED, data, to_user(user_id) + ADMINS)]

@@ -34,6 +34,7 @@ __all__ = [
     "CloseSession",
     "Unsubscribe",
     "CloseStream",
+    "RevokeKey",
     "Control",
     "Message",
 ]
@@ -173,5 +174,13 @@ class CloseStream:
     close: Close
 
 
-Control = SetRole | CloseUser | CloseSession | Unsubscribe | CloseStream
+@dataclass(frozen=True, slots=True)
+class RevokeKey:
+    """Tells every node an API key was revoked: it touches no socket, but each node's cache of
+    verified keys (services/apikeys.py, a control observer) forgets the key at once."""
+
+    key_id: int
+
+
+Control = SetRole | CloseUser | CloseSession | Unsubscribe | CloseStream | RevokeKey
 Message = Publication | Control

@@ -76,12 +76,14 @@ def write_tx() -> Any:
 
 
 def _models() -> list[type[peewee.Model]]:
+    from models.apikey import ApiKey, IdempotentRequest
     from models.outbox import OutboxEvent, StreamState
     from models.room import Room, RoomMember, RoomMessage
     from models.token import RefreshToken, Session
     from models.user import User
 
-    return [User, Session, RefreshToken, Room, RoomMember, RoomMessage, OutboxEvent, StreamState]
+    return [User, Session, RefreshToken, Room, RoomMember, RoomMessage, OutboxEvent, StreamState,
+            ApiKey, IdempotentRequest]
 
 
 def init_db(url: str) -> peewee.Database:
@@ -101,6 +103,10 @@ def create_tables() -> None:
         ensure_autoincrement(db.obj, "users")
         ensure_autoincrement(db.obj, "outbox")
         ensure_column(db.obj, "room_messages", "stream_offset", "BIGINT")
+        ensure_column(db.obj, "room_messages", "api_key", "VARCHAR(100)")
+        if ensure_column(db.obj, "users", "external_id", "VARCHAR(255)"):
+            db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "user_external_id" '
+                           'ON "users" ("external_id")')
 
 
 def drop_tables() -> None:

@@ -69,6 +69,8 @@ class RoomMessage(BaseModel):
     created_at = peewee.DateTimeField(index=True)
     # The message's offset in its room's stream (what `since` and `history` refer to).
     offset = peewee.BigIntegerField(null=True, column_name="stream_offset")
+    # The API key's name for a message published through the server API (no sender user).
+    api_key = peewee.CharField(max_length=100, null=True)
 
     class Meta:
         table_name = "room_messages"
@@ -78,7 +80,8 @@ class RoomMessage(BaseModel):
         """Returns the message as `channel.message` data carries it."""
         return {
             "id": self.id,
-            "from": {"user_id": self.sender_id, "name": self.sender_name},
+            "from": ({"api_key": self.api_key} if self.api_key is not None
+                     else {"user_id": self.sender_id, "name": self.sender_name}),
             "body": json.loads(self.body),
             "sent_at": self.created_at.isoformat(timespec="milliseconds") + "Z",
             "offset": str(self.offset) if self.offset is not None else None,

@@ -30,6 +30,9 @@ class User(BaseModel):
     role = peewee.CharField(max_length=20, default="user", index=True)
     # Bumped by a password change or deletion: tokens carrying an older value are refused.
     token_version = peewee.IntegerField(default=1)
+    # The identity provider's `sub` for a user it signs in (services/external.py); such a
+    # user has no password here. None for a local account.
+    external_id = peewee.CharField(max_length=255, null=True, unique=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -41,6 +44,11 @@ class User(BaseModel):
         """Tells whether this user holds an admin role."""
         return self.role in ADMIN_ROLES
 
+    @property
+    def external(self) -> bool:
+        """Tells whether an identity provider signs this user in (no password here)."""
+        return self.external_id is not None
+
     def to_public(self) -> dict[str, Any]:
         """Returns the fields a client may see (never the hash or token version)."""
         return {
@@ -51,6 +59,8 @@ class User(BaseModel):
             "role": self.role,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
+            # Only on an identity provider's users, so a local account's shape is unchanged.
+            **({"external": True} if self.external_id is not None else {}),
         }
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from auth import passwords
+from auth.external import ExternalTokenError, ExternalVerifier, is_external
 from auth.jwt import Claims, TokenError, TokenIssuer
 from auth.ratelimit import RateLimiter
 from hub import feed
@@ -16,7 +17,8 @@ from models.db import Batch, Runner, write_tx
 from models.token import RefreshToken, Session, session_principal
 from models.user import User, utcnow
 from services import validation as v
-from services.errors import AuthenticationError, RateLimited, ValidationError
+from services.errors import AuthenticationError, PermissionDenied, RateLimited, ValidationError
+from services.external import ExternalUsers
 from services.notifier import Notifier
 from services.outbox import Relay, stage
 from services.principal import Principal
@@ -89,8 +91,12 @@ class AuthService:
     def __init__(
         self, run: Runner, hash: Runner, issuer: TokenIssuer, notifier: Notifier,
         limits: LoginLimits, relay: Relay, sessions: SessionCache | None = None,
+        external: tuple[ExternalVerifier, ExternalUsers] | None = None,
     ) -> None:
         self.relay = relay
+        # An identity provider's tokens, when --jwt-jwks-url or --jwt-public-key-file is set:
+        # how they are verified, and the local users they map to.
+        self.external = external
         # Sessions checked in the last few seconds; off (TTL 0) unless the context wires one
         # to the hub's controls, which is what invalidates it.
         self.sessions = sessions if sessions is not None else SessionCache(ttl=0)
@@ -163,7 +169,7 @@ class AuthService:
             await asyncio.sleep(delay)
         password = password[:1024]
         user = await self.run(User.get_or_none, User.email == email)
-        if user is None:
+        if user is None or user.external:  # an identity provider's user has no password here
             await self.hash(passwords.verify_dummy, password)
             await self.limits.failed(email)
             raise AuthenticationError("invalid email or password")
@@ -234,6 +240,9 @@ class AuthService:
         if not isinstance(current, str) or not current:
             raise ValidationError("current_password is required")
         new = v.password(body.get("new_password"), "new_password")
+        if principal.external_id is not None:
+            raise PermissionDenied("this account signs in through the identity provider; "
+                                   "change its password there")
         stored = await self.run(lambda: User.get_by_id(principal.id).password_hash)
         if not await self.hash(passwords.verify_password, current, stored):
             raise AuthenticationError("current password is incorrect")
@@ -262,7 +271,15 @@ class AuthService:
 
     async def authenticate(self, token: str) -> Principal:
         """Returns the caller behind an access token, checking revocation in the database
-        (or in the session cache, for a session checked in the last few seconds)."""
+        (or in the session cache, for a session checked in the last few seconds). With an
+        identity provider configured, a token signed with an asymmetric algorithm is its."""
+        if self.external is not None and is_external(token):
+            verifier, users = self.external
+            try:
+                claims = await verifier.verify(token)
+            except ExternalTokenError as exc:
+                raise AuthenticationError(exc.message) from None
+            return await users.principal(claims)
         try:
             claims = self.issuer.verify(token, "access")
         except TokenError as exc:

@@ -13,6 +13,8 @@ __all__ = [
     "ValidationError",
     "AuthenticationError",
     "PermissionDenied",
+    "InvalidApiKey",
+    "InsufficientScope",
     "NotFound",
     "Conflict",
     "RateLimited",
@@ -52,6 +54,18 @@ class PermissionDenied(ServiceError):
 
     status = 403
     code = "forbidden"
+
+
+class InvalidApiKey(AuthenticationError):
+    """No API key, or an unknown or revoked one, on a server API route."""
+
+    code = "invalid_api_key"
+
+
+class InsufficientScope(PermissionDenied):
+    """The API key is valid but lacks the scope the route needs."""
+
+    code = "insufficient_scope"
 
 
 class NotFound(ServiceError):

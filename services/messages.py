@@ -90,18 +90,23 @@ class MessageService:
         # Messages delivered but dropped unsaved: a restart must not claim their rooms clean.
         self.lost = 0
 
-    async def publish(self, room: str, sender_id: int, sender_name: str,
-                      body: Any) -> dict[str, Any]:
-        """Delivers a message to the room's subscribers now; stores it shortly after."""
+    async def publish(self, room: str, sender_id: int | None, sender_name: str, body: Any, *,
+                      api_key: str | None = None,
+                      message_id: tuple[str, dt.datetime] | None = None) -> dict[str, Any]:
+        """Delivers a message to the room's subscribers now; stores it shortly after.
+
+        A message from the server API has no sender user: `from` names its API key.
+        """
         text = check_body(body)
-        message_id, when = self.ids.next()
+        message_id, when = message_id or self.ids.next()
         sent_at = when.isoformat(timespec="milliseconds") + "Z"
-        data = {"id": message_id, "from": {"user_id": sender_id, "name": sender_name},
-                "body": body, "sent_at": sent_at}
+        sender: dict[str, Any] = ({"api_key": api_key} if api_key is not None
+                                  else {"user_id": sender_id, "name": sender_name})
+        data = {"id": message_id, "from": sender, "body": body, "sent_at": sent_at}
         offset = await self.notifier.channel_message(f"room:{room}", data)
         self._queue({"id": message_id, "room": room, "sender": sender_id,
                      "sender_name": sender_name, "body": text, "created_at": when,
-                     "offset": int(offset) if offset else None})
+                     "offset": int(offset) if offset else None, "api_key": api_key})
         return {"id": message_id, "sent_at": sent_at, "offset": offset}
 
     async def history(self, room: str, before: str | None, limit: int,
@@ -124,6 +129,21 @@ class MessageService:
                    if r["room"] == room and (not before or r["id"] < before)]
         merged = {m["id"]: m for m in (*stored, *unsaved, *recent)}
         return sorted(merged.values(), key=lambda m: m["id"], reverse=True)[:limit]
+
+    async def after(self, room: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Returns up to limit messages of a room with an offset above `offset`, oldest first
+        (stored ones, then those still waiting to be written)."""
+        def query() -> list[dict[str, Any]]:
+            rows = (RoomMessage.select().where((RoomMessage.room == room)
+                                               & (RoomMessage.offset > offset))
+                    .order_by(RoomMessage.offset).limit(limit))
+            return [m.to_public() for m in rows]
+
+        stored = await self.run(query)
+        unsaved = [_public(r) for r in (*self._inflight, *self._pending)
+                   if r["room"] == room and r.get("offset") and r["offset"] > offset]
+        merged = {m["id"]: m for m in (*stored, *unsaved)}
+        return sorted(merged.values(), key=lambda m: int(m["offset"]))[:limit]
 
     # -- write-behind --------------------------------------------------------------------
 
@@ -194,14 +214,16 @@ class MessageService:
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "from": {"user_id": row["sender"], "name": row["sender_name"]},
+    sender = ({"api_key": row["api_key"]} if row.get("api_key") is not None
+              else {"user_id": row["sender"], "name": row["sender_name"]})
+    return {"id": row["id"], "from": sender,
             "body": json.loads(row["body"]),
             "sent_at": row["created_at"].isoformat(timespec="milliseconds") + "Z",
             "offset": str(row["offset"]) if row.get("offset") else None}
 
 
 _INSERT_COLUMNS = ('"id", "room", "sender_id", "sender_name", "body", "created_at", '
-                   '"stream_offset"')
+                   '"stream_offset", "api_key"')
 
 
 def _insert(rows: list[dict[str, Any]]) -> int:
@@ -216,7 +238,8 @@ def _insert(rows: list[dict[str, Any]]) -> int:
         alive = _existing(database, "rooms", "name", {r["room"] for r in rows})
         users = _existing(database, "users", "id", {r["sender"] for r in rows})
         keep = [(r["id"], r["room"], r["sender"] if r["sender"] in users else None,
-                 r["sender_name"], r["body"], r["created_at"], r.get("offset"))
+                 r["sender_name"], r["body"], r["created_at"], r.get("offset"),
+                 r.get("api_key"))
                 for r in rows if r["room"] in alive]
         if keep:
             with peewee.__exception_wrapper__:  # DB-API errors as peewee's (retries)
@@ -238,8 +261,8 @@ def _insert_rows(database: peewee.Database, rows: list[tuple[Any, ...]]) -> None
     cursor = database.cursor()
     if isinstance(database, peewee.SqliteDatabase):
         cursor.executemany(f'INSERT OR IGNORE INTO "room_messages" ({_INSERT_COLUMNS}) '
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return
-    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     cursor.execute(f'INSERT INTO "room_messages" ({_INSERT_COLUMNS}) VALUES {values} '
                    "ON CONFLICT DO NOTHING", [v for row in rows for v in row])

@@ -105,6 +105,8 @@ class Relay:
         self._purge: PeriodicCallback | None = None
         self._polling = False
         self.published = 0
+        # event id -> the future of its offset, for callers that answer with it (notify).
+        self._waiters: dict[str, asyncio.Future[int]] = {}
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -143,7 +145,7 @@ class Relay:
             self._queue.popleft()
             self.published += 1
             offset = int(self.hub.broker.log.position(FEED)[1])
-            self._marks.append((row.event_id, offset, time.time()))
+            self._numbered(row.event_id, offset)
         if self._marks and self._mark_task is None:
             self._mark_task = asyncio.ensure_future(self._write_marks())
         return counts
@@ -185,12 +187,31 @@ class Relay:
                 attempt = 0
                 self._inflight.popleft()
                 self.published += 1
-                self._marks.append((row.event_id, int(offset), time.time()))
+                self._numbered(row.event_id, int(offset))
                 if self._mark_task is None:
                     self._mark_task = asyncio.ensure_future(self._write_marks())
         finally:
             self._drain_task = None
             self._backing_off = False
+
+    def _numbered(self, event_id: str, offset: int) -> None:
+        """Records a row's offset for its mark, and tells whoever waits for it."""
+        self._marks.append((event_id, offset, time.time()))
+        waiter = self._waiters.pop(event_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(offset)
+
+    def expect(self, event_id: str) -> asyncio.Future[int]:
+        """Returns a future of a row's offset in the feed, resolved once it is numbered; call
+        before handing the row to publish() (notify answers with the offset)."""
+        waiter = self._waiters.get(event_id)
+        if waiter is None:
+            waiter = self._waiters[event_id] = asyncio.get_running_loop().create_future()
+        return waiter
+
+    def forget(self, event_id: str) -> None:
+        """Drops a waiter nobody awaits any more (its caller timed out)."""
+        self._waiters.pop(event_id, None)
 
     def _retry_now(self) -> None:
         self._retry = None

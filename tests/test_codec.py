@@ -19,6 +19,7 @@ from hub.messages import (
     Control,
     Message,
     Publication,
+    RevokeKey,
     SetRole,
     ToAll,
     ToChannel,
@@ -46,6 +47,7 @@ EXAMPLES: list[Message] = [
     Unsubscribe("room:a", "room deleted"),
     Unsubscribe("room:a", "removed from room", user_id=7),
     CloseStream("feed", FELL_BEHIND),
+    RevokeKey(12),
 ]
 
 
