@@ -17,7 +17,20 @@ from context import Context
 from edge.access_log import log_request
 from edge.application import EdgeApplication, SafeStaticFileHandler
 from edge.heartbeat import Heartbeat
-from handlers import admin, auth, health, metrics, pages, rooms, serverapi, users, ws, wsadmin
+from edge.sse import SsePinger
+from handlers import (
+    admin,
+    auth,
+    health,
+    metrics,
+    pages,
+    rooms,
+    serverapi,
+    sse,
+    users,
+    ws,
+    wsadmin,
+)
 from handlers.base import NotFoundHandler, TooLargeHandler
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
@@ -159,7 +172,8 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
                          settings.max_subscriptions, broker.log,
-                         streams.ready if streams is not None else None)
+                         streams.ready if streams is not None else None,
+                         settings.inbound_rate, settings.inbound_burst)
     health_monitor = HealthMonitor(
         run, relay, settings.health_interval,
         broker_healthy=(lambda: broker.healthy) if broker.deferred else None)
@@ -183,6 +197,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         health=health_monitor,
         rooms=rooms_service,
         messages=messages,
+        channels=verbs,
         inbound=Inbound(auth_service, verbs.table(),
                         metrics_ if metrics_.enabled else None),
         ws_connect_limiter=limiter,
@@ -191,6 +206,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         metrics=metrics_,
         stats=stats,
         heartbeat=Heartbeat(settings.ping_interval, settings.ping_timeout),
+        sse_pinger=SsePinger(settings.sse_ping_interval),
         apikeys=apikeys,
         server_api=ServerApi(run, hub, relay, messages,
                              streams.ready if streams is not None else None),
@@ -233,6 +249,7 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/api/v1/server/disconnect", serverapi.DisconnectHandler, c),
         (r"/api/v1/admin/api-keys", serverapi.ApiKeysHandler, c),
         (r"/api/v1/admin/api-keys/([0-9]{1,18})", serverapi.ApiKeyHandler, c),
+        (r"/sse", sse.SseHandler, c),
         (r"/ws/stats", wsadmin.StatsHandler, c),
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),

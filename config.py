@@ -177,6 +177,9 @@ class Settings:
         "on|off: login throttling and per-IP limits (default on; off is for benchmarks)")
     ping_interval: float = _option(
         54.0, _positive_float, "seconds between WebSocket pings (default 54)")
+    sse_ping_interval: float = _option(
+        15.0, _positive_float,
+        "seconds between the `: ping` comments an SSE stream is sent (default 15)")
     ping_timeout: float = _option(
         6.0, _positive_float,
         "seconds to wait for a pong before dropping the client (default 6; at most the interval)")
