@@ -178,6 +178,10 @@ class Settings:
     address: str = _option("127.0.0.1", str, "address to bind (default 127.0.0.1)")
     allowed_origins: tuple[str, ...] = _option(
         (), _origins, "comma-separated Origins allowed to open /ws (default: same origin only)")
+    cors_origins: tuple[str, ...] = _option(
+        (), _origins,
+        "comma-separated Origins whose pages may call the REST API (CORS) and open /ws; "
+        "'*' allows any origin, without credentials (default: none, same origin only)")
     access_token_ttl: int = _option(
         900, _positive_int, "access token lifetime in seconds (default 900)")
     refresh_token_ttl: int = _option(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from auth.jwt import TokenIssuer
     from config import Settings
     from edge.heartbeat import Heartbeat
+    from edge.origins import Origins
     from hub.broker import Broker
     from hub.hub import Hub
     from hub.nodestats import ClusterStats
@@ -60,6 +61,7 @@ class Context:
     metrics: Metrics
     stats: ClusterStats  # GET /ws/stats: this node's counts, or every node's
     heartbeat: Heartbeat  # every socket's pings, pong deadlines and token expiry, one timer
+    origins: Origins  # browser origins allowed to call the API (CORS) and to open /ws
     # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
     # broker's commands, and anything else a cluster keeps in Redis, go through it.
     redis: Any = None
