@@ -87,8 +87,10 @@ class EdgeApplication(tornado.web.Application):
         self.security_headers = security_headers(hsts)
         self._upgrade_lines = (-1, b"")
         transforms: list[type[OutputTransform]] = [_security_transform(self.security_headers)]
-        self.origins = origins if origins is not None and origins.enabled else None
-        if self.origins is not None:
+        # Preflights are answered (a refusal names --cors-origins) even with no origin listed;
+        # the headers of allowed responses cost a transform only when some origin is.
+        self.origins = origins if origins is not None else Origins((), ())
+        if self.origins.enabled:
             transforms.append(cors_transform(self.origins))
         # (path pattern, the methods its handler implements), for answering preflights.
         self.route_methods = [(re.compile(rule[0]), implemented_methods(rule[1]))
@@ -128,7 +130,7 @@ class EdgeApplication(tornado.web.Application):
                 request.connection.set_max_body_size(1 << 62)  # type: ignore[attr-defined]
         if declared is not None and declared > self.body_limit:
             return self.too_large(request)
-        if (self.origins is not None and request.method == "OPTIONS"
+        if (request.method == "OPTIONS" and "Origin" in request.headers
                 and "Access-Control-Request-Method" in request.headers):
             methods = self.methods_of(request.path)
             if methods is not None:

@@ -96,10 +96,12 @@ async def test_star_allows_any_origin_without_credentials(api):
 @pytest.mark.gen_test
 async def test_without_cors_origins_nothing_is_allowed_cross_origin(api):
     """By default (same origin only) no response carries Access-Control-Allow-Origin and a
-    preflight is not answered with 204."""
-    status, _, headers = await api.call("OPTIONS", ME, headers=preflight(APP))
-    assert status == 405
+    preflight is refused naming --cors-origins."""
+    status, body, headers = await api.call("OPTIONS", ME, headers=preflight(APP))
+    assert status == 403 and "--cors-origins" in body["error"]["message"]
     assert "Access-Control-Allow-Origin" not in headers
+    status, _, headers = await api.call("OPTIONS", ME)  # not a preflight: no such method
+    assert status == 405 and headers["Allow"] == "GET, PATCH"
     status, _, headers = await api.call("GET", "/health", headers={"Origin": APP})
     assert status == 200 and "Access-Control-Allow-Origin" not in headers
 
