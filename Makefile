@@ -1,22 +1,30 @@
-# Every target installs what it needs into .venv first.
+# Every target installs what it needs into .venv first: `make run` only the server and its
+# runtime dependencies (pyproject.toml), the others the test and lint tools too.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire bench-paired \
 	clean
 
-$(STAMP): requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
-	$(PY) main.py
+run: $(RUN_STAMP)
+	$(VENV)/bin/events-server
 
 # 3 nodes on Redis and PostgreSQL behind nginx (docs/deployment.md); CLUSTER_ARGS passes
 # options, e.g. CLUSTER_ARGS='--nodes 2 --port 9000'. Ctrl-C stops it.

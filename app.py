@@ -17,6 +17,7 @@ from context import Context
 from edge.access_log import log_request
 from edge.application import EdgeApplication, SafeStaticFileHandler
 from edge.heartbeat import Heartbeat
+from edge.origins import Origins, PreflightHandler
 from edge.sse import SsePinger
 from handlers import (
     admin,
@@ -210,6 +211,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         apikeys=apikeys,
         server_api=ServerApi(run, hub, relay, messages,
                              streams.ready if streams is not None else None),
+        origins=Origins(settings.cors_origins, settings.allowed_origins),
         redis=redis,
     )
     sources.limiters = ctx.rate_limiters
@@ -266,13 +268,14 @@ def make_app(ctx: Context) -> tornado.web.Application:
     ctx.metrics.set_routes(table)
     ctx.metrics.set_routes([("unmatched", NotFoundHandler),
                             ("/static/{path}", SafeStaticFileHandler),
-                            ("too_large", TooLargeHandler)])
+                            ("too_large", TooLargeHandler), ("preflight", PreflightHandler)])
     return EdgeApplication(
         table,
         trusted_proxies=s.trusted_proxies,
         body_limit=s.max_body_size,
         hsts=s.hsts,
         too_large_handler=TooLargeHandler,
+        origins=ctx.origins,
         template_path=os.path.join(ROOT, "templates"),
         static_path=os.path.join(ROOT, "static"),
         websocket_ping_interval=s.ping_interval,

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 __all__ = [
-    "Settings", "ConfigError", "parse_args", "build_parser", "option_fields", "flag_of", "env_of",
-    "Network", "LOOPBACK",
+    "VERSION", "Settings", "ConfigError", "parse_args", "build_parser", "option_fields",
+    "flag_of", "env_of", "Network", "LOOPBACK",
 ]
+
+
+# The one place the version is written: pyproject.toml reads it, --version prints it.
+VERSION = "3.0.0"
 
 
 class ConfigError(ValueError):
@@ -89,6 +93,18 @@ def _hsts(text: str) -> int:
     return _non_negative_int(lowered)
 
 
+MIN_SECRET = 32  # characters; auth/jwt.py refuses shorter HS256 secrets too
+
+
+def _secret(text: str) -> str:
+    """Accepts a JWT secret of at least 32 characters, or none (its value never appears in
+    errors)."""
+    if text and len(text) < MIN_SECRET:
+        raise argparse.ArgumentTypeError(
+            f"the JWT secret must be at least {MIN_SECRET} characters, got {len(text)}")
+    return text
+
+
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
 
@@ -157,7 +173,9 @@ class Settings:
         "sqlite:///path or postgresql://user@host:port/db (default: SQLite in the data dir)",
         data=True)
     jwt_secret: str = _option(
-        "", str, "secret for signing tokens (default: generated once into <data-dir>/jwt_secret)",
+        "", _secret,
+        "secret for signing tokens, 32+ characters (default: generated once into "
+        "<data-dir>/jwt_secret)",
         data=True)
     db_workers: int = _option(4, _positive_int, "threads for database work (default 4)",
                               data=True)
@@ -167,6 +185,10 @@ class Settings:
     address: str = _option("127.0.0.1", str, "address to bind (default 127.0.0.1)")
     allowed_origins: tuple[str, ...] = _option(
         (), _origins, "comma-separated Origins allowed to open /ws (default: same origin only)")
+    cors_origins: tuple[str, ...] = _option(
+        (), _origins,
+        "comma-separated Origins whose pages may call the REST API (CORS) and open /ws; "
+        "'*' allows any origin, without credentials (default: none, same origin only)")
     access_token_ttl: int = _option(
         900, _positive_int, "access token lifetime in seconds (default 900)")
     refresh_token_ttl: int = _option(
@@ -334,22 +356,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str], prog: str = "main.py") -> argparse.ArgumentParser:
     """Returns the CLI parser whose defaults come from the environment."""
     parser = _Parser(
-        prog="main.py",
+        prog=prog,
         description="Real-time events server: REST auth and users API plus live WebSocket events.",
         epilog="Commands: serve (default) runs the server; "
-        "create-admin --email=E --password=P [--name=N] [--role=admin|superadmin] "
-        "creates or promotes an admin and exits; api-key create|list|revoke manages server "
-        "API keys.",
+        "create-admin --email=E [--password=P] [--name=N] [--role=admin|superadmin] "
+        "creates or promotes an admin and exits (the password also from ADMIN_PASSWORD, or "
+        "asked for); api-key create|list|revoke manages server API keys.",
     )
+    parser.add_argument("--version", action="version", version=f"events-server {VERSION}",
+                        help="print the version and exit")
     _add_options(parser, environ)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (default)")
     admin = sub.add_parser("create-admin", help="create an admin user, or promote an existing one")
     admin.add_argument("--email", required=True, help="the admin's email")
-    admin.add_argument("--password", required=True, help="the admin's password (8-128 characters)")
+    admin.add_argument(
+        "--password", default=environ.get("ADMIN_PASSWORD") or None,
+        help="the admin's password, 8-128 characters [env ADMIN_PASSWORD]; with neither, it "
+        "is asked for twice at a terminal (keeps it out of the shell history)")
     admin.add_argument("--name", default="Admin", help="display name (default Admin)")
     admin.add_argument("--role", choices=("admin", "superadmin"), default="admin",
                        help="admin or superadmin (default admin)")
@@ -372,11 +399,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
 
 def parse_args(
-    argv: Sequence[str], environ: Mapping[str, str] | None = None
+    argv: Sequence[str], environ: Mapping[str, str] | None = None, prog: str = "main.py"
 ) -> tuple[str, Settings, argparse.Namespace]:
     """Parses argv and the environment into (command, Settings, raw namespace)."""
     env = os.environ if environ is None else environ
-    parser = build_parser(env)
+    parser = build_parser(env, prog)
     args = parser.parse_args(list(argv))
     if args.ping_timeout > args.ping_interval:
         parser.error("--ping-timeout must not exceed --ping-interval")

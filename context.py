@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from auth.jwt import TokenIssuer
     from config import Settings
     from edge.heartbeat import Heartbeat
+    from edge.origins import Origins
     from edge.sse import SsePinger
     from hub.broker import Broker
     from hub.hub import Hub
@@ -68,6 +69,7 @@ class Context:
     sse_pinger: SsePinger  # the `: ping` comment every SSE stream gets, on one timer
     apikeys: ApiKeyService  # the server API's keys: management and authentication
     server_api: ServerApi  # what /api/v1/server/... does
+    origins: Origins  # browser origins allowed to call the API (CORS) and to open /ws
     # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
     # broker's commands, and anything else a cluster keeps in Redis, go through it.
     redis: Any = None
