@@ -43,6 +43,15 @@ class TypingSignal(Protocol):
     def signal(self, channel: str, user_id: int, name: str, active: bool) -> None: ...
 
 
+def _object(field: str) -> Callable[[Any], dict[str, Any]]:
+    """Returns a validator of a JSON object."""
+    def check(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise v.invalid(field, "must be a JSON object")
+        return value
+    return check
+
+
 def _fields(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError("data must be a JSON object")
@@ -134,8 +143,9 @@ class ChannelVerbs:
     async def post(self, actor: Principal, name: str, body: Any) -> dict[str, Any]:
         """POST /api/v1/rooms/{name}/messages {"data"}: the publish verb for a caller without a
         socket (an SSE listener, a script): the same rules, limits and stored message."""
-        body = _fields(body)
-        v.reject_unknown(body, ("data",))
+        fields = v.Fields(body, ("data",))
+        data = fields.required("data", _object("data"))
+        fields.done()
         room = room_name(name)
         bucket = self._buckets.get(actor.id)
         if bucket is None:
@@ -145,7 +155,7 @@ class ChannelVerbs:
         if not bucket.take():
             raise RateLimited("too many messages: slow down", 1)
         await self.rooms.authorize(room, actor.id, actor.role)
-        sent = await self._publish(room, actor.id, actor.name, body.get("data"))
+        sent = await self._publish(room, actor.id, actor.name, data)
         return {"channel": f"room:{room}", **sent}
 
     async def _publish(self, room: str, user_id: int, name: str, data: Any) -> dict[str, Any]:

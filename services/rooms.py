@@ -12,7 +12,7 @@ from models.db import Runner, db, write_tx
 from models.room import LOBBY, Room, RoomMember, RoomMessage
 from models.user import ADMIN_ROLES, User, rfc3339
 from services import validation as v
-from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from services.errors import Conflict, NotFound, PermissionDenied
 from services.notifier import Notifier
 from services.principal import Principal
 
@@ -34,7 +34,7 @@ def room_name(value: Any, field: str = "name") -> str:
 def channel_room(channel: Any) -> str:
     """Returns the room name of a `room:<name>` channel, or raises ValidationError."""
     if not isinstance(channel, str) or not channel.startswith("room:"):
-        raise ValidationError(f"channel must be room:<name>, with a name of {NAME_RULE}")
+        raise v.invalid("channel", f"must be room:<name>, with a name of {NAME_RULE}")
     return room_name(channel[5:], "channel")
 
 
