@@ -127,9 +127,18 @@ class SseHandler(ApiHandler):
         self.application.log_request(self)
 
     def _head(self) -> bytes:
-        """Returns the response head: status, the SSE headers, Date and security headers."""
+        """Returns the response head: status, the SSE headers, CORS for an allowed origin's
+        EventSource (--cors-origins), Date and security headers."""
         lines = ("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
                  "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n")
+        origin = self.request.headers.get("Origin")
+        allowed = self.ctx.origins.cors_origin(origin)
+        if allowed is not None:
+            lines += f"Access-Control-Allow-Origin: {allowed}\r\n"
+            if allowed != "*":
+                lines += "Access-Control-Allow-Credentials: true\r\n"
+        if origin is not None:
+            lines += "Vary: Origin\r\n"
         upgrade_headers = getattr(self.application, "upgrade_headers", None)
         return lines.encode("latin-1") + (upgrade_headers() if upgrade_headers else b"\r\n")
 

@@ -350,3 +350,19 @@ async def test_rest_publish_stores_the_message_like_the_socket_verb(api):
     status, _, _ = await api.call("POST", "/api/v1/rooms/nowhere/messages", {"data": {}},
                                   token=owner["access_token"])
     assert status == 404
+
+
+@pytest.mark.gen_test(timeout=30)
+@pytest.mark.settings(cors_origins=("http://app.example.test",))
+async def test_an_eventsource_on_an_allowed_origin_gets_cors_headers(api):
+    """A page on an origin in --cors-origins may read the stream; another origin's may not."""
+    user = await api.register()
+    allowed = await open_sse(api.base_url, user["access_token"],
+                             headers={"Origin": "http://app.example.test"})
+    assert allowed.headers["access-control-allow-origin"] == "http://app.example.test"
+    assert allowed.headers["vary"] == "Origin"
+    other = await open_sse(api.base_url, user["access_token"],
+                           headers={"Origin": "http://evil.example.test"})
+    assert "access-control-allow-origin" not in other.headers
+    allowed.close()
+    other.close()
