@@ -3,6 +3,7 @@ real servers it starts itself (main.py run by this interpreter, JWT_SECRET set).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -44,3 +45,17 @@ def test_js_client_library(name: str) -> None:
     assert proc.returncode == 0, report
     assert "# fail 0" in proc.stdout and "# cancelled 0" in proc.stdout, report
     assert "# skipped 0" in proc.stdout and "# pass 0" not in proc.stdout, report
+
+
+def test_npm_pack_ships_only_the_library() -> None:
+    """npm pack lists the module, its declarations, the protobuf codec and its schema, the
+    README and package.json: no tests, no lockfile."""
+    npm = shutil.which("npm")
+    require(npm, "npm is not installed")
+    proc = subprocess.run([str(npm), "pack", "--dry-run", "--json"], cwd=JS, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (package,) = json.loads(proc.stdout)
+    assert (package["name"], package["version"]) == ("events-server-client", "0.1.0")
+    assert sorted(f["path"] for f in package["files"]) == [
+        "README.md", "events.proto", "index.d.ts", "index.js", "package.json", "protobuf.js"]

@@ -2,6 +2,7 @@
 // delivery order from one stream's replay and the events() backlog, on a scripted socket.
 
 import assert from 'node:assert/strict';
+import {readFileSync} from 'node:fs';
 import {test} from 'node:test';
 
 import {ClientError, RequestError, Revoked, connect, endpoints} from '../index.js';
@@ -43,6 +44,12 @@ const unreachable = async () => { throw new TypeError('fetch failed'); };
 async function until(check) {
   while (!check()) await new Promise((resolve) => setTimeout(resolve, 2));
 }
+
+test('the package name resolves to this module (package.json exports)', async () => {
+  const byName = await import('events-server-client');
+  assert.equal(byName.connect, connect);
+  assert.equal(byName.VERSION, JSON.parse(readFileSync(new URL('../package.json', import.meta.url))).version);
+});
 
 test('derives the socket and REST URLs from a base URL or a socket URL', () => {
   assert.deepEqual(endpoints('http://127.0.0.1:8080'),
