@@ -117,3 +117,45 @@ async def test_client_reports_a_failed_recovery_and_backs_off_with_full_jitter(a
             assert 0 <= entry["delay"] < ceiling
         assert [d["attempt"] for d in delays] == list(range(1, len(delays) + 1))
         assert len({round(d["delay"], 3) for d in delays}) > 1
+
+
+REFRESHING = """async ({token, refreshToken, other}) => {
+  const {connect} = await import('/clients/js/index.js');
+  const seen = {tokens: 0, disconnects: 0, refreshed: 0};
+  const client = connect(location.origin, {token, refreshToken, backlog: 0});
+  client.on('token', () => { seen.tokens += 1; });
+  client.on('disconnected', () => { seen.disconnects += 1; });
+  client.on('frame', ({message}) => {
+    if (message.type === 'auth.refreshed') seen.refreshed += 1;
+  });
+  await client.ready();
+  while (seen.refreshed < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+  await client.close();
+  const refused = connect(location.origin, {token: 'not-a-jwt', refreshToken: other,
+                                            baseDelay: 20, backlog: 0});
+  seen.welcome = await refused.ready();
+  await refused.close();
+  return seen;
+}"""
+
+
+@sqlite_only
+@pytest.mark.settings(access_token_ttl=3)
+@pytest.mark.gen_test(timeout=90)
+async def test_client_refreshes_tokens_over_rest_in_the_browser(api):
+    """In Chromium the library keeps a socket open through 3-second tokens (REST refresh, then
+    auth.refresh in band) and retries a refused handshake with a token from a refresh token."""
+    user = await api.register()
+    other = await api.login(user["user"]["email"])
+    async with chromium() as context:
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(api.base_url + "/health")
+        seen = await page.evaluate(REFRESHING, {"token": user["access_token"],
+                                                "refreshToken": user["refresh_token"],
+                                                "other": other["refresh_token"]})
+        assert seen["refreshed"] >= 2 and seen["tokens"] >= 2
+        assert seen["disconnects"] == 1  # close() only: never dropped for an expired token
+        assert seen["welcome"]["user_id"] == user["user"]["id"]
+        assert errors == []

@@ -148,7 +148,9 @@ export class Client {
       throw new ClientError(`unknown protocol ${this.options.protocol}: json or protobuf`,
                             'invalid_option');
     }
-    this.fetch = options.fetch || globalThis.fetch;
+    // Called as a plain function: a browser's fetch refuses any other `this`.
+    const fetchImpl = options.fetch || globalThis.fetch;
+    this._fetch = fetchImpl ? (...args) => fetchImpl(...args) : null;
     this.token = options.token || '';
     this.refreshToken = options.refreshToken || null;
     this.state = 'connecting';      // connecting | connected | disconnected | closed
@@ -174,6 +176,7 @@ export class Client {
     this._iterators = new Set();
     this._backlog = this.options.backlog > 0 ? [] : null;
     this._backlogLost = false;
+    this._iterated = false;         // events() was called once: the backlog is spoken for
     this._waiters = [];
     Promise.resolve().then(() => this._open());
   }
@@ -361,7 +364,7 @@ export class Client {
     if (this.state === 'closed') return;
     const target = new URL(this.url);
     target.searchParams.set('token', this.token);
-    if (this._feed) {
+    if (this._feed && this._feed.offset != null && this._feed.epoch != null) {
       target.searchParams.set('since', this._feed.offset);
       target.searchParams.set('epoch', this._feed.epoch);
     }
@@ -413,9 +416,9 @@ export class Client {
 
   /** Asks the REST API whether the token is good: 401, another status, or 0 (unreachable). */
   async _probe() {
-    if (!this.fetch) return 0;
+    if (!this._fetch) return 0;
     try {
-      const response = await this.fetch(`${this.baseUrl}/api/v1/users/me`, {
+      const response = await this._fetch(`${this.baseUrl}/api/v1/users/me`, {
         headers: {Authorization: `Bearer ${this.token}`, Accept: 'application/json'},
         cache: 'no-store', credentials: 'omit',
       });
@@ -477,7 +480,7 @@ export class Client {
 
   _subscribe(entry) {
     const channel = entry.sub.channel;
-    const known = entry.pos;
+    const known = entry.pos && entry.pos.offset != null && entry.pos.epoch != null ? entry.pos : null;
     const data = known ? {channel, since: known.offset, epoch: known.epoch} : {channel};
     this._emit('subscribing', {channel, since: known ? known.offset : null,
                                epoch: known ? known.epoch : null});
@@ -721,7 +724,8 @@ export class Client {
   }
 
   async _refreshOverRest() {
-    const response = await this.fetch(`${this.baseUrl}/api/v1/auth/refresh`, {
+    if (!this._fetch) throw new ClientError('no fetch here to refresh the token with', 'refresh_failed');
+    const response = await this._fetch(`${this.baseUrl}/api/v1/auth/refresh`, {
       method: 'POST',
       headers: {'Content-Type': 'application/json', Accept: 'application/json'},
       body: JSON.stringify({refresh_token: this.refreshToken}),
