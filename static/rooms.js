@@ -390,7 +390,7 @@
         if (c !== client) return;
         event.data.streams.forEach(function (stream) {
           if (!stream.error || stream.channel !== joined) return;
-          showError('subscribe ' + stream.channel + ' failed · ' + stream.error.code + ': ' + stream.error.message);
+          showError('subscribe ' + stream.channel + ' failed · ' + stream.error);
           left();
         });
       });

@@ -29,12 +29,14 @@ export interface StreamRecovery {
   /**
    * true: every event this stream missed was delivered (`missed` of them, in order, each
    * once). false: the server could not prove what was missed (history trimmed or lost, or
-   * this was the first connection): refetch what you show over REST.
+   * this was the first connection): refetch what you show over REST. When a connection drops
+   * before its recovery event, the next one reports both: false if either was.
    */
   recovered: boolean;
   missed: number;
-  /** Set when a re-subscribe was refused (e.g. forbidden): the subscription is gone. */
-  error?: {code: string; message: string};
+  /** The server's error code when a re-subscribe was refused (forbidden, unknown_channel):
+   * the subscription is gone. */
+  error?: string;
 }
 
 /** The data of a `recovery` event: one entry per stream, the feed's first. */

@@ -81,6 +81,15 @@ const JSON_CODEC = {
   decode: (raw) => (typeof raw === 'string' ? JSON.parse(raw) : null),
 };
 
+/** Two answers of one stream as one: recovered only if both were, the missed of both. */
+function merge(now, before) {
+  if (!before) return now;
+  const merged = {channel: now.channel, recovered: now.recovered && before.recovered,
+                  missed: now.missed + before.missed};
+  const error = now.error || before.error;
+  return error ? {...merged, error} : merged;
+}
+
 /** A FIFO queue that does not copy on every shift. */
 class Queue {
   constructor(items = []) { this.items = items; this.head = 0; }
@@ -162,6 +171,7 @@ export class Client {
     this._feed = null;              // the feed's {epoch, offset, replay}, once known
     this._subs = new Map();         // channel -> {sub, pos, first: {resolve, reject} | null}
     this._round = null;             // this connection's recovery tally until it is complete
+    this._carry = null;             // answers of a tally a drop interrupted, for the next one
     this._pending = new Map();      // request id -> {type, onReply, onError, timer}
     this._queue = [];               // requests waiting for a connection
     this._nextId = 0;
@@ -503,8 +513,7 @@ export class Client {
       onError: (err) => {
         if (stale() || err.code === 'disconnected') return;  // the next connection retries
         this._subs.delete(channel);  // refused: forget it, so that no reconnect retries it
-        this._answer(channel, {channel, recovered: false, missed: 0,
-                               error: {code: err.code, message: err.message}});
+        this._answer(channel, {channel, recovered: false, missed: 0, error: err.code});
         if (entry.first) entry.first.reject(err);
         this._roundCheck();
       },
@@ -515,7 +524,9 @@ export class Client {
     if (this._round && this._round.streams.has(channel)) this._round.streams.set(channel, result);
   }
 
-  /** Emits `recovery` once every stream of this connection answered and replayed. */
+  /** Emits `recovery` once every stream of this connection answered and replayed. A tally
+   * that a drop interrupted is merged in: a stream that could not recover says so even if
+   * the socket that said it did not last, and `missed` counts what each socket delivered. */
   _roundCheck() {
     const round = this._round;
     if (!round) return;
@@ -523,8 +534,28 @@ export class Client {
     if (this._feed.replay) return;
     for (const entry of this._subs.values()) if (entry.pos && entry.pos.replay) return;
     this._round = null;
-    this._dispatch({type: 'recovery', data: {streams: [...round.streams.values()]},
+    const carry = this._carry || new Map();
+    this._carry = null;
+    const streams = [...round.streams.values()].map((now) => merge(now, carry.get(now.channel)));
+    // A re-subscribe refused before the drop is reported although the channel is gone.
+    for (const before of carry.values()) {
+      if (before.error && !round.streams.has(before.channel)) streams.push(before);
+    }
+    this._dispatch({type: 'recovery', data: {streams},
                     timestamp: new Date().toISOString(), channel: null, offset: null});
+  }
+
+  /** Keeps what an interrupted tally learned: each answered stream, with `missed` cut to the
+   * replayed events that arrived. */
+  _interrupt(round) {
+    const carry = this._carry || new Map();
+    for (const [channel, result] of round.streams) {
+      if (result === null) continue;
+      const pos = channel === null ? this._feed : (this._subs.get(channel) || {}).pos;
+      const left = pos && pos.replay ? pos.replay.left : 0;
+      carry.set(channel, merge({...result, missed: result.missed - left}, carry.get(channel)));
+    }
+    this._carry = carry;
   }
 
   _event(message) {
@@ -586,6 +617,7 @@ export class Client {
     const welcomed = this._welcomed;
     this._ws = null;
     this._welcomed = false;
+    if (this._round) this._interrupt(this._round);
     this._round = null;
     if (this._feed) this._feed.replay = null;
     for (const entry of this._subs.values()) if (entry.pos) entry.pos.replay = null;

@@ -306,7 +306,7 @@ async function main() {
   client.on('recovery', (event) => {
     if (connections < 2) return; // the first connection had nothing to recover
     for (const stream of event.data.streams) {
-      if (stream.error) requestFailed('subscribe', stream.channel, new RequestError(stream.error.message, stream.error.code));
+      if (stream.error) requestFailed('subscribe', stream.channel, new RequestError('refused', stream.error));
       else report(stream.channel || 'feed', stream);
     }
   });

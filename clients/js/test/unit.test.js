@@ -115,7 +115,14 @@ test('resumes with since/epoch, re-subscribes from the room offset, counts a rep
   third.deliver({type: 'channel.message', channel: 'room:gone', offset: '1', data: {n: 0}});
   await client.close();
   const got = [];
-  for await (const event of events) got.push([event.type, event.channel, event.offset]);
+  const recoveries = [];
+  for await (const event of events) {
+    got.push([event.type, event.channel, event.offset]);
+    if (event.type === 'recovery') recoveries.push(event.data.streams);
+  }
+  // The interrupted second connection's answer counts: the feed missed 1 + 1 events.
+  assert.deepEqual(recoveries[1], [{channel: null, recovered: true, missed: 2},
+                                   {channel: 'room:a', recovered: true, missed: 1}]);
   assert.deepEqual(got, [
     ['recovery', null, null],
     ['channel.message', 'room:a', '6'],
@@ -126,6 +133,47 @@ test('resumes with since/epoch, re-subscribes from the room offset, counts a rep
     ['recovery', null, null],
   ]);
   assert.deepEqual(client.position, {epoch: 'E', offset: '13'});
+});
+
+test('a recovered: false of a connection that dropped is still reported', async () => {
+  const {FakeSocket, opened} = fakeSockets();
+  const client = connect('http://h', {WebSocket: FakeSocket, token: 't', baseDelay: 1});
+  const recoveries = [];
+  client.on('recovery', (event) => recoveries.push(event.data.streams));
+  client.subscribe('room:a');
+  client.subscribe('room:b');
+  await until(() => opened.length === 1);
+  opened[0].welcome();
+  for (const [id, channel] of [[1, 'room:a'], [2, 'room:b']]) {
+    opened[0].deliver({type: 'reply', id, data: {channel, subscribed: true, epoch: 'R',
+                                                 offset: '1', recovered: false, missed: 0}});
+  }
+  opened[0].drop(1006);
+  await until(() => opened.length === 2);
+  opened[1].welcome({offset: '1', recovered: true, missed: 1});  // its replay never comes
+  opened[1].deliver({type: 'reply', id: 3, data: {channel: 'room:a', subscribed: true,
+                                                  epoch: 'R2', offset: '9', recovered: false,
+                                                  missed: 0}});
+  opened[1].deliver({type: 'error', id: 4, data: {code: 'forbidden', message: 'members only'}});
+  opened[1].drop(1006);  // before the round was complete: nothing reported yet
+  await until(() => opened.length === 3);
+  opened[2].welcome({offset: '1', recovered: true, missed: 1});
+  opened[2].deliver({type: 'reply', id: 5, data: {channel: 'room:a', subscribed: true,
+                                                  epoch: 'R2', offset: '9', recovered: true,
+                                                  missed: 0}});
+  opened[2].deliver({type: 'system.alert', offset: '1', data: {}});
+  assert.deepEqual(recoveries, [
+    [{channel: null, recovered: false, missed: 0},
+     {channel: 'room:a', recovered: false, missed: 0},
+     {channel: 'room:b', recovered: false, missed: 0}],
+    [{channel: null, recovered: true, missed: 1},
+     {channel: 'room:a', recovered: false, missed: 0},
+     {channel: 'room:b', recovered: false, missed: 0, error: 'forbidden'}],
+  ]);
+  assert.equal(client.subscription('room:b'), null);
+  assert.deepEqual(opened[2].sent, [{id: 5, type: 'subscribe',
+                                     data: {channel: 'room:a', since: '9', epoch: 'R2'}}]);
+  await client.close();
 });
 
 test('a 1008 revocation stops at once; requests fail with codes', async () => {
