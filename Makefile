@@ -31,7 +31,15 @@ run: $(RUN_STAMP)
 cluster: $(STAMP)
 	$(PY) -m localcluster $(CLUSTER_ARGS)
 
-test: $(STAMP)
+# The Node script's and the JavaScript client library's tests need their packages (ws, protobufjs).
+NODE_CLIENTS := clients/node/node_modules clients/js/node_modules
+
+clients/%/node_modules: clients/%/package.json clients/%/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd clients/$* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules; \
+	else echo "npm not found: the tests of clients/$* will be skipped"; fi
+
+test: $(STAMP) $(NODE_CLIENTS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

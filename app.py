@@ -33,6 +33,7 @@ from handlers import (
     wsadmin,
 )
 from handlers.base import NotFoundHandler, TooLargeHandler
+from handlers.clientlib import LIBRARY_ROUTE, ClientLibraryHandler
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
 from hub.hub import Hub
@@ -258,6 +259,7 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/metrics", metrics.MetricsHandler, c),
         (r"/", pages.DashboardHandler, c),
         (r"/test", pages.TestClientHandler, c),
+        (LIBRARY_ROUTE, ClientLibraryHandler),
     ]
 
 

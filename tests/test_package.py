@@ -73,8 +73,9 @@ def test_events_server_version_and_help_run_from_a_fresh_environment(venv, tmp_p
 
 
 def test_the_wheel_holds_the_server_under_one_directory_and_nothing_else(venv):
-    """site-packages gains events_server/ (modules, templates, static, proto) and its
-    dist-info only: no top-level `models` or `config`, no tests, bench, docs or clients."""
+    """site-packages gains events_server/ (modules, templates, static, proto, the client
+    library the pages load) and its dist-info only: no top-level `models` or `config`, no
+    tests, bench or docs, and of clients/ nothing but clients/js/index.js."""
     packages = site_packages(venv)
     with open(os.path.join(packages, f"events_server-{VERSION}.dist-info", "RECORD")) as fh:
         files = [line.split(",")[0] for line in fh if line.strip()]
@@ -84,8 +85,10 @@ def test_the_wheel_holds_the_server_under_one_directory_and_nothing_else(venv):
               if path.startswith("events_server/") and "__pycache__" not in path}
     assert inside == {"__main__.py", "main.py", "app.py", "config.py", "context.py", "auth",
                       "edge", "handlers", "hub", "models", "services", "templates", "static",
-                      "proto"}, inside
-    for needed in ("templates/dashboard.html", "static/client.js", "static/favicon.svg",
+                      "proto", "clients"}, inside
+    assert [p for p in files if p.startswith("events_server/clients/")] == [
+        "events_server/clients/js/index.js"]
+    for needed in ("templates/dashboard.html", "static/test.js", "static/favicon.svg",
                    "proto/events.proto", "hub/redis/broker.py", "hub/events_pb2.py",
                    "models/migrate.py", "edge/__init__.py"):
         assert f"events_server/{needed}" in files, needed
@@ -122,6 +125,8 @@ def test_the_installed_server_serves_its_pages(venv, tmp_path):
         assert status == 200 and kind.startswith("text/html") and b"<html" in body
         status, kind, body = get("/static/style.css")
         assert status == 200 and kind.startswith("text/css") and body
+        status, kind, body = get("/clients/js/index.js")  # the module the pages import
+        assert status == 200 and "javascript" in kind and b"export function connect" in body
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)
