@@ -14,7 +14,7 @@ import time
 
 import pytest
 from conftest import TEST_SECRET
-from serverproc import ROOT, ServerProcess, free_port
+from serverproc import ServerProcess, free_port
 
 from auth import passwords
 from config import VERSION, env_of, option_fields
