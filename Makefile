@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire bench-paired \
+.PHONY: install run cluster test test-asyncio lint proto bench bench-quick bench-metrics bench-wire bench-paired \
 	clean
 
 $(PY):
@@ -41,6 +41,14 @@ clients/%/node_modules: clients/%/package.json clients/%/package-lock.json
 
 test: $(STAMP) $(NODE_CLIENTS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The WebSocket, SSE and cluster tests on the stock asyncio loop (`make test` runs everything
+# on the default loop: uvloop when installed), so both loops the server supports are tested.
+LOOP_TESTS := tests/test_ws_*.py tests/test_sse*.py tests/test_cluster*.py tests/test_coalesce.py \
+	tests/test_robustness_ws.py tests/test_heartbeat.py tests/test_recovery_ws.py tests/test_restart.py
+
+test-asyncio: $(STAMP)
+	TEST_LOOP=asyncio $(PY) -m pytest $(LOOP_TESTS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

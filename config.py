@@ -137,6 +137,13 @@ def _redis_prefix(text: str) -> str:
     return text
 
 
+def _loop(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("auto", "asyncio", "uvloop"):
+        raise argparse.ArgumentTypeError(f"expected auto, asyncio or uvloop, got {text!r}")
+    return lowered
+
+
 def _log_format(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("text", "json"):
@@ -260,6 +267,8 @@ class Settings:
     metrics_port: int = _option(
         0, _port, "serve /metrics only on this port, without auth (default 0: on the main port)")
     log_format: str = _option("text", _log_format, "text|json: log line format (default text)")
+    loop: str = _option(
+        "auto", _loop, "auto|asyncio|uvloop: the event loop (default auto: uvloop when installed)")
     history_size: int = _option(
         1000, _positive_int, "events kept per stream for recovery after a reconnect (default 1000)")
     history_ttl: float = _option(

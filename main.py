@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import peewee
@@ -25,6 +26,8 @@ from context import Context
 from edge import internals
 from edge.housekeeper import Housekeeper
 from edge.log_format import JsonFormatter, TextFormatter
+from edge.loop import LoopUnavailable, loop_factory
+from edge.loop import describe as loop_name
 from edge.server import EdgeServer
 from edge.startup import check_directory, listen
 from hub.disconnect import SHUTTING_DOWN
@@ -146,8 +149,8 @@ async def serve(settings: Settings, sockets: list[socket.socket],
     ctx.health.start()
     housekeeper = Housekeeper(server)
     housekeeper.start()
-    log.info("listening on http://%s:%d (database %s)", settings.address, port,
-             settings.effective_database_url.split("@")[-1])
+    log.info("listening on http://%s:%d (database %s, %s loop)", settings.address, port,
+             settings.effective_database_url.split("@")[-1], loop_name(asyncio.get_running_loop()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -278,13 +281,23 @@ def main(argv: list[str] | None = None, prog: str = "main.py") -> int:
         if command == "api-key":
             check_storage(settings, secret=False)
             return api_key(settings, args)
+        factory = event_loop(settings)
         sockets, metrics_sockets = preflight(settings)
         open_database(settings)
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings, sockets, metrics_sockets))
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(settings, sockets, metrics_sockets))
     return 0
+
+
+def event_loop(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:
+    """Returns the factory of the loop --loop asks for (ConfigError if it cannot be had)."""
+    try:
+        return loop_factory(settings.loop)
+    except LoopUnavailable as exc:
+        raise ConfigError(str(exc)) from None
 
 
 if __name__ == "__main__":

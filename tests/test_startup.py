@@ -13,7 +13,8 @@ import sys
 import time
 
 import pytest
-from serverproc import free_port
+from conftest import TEST_SECRET
+from serverproc import ServerProcess, free_port
 
 from auth import passwords
 from config import VERSION, env_of, option_fields
@@ -241,3 +242,23 @@ def test_create_admin_refuses_two_different_answers(tmp_path):
     assert code == 2, shown
     assert "the two passwords differ" in shown
     assert stored_hash(tmp_path, "typo@example.com") is None
+
+
+@pytest.mark.parametrize("choice, name", [("asyncio", "asyncio"), ("uvloop", "uvloop"),
+                                          ("auto", "uvloop")])
+def test_the_start_up_line_names_the_loop_that_runs(tmp_path, choice, name):
+    """--loop picks the event loop (auto: uvloop, which the package installs)."""
+    server = ServerProcess(str(tmp_path), f"--loop={choice}")
+    try:
+        assert f"{name} loop)" in server.output()
+    finally:
+        server.stop()
+
+
+def test_an_unknown_loop_is_refused_in_one_line(tmp_path):
+    """--loop=trio is a configuration error: one line, status 2."""
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--loop=trio",
+                             f"--data-dir={tmp_path}"], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "JWT_SECRET": TEST_SECRET})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--loop" in result.stderr
