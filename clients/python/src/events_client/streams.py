@@ -121,10 +121,12 @@ class Report:
 
     expected: list[str | None] = field(default_factory=list)
     answers: dict[str | None, dict[str, Any]] = field(default_factory=dict)
+    waiting: set[str | None] = field(default_factory=set)  # not answered on this socket yet
 
     def expect(self, keys: list[str | None]) -> None:
         """Sets the streams this connection answers for, in order (the feed first)."""
         self.expected = list(keys)
+        self.waiting = set(keys)
 
     def answered(self, key: str | None, data: dict[str, Any],
                  error: str | None = None) -> None:
@@ -133,6 +135,7 @@ class Report:
                  "missed": int(data.get("missed") or 0)}
         if error is not None:
             entry["error"] = error
+        self.waiting.discard(key)
         earlier = self.answers.get(key)
         if earlier is not None:
             entry["recovered"] = entry["recovered"] and earlier["recovered"]
@@ -143,11 +146,12 @@ class Report:
         """Stops waiting for a stream the application left."""
         if key in self.expected:
             self.expected.remove(key)
+        self.waiting.discard(key)
         self.answers.pop(key, None)
 
     def complete(self, streams: Streams) -> bool:
         """Whether every expected stream answered and no replay is still arriving."""
-        return all(key in self.answers for key in self.expected) and not streams.replaying()
+        return not self.waiting and not streams.replaying()
 
     def event(self) -> Event:
         """Returns the `recovery` event."""
