@@ -4,13 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire bench-paired \
-	clean
+.PHONY: install run cluster test test-python-client lint proto bench bench-quick bench-metrics \
+	bench-wire bench-paired clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e './clients/python[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,14 +26,24 @@ cluster: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest clients/python/tests $(CLIENT_PYTEST_ARGS)
+
+# The Python client library's own tests (clients/python), against real server processes.
+test-python-client: $(STAMP)
+	$(PY) -m pytest clients/python/tests $(CLIENT_PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # hub/events_pb2.py is generated from proto/events.proto and committed; a test checks it is
-# current (grpcio-tools bundles protoc, pinned in requirements-dev.txt).
+# current (grpcio-tools bundles protoc, pinned in requirements-dev.txt). The Python client
+# ships a copy of the schema and its own generated module, checked the same way.
+PY_CLIENT_PKG := clients/python/src/events_client
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=hub proto/events.proto
+	cp proto/events.proto $(PY_CLIENT_PKG)/events.proto
+	$(PY) -m grpc_tools.protoc -I$(PY_CLIENT_PKG) --python_out=$(PY_CLIENT_PKG) \
+		$(PY_CLIENT_PKG)/events.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
