@@ -23,6 +23,9 @@ SECRET = "client-tests-secret-" + "x" * 40
 ADMIN = ("boss@example.com", "adminpass1")
 # Generous limits: the tests publish bursts and log in many users from one address.
 FLAGS = ("--rate-limits=off", "--inbound-rate=1000", "--inbound-burst=1000")
+# The server runs on this interpreter: the tests' own by default, another one (the server's
+# virtualenv) to test the client with other versions of its dependencies.
+SERVER_PYTHON = os.environ.get("EVENTS_SERVER_PYTHON", sys.executable)
 
 
 def free_port() -> int:
@@ -53,7 +56,7 @@ class LiveServer:
     def create_admin(self) -> None:
         """Creates the admin account with main.py's create-admin command."""
         result = subprocess.run(
-            [sys.executable, str(ROOT / "main.py"), "create-admin", f"--email={ADMIN[0]}",
+            [SERVER_PYTHON, str(ROOT / "main.py"), "create-admin", f"--email={ADMIN[0]}",
              f"--password={ADMIN[1]}", f"--data-dir={self.data}"],
             cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
@@ -63,7 +66,7 @@ class LiveServer:
         self.runs += 1
         log = open(self.directory / f"server{self.runs}.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "main.py"), f"--port={self.port}",
+            [SERVER_PYTHON, str(ROOT / "main.py"), f"--port={self.port}",
              f"--data-dir={self.data}", *FLAGS, *self.flags],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
