@@ -4,8 +4,8 @@ and what connect() raises for an unreachable server or a refused token."""
 from __future__ import annotations
 
 import pytest
-from liveserver import free_port
-from support import FAST, Collector, new_room, new_user
+from liveserver import admin_tokens, free_port
+from support import FAST, Collector, call, new_room, new_user
 
 import events_client
 
@@ -67,14 +67,24 @@ async def test_connect_raises_auth_error_for_a_refused_token(server):
     assert refused.value.status == 401
 
 
+async def clean_closes(url: str, admin: str) -> int:
+    """How many sockets the server has seen closed with 1000 so far (GET /ws/stats)."""
+    status, stats = await call(url, "GET", "/ws/stats", admin)
+    assert status == 200, stats
+    return int(stats["delivery"]["closes"].get("1000", 0))
+
+
 async def test_awaited_connect_returns_a_client_to_close(server):
-    """`client = await connect(...)` works as well as `async with`; close() ends events()."""
-    user = await new_user(server.url)
+    """`client = await connect(...)` works as well as `async with`; close() closes the
+    socket cleanly (1000, as the server counts it) and ends events()."""
+    admin, user = (await admin_tokens(server.url)).access_token, await new_user(server.url)
     client = await events_client.connect(server.url, token=user.access_token)
     assert client.connected and client.welcome is not None
     assert client.welcome["user_id"] == user.user["id"]
+    before = await clean_closes(server.url, admin)
     await client.close()
     assert not client.connected
+    assert await clean_closes(server.url, admin) == before + 1
     kinds = [event.type async for event in client.events()]
     assert kinds[0] == "recovery"
     with pytest.raises(events_client.ConnectionLost):
