@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection
@@ -70,6 +69,8 @@ class Link:
 
     async def stop(self) -> None:
         """Closes the socket cleanly and ends the loop."""
+        if self._first is not None and not self._first.done():
+            self._first.set_exception(ConnectionLost("client closed"))
         ws = self._ws
         if ws is not None:
             try:
@@ -221,10 +222,10 @@ class Link:
         """Sends the socket a fresh token (`auth.refresh`) before the one it runs on expires."""
         tokens = self.client.tokens
         while self.live is ws:
-            at = tokens.refresh_at(self._socket_token)
-            if at is None or not tokens.renewable:
+            wait = tokens.refresh_in(self._socket_token)
+            if wait is None or not tokens.renewable:
                 return
-            await asyncio.sleep(max(0.0, at - time.time()))
+            await asyncio.sleep(max(0.0, wait))
             try:
                 renewed = await self._renew(self._socket_token)
             except AuthError as exc:

@@ -1,7 +1,8 @@
 """The access token a client runs on, renewed before it expires.
 
-The expiry is read from the JWT's `exp` claim without verifying the token (only the server
-can). A token is renewed when a third of its lifetime is left, at most a minute before `exp`:
+The expiry is read from the JWT's `exp` and `iat` claims without verifying the token (only the
+server can). A token is renewed when a third of its lifetime is left, at most a minute before
+it expires:
 with a refresh token through POST /api/v1/auth/refresh (which rotates both tokens), or from
 the application's `get_token` callable.
 """
@@ -26,6 +27,11 @@ TokenSource = Callable[[], str | Awaitable[str]]
 MAX_MARGIN = 60.0
 
 
+def _margin(lifetime: float) -> float:
+    """Returns how long before its expiry a token of this lifetime is renewed."""
+    return min(MAX_MARGIN, max(lifetime, 0.0) / 3)
+
+
 class TokenKeeper:
     """Holds the current tokens and renews them, one renewal at a time."""
 
@@ -46,29 +52,37 @@ class TokenKeeper:
         self._lock = asyncio.Lock()
         # Set once the server refused the refresh token: nothing can renew after that.
         self.failure: AuthError | None = None
+        # The latest token fetched here and when it arrived (time.monotonic()).
+        self._obtained: tuple[str, float] | None = None
 
     @property
     def renewable(self) -> bool:
         """Whether the keeper has a way to get a new access token."""
         return bool(self.refresh_token or self._get_token)
 
-    def refresh_at(self, token: str | None = None) -> float | None:
-        """Returns when (Unix time) a token should be renewed; None if it has no `exp`."""
-        claims = rest.token_claims(token or self.access_token)
+    def refresh_in(self, token: str | None = None) -> float | None:
+        """Returns the seconds until a token should be renewed (0 or less: now); None if it
+        has no `exp`."""
+        token = token or self.access_token
+        claims = rest.token_claims(token)
         try:
             exp = float(claims["exp"])
         except (KeyError, TypeError, ValueError):
             return None
         try:
-            lifetime = exp - float(claims["iat"])
+            lifetime: float | None = exp - float(claims["iat"])
         except (KeyError, TypeError, ValueError):
-            lifetime = exp - time.time()
-        return exp - min(MAX_MARGIN, max(lifetime, 0.0) / 3)
+            lifetime = None
+        if lifetime is not None and self._obtained is not None and self._obtained[0] == token:
+            # A token this keeper fetched: count from when it arrived, so that a clock set
+            # differently from the server's neither renews it in a loop nor too late.
+            return self._obtained[1] + lifetime - _margin(lifetime) - time.monotonic()
+        return exp - _margin(lifetime if lifetime is not None else exp - time.time()) - time.time()
 
     def due(self, token: str | None = None) -> bool:
         """Whether a token has reached its renewal time."""
-        at = self.refresh_at(token)
-        return at is not None and at <= time.time()
+        seconds = self.refresh_in(token)
+        return seconds is not None and seconds <= 0
 
     async def renew(self, stale: str | None = None) -> bool:
         """Replaces the access token (`stale`: the one found expired or refused; None: the
@@ -96,6 +110,7 @@ class TokenKeeper:
             tokens = await rest.refresh(self.base_url, self.refresh_token, http=self._http,
                                         timeout=self._timeout)
             self.access_token, self.refresh_token = tokens.access_token, tokens.refresh_token
+            self._obtained = (self.access_token, time.monotonic())
             self.renewals += 1
             if self._on_tokens is not None:
                 outcome = self._on_tokens(tokens)
@@ -109,6 +124,7 @@ class TokenKeeper:
         if not token:
             raise AuthError(401, "unauthorized", "get_token returned no token")
         self.access_token = str(token)
+        self._obtained = (self.access_token, time.monotonic())
         self.renewals += 1
 
     async def ensure_fresh(self) -> None:
