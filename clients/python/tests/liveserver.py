@@ -108,6 +108,7 @@ class Gate:
         self.upstream_port = upstream_port
         self.accepting = True
         self.accepted = 0  # connections relayed so far
+        self.refused = 0  # connections turned away while cut
         # Cleared by hold(): bytes from the client wait in the relay instead of going on.
         self._flowing = asyncio.Event()
         self._flowing.set()
@@ -149,6 +150,7 @@ class Gate:
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.accepting:
+            self.refused += 1
             writer.transport.abort()
             return
         try:

@@ -114,3 +114,19 @@ async def test_resumes_after_a_sigterm_restart(make_server, caplog):
         assert entry(resumed, None) == {"channel": None, "recovered": True, "missed": 5}
         assert entry(resumed, channel) == {"channel": channel, "recovered": True, "missed": 5}
     assert "connection closed: 1001 server shutting down" in caplog.text
+
+
+async def test_gives_up_after_max_attempts_failed_reconnects(server):
+    """With Backoff(max_attempts=3) and the server out of reach, events() raises
+    ConnectError after three failed attempts in a row (the drop itself is not one)."""
+    user = await new_user(server.url)
+    backoff = events_client.Backoff(initial=0.01, maximum=0.05, max_attempts=3)
+    async with Gate(server.port) as gate, \
+            events_client.connect(gate.url, token=user.access_token, backoff=backoff) as client:
+        watch = Collector(client)
+        await watch.until(lambda: len(watch.recoveries()) == 1)
+        gate.cut()
+        error = await watch.finished()
+        assert isinstance(error, events_client.ConnectError)
+        assert "3 failed attempts" in str(error)
+        assert gate.refused == 3

@@ -104,10 +104,11 @@ class Link:
     # -- the loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        failures = 0
+        failures = 0  # attempts in a row that did not get a welcome
         try:
             while not self.client.closed:
                 wait_at_least = 0.0
+                welcomed = False
                 try:
                     ws = await self._open()
                 except InvalidStatus as exc:
@@ -117,17 +118,19 @@ class Link:
                         raise ConnectError(f"cannot connect to {self.client.url}: {exc}") from exc
                     log.info("connecting failed: %s", exc)
                 else:
-                    if await self._serve(ws):
-                        failures = 0
+                    welcomed = await self._serve(ws)
                     if self.client.closed:
                         return
                     await self._after_close(ws)
-                failures += 1
-                limit = self.backoff.max_attempts
-                if limit is not None and failures >= limit:
-                    raise ConnectError(f"gave up after {failures} failed attempts in a row")
-                delay = max(wait_at_least, self.backoff.delay(failures - 1))
-                log.info("reconnecting in %.2f s (attempt %d)", delay, failures)
+                if welcomed:
+                    failures = 0
+                else:
+                    failures += 1
+                    limit = self.backoff.max_attempts
+                    if limit is not None and failures >= limit:
+                        raise ConnectError(f"gave up after {failures} failed attempts in a row")
+                delay = max(wait_at_least, self.backoff.delay(failures))
+                log.info("reconnecting in %.2f s (attempt %d)", delay, failures + 1)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
             raise
