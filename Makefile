@@ -37,13 +37,14 @@ lint: $(STAMP)
 
 # hub/events_pb2.py is generated from proto/events.proto and committed; a test checks it is
 # current (grpcio-tools bundles protoc, pinned in requirements-dev.txt). The Python client
-# ships a copy of the schema and its own generated module, checked the same way.
+# ships a copy of the schema and its own generated module (with type stubs), checked the
+# same way.
 PY_CLIENT_PKG := clients/python/src/events_client
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=hub proto/events.proto
 	cp proto/events.proto $(PY_CLIENT_PKG)/events.proto
 	$(PY) -m grpc_tools.protoc -I$(PY_CLIENT_PKG) --python_out=$(PY_CLIENT_PKG) \
-		$(PY_CLIENT_PKG)/events.proto
+		--pyi_out=$(PY_CLIENT_PKG) $(PY_CLIENT_PKG)/events.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

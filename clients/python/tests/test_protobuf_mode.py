@@ -86,7 +86,8 @@ def test_shipped_schema_is_the_servers():
 
 
 def test_generated_module_is_current(tmp_path):
-    """events_client/events_pb2.py is exactly what the pinned protoc makes of events.proto."""
+    """events_client/events_pb2.py and its stub events_pb2.pyi are exactly what the pinned
+    protoc makes of events.proto."""
     try:
         import grpc_tools  # noqa: F401
     except ImportError:
@@ -94,6 +95,8 @@ def test_generated_module_is_current(tmp_path):
             pytest.fail("grpcio-tools (the client's test extra) is missing")
         pytest.skip("grpcio-tools (the client's test extra) is missing")
     subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{PACKAGE}",
-                    f"--python_out={tmp_path}", str(PACKAGE / "events.proto")], check=True)
-    fresh = (tmp_path / "events_pb2.py").read_text()
-    assert fresh == (PACKAGE / "events_pb2.py").read_text(), "run `make proto`"
+                    f"--python_out={tmp_path}", f"--pyi_out={tmp_path}",
+                    str(PACKAGE / "events.proto")], check=True)
+    for name in ("events_pb2.py", "events_pb2.pyi"):
+        fresh = (tmp_path / name).read_text()
+        assert fresh == (PACKAGE / name).read_text(), f"{name} is stale: run `make proto`"

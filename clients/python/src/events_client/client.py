@@ -153,12 +153,13 @@ class Client:
         client is closed; raises Revoked, AuthError or ConnectError when it fails."""
         while True:
             item = await self.queue.get()
-            if item is _END or isinstance(item, BaseException):
-                self.queue.put_nowait(item)  # so that every later iteration ends the same way
-                if item is _END:
-                    return
+            if isinstance(item, Event):
+                yield item
+                continue
+            self.queue.put_nowait(item)  # so that every later iteration ends the same way
+            if isinstance(item, BaseException):
                 raise item
-            yield item
+            return
 
     # -- requests --------------------------------------------------------------------------
 

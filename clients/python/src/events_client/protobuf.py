@@ -49,7 +49,8 @@ def encode_request(request_id: int | None, verb: str, data: dict[str, Any]) -> b
     field, payload = _request_payload(verb, data)
     request = pb.Request(id=request_id)
     getattr(request, field).CopyFrom(payload)
-    return request.SerializeToString()
+    serialised: bytes = request.SerializeToString()
+    return serialised
 
 
 def _to_dict(message: Message, drop_empty: bool = False) -> dict[str, Any]:

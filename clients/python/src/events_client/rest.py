@@ -75,8 +75,9 @@ async def _post(url: str, path: str, body: dict[str, Any] | None, *, token: str 
         parsed = response.json()
     except ValueError:
         parsed = None
-    if response.is_success and isinstance(parsed, dict) and "data" in parsed:
-        return parsed["data"]
+    if response.is_success and isinstance(parsed, dict) and isinstance(parsed.get("data"), dict):
+        data: dict[str, Any] = parsed["data"]
+        return data
     error = parsed.get("error") if isinstance(parsed, dict) else None
     error = error if isinstance(error, dict) else {}
     kind = AuthError if response.status_code in (401, 403) else ApiError
