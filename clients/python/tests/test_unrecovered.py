@@ -9,7 +9,7 @@ import signal
 
 import pytest
 from liveserver import Gate, admin_tokens, unique
-from support import FAST, Collector, broadcast, entry, new_room, new_user
+from support import FAST, Collector, broadcast, call, entry, new_room, new_user
 
 import events_client
 
@@ -73,3 +73,34 @@ async def test_room_epoch_lost_in_a_crash_is_reported_not_recovered(make_server)
         await room.publish({"n": 4})
         await watch.until(lambda: 4 in watch.messages(channel))
         assert watch.messages(channel) == [1, 2, 3, 4]
+
+
+async def test_room_refused_on_resubscribe_is_reported_and_left(server):
+    """Removed from a private room while disconnected, the client's re-subscription is
+    refused: the recovery entry says recovered false with the error code, the Subscription
+    is left with RequestError, and later reconnects no longer ask for the room."""
+    owner, member = await new_user(server.url), await new_user(server.url)
+    channel = await new_room(server.url, owner.access_token, private=True)
+    name = channel.split(":", 1)[1]
+    status, body = await call(server.url, "POST", f"/api/v1/rooms/{name}/members",
+                              owner.access_token, {"user_id": member.user["id"]})
+    assert status == 201, body
+    async with Gate(server.port) as gate, \
+            events_client.connect(gate.url, token=member.access_token, backoff=FAST) as client:
+        watch = Collector(client)
+        room = await client.subscribe(channel)
+        gate.cut()
+        status, body = await call(server.url, "DELETE",
+                                  f"/api/v1/rooms/{name}/members/{member.user['id']}",
+                                  owner.access_token)
+        assert status == 200, body
+        gate.open()
+        await watch.until(lambda: len(watch.recoveries()) == 2)
+        assert entry(watch.recoveries()[1], channel) == {
+            "channel": channel, "recovered": False, "missed": 0, "error": "forbidden"}
+        assert not room.active and isinstance(room.error, events_client.RequestError)
+        assert room.error.code == "forbidden" and channel not in client.subscriptions
+        gate.cut()
+        gate.open()
+        await watch.until(lambda: len(watch.recoveries()) == 3)
+        assert watch.recoveries()[2] == [{"channel": None, "recovered": True, "missed": 0}]
