@@ -32,12 +32,16 @@ async def test_resumes_feed_and_room_after_a_cut_with_every_missed_event(server)
     async with Gate(server.port) as gate, \
             events_client.connect(gate.url, token=user.access_token, backoff=FAST) as client, \
             events_client.connect(server.url, token=other.access_token) as publisher:
-        watch = Collector(client)
+        watch, witness = Collector(client), Collector(publisher)
         await client.subscribe(channel)
+        await publisher.subscribe(channel)
         await publish_both(server.url, admin.access_token, publisher, channel, tag, range(1, 11))
         await watch.until(lambda: watch.counts(tag, channel) == (10, 10))
         gate.cut()
         await publish_both(server.url, admin.access_token, publisher, channel, tag, range(11, 21))
+        # An alert may reach the feed a moment after its POST answered: open the gate once a
+        # connected client has all 20 of each, so that the 10 are missed, not live.
+        await witness.until(lambda: witness.counts(tag, channel) == (20, 20))
         gate.open()
         await watch.until(lambda: len(watch.recoveries()) == 2)
         await publish_both(server.url, admin.access_token, publisher, channel, tag, range(21, 23))
@@ -95,8 +99,9 @@ async def test_resumes_after_a_sigterm_restart(make_server, caplog):
     async with Gate(live.port) as gate, \
             events_client.connect(gate.url, token=user.access_token, backoff=FAST) as client, \
             events_client.connect(live.url, token=other.access_token, backoff=FAST) as publisher:
-        watch = Collector(client)
+        watch, witness = Collector(client), Collector(publisher)
         await client.subscribe(channel)
+        await publisher.subscribe(channel)
         await publish_both(live.url, admin.access_token, publisher, channel, tag, range(1, 6))
         await watch.until(lambda: watch.counts(tag, channel) == (5, 5))
         await asyncio.to_thread(live.stop)  # SIGTERM: every socket is closed with 1001
@@ -104,6 +109,7 @@ async def test_resumes_after_a_sigterm_restart(make_server, caplog):
         await asyncio.to_thread(live.start)
         # The publisher reconnects by itself; its publish waits for that.
         await publish_both(live.url, admin.access_token, publisher, channel, tag, range(6, 11))
+        await witness.until(lambda: witness.counts(tag, channel) == (10, 10))
         gate.open()
         await watch.until(lambda: len(watch.recoveries()) == 2)
         await publish_both(live.url, admin.access_token, publisher, channel, tag, range(11, 13))

@@ -1,4 +1,4 @@
-"""Token refresh: with 4-second access tokens, one socket outlives many of them (a refresh
+"""Token refresh: with 5-second access tokens, one socket outlives many of them (a refresh
 token, or a get_token callable, supplies the next; auth.refresh swaps it in); without a way
 to renew, the `token expired` close ends the client with AuthError."""
 
@@ -15,12 +15,12 @@ from support import FAST, Collector, broadcast, new_user
 import events_client
 
 pytestmark = pytest.mark.anyio
-TTL = 4
+TTL = 5
 
 
 @pytest.fixture(scope="module")
 def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A server whose access tokens live 4 seconds."""
+    """A server whose access tokens live 5 seconds."""
     live = LiveServer(tmp_path_factory.mktemp("ttl"), f"--access-token-ttl={TTL}")
     live.create_admin()
     yield live.start()

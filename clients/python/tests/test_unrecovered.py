@@ -25,8 +25,9 @@ async def test_trimmed_position_is_reported_not_recovered(make_server):
     async with Gate(live.port) as gate, \
             events_client.connect(gate.url, token=user.access_token, backoff=FAST) as client, \
             events_client.connect(live.url, token=admin.access_token) as publisher:
-        watch = Collector(client)
+        watch, witness = Collector(client), Collector(publisher)
         room = await client.subscribe(channel)
+        await publisher.subscribe(channel)
         for n in (1, 2):
             await broadcast(live.url, admin.access_token, f"{tag}:{n}")
             await publisher.publish(channel, {"n": n})
@@ -35,6 +36,7 @@ async def test_trimmed_position_is_reported_not_recovered(make_server):
         for n in range(3, 13):
             await broadcast(live.url, admin.access_token, f"{tag}:{n}")
             await publisher.publish(channel, {"n": n})
+        await witness.until(lambda: witness.counts(tag, channel) == (12, 12))  # all published
         gate.open()
         await watch.until(lambda: len(watch.recoveries()) == 2)
         resumed = watch.recoveries()[1]
