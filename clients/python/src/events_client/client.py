@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from .backoff import Backoff
-from .errors import ConnectionLost, RequestTimeout
+from .errors import ConnectionLost, RequestError, RequestTimeout
 from .event import Event
 from .link import Link
 from .receiver import Receiver
@@ -224,7 +224,11 @@ class Client:
             return
         subscription.left(None)
         if self.link.live is not None:
-            await self.request("unsubscribe", {"channel": channel})
+            try:
+                await self.request("unsubscribe", {"channel": channel})
+            except RequestError as exc:
+                if exc.code != "not_subscribed":  # the server dropped it first: same outcome
+                    raise
 
     async def publish(self, channel: str, data: dict[str, Any]) -> dict[str, Any]:
         """Publishes a JSON object to a room (no subscription needed); returns the reply."""
