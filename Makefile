@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install run cluster test test-asyncio lint proto bench bench-quick bench-metrics bench-wire bench-paired \
-	clean
+.PHONY: install run cluster test test-asyncio test-python-client lint proto bench bench-quick \
+	bench-metrics bench-wire bench-paired clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,9 @@ $(RUN_STAMP): pyproject.toml requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $(RUN_STAMP)
 
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt | $(PY)
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt clients/python/pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e './clients/python[test]'
 	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
@@ -41,6 +42,11 @@ clients/%/node_modules: clients/%/package.json clients/%/package-lock.json
 
 test: $(STAMP) $(NODE_CLIENTS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest clients/python/tests $(CLIENT_PYTEST_ARGS)
+
+# The Python client library's own tests (clients/python), against real server processes.
+test-python-client: $(STAMP)
+	$(PY) -m pytest clients/python/tests $(CLIENT_PYTEST_ARGS)
 
 # The WebSocket, SSE and cluster tests on the stock asyncio loop (`make test` runs everything
 # on the default loop: uvloop when installed), so both loops the server supports are tested.
@@ -54,9 +60,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # hub/events_pb2.py is generated from proto/events.proto and committed; a test checks it is
-# current (grpcio-tools bundles protoc, pinned in requirements-dev.txt).
+# current (grpcio-tools bundles protoc, pinned in requirements-dev.txt). The Python client
+# ships a copy of the schema and its own generated module (with type stubs), checked the
+# same way.
+PY_CLIENT_PKG := clients/python/src/events_client
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=hub proto/events.proto
+	cp proto/events.proto $(PY_CLIENT_PKG)/events.proto
+	$(PY) -m grpc_tools.protoc -I$(PY_CLIENT_PKG) --python_out=$(PY_CLIENT_PKG) \
+		--pyi_out=$(PY_CLIENT_PKG) $(PY_CLIENT_PKG)/events.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
