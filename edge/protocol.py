@@ -242,6 +242,13 @@ class StrictProtocol(WebSocketProtocol13):
         """Whether permessage-deflate was agreed in the handshake."""
         return self._compressor is not None
 
+    @property
+    def deflate_window(self) -> int:
+        """The window, in bits, the agreed permessage-deflate lets this server compress with
+        (its answer's server_max_window_bits, else 15); 0 when compression was not agreed."""
+        compressor = self._compressor
+        return compressor._max_wbits if compressor is not None else 0
+
     def ping(self) -> None:
         """Sends a ping for the shared heartbeat, which checks pong_received at its deadline."""
         self._received_pong = False

@@ -14,7 +14,7 @@ from typing import Any
 from hub import deflate, protowire
 
 __all__ = ["EventType", "Event", "Encoded", "frame", "frame_text", "now_rfc3339", "dumps",
-           "JSON", "DEFLATE", "PROTOBUF"]
+           "JSON", "DEFLATE", "PROTOBUF", "NARROW", "window_bits"]
 
 
 class EventType(StrEnum):
@@ -69,9 +69,15 @@ def dumps(value: Any) -> str:
 
 TEXT, BINARY = 0x1, 0x2  # WebSocket opcodes
 # The wire variants of an event, as bit flags: a connection's variant is its subprotocol
-# (JSON or protobuf) plus whether it negotiated permessage-deflate.
-JSON, DEFLATE, PROTOBUF = 0, 1, 2
-VARIANTS = 4
+# (JSON or protobuf) plus whether it negotiated permessage-deflate, and NARROW (always with
+# DEFLATE) when it capped the server's window below 15 bits (hub/deflate.py).
+JSON, DEFLATE, PROTOBUF, NARROW = 0, 1, 2, 4
+VARIANTS = 8
+
+
+def window_bits(variant: int) -> int:
+    """Returns the deflate window a deflating variant's payloads are made with."""
+    return deflate.NARROW_WINDOW_BITS if variant & NARROW else deflate.WINDOW_BITS
 
 
 def frame(payload: bytes, opcode: int = TEXT, compressed: bool = False) -> bytes:
@@ -151,12 +157,13 @@ class Encoded:
             payload, opcode = self.payload, TEXT
         made = None
         if variant & DEFLATE and len(payload) >= deflate.THRESHOLD:
-            packed = deflate.deflate_message(payload)
+            packed = deflate.deflate_message(payload, window_bits(variant))
             if len(packed) < len(payload):
                 made = frame(packed, opcode, compressed=True)
         if made is None:
-            made = self.frames[variant & ~DEFLATE] or frame(payload, opcode)
-            self.frames[variant & ~DEFLATE] = made
+            plain = variant & PROTOBUF
+            made = self.frames[plain] or frame(payload, opcode)
+            self.frames[plain] = made
         self.frames[variant] = made
         return made
 
