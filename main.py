@@ -7,9 +7,11 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 import tornado.httpserver
 from tornado.ioloop import IOLoop
+from tornado.web import Application
 
 from app import make_app, make_context, make_metrics_app, upgrade_route
 from config import ConfigError, Settings, parse_args
@@ -63,8 +65,13 @@ def configure_logging(debug: bool, log_format: str = "text") -> None:
                         force=True)
 
 
-async def serve(settings: Settings) -> None:
-    """Runs the server until SIGTERM or SIGINT, then closes every socket with 1001 and exits."""
+async def serve(settings: Settings, build: Callable[[Context], Application] = make_app,
+                route: Callable[[Context], tuple] = upgrade_route) -> None:
+    """Runs the server until SIGTERM or SIGINT, then closes every socket with 1001 and exits.
+
+    `build` makes the application and `route` names the route of its upgrade lane (app.py's
+    by default; the conformance run's echo application, proof/echo.py, passes its own).
+    """
     internals.check()
     init_db(settings.effective_database_url)
     ensure_lobby()
@@ -72,8 +79,8 @@ async def serve(settings: Settings) -> None:
     await ctx.broker.start()
     await ctx.start()  # streams restored, unpublished outbox rows published: then serve
     ctx.messages.start()
-    app = make_app(ctx)
-    server = EdgeServer(app, settings=settings, upgrade_route=upgrade_route(ctx))
+    app = build(ctx)
+    server = EdgeServer(app, settings=settings, upgrade_route=route(ctx))
     server.listen(settings.port, settings.address, backlog=LISTEN_BACKLOG)
     metrics_server = None
     if settings.metrics and settings.metrics_port:
