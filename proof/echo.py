@@ -36,7 +36,7 @@ __all__ = ["EchoSocketHandler", "echo_frame", "echo_route", "make_echo_app", "ec
 
 PATH = "/echo"
 # Group 9 of the cases sends messages of up to 16 MiB, where the contract closes /ws with 1009
-# from 64 KiB (tests/test_robustness_ws.py proves that close); the echo route takes them whole.
+# from 64 KiB (tests/test_ws_inbound.py proves that close); the echo route takes them whole.
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
 
