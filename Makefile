@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: install run cluster test test-asyncio test-python-client lint proto bench bench-quick \
-	bench-metrics bench-wire bench-paired clean
+	bench-metrics bench-wire bench-paired conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,7 +71,22 @@ proto: $(STAMP)
 		--pyi_out=$(PY_CLIENT_PKG) $(PY_CLIENT_PKG)/events.proto
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CONFORMANCE_VENV) .pytest_cache .ruff_cache proof/reports
+
+# -- RFC 6455 conformance: the Autobahn|Testsuite cases, replayed by kosoku against the echo
+# route of the real WebSocket stack (proof/, docs/websocket.md "Conformance"). kosoku has a
+# venv of its own. FULL=1 runs every group (1-7, 9, 10, 12, 13; about 10 minutes); the
+# default is what CI runs (1-7, 12.1, 13.1). Reports: proof/reports/.
+CONFORMANCE_VENV := .venv-conformance
+CONFORMANCE_STAMP := $(CONFORMANCE_VENV)/.installed
+
+$(CONFORMANCE_STAMP): requirements-conformance.txt
+	test -x $(CONFORMANCE_VENV)/bin/python || $(PYTHON) -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/python -m pip install --quiet -r requirements-conformance.txt
+	touch $(CONFORMANCE_STAMP)
+
+conformance: $(STAMP) $(CONFORMANCE_STAMP)
+	$(PY) -m proof.conformance $(if $(FULL),--full) $(CONFORMANCE_ARGS)
 
 # -- benchmarks: see docs/benchmarks.md ----------------------------------------------------
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -18,6 +18,7 @@ from typing import Any
 import peewee
 import tornado.httpserver
 from tornado.ioloop import IOLoop
+from tornado.web import Application
 
 from app import make_app, make_context, make_metrics_app, upgrade_route
 from auth.jwt import MIN_SECRET, stored_secret
@@ -128,16 +129,22 @@ def preflight(settings: Settings) -> tuple[list[socket.socket], list[socket.sock
 
 
 async def serve(settings: Settings, sockets: list[socket.socket],
-                metrics_sockets: list[socket.socket]) -> None:
+                metrics_sockets: list[socket.socket],
+                build: Callable[[Context], Application] = make_app,
+                route: Callable[[Context], tuple] = upgrade_route) -> None:
     """Runs the server on bound sockets until SIGTERM or SIGINT, then closes every socket
-    with 1001 and exits."""
+    with 1001 and exits.
+
+    `build` makes the application and `route` names the route of its upgrade lane (app.py's
+    by default; the conformance run's echo application, proof/echo.py, passes its own).
+    """
     internals.check()
     ctx = make_context(settings)  # writes the generated secret, if there is none yet
     await ctx.broker.start()
     await ctx.start()  # streams restored, unpublished outbox rows published: then serve
     ctx.messages.start()
-    app = make_app(ctx)
-    server = EdgeServer(app, settings=settings, upgrade_route=upgrade_route(ctx))
+    app = build(ctx)
+    server = EdgeServer(app, settings=settings, upgrade_route=route(ctx))
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     metrics_server = None

@@ -22,7 +22,7 @@ from tornado.httpserver import HTTPServer, _HTTPRequestContext
 from tornado.iostream import IOStream
 from tornado.tcpserver import TCPServer
 from tornado.web import RequestHandler
-from tornado.websocket import WebSocketProtocol13
+from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 
 __all__ = [
     "write_frame", "write_frames", "backlog", "unread", "break_cycles", "preset_handler",
@@ -47,6 +47,9 @@ METHOD_INTERNALS = ((RequestHandler, "detach"),
                     (tornado.httputil, "_encode_header"))
 # Attributes of Tornado's servers that add_listener(), stopped() and track() use.
 SERVER_INTERNALS = ("_sockets", "_handlers", "_stopped", "_connections")
+# The attribute of Tornado's permessage-deflate compressor edge/protocol.py reads (the window
+# the handshake agreed).
+COMPRESSOR_INTERNALS = ("_max_wbits",)
 
 
 # -- streams: the fan-out's writes and backlog -------------------------------------------------
@@ -181,6 +184,9 @@ def check() -> None:
         server = HTTPServer(lambda request: None)
         missing += [f"HTTPServer.{name}" for name in SERVER_INTERNALS
                     if not hasattr(server, name)]
+        compressor = _PerMessageDeflateCompressor(False, 9)
+        missing += [f"_PerMessageDeflateCompressor.{name}" for name in COMPRESSOR_INTERNALS
+                    if getattr(compressor, name, None) != 9]
     finally:
         left.close()
         right.close()

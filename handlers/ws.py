@@ -74,10 +74,19 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         self.ctx.hub.writes.arm()
         self.client.held, self.client.held_size = [head], len(head)
         self.ctx.hub.writes.add(self.client)
-        # The welcome goes first, with the feed position; then the missed feed events (when
-        # `since`/`epoch` name a recoverable position); then registering, which announces
-        # the user (user.online) to admins. All in this one IOLoop turn, so no live event can
-        # come before or between the replayed ones, nor twice.
+        # The welcome goes first, with the feed position; then the missed feed events; then
+        # registering, which announces the user (user.online) to admins. All in this one
+        # IOLoop turn, so no live event can come before or between the replayed ones, nor twice.
+        self.greet(caller)
+        self.ctx.hub.register(self.client)
+        self.ctx.metrics.connection_opened()
+        self._schedule_expiry(caller.expires_at)
+        self._shed_handshake_state()
+
+    def greet(self, caller: Principal) -> None:
+        """Sends the welcome with the feed position, then the feed events missed since the
+        position `since`/`epoch` name, when it is recoverable."""
+        assert self.client is not None
         since = self.get_query_argument("since", None)
         epoch = self.get_query_argument("epoch", None)
         recovery, missed = self.ctx.hub.recover(self.client, FEED, since, epoch)
@@ -90,10 +99,6 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         }).encode())
         for event in missed:
             self.send(event)
-        self.ctx.hub.register(self.client)
-        self.ctx.metrics.connection_opened()
-        self._schedule_expiry(caller.expires_at)
-        self._shed_handshake_state()
 
     @property
     def protobuf(self) -> bool:

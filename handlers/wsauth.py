@@ -12,8 +12,8 @@ from edge import internals
 from edge.access_log import redact
 from edge.protocol import StrictProtocol, strict_protocol
 from handlers.base import ErrorEnvelopeMixin, bearer_token
-from hub import protowire
-from hub.events import DEFLATE, JSON, PROTOBUF
+from hub import deflate, protowire
+from hub.events import DEFLATE, JSON, NARROW, PROTOBUF
 from hub.history import StreamUnavailable
 from hub.messages import FEED
 from services.errors import (
@@ -134,6 +134,8 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         variant = PROTOBUF if self.selected_subprotocol == protowire.SUBPROTOCOL else JSON
         if isinstance(self.ws_connection, StrictProtocol) and self.ws_connection.compressing:
             variant |= DEFLATE
+            if self.ws_connection.deflate_window < deflate.WINDOW_BITS:
+                variant |= NARROW  # the client capped the server's window (hub/deflate.py)
         return variant
 
     def _cap_send_buffer(self) -> None:
