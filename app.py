@@ -288,10 +288,12 @@ def make_app(ctx: Context) -> tornado.web.Application:
     )
 
 
-def make_metrics_app(ctx: Context) -> tornado.web.Application:
-    """Returns the application for --metrics-port: /metrics alone, without auth."""
+def make_metrics_app(ctx: Context, internal: bool = False) -> tornado.web.Application:
+    """Returns the application for --metrics-port: /metrics alone, without auth (internal:
+    a --workers worker's loopback listener, its own registry alone)."""
+    options = {"ctx": ctx, "dedicated": True, "internal": internal}
     return tornado.web.Application(
-        [(r"/metrics", metrics.MetricsHandler, {"ctx": ctx, "dedicated": True})],
+        [(r"/metrics", metrics.MetricsHandler, options)],
         log_function=functools.partial(log_request, recorder=None),
         default_handler_class=NotFoundHandler,
         default_handler_args={"ctx": ctx},
