@@ -160,6 +160,7 @@ async def serve(settings: Settings, sockets: list[socket.socket],
         log.info("metrics on http://%s:%d/metrics", settings.address, settings.metrics_port)
     tune_gc()
     ctx.health.start()
+    ctx.loop_lag.start()
     housekeeper = Housekeeper(server)
     housekeeper.start()
     log.info("listening on http://%s:%d (database %s, %s loop)", settings.address, port,
@@ -180,6 +181,7 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
     log.info("shutting down: closing %d connection(s)", len(ctx.hub.clients))
     server.stop()
     ctx.health.stop()
+    ctx.loop_lag.stop()
     ctx.hub.close_all(SHUTTING_DOWN)
     deadline = IOLoop.current().time() + SHUTDOWN_GRACE_SECONDS
     # Give close frames a moment to flush before the process exits.
