@@ -267,6 +267,13 @@ class Settings:
     metrics_port: int = _option(
         0, _port, "serve /metrics only on this port, without auth (default 0: on the main port)")
     log_format: str = _option("text", _log_format, "text|json: log line format (default text)")
+    workers: int = _option(
+        1, _non_negative_int,
+        "server processes sharing the port (SO_REUSEPORT), as one Redis cluster; 0 = one per "
+        "core; needs --broker=redis (default 1)")
+    worker: int = _option(
+        0, _non_negative_int, "this process's number among --workers (set by the parent; "
+        "default 0: not a worker)")
     loop: str = _option(
         "auto", _loop, "auto|asyncio|uvloop: the event loop (default auto: uvloop when installed)")
     history_size: int = _option(
@@ -420,5 +427,8 @@ def parse_args(
         parser.error("--metrics-port must differ from --port")
     if args.jwt_jwks_url and args.jwt_public_key_file:
         parser.error("give --jwt-jwks-url or --jwt-public-key-file, not both")
+    if args.workers != 1 and args.broker != "redis":
+        parser.error("--workers needs --broker=redis: the workers act as the nodes of one "
+                     "cluster (add --broker=redis and --redis-url)")
     settings = Settings(**{f.name: getattr(args, f.name) for f in option_fields()})
     return args.command or "serve", settings, args
