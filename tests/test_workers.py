@@ -170,3 +170,26 @@ async def test_sigterm_drains_every_worker(tmp_path):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_workers_do_not_outlive_a_killed_parent(tmp_path):
+    """A SIGKILLed parent takes its workers with it (they get SIGTERM and drain)."""
+    workers = Workers(tmp_path)
+    try:
+        assert wait_for(workers.health, 60), "the workers did not start"
+        status, body = await call(workers.port, "POST", "/api/v1/auth/login", ADMIN)
+        pids = [n["pid"] for n in await nodes(workers.port, body["data"]["access_token"], 2)]
+        workers.proc.kill()
+
+        def gone() -> bool:
+            for pid in pids:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                return False
+            return True
+        assert wait_for(gone, 30), "a worker outlived its parent"
+    finally:
+        workers.stop()
