@@ -26,6 +26,7 @@ RESTART_MIN, RESTART_MAX = 1.0, 30.0  # seconds before a dead worker starts agai
 STABLE = 60.0  # a worker that lived this long resets its back-off
 STOP_TIMEOUT = 20.0  # seconds workers get to drain after SIGTERM before SIGKILL
 POLL = 0.2
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def worker_count(workers: int) -> int:
@@ -74,7 +75,8 @@ class Supervisor:
         return self._drain()
 
     def _start(self, worker: _Worker) -> None:
-        worker.proc = subprocess.Popen(self.command(worker.index), stdin=subprocess.DEVNULL)
+        worker.proc = subprocess.Popen(self.command(worker.index), stdin=subprocess.DEVNULL,
+                                       preexec_fn=_die_with_parent)
         worker.started = time.monotonic()
         log.info("worker %d started (pid %d)", worker.index, worker.proc.pid)
 
@@ -107,6 +109,17 @@ class Supervisor:
                 proc.wait()
         log.info("stopped")
         return 0
+
+
+def _die_with_parent() -> None:
+    """Asks Linux to send the worker SIGTERM if the parent dies (even by SIGKILL), so no
+    worker outlives its supervisor; elsewhere it does nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def without_workers(args: Sequence[str]) -> list[str]:

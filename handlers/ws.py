@@ -27,6 +27,8 @@ __all__ = ["EventSocketHandler"]
 log = logging.getLogger("ws")
 
 WELCOME = "Welcome to WebSocket real-time updates"
+_NO_PATH_ARGS: list[str] = []
+_NO_KWARGS: dict[str, Any] = {}
 
 
 class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
@@ -39,10 +41,10 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         # the room left to add keys to it; a key first set after concurrent handshakes have
         # begun no longer fits, and then every socket gets an unshared dict (~1.3 KiB more).
         internals.preset_handler(self)
-        self.path_args: list[str] = []
-        self.path_kwargs: dict[str, str] = {}
+        self.path_args: list[str] = _NO_PATH_ARGS  # never mutated: shared, as are the next
+        self.path_kwargs: dict[str, str] = _NO_KWARGS
         self.open_args: tuple[Any, ...] = ()
-        self.open_kwargs: dict[str, Any] = {}
+        self.open_kwargs: dict[str, Any] = _NO_KWARGS
         self.ctx = ctx
         self.principal: Principal | None = None
         self.client: Client | None = None

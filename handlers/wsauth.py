@@ -58,6 +58,7 @@ def _take_refusal(stream: Any) -> Exception:
 SUBPROTOCOLS = (protowire.SUBPROTOCOL, protowire.JSON_SUBPROTOCOL)
 # Shared by every upgraded socket in place of its own request and response headers.
 _NO_HEADERS = HTTPHeaders()
+_NO_ARGUMENTS: dict[str, Any] = {}  # read-only once the socket is open
 
 
 class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
@@ -157,9 +158,11 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         client. The URI keeps its path for log lines, with the token redacted.
         """
         self.principal = None
+        self.ui = None  # the template namespace (as RequestHandler's cycle breaking does)
         request = self.request
         request.headers = _NO_HEADERS
-        request.query_arguments = request.arguments = {}
+        request.query_arguments = request.arguments = _NO_ARGUMENTS
+        request.body_arguments = request.files = _NO_ARGUMENTS
         request.uri = redact(request.uri or "")
         request.query = ""
         internals.shed_headers(self, _NO_HEADERS)

@@ -58,6 +58,7 @@ class Workers:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(10)
         self.log.close()
         return self.proc.returncode
 
@@ -151,21 +152,47 @@ async def test_sigterm_drains_every_worker(tmp_path):
     from tornado.websocket import websocket_connect
 
     workers = Workers(tmp_path)
-    assert wait_for(workers.health, 60), "the workers did not start"
-    status, body = await call(workers.port, "POST", "/api/v1/auth/login", ADMIN)
-    admin = body["data"]["access_token"]
-    stats = await nodes(workers.port, admin, 2)
-    pids = [n["pid"] for n in stats]
-    conns = [await websocket_connect(f"ws://127.0.0.1:{workers.port}/ws?token={admin}")
-             for _ in range(10)]
-    for conn in conns:
-        await conn.read_message()
-    workers.proc.send_signal(signal.SIGTERM)
-    for conn in conns:
-        while await conn.read_message() is not None:
-            pass
-        assert conn.close_code == 1001
-    assert workers.stop() == 0
+    try:
+        assert wait_for(workers.health, 60), "the workers did not start"
+        status, body = await call(workers.port, "POST", "/api/v1/auth/login", ADMIN)
+        admin = body["data"]["access_token"]
+        stats = await nodes(workers.port, admin, 2)
+        pids = [n["pid"] for n in stats]
+        conns = [await websocket_connect(f"ws://127.0.0.1:{workers.port}/ws?token={admin}")
+                 for _ in range(10)]
+        for conn in conns:
+            await conn.read_message()
+        workers.proc.send_signal(signal.SIGTERM)
+        for conn in conns:
+            while await conn.read_message() is not None:
+                pass
+            assert conn.close_code == 1001
+    finally:
+        code = workers.stop()
+    assert code == 0
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_workers_do_not_outlive_a_killed_parent(tmp_path):
+    """A SIGKILLed parent takes its workers with it (they get SIGTERM and drain)."""
+    workers = Workers(tmp_path)
+    try:
+        assert wait_for(workers.health, 60), "the workers did not start"
+        status, body = await call(workers.port, "POST", "/api/v1/auth/login", ADMIN)
+        pids = [n["pid"] for n in await nodes(workers.port, body["data"]["access_token"], 2)]
+        workers.proc.kill()
+
+        def gone() -> bool:
+            for pid in pids:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                return False
+            return True
+        assert wait_for(gone, 30), "a worker outlived its parent"
+    finally:
+        workers.stop()
