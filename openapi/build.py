@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ref", "envelope", "json_content", "success", "body", "path_param", "query_param",
-           "header_param", "operation", "link", "BEARER", "API_KEY", "PUBLIC", "ERROR_RESPONSES",
-           "obj", "string", "integer", "nullable"]
+__all__ = ["ref", "trimmed_text", "envelope", "json_content", "success", "body", "path_param",
+           "query_param", "header_param", "operation", "link", "BEARER", "API_KEY", "PUBLIC",
+           "ERROR_RESPONSES", "obj", "string", "integer", "nullable"]
 
 Schema = dict[str, Any]
 
@@ -42,6 +42,21 @@ def string(description: str = "", **constraints: Any) -> Schema:
     """Returns a string schema."""
     return {"type": "string", **({"description": description} if description else {}),
             **constraints}
+
+
+# What Python's str.strip() removes (str.isspace()), as a regex class body.
+_SPACE = ("\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
+          "\\u2028\\u2029\\u202f\\u205f\\u3000")
+
+
+def trimmed_text(description: str, longest: int, forbidden: str = "") -> Schema:
+    """Returns a string schema of what a validator accepts after trimming: 1-longest
+    characters once surrounding whitespace is removed, none of `forbidden` (a regex class body)
+    inside."""
+    edge = f"[^{_SPACE}{forbidden}]"
+    inner = f"[^{forbidden}]" if forbidden else "[\\s\\S]"
+    pattern = f"^[{_SPACE}]*{edge}(?:{inner}{{0,{longest - 2}}}{edge})?[{_SPACE}]*$"
+    return string(description, pattern=pattern)
 
 
 def integer(description: str = "", **constraints: Any) -> Schema:

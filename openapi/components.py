@@ -83,9 +83,13 @@ def _schemas() -> dict[str, Schema]:
                        "created_at": TIMESTAMP, "last_used_at": nullable(TIMESTAMP)}),
         "Transports": obj({"websocket": integer(minimum=0), "sse": integer(minimum=0)}),
         "NodeStats": node,
+        "HubStats": obj({**stats_fields, "nodes": {"type": "array",
+                                                  "items": ref("NodeStats")}},
+                        description="The hub's counters, summed over the cluster's nodes."),
         "Stats": obj({**stats_fields, "nodes": {"type": "array", "items": ref("NodeStats")},
                       "delivery": ref("Delivery")},
-                     description="The hub's counters, summed over the cluster's nodes."),
+                     description="The hub's counters, summed over the cluster's nodes, and "
+                                 "this node's delivery numbers for the dashboard."),
         "Delivery": obj({"window_seconds": {"type": "number"}, "publishes": integer(minimum=0),
                          "latency_ms": obj({q: {"type": "number"}
                                             for q in ("p50", "p95", "p99", "max")}),

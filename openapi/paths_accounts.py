@@ -17,14 +17,14 @@ from openapi.build import (
     ref,
     string,
     success,
+    trimmed_text,
 )
 
 __all__ = ["paths", "NAME", "EMAIL", "PASSWORD", "USER_ID"]
 
-# "1-100 characters after trimming, no control characters" (services/validation.py name()).
-NAME = string("1-100 characters, not only spaces; no control characters", minLength=1,
-              maxLength=100, pattern="^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*\\S"
-                                     "[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$")
+# services/validation.py name(): trimmed first, then 1-100 characters, no control characters.
+NAME = trimmed_text("1-100 characters once trimmed; no control characters", 100,
+                    "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029")
 EMAIL = string("an email address, at most 254 characters; case does not matter",
                maxLength=254, pattern="^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9]"
                                       "(?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9]"
@@ -62,6 +62,10 @@ def _auth() -> dict[str, Any]:
         "GetUser": link("getUser", "Reads the new account.",
                         {"path.id": "$response.body#/data/user/id"}),
         **_session_links("new"),
+        "ChangePassword": link("changePassword", "Changes the new account's password.",
+                               {"header.Authorization": BEARER_OF},
+                               {"current_password": "$request.body#/password",
+                                "new_password": "$request.body#/password"}),
     }
     return {
         "/api/v1/auth/register": {"post": operation(

@@ -21,8 +21,8 @@ def _hub() -> dict[str, Any]:
     sent = obj({"success": {"const": True}, "message": {"const": "Broadcast sent successfully"},
                 "recipients": integer("this node's sockets that received it at once",
                                       minimum=0),
-                "stats": ref("Stats")})
-    stats = {**ref("Stats")}
+                "stats": ref("HubStats")})
+    stats = ref("Stats")
     return {
         "/ws/stats": {"get": operation(
             "getStats", TAG, "Hub statistics",

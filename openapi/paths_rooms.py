@@ -23,8 +23,8 @@ __all__ = ["paths"]
 
 TAG = "Rooms"
 NAME = path_param("name", ROOM_NAME, "the room's name (channel `room:<name>`)", "lobby")
-MEMBER_ID = path_param("user_id", integer(minimum=1, maximum=999_999_999_999_999_999),
-                       "the member's user id", 7)
+ID = integer(minimum=1, maximum=999_999_999_999_999_999)
+MEMBER_ID = path_param("user_id", ID, "the member's user id", 7)
 ROOM_EXAMPLE = {"name": "dev", "channel": "room:dev", "title": "Developers", "private": True,
                 "owner_id": 42, "created_at": "2026-11-26T10:00:00Z", "subscribers": 3,
                 "online": 2}
@@ -96,7 +96,7 @@ def _members() -> dict[str, Any]:
                 "addMember", TAG, "Add a member", "Owner or admin admits a user.",
                 security=BEARER, errors=(400, 401, 403, 404, 409, 413, 503),
                 parameters=[NAME],
-                request_body=body(obj({"user_id": integer(minimum=1)}), {"user_id": 7}),
+                request_body=body(obj({"user_id": ID}), {"user_id": 7}),
                 responses={"201": success("The new member.", ref("Member"),
                                           links=added_links)})},
         "/api/v1/rooms/{name}/members/{user_id}": {"delete": operation(
@@ -113,7 +113,8 @@ def _messages() -> dict[str, Any]:
             query_param("limit", integer(minimum=1, maximum=100), "messages per page "
                         "(default 50)", False, 20),
             query_param("before", string("a message id: the page ends before it",
-                                         maxLength=64), "`next_before` of the previous page")]
+                                         pattern="^[0-9a-f]{0,32}$"),
+                        "`next_before` of the previous page")]
     history = obj({"messages": {"type": "array", "items": ref("StoredMessage")},
                    "next_before": {"type": ["string", "null"],
                                    "description": "null on the last page"}})

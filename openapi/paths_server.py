@@ -18,6 +18,7 @@ from openapi.build import (
     ref,
     string,
     success,
+    trimmed_text,
 )
 from openapi.components import ROOM_CHANNEL, SCOPES, TIMESTAMP
 
@@ -104,9 +105,8 @@ def _server() -> dict[str, Any]:
 def _keys() -> dict[str, Any]:
     """Returns the admin API key paths."""
     scopes = {"type": "array", "items": {"enum": SCOPES}, "minItems": 1}
-    create = obj({"name": string("1-100 characters, not only spaces", minLength=1,
-                                 maxLength=100, pattern="\\S"),
-                  "scopes": {"oneOf": [scopes, string("comma-separated scopes")]}},
+    create = obj({"name": trimmed_text("1-100 characters once trimmed", 100),
+                  "scopes": {**scopes, "description": "default: all five"}},
                  required=("name",))
     created = obj({"id": integer(minimum=1), "name": string(), "scopes": scopes,
                    "key": string("the key, shown this once", pattern="^evk_")})

@@ -182,6 +182,7 @@ async def test_real_answers_fit_the_document(api):
         ("GET", "/api/v1/rooms/{name}/messages", None, token, 200),
         ("POST", "/api/v1/admin/api-keys", {"name": "docs"}, admin, 201),
         ("GET", "/ws/stats", None, admin, 200),
+        ("POST", "/ws/broadcast", {"message": "docs"}, admin, 200),
         ("POST", "/api/v1/auth/register", {"email": "x@"}, None, 400),
         ("GET", "/api/v1/users", None, token, 403),
         ("GET", "/api/v1/users/me", None, None, 401),
