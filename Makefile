@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire bench-paired \
-	clean
+	fuzz-api clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=hub proto/events.proto
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache proof/reports
 
 # -- benchmarks: see docs/benchmarks.md ----------------------------------------------------
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -79,3 +79,10 @@ bench-paired: $(BENCH_STAMP)
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)
 	$(PY) -m bench.workloads.overhead $(BENCH_ARGS)
+
+# -- the REST API fuzzed from its OpenAPI document (proof/fuzz_api.py, docs/api.md "Fuzzing
+# the API"): schemathesis against a server on SQLite, one on PostgreSQL and a short run with
+# the rate limits on; exits non-zero on any failure, 5xx, traceback or error line in a
+# server's log. FUZZ_ARGS passes options, e.g. FUZZ_ARGS='--databases sqlite --max-time 600'.
+fuzz-api: $(STAMP)
+	$(PY) -m proof.fuzz_api $(FUZZ_ARGS)
