@@ -43,7 +43,7 @@ proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=hub proto/events.proto
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache proof/reports
+	rm -rf $(VENV) .pytest_cache .ruff_cache proof/reports .schemathesis
 
 # -- benchmarks: see docs/benchmarks.md ----------------------------------------------------
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -46,6 +46,8 @@ max_response_time = 1.0
 [generation]
 # The fuzzer's credentials come from proof/fuzz_hooks.py, never from generated headers.
 with-security-parameters = false
+# Nothing kept between runs (no .schemathesis/ in the checkout): each run stands alone.
+database = "none"
 """
 
 
