@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: install run cluster test test-asyncio test-python-client lint proto bench bench-quick \
-	bench-metrics bench-wire bench-paired conformance clean
+	bench-metrics bench-wire bench-paired conformance fuzz-api clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,7 +71,7 @@ proto: $(STAMP)
 		--pyi_out=$(PY_CLIENT_PKG) $(PY_CLIENT_PKG)/events.proto
 
 clean:
-	rm -rf $(VENV) $(CONFORMANCE_VENV) .pytest_cache .ruff_cache proof/reports
+	rm -rf $(VENV) $(CONFORMANCE_VENV) .pytest_cache .ruff_cache proof/reports .schemathesis
 
 # -- RFC 6455 conformance: the Autobahn|Testsuite cases, replayed by kosoku against the echo
 # route of the real WebSocket stack (proof/, docs/websocket.md "Conformance"). kosoku has a
@@ -122,3 +122,10 @@ bench-paired: $(BENCH_STAMP)
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)
 	$(PY) -m bench.workloads.overhead $(BENCH_ARGS)
+
+# -- the REST API fuzzed from its OpenAPI document (proof/fuzz_api.py, docs/api.md "Fuzzing
+# the API"): schemathesis against a server on SQLite, one on PostgreSQL and a short run with
+# the rate limits on; exits non-zero on any failure, 5xx, traceback or error line in a
+# server's log. FUZZ_ARGS passes options, e.g. FUZZ_ARGS='--databases sqlite --max-time 600'.
+fuzz-api: $(STAMP)
+	$(PY) -m proof.fuzz_api $(FUZZ_ARGS)

@@ -22,6 +22,7 @@ from edge.origins import Origins, PreflightHandler
 from edge.sse import SsePinger
 from handlers import (
     admin,
+    apidocs,
     auth,
     health,
     metrics,
@@ -261,8 +262,10 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),
         (r"/metrics", metrics.MetricsHandler, c),
+        (r"/api/v1/openapi.json", apidocs.OpenApiHandler, c),
         (r"/", pages.DashboardHandler, c),
         (r"/test", pages.TestClientHandler, c),
+        (r"/docs", apidocs.DocsHandler, c),
         (LIBRARY_ROUTE, ClientLibraryHandler),
     ]
 

@@ -1,1 +1,1 @@
-"""Outside proof of the server: the RFC 6455 conformance run against its real WebSocket stack."""
+"""Outside proof of the server: runs that check it from outside, as an operator would."""
