@@ -10,14 +10,15 @@ import jsonschema
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from app import routes
+from app import LIBRARY_ROUTE, routes
 from config import VERSION
 from edge.origins import implemented_methods
 from openapi import DOCUMENT_PATH, build_document
 
 DOC = build_document(VERSION)
-# Not REST: server-rendered pages, and the two streams (docs/websocket.md, docs/sse.md).
-NOT_IN_DOCUMENT = {"/", "/test", "/docs", "/ws", "/sse"}
+# Not REST: server-rendered pages, the JavaScript client library's file (docs/clients.md) and
+# the two streams (docs/websocket.md, docs/sse.md).
+NOT_IN_DOCUMENT = {"/", "/test", "/docs", "/ws", "/sse", LIBRARY_ROUTE}
 METHODS = ("get", "post", "put", "patch", "delete")
 sqlite_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
