@@ -14,8 +14,9 @@ from tornado.web import HTTPError, RequestHandler
 from edge.access_log import redact
 from edge.origins import implemented_methods
 from services import jsonlimits
-from services.errors import ANSWERED, AuthenticationError, PermissionDenied
+from services.errors import ANSWERED, AuthenticationError, PermissionDenied, ValidationError
 from services.principal import KeyPrincipal, Principal
+from services.validation import summary
 
 if TYPE_CHECKING:
     from context import Context
@@ -132,6 +133,13 @@ class ApiHandler(ErrorEnvelopeMixin):
         limit = self.ctx.settings.max_body_size
         if len(self.request.body) > limit:
             raise HTTPError(413, "request body is larger than the %s limit", human_size(limit))
+        # Every query parameter of the API takes one value: `?page=1&page=2` is refused rather
+        # than answered with one of them picked silently.
+        repeated = [name for name, values in self.request.query_arguments.items()
+                    if len(values) > 1]
+        if repeated:
+            errors = {name: "is given more than once" for name in repeated}
+            raise ValidationError(summary(errors), errors)
 
     def check_xsrf_cookie(self) -> None:
         """Bearer-token API: no cookies are used, so there is nothing to forge."""

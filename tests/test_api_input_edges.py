@@ -1,6 +1,6 @@
 """Inputs the API fuzzer (make fuzz-api) found answered differently from the OpenAPI document,
 each now answered as documented: unknown fields refused everywhere, whole numbers written as
-25.0, ids too large for the database, scopes as a list, history cursors, final newlines."""
+25.0, ids too large for the database, scopes as a list, history cursors, final newlines, query parameters given twice."""
 
 from __future__ import annotations
 
@@ -121,3 +121,25 @@ async def test_names_ending_in_a_newline_are_refused(api):
     status, body, _ = await server(api, "/api/v1/server/notify",
                                    {"type": "app.shipped\n", "all": True}, key)
     assert status == 400 and set(body["error"]["fields"]) == {"type"}, body
+
+
+@pytest.mark.gen_test
+async def test_a_query_parameter_given_twice_is_refused_not_one_value_picked(api):
+    """Each query parameter takes one value: `?page=x&page=` was answered with the default
+    page (the last value won); now every repeated name is a 400 naming it in `fields`, on a
+    user route and a server API route alike, and one value is still accepted."""
+    admin = await api.admin()
+    token = admin["access_token"]
+    status, body, _ = await api.call("GET", "/api/v1/users?page=x&page=&per_page=5", None, token)
+    assert status == 400 and body["error"]["fields"] == {"page": "is given more than once"}
+    status, body, _ = await api.call("GET", "/api/v1/users?page=1&per_page=5&per_page=6&page=2",
+                                     None, token)
+    assert status == 400 and body["error"]["fields"] == {
+        "page": "is given more than once", "per_page": "is given more than once"}
+    assert body["error"]["code"] == "validation_error", body
+    status, body, _ = await api.call("GET", "/api/v1/users?page=1&per_page=5", None, token)
+    assert status == 200 and body["data"]["per_page"] == 5
+    key = await new_key(api, "history")
+    status, body, _ = await api.call("GET", "/api/v1/server/history?channel=a&channel=b", None,
+                                     headers={"X-API-Key": key})
+    assert status == 400 and body["error"]["fields"] == {"channel": "is given more than once"}
