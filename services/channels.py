@@ -9,8 +9,9 @@ from typing import Any, Protocol
 
 from hub.history import StreamUnavailable
 from services.errors import PermissionDenied, ValidationError
+from services.hooks import Hooks
 from services.inbound import NotSubscribed, Outcome, Peer, Verb, reply
-from services.messages import MessageService
+from services.messages import MessageService, check_body
 from services.rooms import RoomService, channel_room
 from services.streams import StreamBusy
 
@@ -50,8 +51,11 @@ class ChannelVerbs:
 
     def __init__(self, rooms: RoomService, messages: MessageService, presence: PresenceView,
                  typing: TypingSignal, max_subscriptions: int, log: HistoryLog,
-                 ready: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 ready: Callable[[str], Awaitable[None]] | None = None,
+                 hooks: Hooks | None = None) -> None:
         self.log = log
+        # The application's permission hooks, asked after the built-in rules allowed.
+        self.hooks = hooks
         # Waits until a stream's next offsets are durably reserved (StreamBusy if they
         # cannot be soon); None when the broker numbers streams itself.
         self.ready = ready
@@ -98,6 +102,8 @@ class ChannelVerbs:
             raise PermissionDenied(
                 f"at most {self.max_subscriptions} subscriptions per connection")
         await self.rooms.authorize(room, peer.user_id, peer.role)
+        if self.hooks is not None and self.hooks.wants("subscribe"):
+            await self.hooks.subscribe(peer.caller, channel, peer.client_id, peer.transport)
         try:
             await self.log.prepare(channel, since)
         except StreamUnavailable:
@@ -120,11 +126,15 @@ class ChannelVerbs:
         """publish {channel, data}: sends a message to every subscriber, the sender included."""
         fields = _fields(data)
         room = await self._allowed(peer, fields.get("channel"))
+        body = fields.get("data")
+        if self.hooks is not None and self.hooks.wants("publish"):
+            check_body(body)  # the built-in limits first
+            body = await self.hooks.publish(peer.caller, fields["channel"], body,
+                                            peer.client_id, peer.transport)
         if self.ready is not None:
             await self.ready(fields["channel"])
         try:
-            sent = await self.messages.publish(room, peer.user_id, peer.name,
-                                               fields.get("data"))
+            sent = await self.messages.publish(room, peer.user_id, peer.name, body)
         except StreamUnavailable:
             raise StreamBusy("the server cannot number messages right now; retry later") from None
         return reply({"channel": fields["channel"], **sent}, request_id)
