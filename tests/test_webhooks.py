@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections import Counter
 from dataclasses import replace
 
@@ -262,3 +263,25 @@ def test_the_options_parse_as_documented():
         with pytest.raises(SystemExit) as stopped:
             parse_args(argv, {})
         assert stopped.value.code == 2
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.gen_test(timeout=90)
+async def test_the_dashboard_shows_the_webhook_queue(api, hook_app):
+    """The Webhooks card shows the dashboard's own connection waiting while the application
+    refuses, then delivered once it accepts."""
+    from test_browser import chromium, dashboard_login, expect
+
+    admin = await api.admin()
+    hook_app.status = 503
+    async with chromium() as context:
+        watched = await dashboard_login(context, api.base_url, admin["user"]["email"])
+        page = watched.page
+        await expect(page.locator("#webhooks-panel")).to_be_visible()
+        await expect(page.locator("#webhooks-queued")).to_have_text("1")
+        await expect(page.locator("#webhooks-failed")).not_to_have_text("0")
+        await expect(page.locator("#webhooks-oldest")).to_have_text(re.compile(r"^\d+(\.\d)? s$"))
+        hook_app.status = 200
+        await expect(page.locator("#webhooks-delivered")).to_have_text("1", timeout=15_000)
+        await expect(page.locator("#webhooks-queued")).to_have_text("0")
+        assert watched.errors == []
