@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire bench-paired \
+	bench-hooks \
 	clean
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -67,6 +68,11 @@ bench-wire: $(BENCH_STAMP)
 # a noisy machine cannot skew; not part of `make bench`). BENCH_ARGS=--quick: about a minute.
 bench-paired: $(BENCH_STAMP)
 	$(PY) -m bench.workloads.paired $(BENCH_ARGS)
+
+# R1 room publishes with the publish hook on (an application answering in-process) and off
+# (also part of `make bench`; BENCH_ARGS=--no-hooks skips it there).
+bench-hooks: $(BENCH_STAMP)
+	$(PY) -m bench.workloads.hooks $(BENCH_ARGS)
 
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)

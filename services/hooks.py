@@ -19,13 +19,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
-
 from config import HOOK_NAMES
 from hub.events import dumps
 from services import jsonlimits
 from services.errors import HookDenied, HookUnavailable
-from services.hookclient import Buckets, Failures, HookClient
+from services.hookclient import Buckets, Failures, HookClient, HookRequestFailed, HookTimeout
 
 __all__ = ["Hooks", "Caller", "HookUser", "RESULTS"]
 
@@ -122,12 +120,12 @@ class Hooks:
                     finally:
                         self.in_flight -= 1
             result, answer, cause = _decide(hook, status, text)
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, HookTimeout):
             result = "busy" if waited else "timeout"
             cause = (f"all {self.concurrency} slots (--hook-concurrency) busy for "
                      f"{self.timeout:g} s" if waited else f"no answer within {self.timeout:g} s")
-        except httpx.HTTPError as exc:
-            result, cause = "error", f"request failed ({type(exc).__name__})"
+        except HookRequestFailed as exc:
+            result, cause = "error", f"request failed ({exc})"
         self.latency[hook].observe(time.perf_counter() - started)
         self.calls[(hook, result)] = self.calls.get((hook, result), 0) + 1
         if result == "deny":

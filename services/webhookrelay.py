@@ -23,11 +23,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import peewee
 
 from models.db import Runner, db, write_tx
-from services.hookclient import Failures, HookClient
+from services.hookclient import Failures, HookClient, HookRequestFailed, HookTimeout
 
 __all__ = ["WebhookRelay", "Claimed", "PARALLEL_KEYS", "LEASE_SECONDS", "TIMEOUT_SECONDS"]
 
@@ -164,10 +163,10 @@ class WebhookRelay:
         """POSTs one row; returns None on a 2xx, else why it failed."""
         try:
             status, _ = await self.client.post(self.url, row.body.encode(), TIMEOUT_SECONDS)
-        except httpx.TimeoutException:
+        except HookTimeout:
             error = f"no answer within {TIMEOUT_SECONDS:g} s"
-        except httpx.HTTPError as exc:
-            error = f"request failed ({type(exc).__name__})"
+        except HookRequestFailed as exc:
+            error = f"request failed ({exc})"
         else:
             if 200 <= status < 300:
                 return None
