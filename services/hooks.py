@@ -115,8 +115,11 @@ class Hooks:
                 async with self.slots:
                     waited = False
                     self.in_flight += 1
+                    # libcurl's own timeout ends the request with the call, so no request
+                    # outlives its slot: the application never has more than the slots.
+                    left = max(0.001, self.timeout - (time.perf_counter() - started))
                     try:
-                        status, text = await self.client.post(self.url, body, self.timeout)
+                        status, text = await self.client.post(self.url, body, left)
                     finally:
                         self.in_flight -= 1
             result, answer, cause = _decide(hook, status, text)

@@ -215,6 +215,27 @@ async def test_at_most_hook_concurrency_requests_are_in_flight(api, hook_app):
     assert hook_app.max_in_flight == 3
 
 
+@pytest.mark.settings(hook_concurrency=1, hook_timeout=0.5)
+@pytest.mark.gen_test(timeout=30)
+async def test_calls_waiting_for_a_slot_fail_closed_at_their_timeout(api, hook_app):
+    """One slot, a slow application and three calls at once: the others wait for the slot,
+    and each call fails closed within its own timeout, the wait included (timeout, or busy
+    when it never got the slot)."""
+    chats = [await Chat.open(api) for _ in range(3)]
+    hook_app.delay = 2.0
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for chat in chats:
+        await chat.send("subscribe", {"channel": "room:lobby"})
+    for chat in chats:
+        reply = await chat.event()
+        assert reply["type"] == "error" and reply["data"]["code"] == "unavailable", reply
+        assert loop.time() - began < 0.5 + 0.3  # each within its timeout, not one after another
+    failed = sum(value(api, "events_hook_calls_total", hook="subscribe", result=r)
+                 for r in ("timeout", "busy"))
+    assert failed == 3
+
+
 @pytest.mark.settings(hooks=("subscribe",))
 @pytest.mark.gen_test(timeout=30)
 async def test_hook_requests_share_kept_alive_connections(api, hook_app):
