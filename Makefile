@@ -1,31 +1,55 @@
-# Every target installs what it needs into .venv first.
+# Every target installs what it needs into .venv first: `make run` only the server and its
+# runtime dependencies (pyproject.toml), the others the test and lint tools too.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install run cluster test lint proto bench bench-quick bench-metrics bench-wire bench-paired \
+.PHONY: install run cluster test test-asyncio lint proto bench bench-quick bench-metrics bench-wire bench-paired \
 	bench-hooks \
 	clean
 
-$(STAMP): requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
-	$(PY) main.py
+run: $(RUN_STAMP)
+	$(VENV)/bin/events-server
 
 # 3 nodes on Redis and PostgreSQL behind nginx (docs/deployment.md); CLUSTER_ARGS passes
 # options, e.g. CLUSTER_ARGS='--nodes 2 --port 9000'. Ctrl-C stops it.
 cluster: $(STAMP)
 	$(PY) -m localcluster $(CLUSTER_ARGS)
 
-test: $(STAMP)
+# The Node script's and the JavaScript client library's tests need their packages (ws, protobufjs).
+NODE_CLIENTS := clients/node/node_modules clients/js/node_modules
+
+clients/%/node_modules: clients/%/package.json clients/%/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd clients/$* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules; \
+	else echo "npm not found: the tests of clients/$* will be skipped"; fi
+
+test: $(STAMP) $(NODE_CLIENTS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The WebSocket, SSE and cluster tests on the stock asyncio loop (`make test` runs everything
+# on the default loop: uvloop when installed), so both loops the server supports are tested.
+LOOP_TESTS := tests/test_ws_*.py tests/test_sse*.py tests/test_cluster*.py tests/test_coalesce.py \
+	tests/test_robustness_ws.py tests/test_heartbeat.py tests/test_recovery_ws.py tests/test_restart.py
+
+test-asyncio: $(STAMP)
+	TEST_LOOP=asyncio $(PY) -m pytest $(LOOP_TESTS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

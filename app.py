@@ -17,8 +17,23 @@ from context import Context
 from edge.access_log import log_request
 from edge.application import EdgeApplication, SafeStaticFileHandler
 from edge.heartbeat import Heartbeat
-from handlers import admin, auth, health, metrics, pages, rooms, serverapi, users, ws, wsadmin
+from edge.origins import Origins, PreflightHandler
+from edge.sse import SsePinger
+from handlers import (
+    admin,
+    auth,
+    health,
+    metrics,
+    pages,
+    rooms,
+    serverapi,
+    sse,
+    users,
+    ws,
+    wsadmin,
+)
 from handlers.base import NotFoundHandler, TooLargeHandler
+from handlers.clientlib import LIBRARY_ROUTE, ClientLibraryHandler
 from hub.broker import Broker, MemoryBroker
 from hub.history import MemoryLog
 from hub.hub import Hub
@@ -163,7 +178,8 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     attach_webhooks(webhooks, hub, relay, messages)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
                          settings.max_subscriptions, broker.log,
-                         streams.ready if streams is not None else None, hooks)
+                         streams.ready if streams is not None else None,
+                         settings.inbound_rate, settings.inbound_burst, hooks=hooks)
     health_monitor = HealthMonitor(
         run, relay, settings.health_interval,
         broker_healthy=(lambda: broker.healthy) if broker.deferred else None)
@@ -188,6 +204,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         health=health_monitor,
         rooms=rooms_service,
         messages=messages,
+        channels=verbs,
         inbound=Inbound(auth_service, verbs.table(),
                         metrics_ if metrics_.enabled else None),
         ws_connect_limiter=limiter,
@@ -196,9 +213,11 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         metrics=metrics_,
         stats=stats,
         heartbeat=Heartbeat(settings.ping_interval, settings.ping_timeout),
+        sse_pinger=SsePinger(settings.sse_ping_interval),
         apikeys=apikeys,
         server_api=ServerApi(run, hub, relay, messages,
                              streams.ready if streams is not None else None),
+        origins=Origins(settings.cors_origins, settings.allowed_origins),
         hooks=hooks,
         webhooks=webhooks,
         hook_client=hook_client,
@@ -241,12 +260,14 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/api/v1/server/disconnect", serverapi.DisconnectHandler, c),
         (r"/api/v1/admin/api-keys", serverapi.ApiKeysHandler, c),
         (r"/api/v1/admin/api-keys/([0-9]{1,18})", serverapi.ApiKeyHandler, c),
+        (r"/sse", sse.SseHandler, c),
         (r"/ws/stats", wsadmin.StatsHandler, c),
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),
         (r"/metrics", metrics.MetricsHandler, c),
         (r"/", pages.DashboardHandler, c),
         (r"/test", pages.TestClientHandler, c),
+        (LIBRARY_ROUTE, ClientLibraryHandler),
     ]
 
 
@@ -257,13 +278,14 @@ def make_app(ctx: Context) -> tornado.web.Application:
     ctx.metrics.set_routes(table)
     ctx.metrics.set_routes([("unmatched", NotFoundHandler),
                             ("/static/{path}", SafeStaticFileHandler),
-                            ("too_large", TooLargeHandler)])
+                            ("too_large", TooLargeHandler), ("preflight", PreflightHandler)])
     return EdgeApplication(
         table,
         trusted_proxies=s.trusted_proxies,
         body_limit=s.max_body_size,
         hsts=s.hsts,
         too_large_handler=TooLargeHandler,
+        origins=ctx.origins,
         template_path=os.path.join(ROOT, "templates"),
         static_path=os.path.join(ROOT, "static"),
         websocket_ping_interval=s.ping_interval,

@@ -11,9 +11,14 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 __all__ = [
-    "Settings", "ConfigError", "parse_args", "build_parser", "option_fields", "flag_of", "env_of",
-    "Network", "LOOPBACK", "HOOK_NAMES", "WEBHOOK_EVENTS", "FEED_WEBHOOK_EVENTS",
+    "VERSION", "Settings", "ConfigError", "parse_args", "build_parser", "option_fields",
+    "flag_of", "env_of", "Network", "LOOPBACK", "HOOK_NAMES", "WEBHOOK_EVENTS",
+    "FEED_WEBHOOK_EVENTS",
 ]
+
+
+# The one place the version is written: pyproject.toml reads it, --version prints it.
+VERSION = "3.0.0"
 
 
 class ConfigError(ValueError):
@@ -87,6 +92,18 @@ def _hsts(text: str) -> int:
     if lowered in ("off", "false", "no"):
         return 0
     return _non_negative_int(lowered)
+
+
+MIN_SECRET = 32  # characters; auth/jwt.py refuses shorter HS256 secrets too
+
+
+def _secret(text: str) -> str:
+    """Accepts a JWT secret of at least 32 characters, or none (its value never appears in
+    errors)."""
+    if text and len(text) < MIN_SECRET:
+        raise argparse.ArgumentTypeError(
+            f"the JWT secret must be at least {MIN_SECRET} characters, got {len(text)}")
+    return text
 
 
 def _origins(text: str) -> tuple[str, ...]:
@@ -163,6 +180,13 @@ def _secret(text: str) -> str:
     return text
 
 
+def _loop(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("auto", "asyncio", "uvloop"):
+        raise argparse.ArgumentTypeError(f"expected auto, asyncio or uvloop, got {text!r}")
+    return lowered
+
+
 def _log_format(text: str) -> str:
     lowered = text.strip().lower()
     if lowered not in ("text", "json"):
@@ -199,7 +223,9 @@ class Settings:
         "sqlite:///path or postgresql://user@host:port/db (default: SQLite in the data dir)",
         data=True)
     jwt_secret: str = _option(
-        "", str, "secret for signing tokens (default: generated once into <data-dir>/jwt_secret)",
+        "", _secret,
+        "secret for signing tokens, 32+ characters (default: generated once into "
+        "<data-dir>/jwt_secret)",
         data=True)
     db_workers: int = _option(4, _positive_int, "threads for database work (default 4)",
                               data=True)
@@ -209,6 +235,10 @@ class Settings:
     address: str = _option("127.0.0.1", str, "address to bind (default 127.0.0.1)")
     allowed_origins: tuple[str, ...] = _option(
         (), _origins, "comma-separated Origins allowed to open /ws (default: same origin only)")
+    cors_origins: tuple[str, ...] = _option(
+        (), _origins,
+        "comma-separated Origins whose pages may call the REST API (CORS) and open /ws; "
+        "'*' allows any origin, without credentials (default: none, same origin only)")
     access_token_ttl: int = _option(
         900, _positive_int, "access token lifetime in seconds (default 900)")
     refresh_token_ttl: int = _option(
@@ -219,6 +249,9 @@ class Settings:
         "on|off: login throttling and per-IP limits (default on; off is for benchmarks)")
     ping_interval: float = _option(
         54.0, _positive_float, "seconds between WebSocket pings (default 54)")
+    sse_ping_interval: float = _option(
+        15.0, _positive_float,
+        "seconds between the `: ping` comments an SSE stream is sent (default 15)")
     ping_timeout: float = _option(
         6.0, _positive_float,
         "seconds to wait for a pong before dropping the client (default 6; at most the interval)")
@@ -277,6 +310,8 @@ class Settings:
     metrics_port: int = _option(
         0, _port, "serve /metrics only on this port, without auth (default 0: on the main port)")
     log_format: str = _option("text", _log_format, "text|json: log line format (default text)")
+    loop: str = _option(
+        "auto", _loop, "auto|asyncio|uvloop: the event loop (default auto: uvloop when installed)")
     history_size: int = _option(
         1000, _positive_int, "events kept per stream for recovery after a reconnect (default 1000)")
     history_ttl: float = _option(
@@ -399,22 +434,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str], prog: str = "main.py") -> argparse.ArgumentParser:
     """Returns the CLI parser whose defaults come from the environment."""
     parser = _Parser(
-        prog="main.py",
+        prog=prog,
         description="Real-time events server: REST auth and users API plus live WebSocket events.",
         epilog="Commands: serve (default) runs the server; "
-        "create-admin --email=E --password=P [--name=N] [--role=admin|superadmin] "
-        "creates or promotes an admin and exits; api-key create|list|revoke manages server "
-        "API keys.",
+        "create-admin --email=E [--password=P] [--name=N] [--role=admin|superadmin] "
+        "creates or promotes an admin and exits (the password also from ADMIN_PASSWORD, or "
+        "asked for); api-key create|list|revoke manages server API keys.",
     )
+    parser.add_argument("--version", action="version", version=f"events-server {VERSION}",
+                        help="print the version and exit")
     _add_options(parser, environ)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (default)")
     admin = sub.add_parser("create-admin", help="create an admin user, or promote an existing one")
     admin.add_argument("--email", required=True, help="the admin's email")
-    admin.add_argument("--password", required=True, help="the admin's password (8-128 characters)")
+    admin.add_argument(
+        "--password", default=environ.get("ADMIN_PASSWORD") or None,
+        help="the admin's password, 8-128 characters [env ADMIN_PASSWORD]; with neither, it "
+        "is asked for twice at a terminal (keeps it out of the shell history)")
     admin.add_argument("--name", default="Admin", help="display name (default Admin)")
     admin.add_argument("--role", choices=("admin", "superadmin"), default="admin",
                        help="admin or superadmin (default admin)")
@@ -437,11 +477,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
 
 def parse_args(
-    argv: Sequence[str], environ: Mapping[str, str] | None = None
+    argv: Sequence[str], environ: Mapping[str, str] | None = None, prog: str = "main.py"
 ) -> tuple[str, Settings, argparse.Namespace]:
     """Parses argv and the environment into (command, Settings, raw namespace)."""
     env = os.environ if environ is None else environ
-    parser = build_parser(env)
+    parser = build_parser(env, prog)
     args = parser.parse_args(list(argv))
     if args.ping_timeout > args.ping_interval:
         parser.error("--ping-timeout must not exceed --ping-interval")

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from auth.jwt import TokenIssuer
     from config import Settings
     from edge.heartbeat import Heartbeat
+    from edge.origins import Origins
+    from edge.sse import SsePinger
     from hub.broker import Broker
     from hub.hub import Hub
     from hub.nodestats import ClusterStats
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from services.alerts import AlertService
     from services.apikeys import ApiKeyService
     from services.auth import AuthService
+    from services.channels import ChannelVerbs
     from services.health import HealthMonitor
     from services.hookclient import HookClient
     from services.hooks import Hooks
@@ -59,14 +62,17 @@ class Context:
     rooms: RoomService
     messages: MessageService
     inbound: Inbound
+    channels: ChannelVerbs  # the channel verbs, also behind POST /api/v1/rooms/{name}/messages
     ws_connect_limiter: RateLimiter | None
     relay: Relay
     streams: StreamStore | None  # None for a broker that keeps its own stream state
     metrics: Metrics
     stats: ClusterStats  # GET /ws/stats: this node's counts, or every node's
     heartbeat: Heartbeat  # every socket's pings, pong deadlines and token expiry, one timer
+    sse_pinger: SsePinger  # the `: ping` comment every SSE stream gets, on one timer
     apikeys: ApiKeyService  # the server API's keys: management and authentication
     server_api: ServerApi  # what /api/v1/server/... does
+    origins: Origins  # browser origins allowed to call the API (CORS) and to open /ws
     hooks: Hooks  # the application's permission hooks (asks nothing without --hooks)
     webhooks: Webhooks  # the webhooks recorded and delivered (none without --webhook-url)
     hook_client: HookClient | None  # the HTTP client both share (None: neither is on)

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
+import getpass
 import json
 import logging
+import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
+import peewee
 import tornado.httpserver
 from tornado.ioloop import IOLoop
 
 from app import make_app, make_context, make_metrics_app, upgrade_route
+from auth.jwt import MIN_SECRET, stored_secret
 from config import ConfigError, Settings, parse_args
 from context import Context
 from edge import internals
 from edge.housekeeper import Housekeeper
 from edge.log_format import JsonFormatter, TextFormatter
+from edge.loop import LoopUnavailable, loop_factory
+from edge.loop import describe as loop_name
 from edge.server import EdgeServer
+from edge.startup import check_directory, listen
 from hub.disconnect import SHUTTING_DOWN
 from models.db import init_db
+from models.startup import database_problem, describe, sqlite_directory
 from services.rooms import ensure_lobby
 
 log = logging.getLogger("server")
@@ -65,29 +76,81 @@ def configure_logging(debug: bool, log_format: str = "text") -> None:
                         force=True)
 
 
-async def serve(settings: Settings) -> None:
-    """Runs the server until SIGTERM or SIGINT, then closes every socket with 1001 and exits."""
+def check_storage(settings: Settings, secret: bool = True) -> None:
+    """Checks the data directory, a stored secret and the database, writing no file; raises
+    ConfigError naming the option to change."""
+    if secret and not settings.jwt_secret:
+        check_directory(settings.data_dir, "--data-dir")
+        stored = stored_secret(settings.data_dir)
+        if stored is not None and len(stored) < MIN_SECRET:
+            path = os.path.join(settings.data_dir, "jwt_secret")
+            raise ConfigError(f"the secret in {path} is {len(stored)} characters, fewer than "
+                              f"{MIN_SECRET}: replace the file or set --jwt-secret")
+    url = settings.effective_database_url
+    directory = sqlite_directory(url)
+    if directory is not None:
+        check_directory(directory, "--database-url" if settings.database_url else "--data-dir")
+    problem = database_problem(url)
+    if problem is not None:
+        raise ConfigError(f"cannot connect to the database {describe(url)} ({problem}): "
+                          "check --database-url")
+
+
+def open_database(settings: Settings) -> None:
+    """Opens the database and creates missing tables (after every check has passed)."""
+    url = settings.effective_database_url
+    try:
+        init_db(url)
+        ensure_lobby()
+    except peewee.DatabaseError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"cannot open the database {describe(url)} ({reason}): "
+                          "check --database-url") from None
+
+
+def preflight(settings: Settings) -> tuple[list[socket.socket], list[socket.socket]]:
+    """Binds the listening sockets, then checks storage; returns (server, metrics) sockets.
+
+    Nothing is written before this returns: a port in use, an unusable data directory or an
+    unreachable database ends the start with one line and no secret or database file.
+    """
+    sockets = listen(settings.port, settings.address, "--port", LISTEN_BACKLOG)
+    metrics: list[socket.socket] = []
+    try:
+        if settings.metrics and settings.metrics_port:
+            metrics = listen(settings.metrics_port, settings.address, "--metrics-port", 128)
+        check_storage(settings)
+    except ConfigError:
+        for sock in sockets + metrics:
+            sock.close()
+        raise
+    return sockets, metrics
+
+
+async def serve(settings: Settings, sockets: list[socket.socket],
+                metrics_sockets: list[socket.socket]) -> None:
+    """Runs the server on bound sockets until SIGTERM or SIGINT, then closes every socket
+    with 1001 and exits."""
     internals.check()
-    init_db(settings.effective_database_url)
-    ensure_lobby()
-    ctx = make_context(settings)
+    ctx = make_context(settings)  # writes the generated secret, if there is none yet
     await ctx.broker.start()
     await ctx.start()  # streams restored, unpublished outbox rows published: then serve
     ctx.messages.start()
     app = make_app(ctx)
     server = EdgeServer(app, settings=settings, upgrade_route=upgrade_route(ctx))
-    server.listen(settings.port, settings.address, backlog=LISTEN_BACKLOG)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
     metrics_server = None
-    if settings.metrics and settings.metrics_port:
+    if metrics_sockets:
         metrics_server = tornado.httpserver.HTTPServer(make_metrics_app(ctx))
-        metrics_server.listen(settings.metrics_port, settings.address)
+        metrics_server.add_sockets(metrics_sockets)
         log.info("metrics on http://%s:%d/metrics", settings.address, settings.metrics_port)
     tune_gc()
     ctx.health.start()
     housekeeper = Housekeeper(server)
     housekeeper.start()
-    log.info("listening on http://%s:%d (database %s)", settings.address, settings.port,
-             settings.effective_database_url.split("@")[-1])
+    log.info("listening on http://%s:%d (database %s, %s loop)", settings.address, port,
+             settings.effective_database_url.split("@")[-1], loop_name(asyncio.get_running_loop()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -125,12 +188,30 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
     log.info("stopped")
 
 
+def admin_password(args: argparse.Namespace) -> str:
+    """Returns create-admin's password: --password, else ADMIN_PASSWORD, else asked twice at a
+    terminal (never echoed), so it need not appear on the command line."""
+    if args.password is not None:
+        return args.password
+    if not sys.stdin.isatty():
+        raise ConfigError("create-admin needs a password: set ADMIN_PASSWORD, pass --password, "
+                          "or run it in a terminal to be asked")
+    try:
+        first = getpass.getpass(f"Password for {args.email}: ")
+        second = getpass.getpass("Repeat the password: ")
+    except (EOFError, KeyboardInterrupt):
+        raise ConfigError("create-admin: no password given; nothing changed") from None
+    if first != second:
+        raise ConfigError("create-admin: the two passwords differ; nothing changed")
+    return first
+
+
 def create_admin(settings: Settings, email: str, password: str, name: str, role: str) -> int:
     """Creates an admin or promotes an existing user; returns the exit status."""
     from services.errors import ANSWERED
     from services.users import ensure_admin
 
-    init_db(settings.effective_database_url)
+    open_database(settings)
     try:
         user, outcome = ensure_admin(email, password, name, role)
     except ANSWERED as exc:
@@ -187,20 +268,36 @@ def _key_table(rows: list[dict[str, Any]]) -> str:
                      .rstrip() for line in lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parses the command line and runs the chosen command."""
+def main(argv: list[str] | None = None, prog: str = "main.py") -> int:
+    """Parses the command line and runs the chosen command; returns the exit status (2 for
+    a setting the server cannot use, with one line on stderr saying which)."""
     try:
-        command, settings, args = parse_args(sys.argv[1:] if argv is None else argv)
+        command, settings, args = parse_args(sys.argv[1:] if argv is None else argv, prog=prog)
+        configure_logging(settings.debug, settings.log_format)
+        if command == "create-admin":
+            check_storage(settings, secret=False)
+            password = admin_password(args)
+            return create_admin(settings, args.email, password, args.name, args.role)
+        if command == "api-key":
+            check_storage(settings, secret=False)
+            return api_key(settings, args)
+        factory = event_loop(settings)
+        sockets, metrics_sockets = preflight(settings)
+        open_database(settings)
     except ConfigError as exc:
-        print(f"main.py: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.debug, settings.log_format)
-    if command == "create-admin":
-        return create_admin(settings, args.email, args.password, args.name, args.role)
-    if command == "api-key":
-        return api_key(settings, args)
-    asyncio.run(serve(settings))
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(settings, sockets, metrics_sockets))
     return 0
+
+
+def event_loop(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:
+    """Returns the factory of the loop --loop asks for (ConfigError if it cannot be had)."""
+    try:
+        return loop_factory(settings.loop)
+    except LoopUnavailable as exc:
+        raise ConfigError(str(exc)) from None
 
 
 if __name__ == "__main__":

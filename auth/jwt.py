@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import jwt
 
-__all__ = ["TokenIssuer", "Claims", "TokenError", "load_or_create_secret"]
+__all__ = [
+    "TokenIssuer", "Claims", "TokenError", "load_or_create_secret", "stored_secret", "MIN_SECRET",
+]
 
 log = logging.getLogger("auth")
 
@@ -20,6 +22,7 @@ ALGORITHM = "HS256"
 # reconnects, or a user's tabs, present the same token again (see TokenIssuer.verify).
 VERIFIED_TOKENS = 10_000
 REQUIRED = ["iss", "aud", "exp", "iat", "sub", "typ", "ver", "sid"]
+MIN_SECRET = 32  # characters of an HS256 secret
 
 
 class TokenError(Exception):
@@ -50,8 +53,8 @@ class TokenIssuer:
     def __init__(
         self, secret: str, issuer: str, audience: str, access_ttl: int, refresh_ttl: int
     ) -> None:
-        if len(secret) < 32:
-            raise ValueError("the JWT secret must be at least 32 characters")
+        if len(secret) < MIN_SECRET:
+            raise ValueError(f"the JWT secret must be at least {MIN_SECRET} characters")
         self._secret = secret
         self.issuer = issuer
         self.audience = audience
@@ -134,14 +137,22 @@ class TokenIssuer:
             raise TokenError("invalid token") from None
 
 
+def stored_secret(data_dir: str) -> str | None:
+    """Returns the secret kept in <data_dir>/jwt_secret, or None if there is none yet."""
+    try:
+        with open(os.path.join(data_dir, "jwt_secret"), encoding="ascii",
+                  errors="replace") as fh:
+            return fh.read().strip()
+    except FileNotFoundError:
+        return None
+
+
 def load_or_create_secret(data_dir: str) -> str:
     """Reads the secret from <data_dir>/jwt_secret, creating it (mode 0600) the first time."""
     path = os.path.join(data_dir, "jwt_secret")
-    try:
-        with open(path, encoding="ascii") as fh:
-            return fh.read().strip()
-    except FileNotFoundError:
-        pass
+    stored = stored_secret(data_dir)
+    if stored is not None:
+        return stored
     os.makedirs(data_dir, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -146,6 +146,40 @@ class Phases(ServerRun):
                 "events_received": (await self.pool.stats())["by_type"],
                 "events_expected_per_type": 3 * 3 * per_round}
 
+    async def notify(self, requests: int, concurrency: int = 8) -> dict[str, Any]:
+        """POST /api/v1/server/notify to the target user (3 tabs), `concurrency` at a time:
+        requests/s, request latency and the server's CPU per request, every socket open."""
+        from tornado.httpclient import AsyncHTTPClient
+
+        http = AsyncHTTPClient(force_instance=True, max_clients=concurrency)
+        url = f"http://127.0.0.1:{self.port}/api/v1/server/notify"
+        headers = {"X-API-Key": self.seeded.api_key, "Content-Type": "application/json"}
+        body = json.dumps({"type": "app.bench", "data": {"n": 1},
+                           "user_id": self.seeded.target_id})
+        times: list[float] = []
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                began = time.perf_counter()
+                await http.fetch(url, method="POST", headers=headers, body=body)
+                times.append(time.perf_counter() - began)
+
+        await self.pool.all({"cmd": "reset"})
+        cpu0, began = self.cpu(), time.perf_counter()
+        try:
+            await asyncio.gather(*(worker(requests // concurrency) for _ in range(concurrency)))
+        finally:
+            http.close()
+        wall, cpu = time.perf_counter() - began, self.cpu() - cpu0
+        await asyncio.sleep(0.5)
+        times.sort()
+        return {"requests": len(times), "concurrency": concurrency,
+                "requests_per_s": len(times) / wall, "cpu_us_per_request": 1e6 * cpu / len(times),
+                "p50_ms": 1000 * times[len(times) // 2],
+                "p99_ms": 1000 * times[int(len(times) * 0.99)],
+                "delivered": (await self.pool.stats())["by_type"].get("app.bench", 0),
+                "expected": 3 * len(times)}
+
     async def login_storm(self, done: asyncio.Event) -> dict[str, Any]:
         """Concurrent POST /api/v1/auth/login loops until done is set (bounded in count)."""
         from tornado.httpclient import AsyncHTTPClient, HTTPClientError

@@ -54,6 +54,7 @@ class Seeded:
     target_token: str
     target_id: int
     admin_token: str
+    api_key: str = ""  # a server API key with every scope
 
 
 def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
@@ -66,12 +67,14 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: s
          rooms: list[str] | tuple[str, ...] = ()) -> Seeded:
     """Creates users, a target user, an admin and rooms in SQLite in data_dir (or database_url);
     returns tokens minted with the server's own issuer (the password hashed once)."""
+    from auth.apikeys import SCOPES
     from auth.jwt import TokenIssuer
     from auth.passwords import hash_password
     from models.db import db, init_db
     from models.room import Room
     from models.token import Session
     from models.user import User
+    from services.apikeys import create_key
 
     os.makedirs(data_dir, exist_ok=True)
     database = init_db(database_url or "sqlite:///" + os.path.join(data_dir, "app.db"))
@@ -88,6 +91,7 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: s
         sessions = [{"id": str(uuid.uuid4()), "user": u.id} for u in people]
         _insert(Session, sessions)
         _insert(Room, [{"name": n, "title": f"Bench {n}", "private": False} for n in rooms])
+        api_key = create_key("bench", list(SCOPES))["key"]
     database.close()
     tokens = [issuer.issue_access(u.id, u.role, u.token_version, s["id"])
               for u, s in zip(people, sessions, strict=True)]
@@ -96,7 +100,7 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: s
     plain = [i for i, u in enumerate(people) if u.email.startswith("bench")]
     return Seeded(user_tokens=[tokens[i] for i in plain],
                   user_emails=[people[i].email for i in plain], target_token=tokens[t],
-                  target_id=people[t].id, admin_token=tokens[a])
+                  target_id=people[t].id, admin_token=tokens[a], api_key=api_key)
 
 
 def failure(exc: BaseException) -> str:

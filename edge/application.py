@@ -1,7 +1,9 @@
-"""What every request passes first: client address, body-size gate, security headers, static."""
+"""What every request passes first: client address, body-size gate, security and CORS headers,
+CORS preflights, static files."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,10 +13,13 @@ from tornado.httputil import HTTPHeaders, HTTPMessageDelegate, HTTPServerRequest
 from tornado.web import HTTPError, OutputTransform, RequestHandler, StaticFileHandler
 
 from auth.clientip import Network, client_ip
+from edge.origins import Origins, PreflightHandler, cors_transform, implemented_methods
 
-__all__ = ["EdgeApplication", "SafeStaticFileHandler", "SERVER_NAME", "security_headers"]
+__all__ = ["EdgeApplication", "SafeStaticFileHandler", "SERVER_NAME", "security_headers",
+           "FAVICON_CACHE_SECONDS"]
 
 SERVER_NAME = "events-server"
+FAVICON_CACHE_SECONDS = 86400  # browsers ask for /favicon.ico on every new page otherwise
 
 
 def security_headers(hsts: int) -> tuple[tuple[str, str], ...]:
@@ -42,13 +47,28 @@ def _security_transform(fixed: tuple[tuple[str, str], ...]) -> type[OutputTransf
 
 
 class SafeStaticFileHandler(StaticFileHandler):
-    """Serves static/; paths with NUL, control characters or `..` are 404 (never 500 or 403)."""
+    """Serves static/; paths with NUL, control characters or `..` are 404 (never 500 or 403).
+
+    Tornado also routes /favicon.ico here: it gets static/favicon.svg, cacheable for a day.
+    """
 
     def parse_url_path(self, url_path: str) -> str:
         bad = any(ord(c) < 0x20 or ord(c) == 0x7F for c in url_path) or "\\" in url_path
         if bad or ".." in url_path.split("/"):
             raise HTTPError(404)
+        if self.request.path == "/favicon.ico":
+            return "favicon.svg"
         return super().parse_url_path(url_path)
+
+    def get_cache_time(self, path: str, modified: Any, mime_type: str) -> int:
+        if self.request.path == "/favicon.ico":
+            return FAVICON_CACHE_SECONDS
+        return super().get_cache_time(path, modified, mime_type)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(implemented_methods(type(self))))
+        super().write_error(status_code, **kwargs)
 
 
 class EdgeApplication(tornado.web.Application):
@@ -56,7 +76,8 @@ class EdgeApplication(tornado.web.Application):
 
     def __init__(
         self, handlers: list, *, trusted_proxies: Sequence[Network], body_limit: int, hsts: int,
-        too_large_handler: type[RequestHandler], **settings: Any,
+        too_large_handler: type[RequestHandler], origins: Origins | None = None,
+        **settings: Any,
     ) -> None:
         self.trusted_proxies = tuple(trusted_proxies)
         self.body_limit = body_limit
@@ -65,7 +86,16 @@ class EdgeApplication(tornado.web.Application):
         # Also written by the WebSocket upgrade, which answers without Tornado's transforms.
         self.security_headers = security_headers(hsts)
         self._upgrade_lines = (-1, b"")
-        super().__init__(handlers, transforms=[_security_transform(self.security_headers)],
+        transforms: list[type[OutputTransform]] = [_security_transform(self.security_headers)]
+        # Preflights are answered (a refusal names --cors-origins) even with no origin listed;
+        # the headers of allowed responses cost a transform only when some origin is.
+        self.origins = origins if origins is not None else Origins((), ())
+        if self.origins.enabled:
+            transforms.append(cors_transform(self.origins))
+        # (path pattern, the methods its handler implements), for answering preflights.
+        self.route_methods = [(re.compile(rule[0]), implemented_methods(rule[1]))
+                              for rule in handlers]
+        super().__init__(handlers, transforms=transforms,
                          static_handler_class=SafeStaticFileHandler, **settings)
 
     def upgrade_headers(self) -> bytes:
@@ -100,8 +130,21 @@ class EdgeApplication(tornado.web.Application):
                 request.connection.set_max_body_size(1 << 62)  # type: ignore[attr-defined]
         if declared is not None and declared > self.body_limit:
             return self.too_large(request)
+        if (request.method == "OPTIONS" and "Origin" in request.headers
+                and "Access-Control-Request-Method" in request.headers):
+            methods = self.methods_of(request.path)
+            if methods is not None:
+                return self.get_handler_delegate(
+                    request, PreflightHandler, {"origins": self.origins, "methods": methods})
         delegate = super().find_handler(request, **kwargs)
         return _CappedBody(self, request, delegate) if chunked else delegate
+
+    def methods_of(self, path: str) -> list[str] | None:
+        """Returns the methods of the route serving path, or None if no route does."""
+        for pattern, methods in self.route_methods:
+            if pattern.fullmatch(path):
+                return methods
+        return None
 
     def too_large(self, request: HTTPServerRequest) -> Any:
         """Returns the delegate that answers 413 for request."""

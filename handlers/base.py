@@ -12,6 +12,7 @@ from tornado.log import app_log, gen_log
 from tornado.web import HTTPError, RequestHandler
 
 from edge.access_log import redact
+from edge.origins import implemented_methods
 from services import jsonlimits
 from services.errors import ANSWERED, AuthenticationError, PermissionDenied
 from services.principal import KeyPrincipal, Principal
@@ -60,7 +61,8 @@ def bearer_token(handler: RequestHandler) -> str | None:
 
 
 class ErrorEnvelopeMixin(RequestHandler):
-    """Renders every error as {"success": false, "error": {"code", "message"}}.
+    """Renders every error as {"success": false, "error": {"code", "message"}} (plus
+    "fields" for a validation error: each invalid field and what is wrong with it).
 
     A ServiceError (or a database error) raised while handling a request is an answer, not a
     fault: Tornado's send_error() passes it here with status 500, and the response takes the
@@ -69,12 +71,17 @@ class ErrorEnvelopeMixin(RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if status_code == 405:  # RFC 9110: a 405 lists the methods the resource supports
+            self.set_header("Allow", ", ".join(implemented_methods(type(self))))
+        error: dict[str, Any] = {}
         if isinstance(exc, ANSWERED):
             self.set_status(exc.status)
             code, message = exc.code, exc.message
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None:
                 self.set_header("Retry-After", str(retry_after))
+            if getattr(exc, "fields", None):  # every invalid field, named (ValidationError)
+                error["fields"] = exc.fields
         elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
             message = exc.log_message % exc.args if exc.args else exc.log_message
             code = _HTTP_CODES.get(status_code, "error")
@@ -83,7 +90,7 @@ class ErrorEnvelopeMixin(RequestHandler):
             message = (_reason_phrase(status_code, exc, kwargs.get("reason")) if status_code < 500
                        else "internal server error")
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish({"success": False, "error": {"code": code, "message": message}})
+        self.finish({"success": False, "error": {"code": code, "message": message, **error}})
 
     def log_exception(
         self, typ: type[BaseException] | None, value: BaseException | None,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tornado.web import RequestHandler
+
+from edge.origins import implemented_methods
 
 if TYPE_CHECKING:
     from context import Context
@@ -35,6 +37,11 @@ class PageHandler(RequestHandler):
 
     def get(self) -> None:
         self.render(self.template)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(implemented_methods(type(self))))
+        super().write_error(status_code, **kwargs)
 
 
 class DashboardHandler(PageHandler):

@@ -62,6 +62,11 @@ class RoomMessagesHandler(ApiHandler):
         more = len(messages) == limit
         self.ok({"messages": messages, "next_before": messages[-1]["id"] if more else None})
 
+    async def post(self, name: str) -> None:
+        """POST {"data": {...}}: publishes to the room, as the socket's publish verb does."""
+        actor = await self.principal()
+        self.ok(await self.ctx.channels.post(actor, name, self.json_body()), status=201)
+
 
 class PresenceHandler(ApiHandler):
     """GET /api/v1/presence: every user online and their connection count (admins)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from tornado.httputil import HTTPHeaders
 from tornado.websocket import WebSocketHandler
@@ -91,8 +90,11 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
             if wait:
                 raise RateLimited(f"too many connection attempts; retry in {wait} seconds", wait)
         origin = self.request.headers.get("Origin")
-        if origin is not None and not self._origin_allowed(origin):
-            raise PermissionDenied(f"origin {origin} is not allowed to open /ws")
+        if origin is not None and not self.ctx.origins.websocket_allows(origin, self.request.host):
+            self.ctx.origins.refused(origin, self.request.host)
+            raise PermissionDenied(
+                f"origin {origin[:200]} is not allowed to open /ws on {self.request.host[:200]}: "
+                "add it with --allowed-origins (or --cors-origins, which also allows the REST API)")
         token = self.get_query_argument("token", None) or bearer_token(self)
         if not token:
             raise AuthenticationError("missing token: connect to /ws?token=<access token>")
@@ -118,12 +120,6 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         reason = _REFUSALS.get(type(exc), "bad_request" if status < 500 else "error")
         self.ctx.metrics.handshake_failed(reason)
         super().write_error(status_code, **kwargs)
-
-    def _origin_allowed(self, origin: str) -> bool:
-        origin = origin.rstrip("/")
-        if origin in self.ctx.settings.allowed_origins or "*" in self.ctx.settings.allowed_origins:
-            return True
-        return urlsplit(origin).netloc.lower() == self.request.host.lower()
 
     def check_origin(self, origin: str) -> bool:
         """Origins were already checked in prepare(), with an error envelope."""

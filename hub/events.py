@@ -14,7 +14,7 @@ from typing import Any
 from hub import deflate, protowire
 
 __all__ = ["EventType", "Event", "Encoded", "frame", "frame_text", "now_rfc3339", "dumps",
-           "JSON", "DEFLATE", "PROTOBUF"]
+           "sse_position", "JSON", "DEFLATE", "PROTOBUF", "SSE"]
 
 
 class EventType(StrEnum):
@@ -68,10 +68,20 @@ def dumps(value: Any) -> str:
 
 
 TEXT, BINARY = 0x1, 0x2  # WebSocket opcodes
-# The wire variants of an event, as bit flags: a connection's variant is its subprotocol
-# (JSON or protobuf) plus whether it negotiated permessage-deflate.
+# The wire variants of an event. On a WebSocket, bit flags: its subprotocol (JSON or protobuf)
+# plus whether it negotiated permessage-deflate. SSE is a variant of its own: the
+# Server-Sent Events lines of the JSON envelope (edge/sse.py).
 JSON, DEFLATE, PROTOBUF = 0, 1, 2
-VARIANTS = 4
+SSE = 4
+VARIANTS = 5
+
+
+def sse_position(channel: str | None, epoch: str, offset: str) -> str:
+    """Returns one stream's part of an SSE cursor: `<epoch>:<offset>` for the feed,
+    `,<room name>=<epoch>:<offset>` for a room (edge/sse.py composes a connection's cursor)."""
+    if channel is None:
+        return f"{epoch}:{offset}"
+    return f",{channel[5:]}={epoch}:{offset}"
 
 
 def frame(payload: bytes, opcode: int = TEXT, compressed: bool = False) -> bytes:
@@ -145,6 +155,9 @@ class Encoded:
         made = self.frames[variant]
         if made is not None:
             return made
+        if variant == SSE:
+            made = self.frames[SSE] = self._sse()
+            return made
         if variant & PROTOBUF:
             payload, opcode = self.protobuf, BINARY
         else:
@@ -159,6 +172,17 @@ class Encoded:
             self.frames[variant & ~DEFLATE] = made
         self.frames[variant] = made
         return made
+
+
+    def _sse(self) -> bytes:
+        """The event's Server-Sent Events lines: `id:` (its stream's position, when it has
+        one), `event:` (its type), `data:` (the JSON envelope), then the blank line."""
+        event = self.event
+        head = b""
+        if event.offset is not None and event.epoch is not None:
+            position = sse_position(event.channel, event.epoch, event.offset)
+            head = b"id: " + position.encode("utf-8") + b"\n"
+        return head + b"event: " + self.type.encode("utf-8") + b"\ndata: " + self.payload + b"\n\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +200,9 @@ class Event:
     channel: str | None = None
     offset: str | None = None
     id: int | None = None
+    # The epoch of the stream whose `offset` this is (set with it by the log; not sent in
+    # the JSON envelope, only in an SSE cursor).
+    epoch: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """Returns the event as the JSON object clients receive."""

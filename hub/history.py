@@ -139,6 +139,10 @@ class MemoryLog:
                 entries: list[Entry], gaps: list[tuple[int, int]] = ()) -> None:
         """Installs a stream's state and recent entries loaded from storage (start-up)."""
         kept = sorted(entries, key=lambda e: e.offset)[-self.size:] if self.size else []
+        for entry in kept:  # each event carries its stream's epoch, as append() gives it
+            if entry.event.epoch != epoch:
+                entry.event = replace(entry.event, epoch=epoch)
+                entry.encoded = None
         floor = kept[0].offset - 1 if kept else last
         self.streams[name] = _Stream(epoch, last, floor, reserved,
                                      [g for g in gaps if g[1] > floor], deque(kept))
@@ -164,7 +168,7 @@ class MemoryLog:
             if offset > state.reserved:
                 raise StreamUnavailable(stream)
         state.last = offset
-        positioned = replace(event, offset=str(offset))
+        positioned = replace(event, offset=str(offset), epoch=state.epoch)
         now = self.clock()
         state.entries.append(Entry(offset, targets, positioned, now))
         self._trim(state, now)

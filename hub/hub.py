@@ -11,7 +11,7 @@ from hub.broker import Broker
 from hub.client import Client
 from hub.controls import Controls
 from hub.disconnect import SLOW_CONSUMER
-from hub.events import Encoded, Event, EventType
+from hub.events import SSE, Encoded, Event, EventType
 from hub.indexes import EMPTY, discard
 from hub.messages import (
     ADMINS,
@@ -76,6 +76,7 @@ class Hub(Controls, Replay, Stats):
         self.messages_delivered = 0
         self.events_published = 0
         self.slow_consumers_dropped = 0
+        self.sse_clients = 0  # registered connections that are SSE streams (the rest: WebSockets)
         # Resumes that named a position, by outcome, and the missed events they replayed.
         self.recoveries = {"recovered": 0, "not_recovered": 0}
         self.events_replayed = 0
@@ -100,6 +101,8 @@ class Hub(Controls, Replay, Stats):
     def register(self, client: Client) -> None:
         """Adds a connection to every index."""
         self.clients[client.id] = client
+        if client.variant == SSE:
+            self.sse_clients += 1
         self.by_user.setdefault(client.user_id, {})[client.id] = client
         self.by_role.setdefault(client.role, {})[client.id] = client
         if client.session_id:
@@ -110,6 +113,8 @@ class Hub(Controls, Replay, Stats):
         """Removes a connection from every index; False if it was not registered."""
         if self.clients.pop(client.id, None) is None:
             return False
+        if client.variant == SSE:
+            self.sse_clients -= 1
         for channel in list(client.channels):
             self.unsubscribe(client, channel)
         discard(self.by_user, client.user_id, client.id)

@@ -46,6 +46,9 @@ def merge(local: dict[str, Any], nodes: list[dict[str, Any]],
         for role, count in node.get("by_role", {}).items():
             by_role[role] = by_role.get(role, 0) + int(count)
     out["by_role"] = dict(sorted(by_role.items()))
+    out["by_transport"] = {
+        transport: sum(int(n.get("by_transport", {}).get(transport, 0)) for n in nodes)
+        for transport in ("websocket", "sse")}
     out["unique_users"] = (unique_users if unique_users is not None
                            else sum(int(n.get("unique_users", 0)) for n in nodes))
     out["timestamp"] = now_rfc3339()

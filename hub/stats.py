@@ -17,11 +17,14 @@ class Stats:
     messages_delivered: int
     events_published: int
     slow_consumers_dropped: int
+    sse_clients: int
 
     def get_stats(self) -> dict[str, object]:
         """Returns the seed's stats object plus unique users and running totals."""
         return {
             "total_clients": len(self.clients),
+            "by_transport": {"websocket": len(self.clients) - self.sse_clients,
+                             "sse": self.sse_clients},
             "by_role": {role: len(c) for role, c in sorted(self.by_role.items()) if c},
             "unique_users": len(self.by_user),
             "messages_delivered": self.messages_delivered,

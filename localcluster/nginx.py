@@ -64,6 +64,18 @@ http {{
             proxy_buffering off;
         }}
 
+        location /sse {{
+            proxy_pass http://events_nodes;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_read_timeout 3600s;
+            proxy_buffering off;
+            proxy_cache off;
+        }}
+
         location / {{
             proxy_pass http://events_nodes;
             proxy_http_version 1.1;

@@ -95,19 +95,26 @@ def init_db(url: str) -> peewee.Database:
     return database
 
 
+# (table, column, SQL type) of every nullable column added to a table after its first release.
+ADDED_COLUMNS = (("room_messages", "stream_offset", "BIGINT"),
+                 ("room_messages", "api_key", "VARCHAR(100)"),
+                 ("users", "external_id", "VARCHAR(255)"))
+
+
 def create_tables() -> None:
     """Creates every model's table if it does not exist."""
     from models.migrate import ensure_autoincrement, ensure_column
 
     with db.connection_context():
+        # Columns added since a table was first made come first: the indexes create_tables()
+        # adds may name them (SQLite would read an unknown quoted column as a string literal).
+        existing = set(db.get_tables())
+        for table, column, sql_type in ADDED_COLUMNS:
+            if table in existing:
+                ensure_column(db.obj, table, column, sql_type)
         db.create_tables(_models(), safe=True)
         ensure_autoincrement(db.obj, "users")
         ensure_autoincrement(db.obj, "outbox")
-        ensure_column(db.obj, "room_messages", "stream_offset", "BIGINT")
-        ensure_column(db.obj, "room_messages", "api_key", "VARCHAR(100)")
-        if ensure_column(db.obj, "users", "external_id", "VARCHAR(255)"):
-            db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "user_external_id" '
-                           'ON "users" ("external_id")')
 
 
 def drop_tables() -> None:

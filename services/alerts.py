@@ -7,7 +7,7 @@ from typing import Any
 
 from hub import feed
 from services import validation as v
-from services.errors import PermissionDenied, ValidationError
+from services.errors import PermissionDenied
 from services.outbox import Relay
 from services.principal import Principal
 
@@ -28,17 +28,20 @@ class AlertService:
         recipients."""
         if not actor.is_admin:
             raise PermissionDenied("admin access required")
-        body = v.require_object(body)
-        v.reject_unknown(body, ("message", "priority", "metadata"))
-        message = v.text(body.get("message"), "message", 1, 4096)
-        priority = body.get("priority", "normal")
-        if priority not in PRIORITIES:
-            raise ValidationError(f"priority must be one of: {', '.join(PRIORITIES)}")
-        metadata = body.get("metadata")
-        if metadata is None:
-            metadata = {}
-        if not isinstance(metadata, dict):
-            raise ValidationError("metadata must be a JSON object")
-        if len(json.dumps(metadata, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
-            raise ValidationError("metadata must be at most 16 KiB of JSON")
+        fields = v.Fields(body, ("message", "priority", "metadata"))
+        message = fields.required("message", lambda value: v.text(value, "message", 1, 4096))
+        priority = fields.optional("priority", v.choice("priority", PRIORITIES), "normal")
+        metadata = fields.optional("metadata", _metadata) or {}
+        fields.done()
         return await self.relay.emit(feed.system_alert(message, priority, metadata, actor.id))
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    """Returns an alert's metadata: a JSON object of at most 16 KiB (null means none)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise v.invalid("metadata", "must be a JSON object")
+    if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
+        raise v.invalid("metadata", "must be at most 16 KiB of JSON")
+    return value

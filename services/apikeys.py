@@ -28,7 +28,6 @@ from services.errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
-    ValidationError,
 )
 from services.principal import KeyPrincipal, Principal
 
@@ -46,19 +45,27 @@ def parse_scopes(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [s.strip() for s in value.split(",") if s.strip()]
     if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
-        raise ValidationError(f"scopes must be a non-empty list of: {', '.join(SCOPES)}")
+        raise v.invalid("scopes", f"must be a non-empty list of: {', '.join(SCOPES)}")
     unknown = sorted(set(value) - set(SCOPES))
     if unknown:
-        raise ValidationError(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+        raise v.invalid("scopes", f"has unknown scope(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(SCOPES)}")
     return list(dict.fromkeys(value))
+
+
+def key_name(value: Any) -> str:
+    """Returns a key's name: 1-100 characters after trimming."""
+    return v.text(value.strip() if isinstance(value, str) else value, "name", 1, 100)
 
 
 # -- blocking operations (the command line, and the service through its pool) --------------
 
 def create_key(name: Any, scopes: Any) -> dict[str, Any]:
     """Stores a new key's hash; returns {id, name, scopes, key} (the only time the key is seen)."""
-    name = v.text(name.strip() if isinstance(name, str) else name, "name", 1, 100)
-    scope_list = parse_scopes(scopes)
+    fields = v.Fields({"name": name, "scopes": scopes})
+    name = fields.required("name", key_name)
+    scope_list = fields.required("scopes", parse_scopes)
+    fields.done()
     key = new_key()
     with write_tx():
         row = ApiKey.create(name=name, key_hash=key_hash(key), scopes=",".join(scope_list))
@@ -115,9 +122,11 @@ class ApiKeyService:
     async def create(self, actor: Principal, body: Any) -> dict[str, Any]:
         """POST /api/v1/admin/api-keys: a new key, returned this once (admins)."""
         _require_admin(actor)
-        body = v.require_object(body)
-        v.reject_unknown(body, ("name", "scopes"))
-        return await self.run(create_key, body.get("name"), body.get("scopes", list(SCOPES)))
+        fields = v.Fields(body, ("name", "scopes"))
+        name = fields.required("name", key_name)
+        scopes = fields.optional("scopes", parse_scopes, list(SCOPES))
+        fields.done()
+        return await self.run(create_key, name, scopes)
 
     async def list(self, actor: Principal) -> list[dict[str, Any]]:
         """GET /api/v1/admin/api-keys (admins)."""

@@ -17,7 +17,7 @@ from models.db import Batch, Runner, write_tx
 from models.token import RefreshToken, Session, session_principal
 from models.user import User, utcnow
 from services import validation as v
-from services.errors import AuthenticationError, PermissionDenied, RateLimited, ValidationError
+from services.errors import AuthenticationError, PermissionDenied, RateLimited
 from services.external import ExternalUsers
 from services.notifier import Notifier
 from services.outbox import Relay
@@ -136,10 +136,10 @@ class AuthService:
 
     async def register(self, body: Any, ip: str) -> dict[str, Any]:
         """Creates a `user` account and returns its first tokens."""
-        body = v.require_object(body)
-        v.reject_unknown(body, ("name", "email", "password", "age"))
-        name, email = v.name(body.get("name")), v.email(body.get("email"))
-        password, age = v.password(body.get("password")), v.age(body.get("age"))
+        fields = v.Fields(body, ("name", "email", "password", "age"))
+        name, email = fields.required("name", v.name), fields.required("email", v.email)
+        password, age = fields.required("password", v.password), fields.optional("age", v.age)
+        fields.done()
         await self.limits.check(self.limits.register_per_ip, ip, hit=True)
         password_hash = await self.hash(passwords.hash_password, password)
         result, rows = await self.run(self._register_tx, name, email, password_hash, age)
@@ -155,10 +155,10 @@ class AuthService:
 
     async def login(self, body: Any, ip: str) -> dict[str, Any]:
         """Checks credentials and returns tokens; unknown email and bad password look alike."""
-        body = v.require_object(body)
-        email, password = body.get("email"), body.get("password")
-        if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
-            raise ValidationError("email and password are required strings")
+        fields = v.Fields(body)
+        email = fields.required("email", v.non_empty("email"))
+        password = fields.required("password", v.non_empty("password"))
+        fields.done()
         email = email.strip().lower()
         await self.limits.check(self.limits.per_ip, ip, hit=True)
         # Counted before the check, so a burst of parallel guesses cannot overtake the limit;
@@ -185,10 +185,9 @@ class AuthService:
 
     async def refresh(self, body: Any) -> dict[str, Any]:
         """Rotates a refresh token; a reused one revokes its whole session."""
-        body = v.require_object(body)
-        token = body.get("refresh_token")
-        if not isinstance(token, str) or not token:
-            raise ValidationError("refresh_token is required")
+        fields = v.Fields(body)
+        token = fields.required("refresh_token", v.non_empty("refresh_token"))
+        fields.done()
         try:
             claims = self.issuer.verify(token, "refresh")
         except TokenError as exc:
@@ -234,12 +233,10 @@ class AuthService:
 
     async def change_password(self, principal: Principal, body: Any) -> dict[str, Any]:
         """Replaces the password, revokes every older token and returns new ones."""
-        body = v.require_object(body)
-        v.reject_unknown(body, ("current_password", "new_password"))
-        current = body.get("current_password")
-        if not isinstance(current, str) or not current:
-            raise ValidationError("current_password is required")
-        new = v.password(body.get("new_password"), "new_password")
+        fields = v.Fields(body, ("current_password", "new_password"))
+        current = fields.required("current_password", v.non_empty("current_password"))
+        new = fields.required("new_password", lambda value: v.password(value, "new_password"))
+        fields.done()
         if principal.external_id is not None:
             raise PermissionDenied("this account signs in through the identity provider; "
                                    "change its password there")

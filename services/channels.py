@@ -7,17 +7,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from auth.ratelimit import TokenBucket
 from hub.history import StreamUnavailable
-from services.errors import PermissionDenied, ValidationError
+from services import validation as v
+from services.errors import PermissionDenied, RateLimited, ValidationError
 from services.hooks import Hooks
 from services.inbound import NotSubscribed, Outcome, Peer, Verb, reply
 from services.messages import MessageService, check_body
-from services.rooms import RoomService, channel_room
+from services.principal import Principal
+from services.rooms import RoomService, channel_room, room_name
 from services.streams import StreamBusy
 
 __all__ = ["ChannelVerbs"]
 
 MAX_HISTORY = 100
+MAX_BUCKETS = 50_000
 
 
 class PresenceView(Protocol):
@@ -40,6 +44,15 @@ class TypingSignal(Protocol):
     def signal(self, channel: str, user_id: int, name: str, active: bool) -> None: ...
 
 
+def _object(field: str) -> Callable[[Any], dict[str, Any]]:
+    """Returns a validator of a JSON object."""
+    def check(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise v.invalid(field, "must be a JSON object")
+        return value
+    return check
+
+
 def _fields(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError("data must be a JSON object")
@@ -52,6 +65,7 @@ class ChannelVerbs:
     def __init__(self, rooms: RoomService, messages: MessageService, presence: PresenceView,
                  typing: TypingSignal, max_subscriptions: int, log: HistoryLog,
                  ready: Callable[[str], Awaitable[None]] | None = None,
+                 rate: float = 20.0, burst: float = 50.0, *,
                  hooks: Hooks | None = None) -> None:
         self.log = log
         # The application's permission hooks, asked after the built-in rules allowed.
@@ -64,6 +78,9 @@ class ChannelVerbs:
         self.presence = presence
         self.typing = typing
         self.max_subscriptions = max_subscriptions
+        # POST /api/v1/rooms/{name}/messages: each user's budget, as a socket's inbound one.
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[int, TokenBucket] = {}
 
     def log_size(self) -> int:
         """Returns how many log entries a history request looks through at most."""
@@ -131,13 +148,38 @@ class ChannelVerbs:
             check_body(body)  # the built-in limits first
             body = await self.hooks.publish(peer.caller, fields["channel"], body,
                                             peer.client_id, peer.transport)
+        sent = await self._publish(room, peer.user_id, peer.name, body)
+        return reply({"channel": fields["channel"], **sent}, request_id)
+
+    async def post(self, actor: Principal, name: str, body: Any) -> dict[str, Any]:
+        """POST /api/v1/rooms/{name}/messages {"data"}: the publish verb for a caller without a
+        socket (an SSE listener, a script): the same rules, limits and stored message."""
+        fields = v.Fields(body, ("data",))
+        data = fields.required("data", _object("data"))
+        fields.done()
+        room = room_name(name)
+        bucket = self._buckets.get(actor.id)
+        if bucket is None:
+            while len(self._buckets) >= MAX_BUCKETS:
+                del self._buckets[next(iter(self._buckets))]
+            bucket = self._buckets[actor.id] = TokenBucket(self.rate, self.burst)
+        if not bucket.take():
+            raise RateLimited("too many messages: slow down", 1)
+        await self.rooms.authorize(room, actor.id, actor.role)
+        if self.hooks is not None and self.hooks.wants("publish"):
+            check_body(data)  # the built-in limits first; no connection: no client id
+            data = await self.hooks.publish(actor, f"room:{room}", data, None, "http")
+        sent = await self._publish(room, actor.id, actor.name, data)
+        return {"channel": f"room:{room}", **sent}
+
+    async def _publish(self, room: str, user_id: int, name: str, data: Any) -> dict[str, Any]:
+        """Publishes a member's message to a room they may use (checked by the caller)."""
         if self.ready is not None:
-            await self.ready(fields["channel"])
+            await self.ready(f"room:{room}")
         try:
-            sent = await self.messages.publish(room, peer.user_id, peer.name, body)
+            return await self.messages.publish(room, user_id, name, data)
         except StreamUnavailable:
             raise StreamBusy("the server cannot number messages right now; retry later") from None
-        return reply({"channel": fields["channel"], **sent}, request_id)
 
     async def presence_of(self, peer: Peer, data: Any, request_id: int | None) -> Outcome:
         """presence {channel}: the users present in a room and their connection counts."""

@@ -38,10 +38,18 @@ class ServiceError(Exception):
 
 
 class ValidationError(ServiceError):
-    """The request body or a parameter is malformed or out of range."""
+    """The request body or a parameter is malformed or out of range.
+
+    `fields` names each invalid field with what is wrong with it (`{"email": "required"}`);
+    the error envelope carries it, so a form can mark every bad field at once.
+    """
 
     status = 400
     code = "validation_error"
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}
 
 
 class AuthenticationError(ServiceError):

@@ -76,18 +76,18 @@ class Hooks:
         """Tells whether the application is asked before `hook` (connect, subscribe, publish)."""
         return hook in self.enabled
 
-    async def connect(self, caller: Caller, client_id: str, transport: str) -> None:
+    async def connect(self, caller: Caller, client_id: str | None, transport: str) -> None:
         """Asks whether caller may open a connection; raises HookDenied or HookUnavailable."""
         if "connect" in self.enabled:
             await self._ask("connect", caller, client_id, transport, {})
 
-    async def subscribe(self, caller: Caller, channel: str, client_id: str,
+    async def subscribe(self, caller: Caller, channel: str, client_id: str | None,
                         transport: str) -> None:
         """Asks whether caller may subscribe to channel; raises HookDenied or HookUnavailable."""
         if "subscribe" in self.enabled:
             await self._ask("subscribe", caller, client_id, transport, {"channel": channel})
 
-    async def publish(self, caller: Caller, channel: str, data: Any, client_id: str,
+    async def publish(self, caller: Caller, channel: str, data: Any, client_id: str | None,
                       transport: str) -> Any:
         """Asks whether caller may publish data to channel; returns the data to publish (the
         application's replacement, if it gave one). Raises HookDenied or HookUnavailable."""
@@ -97,7 +97,7 @@ class Hooks:
                                  {"channel": channel, "data": data})
         return answer.get("data", data)
 
-    async def _ask(self, hook: str, caller: Caller, client_id: str, transport: str,
+    async def _ask(self, hook: str, caller: Caller, client_id: str | None, transport: str,
                    fields: dict[str, Any]) -> dict[str, Any]:
         """POSTs one hook request and returns the allowing answer."""
         assert self.client is not None

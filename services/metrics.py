@@ -90,11 +90,16 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Yields the current values of the hub, limiters, pools and health as metric families."""
         hub = self.sources.hub
-        conns = GaugeMetricFamily("events_connections", "Open WebSocket connections by role",
+        conns = GaugeMetricFamily("events_connections", "Open connections by role",
                                   labels=["role"])
         for role, clients in sorted(hub.by_role.items()):
             conns.add_metric([role], len(clients))
         yield conns
+        transports = GaugeMetricFamily("events_connections_by_transport",
+                                       "Open connections by transport", labels=["transport"])
+        transports.add_metric(["websocket"], len(hub.clients) - hub.sse_clients)
+        transports.add_metric(["sse"], hub.sse_clients)
+        yield transports
         yield GaugeMetricFamily("events_users_connected",
                                 "Users with at least one open connection", value=len(hub.by_user))
         yield GaugeMetricFamily("events_subscriptions",
@@ -168,10 +173,12 @@ class Metrics:
             "events_delivery_latency_seconds",
             "Seconds from publish to the last local socket write, once per publish",
             buckets=DELIVERY_BUCKETS, registry=reg)
-        self.opened = Counter("events_connections_opened", "WebSocket connections opened",
+        self.opened = Counter("events_connections_opened",
+                              "Connections opened, by transport (websocket, sse)", ["transport"],
                               registry=reg)
         self.closed = Counter("events_connections_closed",
-                              "WebSocket connections closed, by close code", ["code"], registry=reg)
+                              "Connections closed, by close code and transport",
+                              ["code", "transport"], registry=reg)
         self.handshake_failures = Counter(
             "events_handshake_failures", "WebSocket upgrades refused, by reason", ["reason"],
             registry=reg)
@@ -225,14 +232,14 @@ class Metrics:
         pair[0].inc()
         pair[1].observe(seconds)
 
-    def connection_opened(self) -> None:
-        """Counts one WebSocket connection registered with the hub."""
-        self.opened.inc()
+    def connection_opened(self, transport: str = "websocket") -> None:
+        """Counts one connection (WebSocket or SSE stream) registered with the hub."""
+        self.opened.labels(transport).inc()
 
-    def connection_closed(self, code: int | None) -> None:
-        """Counts one WebSocket connection closed with code (None: no close frame)."""
+    def connection_closed(self, code: int | None, transport: str = "websocket") -> None:
+        """Counts one connection closed with code (None: no close frame)."""
         label = close_label(code)
-        self.closed.labels(label).inc()
+        self.closed.labels(label, transport).inc()
         self.delivery.closed(label)
 
     def handshake_failed(self, reason: str) -> None:
@@ -264,10 +271,10 @@ class NullMetrics(Metrics):
     def request(self, handler_class: type, method: str, status: int, seconds: float) -> None:
         """Counts nothing."""
 
-    def connection_opened(self) -> None:
+    def connection_opened(self, transport: str = "websocket") -> None:
         """Counts nothing."""
 
-    def connection_closed(self, code: int | None) -> None:
+    def connection_closed(self, code: int | None, transport: str = "websocket") -> None:
         """Counts nothing."""
 
     def handshake_failed(self, reason: str) -> None:

@@ -12,7 +12,7 @@ from models.db import Runner, db, write_tx
 from models.room import LOBBY, Room, RoomMember, RoomMessage
 from models.user import ADMIN_ROLES, User, rfc3339
 from services import validation as v
-from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from services.errors import Conflict, NotFound, PermissionDenied
 from services.notifier import Notifier
 from services.principal import Principal
 
@@ -27,14 +27,14 @@ REMOVED = "removed from room"
 def room_name(value: Any, field: str = "name") -> str:
     """Returns a valid room name or raises ValidationError saying what one looks like."""
     if not isinstance(value, str) or not _NAME.match(value):
-        raise ValidationError(f"{field} must be {NAME_RULE}")
+        raise v.invalid(field, f"must be {NAME_RULE}")
     return value
 
 
 def channel_room(channel: Any) -> str:
     """Returns the room name of a `room:<name>` channel, or raises ValidationError."""
     if not isinstance(channel, str) or not channel.startswith("room:"):
-        raise ValidationError(f"channel must be room:<name>, with a name of {NAME_RULE}")
+        raise v.invalid("channel", f"must be room:<name>, with a name of {NAME_RULE}")
     return room_name(channel[5:], "channel")
 
 
@@ -84,13 +84,11 @@ class RoomService:
 
     async def create(self, actor: Principal, body: Any) -> dict[str, Any]:
         """Creates a room owned by the caller, who becomes its first member."""
-        body = v.require_object(body)
-        v.reject_unknown(body, ("name", "title", "private"))
-        name = room_name(body.get("name"))
-        title = v.text(body.get("title", ""), "title", 0, 200)
-        private = body.get("private", False)
-        if not isinstance(private, bool):
-            raise ValidationError("private must be true or false")
+        fields = v.Fields(body, ("name", "title", "private"))
+        name = fields.required("name", room_name)
+        title = fields.optional("title", lambda value: v.text(value, "title", 0, 200), "")
+        private = fields.optional("private", v.boolean("private"), False)
+        fields.done()
 
         def create_tx() -> Room:
             with write_tx():
@@ -161,11 +159,9 @@ class RoomService:
 
     async def add_member(self, actor: Principal, name: str, body: Any) -> dict[str, Any]:
         """Admits a user to a room (owner or admin)."""
-        body = v.require_object(body)
-        v.reject_unknown(body, ("user_id",))
-        user_id = body.get("user_id")
-        if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
-            raise ValidationError("user_id must be a positive whole number")
+        fields = v.Fields(body, ("user_id",))
+        user_id = fields.required("user_id", v.positive_int("user_id"))
+        fields.done()
 
         def add_tx() -> dict[str, Any]:
             with write_tx():

@@ -28,7 +28,7 @@ from models.outbox import OutboxEvent
 from models.room import Room, RoomMessage
 from models.user import ROLES, User
 from services import validation as v
-from services.errors import NotFound, ServiceError, ValidationError
+from services.errors import NotFound, ServiceError
 from services.idempotency import Idempotency, claim, request_hash
 from services.messages import MessageService, check_body
 from services.outbox import Relay, stage
@@ -65,32 +65,39 @@ class Unnumbered(ServiceError):
         self.retry_after = 2
 
 
-def _audience(body: dict[str, Any]) -> tuple[Target, ...]:
-    """Returns the targets of exactly one of user_id, role or all."""
-    given = [k for k in ("user_id", "role", "all") if k in body]
+def _audience(fields: v.Fields) -> tuple[Target, ...]:
+    """Returns the targets of exactly one of user_id, role or all (recording what is wrong)."""
+    user_id = fields.optional("user_id", v.positive_int("user_id"))
+    role = fields.optional("role", v.choice("role", ROLES))
+    everyone = fields.optional("all", _true)
+    given = [k for k in ("user_id", "role", "all") if k in fields.body]
     if len(given) != 1:
-        raise ValidationError("give exactly one audience: user_id, role or all")
-    if "user_id" in body:
-        user_id = body["user_id"]
-        if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
-            raise ValidationError("user_id must be a positive integer")
+        fields.errors["audience"] = "must be exactly one of user_id, role or all"
+    if user_id is not None:
         return to_user(user_id)
-    if "role" in body:
-        role = body["role"]
-        if role not in ROLES:
-            raise ValidationError(f"role must be one of {', '.join(ROLES)}")
+    if role is not None:
         return ADMINS if role == "admin" else to_role(role)
-    if body["all"] is not True:
-        raise ValidationError("all must be true")
-    return ALL
+    return ALL if everyone else ()
+
+
+def _true(value: Any) -> bool:
+    if value is not True:
+        raise v.invalid("all", "must be true")
+    return True
+
+
+def _app_type(value: Any) -> str:
+    if not isinstance(value, str) or not APP_TYPE.match(value):
+        raise v.invalid("type", "must be app.<name> (1-64 of A-Z, a-z, 0-9, _ . : -)")
+    return value
 
 
 def _data(value: Any) -> dict[str, Any]:
     """Returns value if it is a JSON object of at most 64 KiB."""
     if not isinstance(value, dict):
-        raise ValidationError("data must be a JSON object")
+        raise v.invalid("data", "must be a JSON object")
     if len(dumps(value).encode("utf-8")) > MAX_DATA_BYTES:
-        raise ValidationError(f"data may be at most {MAX_DATA_BYTES // 1024} KiB of JSON")
+        raise v.invalid("data", f"may be at most {MAX_DATA_BYTES // 1024} KiB of JSON")
     return value
 
 
@@ -99,8 +106,16 @@ def _offset(value: str | None) -> int:
     if value is None or value == "":
         return 0
     if not value.isdigit() or len(value) > 18:
-        raise ValidationError("since must be an offset (a whole number) the server gave")
+        raise v.invalid("since", "must be an offset (a whole number) the server gave")
     return int(value)
+
+
+def _message(value: Any) -> dict[str, Any]:
+    """Returns a room message's data: a JSON object of at most 16 KiB."""
+    if not isinstance(value, dict):
+        raise v.invalid("data", "must be a JSON object")
+    check_body(value)
+    return value
 
 
 class ServerApi:
@@ -140,13 +155,12 @@ class ServerApi:
         """Logs an `app.*` event on the feed for its audience; answers its offset and epoch
         (and, with the memory broker, how many sockets of this node received it)."""
         caller.require("notify")
-        body = v.require_object(body)
-        v.reject_unknown(body, ("type", "data", "user_id", "role", "all"))
-        type_ = body.get("type")
-        if not isinstance(type_, str) or not APP_TYPE.match(type_):
-            raise ValidationError("type must be app.<name> (1-64 of A-Z, a-z, 0-9, _ . : -)")
-        data = _data(body.get("data", {}))
-        targets = _audience(body)
+        fields = v.Fields(body, ("type", "data", "user_id", "role", "all"))
+        type_ = fields.required("type", _app_type)
+        data = fields.optional("data", _data, {})
+        targets = _audience(fields)
+        fields.done()
+        body = fields.body
         event = FeedEvent(type_, data, targets)
         digest = request_hash("notify", body) if key else ""
 
@@ -202,11 +216,11 @@ class ServerApi:
         """Publishes a room message from the application (`from: {"api_key": <name>}`),
         stored and numbered like a member's."""
         caller.require("publish")
-        body = v.require_object(body)
-        v.reject_unknown(body, ("channel", "data"))
-        room = channel_room(body.get("channel"))
-        data = body.get("data")
-        check_body(data)
+        fields = v.Fields(body, ("channel", "data"))
+        room = fields.required("channel", channel_room)
+        data = fields.required("data", _message)
+        fields.done()
+        body = fields.body
         message_id = self.messages.ids.next()
         digest = request_hash("publish", body) if key else ""
 
@@ -281,11 +295,9 @@ class ServerApi:
         """Closes every socket of a user on every node with 1008 "disconnected by server";
         answers how many were closed on this node."""
         caller.require("disconnect")
-        body = v.require_object(body)
-        v.reject_unknown(body, ("user_id",))
-        user_id = body.get("user_id")
-        if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
-            raise ValidationError("user_id must be a positive integer")
+        fields = v.Fields(body, ("user_id",))
+        user_id = fields.required("user_id", v.positive_int("user_id"))
+        fields.done()
         here = self.hub.user_connection_count(user_id)
         self.hub.control(CloseUser(user_id, DISCONNECTED))
         return {"disconnected": here}

@@ -24,11 +24,13 @@ _CLEAN = {"name": v.name, "email": v.email, "age": v.age}
 
 
 def _parse_changes(body: Any) -> dict[str, Any]:
-    body = v.require_object(body)
-    v.reject_unknown(body, EDITABLE)
-    if not body:
+    fields = v.Fields(body, EDITABLE)
+    if not fields.body:
         raise ValidationError(f"send at least one of: {', '.join(EDITABLE)}")
-    return {key: _CLEAN[key](value) for key, value in body.items()}
+    changes = {key: fields.check(key, _CLEAN[key], value) for key, value in fields.body.items()
+               if key in _CLEAN}
+    fields.done()
+    return changes
 
 
 def create_user(
@@ -49,9 +51,11 @@ def ensure_admin(email: str, password: str, name: str, role: str) -> tuple[dict[
     Blocking: for the command line, with no event loop. Returns (public user, outcome) where
     outcome is "created", "promoted" or "unchanged".
     """
-    email, password, name = v.email(email), v.password(password), v.name(name)
-    if role not in ("admin", "superadmin"):
-        raise ValidationError("role must be admin or superadmin")
+    fields = v.Fields({"email": email, "password": password, "name": name, "role": role})
+    email, password = fields.required("email", v.email), fields.required("password", v.password)
+    name = fields.required("name", v.name)
+    fields.required("role", v.choice("role", ("admin", "superadmin")))
+    fields.done()
     with db.connection_context(), write_tx():
         user = User.get_or_none(User.email == email)
         if user is None:
@@ -87,8 +91,10 @@ class UserService:
 
     async def list(self, page: str | None, per_page: str | None) -> dict[str, Any]:
         """Returns one page of users ordered by id."""
-        page_n = v.query_number(page, "page", 1, 1_000_000)
-        size = v.query_number(per_page, "per_page", 20, 100)
+        fields = v.Fields({"page": page, "per_page": per_page})
+        page_n = fields.check("page", lambda x: v.query_number(x, "page", 1, 1_000_000), page)
+        size = fields.check("per_page", lambda x: v.query_number(x, "per_page", 20, 100), per_page)
+        fields.done()
 
         def query() -> dict[str, Any]:
             total = User.select().count()
@@ -159,9 +165,9 @@ class UserService:
     async def change_role(self, actor: Principal, user_id: int, body: Any) -> dict[str, Any]:
         """Changes a role by the rules: admins only, never one's own, superadmin by superadmins."""
         self._require_admin(actor)
-        body = v.require_object(body)
-        v.reject_unknown(body, ("role",))
-        new_role = v.role(body.get("role"))
+        fields = v.Fields(body, ("role",))
+        new_role = fields.required("role", v.role)
+        fields.done()
         if actor.id == user_id:
             raise PermissionDenied("you cannot change your own role")
         if new_role == "superadmin" and actor.role != "superadmin":

@@ -1,18 +1,44 @@
-"""Validates and normalises the fields of user-supplied bodies."""
+"""Validates and normalises the fields of user-supplied bodies.
+
+Each validator returns the clean value or raises a ValidationError naming its field. A
+request body goes through `Fields`, which runs every validator, records what is wrong with
+each field (a missing one is "required") and raises one ValidationError with all of them.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from services.errors import ValidationError
 
-__all__ = ["require_object", "reject_unknown", "name", "email", "password", "age", "role", "text",
+__all__ = ["Fields", "REQUIRED", "UNKNOWN", "invalid", "require_object", "name", "email",
+           "password", "age", "role", "text", "non_empty", "boolean", "positive_int", "choice",
            "query_number"]
+
+T = TypeVar("T")
+
+REQUIRED = "required"
+UNKNOWN = "unknown or read-only field"
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
+
+
+def invalid(field: str, problem: str) -> ValidationError:
+    """Returns the error for one bad field: `<field> <problem>`, with fields={field: problem}."""
+    return ValidationError(f"{field} {problem}", {field: problem})
+
+
+def summary(errors: Mapping[str, str]) -> str:
+    """Returns one sentence naming every invalid field (`name is required; age must be ...`)."""
+    parts = [f"{f} is required" if p == REQUIRED else f"{f} {p}"
+             for f, p in errors.items() if p != UNKNOWN]
+    unknown = [f for f, p in errors.items() if p == UNKNOWN]
+    if unknown:
+        parts.append(f"unknown or read-only field(s): {', '.join(unknown)}")
+    return "; ".join(parts)
 
 
 def require_object(body: Any) -> Mapping[str, Any]:
@@ -22,20 +48,63 @@ def require_object(body: Any) -> Mapping[str, Any]:
     return body
 
 
-def reject_unknown(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    """Refuses fields outside `allowed`, so role, id or hashes are never mass-assigned."""
-    extra = sorted(set(body) - set(allowed))
-    if extra:
-        raise ValidationError(f"unknown or read-only field(s): {', '.join(extra)}")
+class Fields:
+    """Checks every field of one body and raises one ValidationError naming all bad ones.
+
+    Fields outside `allowed` are refused, so role, id or hashes are never mass-assigned.
+    """
+
+    def __init__(self, body: Any, allowed: Iterable[str] | None = None) -> None:
+        self.body = require_object(body)
+        self.errors: dict[str, str] = {}
+        if allowed is not None:
+            for field in sorted(set(self.body) - set(allowed)):
+                self.errors[field] = UNKNOWN
+
+    def required(self, field: str, validate: Callable[[Any], T]) -> T:
+        """Returns the field's clean value; a missing or null field is recorded as required."""
+        value = self.body.get(field)
+        if value is None:
+            self.errors[field] = REQUIRED
+            return None  # type: ignore[return-value]  # done() raises before it is used
+        return self.check(field, validate, value)
+
+    def optional(self, field: str, validate: Callable[[Any], T], default: Any = None) -> T:
+        """Returns the field's clean value, or default when it is absent."""
+        if field not in self.body:
+            return default
+        return self.check(field, validate, self.body[field])
+
+    def check(self, field: str, validate: Callable[[Any], T], value: Any) -> T:
+        """Returns validate(value), recording its complaint under field if it has one."""
+        try:
+            return validate(value)
+        except ValidationError as exc:
+            self.errors[field] = next(iter(exc.fields.values()), None) or exc.message
+            return None  # type: ignore[return-value]  # done() raises before it is used
+
+    def done(self) -> None:
+        """Raises one ValidationError with every recorded field, if any."""
+        if self.errors:
+            raise ValidationError(summary(self.errors), dict(self.errors))
 
 
 def text(value: Any, field: str, low: int, high: int) -> str:
     """Returns value if it is a string of low..high characters."""
     if not isinstance(value, str):
-        raise ValidationError(f"{field} must be a string")
+        raise invalid(field, "must be a string")
     if not low <= len(value) <= high:
-        raise ValidationError(f"{field} must be {low}-{high} characters long")
+        raise invalid(field, f"must be {low}-{high} characters long")
     return value
+
+
+def non_empty(field: str) -> Callable[[Any], str]:
+    """Returns a validator of a non-empty string (a token, a password to check)."""
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise invalid(field, "must be a non-empty string")
+        return value
+    return check
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -45,17 +114,17 @@ def name(value: Any) -> str:
     """Returns a valid display name (1-100 characters after trimming, no control characters)."""
     value = text(value.strip() if isinstance(value, str) else value, "name", 1, 100)
     if _CONTROL.search(value):
-        raise ValidationError("name must not contain control characters")
+        raise invalid("name", "must not contain control characters")
     return value
 
 
 def email(value: Any) -> str:
     """Returns a syntactically valid email, lower-cased."""
     if not isinstance(value, str):
-        raise ValidationError("email must be a string")
+        raise invalid("email", "must be a string")
     value = value.strip().lower()
     if len(value) > 254 or not _EMAIL.match(value):
-        raise ValidationError("email must be a valid address like name@example.com")
+        raise invalid("email", "must be a valid address like name@example.com")
     return value
 
 
@@ -69,9 +138,9 @@ def age(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("age must be a whole number")
+        raise invalid("age", "must be a whole number")
     if not 0 <= value <= 150:
-        raise ValidationError("age must be between 0 and 150")
+        raise invalid("age", "must be between 0 and 150")
     return value
 
 
@@ -80,8 +149,37 @@ def role(value: Any) -> str:
     from models.user import ROLES
 
     if value not in ROLES:
-        raise ValidationError(f"role must be one of: {', '.join(ROLES)}")
+        raise invalid("role", f"must be one of: {', '.join(ROLES)}")
     return str(value)
+
+
+def boolean(field: str) -> Callable[[Any], bool]:
+    """Returns a validator of true or false."""
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise invalid(field, "must be true or false")
+        return value
+    return check
+
+
+def positive_int(field: str) -> Callable[[Any], int]:
+    """Returns a validator of a whole number of at least 1."""
+    def check(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise invalid(field, "must be a positive whole number")
+        return value
+    return check
+
+
+def choice(field: str, options: Iterable[str]) -> Callable[[Any], str]:
+    """Returns a validator of one of options."""
+    allowed = tuple(options)
+
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise invalid(field, f"must be one of: {', '.join(allowed)}")
+        return str(value)
+    return check
 
 
 def query_number(value: str | None, name: str, default: int, high: int) -> int:
@@ -91,7 +189,7 @@ def query_number(value: str | None, name: str, default: int, high: int) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise ValidationError(f"{name} must be a whole number") from None
+        raise invalid(name, "must be a whole number") from None
     if not 1 <= number <= high:
-        raise ValidationError(f"{name} must be between 1 and {high}")
+        raise invalid(name, f"must be between 1 and {high}")
     return number

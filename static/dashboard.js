@@ -1,11 +1,15 @@
 /*
  * The live dashboard at /. Signs in over the REST API, keeps tokens in sessionStorage, and
- * updates itself from its own WebSocket plus a 2 s poll of /ws/stats (admins). The socket is an
- * EventsClient (static/client.js): it reconnects with backoff and jitter and resumes the feed;
- * when a resume cannot recover what was missed, the page reloads what it shows.
- * Data from the server is rendered with textContent only. The parts of the page live in
- * chart.js, stats.js, feed.js, users.js, broadcast.js and online.js, loaded before this file.
+ * updates itself from its own WebSocket plus a 2 s poll of /ws/stats (admins). The socket is a
+ * client of the events-server-client library (clients/js, served at /clients/js/index.js): it
+ * reconnects with backoff and jitter, resumes the feed and asks this page for a fresh token
+ * before the current one expires; when a resume cannot recover what was missed, the page
+ * reloads what it shows. Data from the server is rendered with textContent only. The parts of
+ * the page live in chart.js, stats.js, feed.js, users.js, broadcast.js and online.js, loaded
+ * before this file (a module, so it runs after them).
  */
+import { AuthError, Revoked, connect } from '/clients/js/index.js';
+
 (function () {
   'use strict';
 
@@ -15,9 +19,8 @@
 
   var session = A.loadSession();
   var me = null;
-  var client = null; // the EventsClient of the signed-in session
+  var client = null; // the library client of the signed-in session
   var pollTimer = null;
-  var refreshTimer = null;
   var refreshing = null;
   var signingOut = false;
   var samples = [];
@@ -85,22 +88,9 @@
         if (res.status !== 200 || !res.body || !res.body.success) return false;
         session = A.sessionFrom(res.body.data, session);
         A.saveSession(session);
-        scheduleRefresh();
-        // Swap the fresh token into the open socket instead of reconnecting.
-        if (client) client.send(JSON.stringify({ type: 'auth.refresh', data: { token: session.access_token } }));
         return true;
       });
     return refreshing;
-  }
-
-  function scheduleRefresh() {
-    clearTimeout(refreshTimer);
-    if (!session) return;
-    // Refresh a minute early, or after about three quarters of a short-lived token's life
-    // (plus a second: the token's exp is counted in whole seconds from its issue time).
-    var lead = Math.min(60000, (session.ttl || 900000) / 4) + 1000;
-    var wait = Math.max(1000, session.expires_at - Date.now() - lead);
-    refreshTimer = setTimeout(refreshTokens, wait);
   }
 
   /** An authenticated API call that refreshes the access token once on a 401. */
@@ -141,7 +131,6 @@
   }
 
   function stopEverything() {
-    clearTimeout(refreshTimer);
     clearInterval(pollTimer);
     online.stop();
     users.cancelReload();
@@ -180,7 +169,6 @@
         return;
       }
       setMe(res.body.data);
-      scheduleRefresh();
       openSocket();
     });
   }
@@ -217,56 +205,51 @@
 
   // -- the socket ---------------------------------------------------------------------------
 
-  function isPolicyEnd(close) {
-    return close.code === 1008 && (close.reason === 'account deleted' || close.reason === 'session revoked');
-  }
-
   function openSocket() {
     if (!session) return;
     if (client) client.close();
     setSocketStatus('connecting', 'Connecting…');
-    var checkToken = false;
-    var c = new window.EventsClient(A.socketUrl(), {
+    var welcomes = 0;
+    var c = connect(location.origin, {
       token: session.access_token,
       baseDelay: 1000,
       maxDelay: 15000,
-      reconnect: function (close) { return !!session && !isPolicyEnd(close); },
+      backlog: 0, // the page listens with on(), it never iterates events()
+      // Called before the token expires and after a refused handshake: the page refreshes its
+      // session over REST (null signs out), and the client hands the new token to the socket.
       getToken: function () {
-        if (!session) return null;
-        if (!checkToken) return session.access_token;
-        checkToken = false;
-        // A refused upgrade is most often an expired token: check it over REST first (a 401
-        // there refreshes the token, or signs out when the session is over).
-        return authed('GET', '/api/v1/users/me').then(function () {
-          return session ? session.access_token : null;
-        });
+        return refreshTokens().then(function (ok) { return ok && session ? session.access_token : null; });
       }
     });
     client = c;
     c.on('frame', function (frame) {
-      if (c === client && frame.event) handleEvent(frame.event);
+      if (c === client && frame.message) handleEvent(frame.message);
     });
-    c.on('open', function () {
+    c.on('connected', function () {
+      welcomes += 1;
       if (c === client) setSocketStatus('connected', 'Live');
     });
-    c.on('close', function (close) {
-      if (c !== client) return;
-      if (isPolicyEnd(close)) {
-        signOut(A.explainClose(close.code, close.reason));
-        return;
-      }
-      setSocketStatus('disconnected', 'Reconnecting…');
-      checkToken = !close.opened || close.reason === 'token expired' ||
-        (close.reason || '').indexOf('refresh rejected') === 0;
+    c.on('disconnected', function () {
+      if (c === client) setSocketStatus('disconnected', 'Reconnecting…');
     });
-    c.on('resumed', function (summary) {
+    c.on('closed', function (end) {
       if (c !== client) return;
-      var text = summary.recovered ? 'reconnected, ' + summary.missed + ' missed events recovered' :
+      client = null;
+      if (end.error instanceof Revoked) signOut(A.explainClose(end.code, end.reason));
+      else if (end.error instanceof AuthError) signOut('Your session has expired. Please sign in again.');
+      else setSocketStatus('disconnected', 'Offline');
+    });
+    c.on('recovery', function (event) {
+      if (c !== client || welcomes < 2) return; // the first connection had nothing to recover
+      var streams = event.data.streams;
+      var recovered = streams.every(function (s) { return s.recovered; });
+      var missed = streams.reduce(function (sum, s) { return sum + s.missed; }, 0);
+      var text = recovered ? 'reconnected, ' + missed + ' missed events recovered' :
         'could not recover, refreshed';
       A.$('ws-status').setAttribute('data-recovery', text);
       A.$('ws-status').title = 'Last reconnect: ' + text;
-      if (summary.recovered) {
-        if (summary.missed) A.toast('Reconnected, ' + summary.missed + ' missed events recovered.', 'ok');
+      if (recovered) {
+        if (missed) A.toast('Reconnected, ' + missed + ' missed events recovered.', 'ok');
         return;
       }
       // Could not recover: what the page shows may be stale, so it is loaded again.
@@ -277,7 +260,6 @@
         online.refresh();
       }
     });
-    c.connect();
   }
 
   function handleEvent(event) {

@@ -1,9 +1,9 @@
 /*
  * The Rooms panel of /test: pick or create a room, subscribe, chat, load earlier messages, see
- * who is online and who is typing. test.js owns the socket, an EventsClient (static/client.js),
- * and hands each new one to attach(): requests go through it as promises, it re-subscribes the
- * room after a reconnect with its position, and a reconnect that could not recover everything
- * makes the panel refetch what it shows. Data from the server is rendered with textContent only.
+ * who is online and who is typing. test.js owns the socket, a client of the events-server-client
+ * library (/clients/js/index.js), and hands each new one to attach(): requests go through it as
+ * promises, it re-subscribes the room after a reconnect with its position, and a reconnect that
+ * could not recover everything makes the panel refetch what it shows. Data from the server is rendered with textContent only.
  */
 (function () {
   'use strict';
@@ -15,7 +15,7 @@
 
   /** Builds the panel. token() returns the access token for REST calls. */
   function create(token) {
-    var client = null; // the EventsClient of the current connection
+    var client = null; // the library client of the current connection
     var myId = null;
     var online = false;
     var joined = null; // the subscribed channel
@@ -43,14 +43,14 @@
      */
     function request(type, channel, call, ok) {
       var c = client;
-      if (!c || !c.connected) {
+      if (!c || c.state !== 'connected') {
         showError('Not connected: press Connect first.');
         return;
       }
       call(c).then(function (data) {
         if (c === client) ok(data);
       }, function (err) {
-        if (c !== client || !err.code) return;
+        if (c !== client || err.code === 'disconnected' || err.code === 'closed') return;
         showError(type + (channel ? ' ' + channel : '') + ' failed · ' + err.code + ': ' + err.message);
         if (type === 'history') earlierBtn.disabled = false;
       });
@@ -201,10 +201,10 @@
     }
 
     function loadPresence(channel) {
-      request('presence', channel, function (c) { return c.presence(channel); }, function (data) {
+      request('presence', channel, function (c) { return c.presence(channel); }, function (present) {
         if (joined !== channel) return;
         members = {};
-        data.members.forEach(function (m) { members[m.user_id] = { name: m.name, connections: m.connections }; });
+        present.forEach(function (m) { members[m.user_id] = { name: m.name, connections: m.connections }; });
         renderMembers();
       });
     }
@@ -233,8 +233,8 @@
       var data = { channel: channel, limit: HISTORY_PAGE };
       if (before) data.before = before;
       earlierBtn.disabled = true;
-      request('history', channel, function (c) { return c.history(channel, data); }, function (reply) {
-        showHistory(channel, reply.messages, before);
+      request('history', channel, function (c) { return c.history(channel, data); }, function (messages) {
+        showHistory(channel, messages, before);
       });
     }
 
@@ -299,7 +299,7 @@
     }
 
     function sendTyping(channel, active) {
-      if (client && client.connected) client.typing(channel, active).catch(function () {});
+      if (client && client.state === 'connected') client.typing(channel, active).catch(function () {});
     }
 
     function clearTypists() {
@@ -361,7 +361,7 @@
       }
     }
 
-    /** Follows a new EventsClient (one per press of Connect; null when disconnected). */
+    /** Follows a new client (one per press of Connect; null when disconnected). */
     function attach(next) {
       client = next;
       online = false;
@@ -369,27 +369,30 @@
       left();
       if (!client) return;
       var c = client;
-      c.on('open', function (data) {
+      c.on('connected', function (data) {
         if (c !== client) return;
         myId = data.user_id;
         online = true;
         loadRooms();
         render();
       });
-      c.on('close', function () {
+      c.on('disconnected', function () {
         if (c !== client) return;
         online = false;
         typingOn = false;
         clearTypists();
-        if (c.stopped) left(); // no reconnect follows
         render();
       });
+      c.on('closed', function () { if (c === client) left(); }); // no reconnect follows
       c.on('*', function (event) { if (c === client) handle(event); });
-      c.on('subscribe.failed', function (failure) {
-        if (c !== client || failure.channel !== joined) return;
-        var err = failure.error || {};
-        if (err.code) showError('subscribe ' + failure.channel + ' failed · ' + err.code + ': ' + err.message);
-        if (err.code) left();
+      // A room refused on a re-subscribe (removed meanwhile, say) is forgotten by the client.
+      c.on('recovery', function (event) {
+        if (c !== client) return;
+        event.data.streams.forEach(function (stream) {
+          if (!stream.error || stream.channel !== joined) return;
+          showError('subscribe ' + stream.channel + ' failed · ' + stream.error);
+          left();
+        });
       });
     }
 

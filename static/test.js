@@ -1,9 +1,12 @@
 /*
- * The /test page: the seed's WebSocket test client. Its socket is an EventsClient
- * (static/client.js): after a drop it reconnects with backoff, resumes the feed and re-subscribes
- * the room with their positions, and says whether the missed events were recovered (or that it
- * could not recover and refetched). Data is rendered with textContent only.
+ * The /test page: the seed's WebSocket test client. Its socket is a client of the
+ * events-server-client library (clients/js, served at /clients/js/index.js): after a drop it
+ * reconnects with backoff, resumes the feed and re-subscribes the room with their positions, and
+ * says whether the missed events were recovered (or that it could not recover and refetched).
+ * Data is rendered with textContent only. A module: it runs after common.js and rooms.js.
  */
+import { connect as connectClient } from '/clients/js/index.js';
+
 (function () {
   'use strict';
 
@@ -102,6 +105,15 @@
     box.hidden = false;
   }
 
+  /** One line for a reconnect's recovery event: every stream recovered, and how many events. */
+  function summarize(streams) {
+    return {
+      recovered: streams.every(function (s) { return s.recovered; }),
+      missed: streams.reduce(function (sum, s) { return sum + s.missed; }, 0),
+      streams: streams
+    };
+  }
+
   /** The outcome of a reconnect: its missed events recovered, or refetched because not. */
   function showRecovery(summary) {
     var text = summary.recovered ?
@@ -110,7 +122,7 @@
     recoveryEl.className = 'hint ' + (summary.recovered ? 'hint-ok' : 'hint-error');
     recoveryEl.hidden = false;
     showNote(summary.recovered ? 'info' : 'warn', text, summary.streams.map(function (r) {
-      return r.stream + ': ' + (r.recovered ? r.missed + ' recovered' : 'not recovered');
+      return (r.channel || 'feed') + ': ' + (r.recovered ? r.missed + ' recovered' : 'not recovered');
     }).join('\n'));
   }
 
@@ -125,47 +137,50 @@
     hideCloseInfo();
     recoveryEl.hidden = true;
     setStatus('connecting');
-    var c = new window.EventsClient(A.socketUrl(), {
+    var welcomes = 0;
+    var last = null; // the last close: {code, reason}
+    var c = connectClient(location.origin, {
       token: token,
       maxDelay: 10000,
-      // Reconnect after a drop, not after a refused first connection nor a 1008 (a pasted
-      // token cannot be refreshed here), and give up after a run of failed attempts.
-      reconnect: function (close) {
-        return close.code !== 1008 && c.feed !== null && c.attempt < RECONNECT_TRIES;
-      }
+      backlog: 0, // the page listens with on(), it never iterates events()
+      // Reconnect after a drop, not after a refused first connection, and give up after a run
+      // of failed attempts. (A 1008 stops the client by itself: a pasted token has no refresh.)
+      reconnect: function (close) { return welcomes > 0 && close.attempt < RECONNECT_TRIES; }
     });
     client = c;
-    window.testClient = c; // for tests and the curious: positions, rooms
+    window.testClient = c; // for tests and the curious: positions, subscriptions
     rooms.attach(c);
     c.on('frame', function (frame) {
       if (c !== client) return;
       var raw = typeof frame.raw === 'string' ? frame.raw : '[binary message]';
-      showEvent(frame.event, raw);
+      showEvent(frame.message, raw);
     });
-    c.on('open', function () {
+    c.on('connected', function () {
+      welcomes += 1;
       if (c === client) setStatus('connected');
     });
-    c.on('resumed', function (summary) {
-      if (c !== client) return;
+    // After a reconnect (the first connection had nothing to recover): what came back.
+    c.on('recovery', function (event) {
+      if (c !== client || welcomes < 2) return;
+      var summary = summarize(event.data.streams);
       rooms.resumed(summary).then(function () { if (c === client) showRecovery(summary); });
     });
-    c.on('close', function (event) {
+    c.on('disconnected', function (close) { last = close; });
+    c.on('reconnecting', function () {
       if (c !== client) return;
-      if (!c.stopped) {
-        setStatus('reconnecting');
-        showNote('warn', 'closed · ' + event.code, (event.reason ? event.reason + ' — ' : '') +
-          'reconnecting and resuming…');
-        return;
-      }
+      setStatus('reconnecting');
+      showNote('warn', 'closed · ' + last.code, (last.reason ? last.reason + ' — ' : '') +
+        'reconnecting and resuming…');
+    });
+    c.on('closed', function (end) {
+      if (c !== client) return;
       client = null;
       rooms.attach(null);
       setStatus('disconnected');
-      var opened = c.feed !== null;
-      showCloseInfo(event.code, event.reason, opened);
-      showNote('warn', 'closed · ' + event.code, (event.reason ? event.reason + ' — ' : '') +
-        A.explainClose(event.code, event.reason));
+      showCloseInfo(end.code, end.reason, welcomes > 0);
+      showNote('warn', 'closed · ' + end.code, (end.reason ? end.reason + ' — ' : '') +
+        A.explainClose(end.code, end.reason));
     });
-    c.connect();
   }
 
   function disconnect() {

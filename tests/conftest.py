@@ -17,12 +17,22 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from app import make_app, make_context, upgrade_route
 from config import Settings
 from context import Context
+from edge.loop import loop_factory
 from edge.server import EdgeServer
 from models import db as dbmod
 from models.user import User
 from services.rooms import ensure_lobby
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The event loop the tests run on, and the servers they start (LOOP is --loop's variable):
+# the server's default (auto: uvloop when installed) unless TEST_LOOP names the other one;
+# CI runs the suite on the default and the WebSocket, SSE and cluster tests on asyncio too.
+TEST_LOOP = os.environ.get("TEST_LOOP", "auto")
+os.environ["LOOP"] = TEST_LOOP
+if loop_factory(TEST_LOOP) is not asyncio.new_event_loop:
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_SECRET = "test-secret-" + "x" * 40
 

@@ -64,8 +64,8 @@ class ServerProcess:
     """main.py serving on a free port, optionally with a low descriptor limit."""
 
     def __init__(self, tmp_path: str, *args: str, nofile: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()  # a restart passes the port its clients know
         self.log_path = os.path.join(tmp_path, "server.log")
         environ = {**os.environ, "JWT_SECRET": TEST_SECRET, "PYTHONUNBUFFERED": "1",
                    **(env or {})}
@@ -80,8 +80,9 @@ class ServerProcess:
              f"--data-dir={os.path.join(tmp_path, 'data')}", *args],
             cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=limit)
         if not wait_for(self._listening, 20):
+            output = self.output()
             self.stop()
-            raise RuntimeError(f"server did not start: {self.output()}")
+            raise RuntimeError(f"server did not start: {output}")
 
     def _listening(self) -> bool:
         try:

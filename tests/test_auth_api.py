@@ -299,7 +299,7 @@ async def test_successful_login_resets_the_failure_count(api):
     await api.login("amy@example.com")
 
 
-@pytest.mark.gen_test
+@pytest.mark.gen_test(timeout=30)  # 31 password hashes: seconds on a busy machine
 async def test_login_throttled_per_ip(api):
     """More than 30 logins a minute from one IP get 429 with Retry-After, whatever the account."""
     statuses = []

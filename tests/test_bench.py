@@ -173,6 +173,9 @@ def sample_results() -> dict:
                        dropped_by_server=200,
                        rss_samples=[[0.0, 200000], [1.0, 220480]]),
             "W5": dict(_w2(50000.0, 12.0, 400.0), side={"logins_ok": 100, "logins_failed": 0}),
+            "API1": {"requests": 400, "concurrency": 8, "requests_per_s": 900.0, "p50_ms": 7.5,
+                     "p99_ms": 21.0, "cpu_us_per_request": 850.0, "delivered": 1200,
+                     "expected": 1200},
         },
         "notes": [],
     }
@@ -226,6 +229,8 @@ def test_broadcast_section_has_machine_summary_targets_and_details() -> None:
     assert "**MISSED**" in md and "**met**" in md  # W5 missed, others met
     assert "Cause: the hashing threads share the IOLoop's core" in md
     assert "### W3 targeted sends" in md and "### W4 slow consumers" in md
+    assert "### API1 server API notify to one user" in md
+    assert "| 400 | 8 | 900 | 7.5 | 21.0 | 850 | 1200 of 1200 |" in md
     assert json.loads(json.dumps(results)) == results
 
 

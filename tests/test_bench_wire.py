@@ -42,6 +42,27 @@ def test_loadgen_counts_binary_protobuf_and_inflates_compressed_frames() -> None
         loop.close()
 
 
+def test_loadgen_counts_sse_events_by_their_timestamp() -> None:
+    """An SSE listener counts each event carrying a send timestamp, split across reads."""
+    from bench.loadgen.client import SseClient
+    from hub.events import SSE
+
+    loop = asyncio.new_event_loop()
+    try:
+        stats = Stats()
+        client = SseClient(stats, b"GET /sse HTTP/1.1\r\n\r\n", loop.create_future())
+        client.connection_made(FakeTransport())
+        events = [_alert(str(n)).encode().frame_for(SSE) for n in range(3)]
+        stream = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nretry: 2000\n\n"
+                  + b'event: connection.established\ndata: {"type":"x"}\n\n' + b"".join(events))
+        for i in range(0, len(stream), 7):
+            client.data_received(stream[i:i + 7])
+        assert client.upgraded and stats.received == 3 and stats.other == 2
+        assert stats.wire_bytes == sum(len(e) for e in events)
+    finally:
+        loop.close()
+
+
 def _cell(us: float, size: float) -> dict:
     return {"cpu_us_per_msg": us, "bytes_per_event": size, "msgs_per_s": 1000.0,
             "p99_ms": 5.0, "rounds": [], "delivered": 10, "expected": 10}
@@ -61,7 +82,8 @@ def _report() -> dict:
 def test_targets_compare_deflate_with_plain_per_format() -> None:
     """The 1.5x target is computed per format from this server's 1 KiB cells."""
     rows = wire_targets(_report())
-    assert [round(r["value"], 2) for r in rows] == [1.2, 1.2] and all(r["met"] for r in rows)
+    assert [round(r["value"], 2) for r in rows] == [1.2, 1.2, 1.0] and all(r["met"] for r in rows)
+    assert rows[2]["id"] == "wire_sse" and rows[2]["limit"] == 1.3
     assert wire_targets({"servers": {"product": {"error": "x"}}}) == []
 
 
@@ -72,4 +94,5 @@ def test_wire_section_shows_every_cell_and_a_failed_server() -> None:
     assert "| +1 KiB text | json+deflate | 12.00 | - |" in block
     assert "websockets: failed (RuntimeError: boom)" in block
     assert "deflate costs **1.20x** the CPU per delivery and sends 33% of the bytes" in block
-    assert "| W2 alert | 5.0 | 5.0 | 5.0 | 5.0 |" in block  # the in-process timings
+    assert "| W2 alert | 5.0 | 5.0 | 5.0 | 5.0 | 5.0 |" in block  # the in-process timings
+    assert "an SSE stream costs **1.00x** the CPU per delivery of a JSON WebSocket" in block

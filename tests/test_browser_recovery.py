@@ -1,4 +1,4 @@
-"""/test on static/client.js in real Chromium: dropped by the server, the page reconnects,
+"""/test on the client library in real Chromium: dropped by the server, the page reconnects,
 resumes the feed and its room and says whether the missed events were recovered."""
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ async def test_test_page_refetches_when_it_cannot_recover(api):
         assert await room_texts(page) == [f"m{i:02d}" for i in range(9)]
 
         # The feed's history was lost (another epoch): refreshed again, nothing doubled.
-        await page.evaluate("window.testClient.feed.epoch = 'gone'")
+        await page.evaluate("window.testClient._feed.epoch = 'gone'")
         drop_user(ctx, user["user"]["id"])
         await ctx.messages.publish("lobby", sender, "Admin", {"text": "m09"})
         notes = page.locator("#messages li.note", has_text="could not recover, refreshed")

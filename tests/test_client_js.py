@@ -1,5 +1,5 @@
-"""static/client.js, the reference browser client, in real Chromium: it resumes after a
-server-side disconnect with no gap and no duplicate, for the feed and a room."""
+"""The client library (clients/js, served at /clients/js/index.js) in real Chromium: it resumes
+after a server-side disconnect with no gap and no duplicate, for the feed and a room."""
 
 from __future__ import annotations
 
@@ -13,20 +13,19 @@ from hub.events import Event
 from hub.messages import ALL
 
 PAGE_SETUP = """async ({token}) => {
+  window.lib = await import('/clients/js/index.js');
   window.got = {feed: [], room: []};
   window.recoveries = [];
   window.closes = 0;
-  const client = new EventsClient(null, {token, baseDelay: 100, maxDelay: 400});
+  const client = window.lib.connect(location.origin, {token, baseDelay: 100, maxDelay: 400});
   window.client = client;
   client.on('system.alert', (e) => window.got.feed.push(Number(e.data.message)));
   client.on('channel.message', (e) => window.got.room.push(e.data.body.n));
-  client.on('recovery', (r) => window.recoveries.push(r));
-  client.on('close', () => { window.closes += 1; });
-  const opened = new Promise((resolve) => client.on('open', resolve));
-  client.connect();
-  await opened;
-  const reply = await client.subscribe('room:lobby');
-  return reply.subscribed;
+  client.on('recovery', (r) => window.recoveries.push(r.data.streams));
+  client.on('disconnected', () => { window.closes += 1; });
+  await client.ready();
+  const room = await client.subscribe('room:lobby');
+  return room.channel === 'room:lobby' && room.position !== null;
 }"""
 
 
@@ -53,7 +52,6 @@ async def test_client_resumes_feed_and_room_without_gap_or_duplicate(api):
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(api.base_url + "/health")
-        await page.add_script_tag(url="/static/client.js")
         assert await page.evaluate(PAGE_SETUP, {"token": user["access_token"]}) is True
         n = 0
         for _ in range(10):  # through the outbox, over HTTP
@@ -69,7 +67,7 @@ async def test_client_resumes_feed_and_room_without_gap_or_duplicate(api):
             ctx.hub.publish(Event("system.alert", {"message": str(n)}), ALL, logged=True)
             await ctx.messages.publish("lobby", admin["user"]["id"], "Admin", {"n": n})
             n += 1
-        await until(page, "window.recoveries.length >= 2")
+        await until(page, "window.recoveries.length >= 2")  # the first connection's and this
         for _ in range(10):  # live again
             status, _, _ = await api.call("POST", "/ws/broadcast", {"message": str(n)},
                                           admin["access_token"])
@@ -81,10 +79,10 @@ async def test_client_resumes_feed_and_room_without_gap_or_duplicate(api):
         recoveries = await page.evaluate("window.recoveries")
         assert got["feed"] == list(range(n)) and got["room"] == list(range(n))
         assert await page.evaluate("window.closes") == 1
-        by_stream = {r["stream"]: r for r in recoveries}
-        assert by_stream["feed"]["recovered"] is True and by_stream["feed"]["missed"] >= 10
-        assert by_stream["room:lobby"]["recovered"] is True
-        assert by_stream["room:lobby"]["missed"] >= 10
+        assert recoveries == [
+            [{"channel": None, "recovered": False, "missed": 0}],
+            [{"channel": None, "recovered": True, "missed": 10},
+             {"channel": "room:lobby", "recovered": True, "missed": 10}]]
         assert errors == []
 
 
@@ -97,20 +95,19 @@ async def test_client_reports_a_failed_recovery_and_backs_off_with_full_jitter(a
     async with chromium() as context:
         page = await context.new_page()
         await page.goto(api.base_url + "/health")
-        await page.add_script_tag(url="/static/client.js")
         await page.evaluate(PAGE_SETUP, {"token": user["access_token"]})
-        await page.evaluate("window.client.feed.epoch = 'gone'")  # e.g. a restart without data
+        await page.evaluate("window.client._feed.epoch = 'gone'")  # e.g. a restart without data
         for client in list(api.ctx.hub.by_user[user["user"]["id"]].values()):
             api.ctx.hub.drop(client, SHUTTING_DOWN)
-        await until(page, "window.recoveries.some((r) => r.stream === 'feed')")
-        feed = [r for r in await page.evaluate("window.recoveries") if r["stream"] == "feed"]
-        assert feed == [{"stream": "feed", "recovered": False, "missed": 0}]
+        await until(page, "window.recoveries.length >= 2")
+        assert (await page.evaluate("window.recoveries"))[1] == [
+            {"channel": None, "recovered": False, "missed": 0},
+            {"channel": "room:lobby", "recovered": True, "missed": 0}]
         delays = await page.evaluate("""async () => {
           const delays = [];
-          const dead = new EventsClient('ws://127.0.0.1:9/ws',
-                                        {token: 't', baseDelay: 20, maxDelay: 160});
+          const dead = window.lib.connect('http://127.0.0.1:9',
+                                          {token: 't', baseDelay: 20, maxDelay: 160});
           dead.on('reconnecting', (r) => delays.push(r));
-          dead.connect();
           while (delays.length < 8) await new Promise((r) => setTimeout(r, 20));
           dead.close();
           return delays;
@@ -120,3 +117,45 @@ async def test_client_reports_a_failed_recovery_and_backs_off_with_full_jitter(a
             assert 0 <= entry["delay"] < ceiling
         assert [d["attempt"] for d in delays] == list(range(1, len(delays) + 1))
         assert len({round(d["delay"], 3) for d in delays}) > 1
+
+
+REFRESHING = """async ({token, refreshToken, other}) => {
+  const {connect} = await import('/clients/js/index.js');
+  const seen = {tokens: 0, disconnects: 0, refreshed: 0};
+  const client = connect(location.origin, {token, refreshToken, backlog: 0});
+  client.on('token', () => { seen.tokens += 1; });
+  client.on('disconnected', () => { seen.disconnects += 1; });
+  client.on('frame', ({message}) => {
+    if (message.type === 'auth.refreshed') seen.refreshed += 1;
+  });
+  await client.ready();
+  while (seen.refreshed < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+  await client.close();
+  const refused = connect(location.origin, {token: 'not-a-jwt', refreshToken: other,
+                                            baseDelay: 20, backlog: 0});
+  seen.welcome = await refused.ready();
+  await refused.close();
+  return seen;
+}"""
+
+
+@sqlite_only
+@pytest.mark.settings(access_token_ttl=3)
+@pytest.mark.gen_test(timeout=90)
+async def test_client_refreshes_tokens_over_rest_in_the_browser(api):
+    """In Chromium the library keeps a socket open through 3-second tokens (REST refresh, then
+    auth.refresh in band) and retries a refused handshake with a token from a refresh token."""
+    user = await api.register()
+    other = await api.login(user["user"]["email"])
+    async with chromium() as context:
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(api.base_url + "/health")
+        seen = await page.evaluate(REFRESHING, {"token": user["access_token"],
+                                                "refreshToken": user["refresh_token"],
+                                                "other": other["refresh_token"]})
+        assert seen["refreshed"] >= 2 and seen["tokens"] >= 2
+        assert seen["disconnects"] == 1  # close() only: never dropped for an expired token
+        assert seen["welcome"]["user_id"] == user["user"]["id"]
+        assert errors == []

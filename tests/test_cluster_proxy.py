@@ -263,3 +263,38 @@ async def test_client_through_nginx_recovers_exactly_when_its_node_is_killed(mak
         assert len(got) == len(x.seq.seen), "duplicate"  # Sequence.add also refuses these
         assert x.seq.not_recovered == 0
     assert sum(x.seq.recovered for x in moved) >= len(moved)
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_sse_through_nginx_arrives_event_by_event_and_resumes(make_cluster):
+    """Through nginx (buffering off for /sse) each broadcast reaches an SSE listener as it
+    is sent, not when a buffer fills; a reconnect with the last id gets what it missed."""
+    from sseutil import open_sse
+
+    cluster = make_cluster(2, "--rate-limits=off")
+    _create_admin(cluster)
+    base = cluster.url
+    status, body = await _call(base, "POST", "/api/v1/auth/login", ADMIN)
+    assert status == 200, body
+    admin = body["data"]["access_token"]
+    sse = await open_sse(base, admin)
+    assert sse.status == 200 and sse.headers["content-type"].startswith("text/event-stream")
+    await sse.wait(lambda s: s.of_type("recovery"), what="recovery through nginx")
+
+    def seen(client) -> list[int]:
+        return [e.data["data"]["metadata"]["seq"] for e in client.of_type("system.alert")]
+
+    for n in range(3):  # one at a time: each must arrive before the next is sent
+        code, _ = await _call(base, "POST", "/ws/broadcast",
+                              {"message": "numbered", "metadata": {"seq": n}}, admin)
+        assert code == 200
+        await sse.wait(lambda s, n=n: seen(s) == list(range(n + 1)), timeout=5,
+                       what=f"alert {n} before the next one")
+    sse.close()
+    for n in range(3, 6):
+        await _call(base, "POST", "/ws/broadcast",
+                    {"message": "numbered", "metadata": {"seq": n}}, admin)
+    again = await open_sse(base, admin, last_id=sse.last_id)
+    await again.wait(lambda s: s.of_type("recovery"))
+    assert seen(again) == [3, 4, 5]
+    again.close()

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 from conftest import TEST_SECRET, next_event
 from hookapp import HookApp
+from sseutil import open_sse
 from test_metrics import value
 from test_rooms_ws import Chat, create_room
 from tornado.httpclient import HTTPClientError
@@ -273,3 +274,35 @@ async def test_without_hooks_nothing_is_asked(api, hook_app):
     reply, _ = await publish(chat, {"n": 1})
     assert reply["type"] == "reply"
     assert hook_app.hooks == []
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_sse_and_the_rest_publish_ask_the_same_hooks(api, hook_app):
+    """/sse asks connect, then subscribe for each room of ?channels=, as transport "sse" with
+    the welcome's client id, and a deny is 403 before the stream; a publish over REST asks
+    publish as transport "http" without a client id, and is rewritten like a socket's."""
+    user = await api.register()
+    sse = await open_sse(api.base_url, user["access_token"], "room:lobby")
+    assert sse.status == 200
+    await sse.wait(lambda s: s.of_type("recovery"), what="recovery")
+    welcome = sse.events[0].data["data"]
+    connect, = _hooks(hook_app, "connect")
+    subscribe, = _hooks(hook_app, "subscribe")
+    assert connect["transport"] == subscribe["transport"] == "sse"
+    assert connect["client_id"] == subscribe["client_id"] == welcome["client_id"]
+    assert subscribe["channel"] == "room:lobby"
+    hook_app.answer = lambda body: ({"result": "allow", "data": {"text": "rewritten"}}
+                                    if body["hook"] == "publish" else {"result": "allow"})
+    status, _, _ = await api.call("POST", "/api/v1/rooms/lobby/messages",
+                                  {"data": {"text": "original"}}, token=user["access_token"])
+    assert status == 201
+    await sse.wait(lambda s: s.of_type("channel.message"), what="the message")
+    assert sse.of_type("channel.message")[0].data["data"]["body"] == {"text": "rewritten"}
+    published, = _hooks(hook_app, "publish")
+    assert published["transport"] == "http" and published["client_id"] is None
+    sse.close()
+    hook_app.answer = lambda body: ({"result": "deny", "message": "not this room"}
+                                    if body["hook"] == "subscribe" else {"result": "allow"})
+    refused = await open_sse(api.base_url, user["access_token"], "room:lobby")
+    assert refused.status == 403
+    assert json.loads(refused.body)["error"] == {"code": "forbidden", "message": "not this room"}

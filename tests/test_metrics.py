@@ -68,10 +68,11 @@ async def test_connection_open_and_client_close_are_counted_by_code(api):
     """Opening a socket moves the opened counter and role gauge; a 1000 close is counted."""
     user = await api.register()
     conn = await api.ws(user["access_token"])
-    assert value(api, "events_connections_opened_total") == 1
+    assert value(api, "events_connections_opened_total", transport="websocket") == 1
     assert value(api, "events_connections", role="user") == 1
     conn.close(1000)
-    await wait_until(lambda: value(api, "events_connections_closed_total", code="1000") == 1)
+    await wait_until(lambda: value(api, "events_connections_closed_total", code="1000",
+                                   transport="websocket") == 1)
     assert value(api, "events_connections", role="user") == 0
 
 
@@ -82,7 +83,8 @@ async def test_server_close_is_counted_by_the_code_it_sent(api):
     conn = await api.ws(user["access_token"])
     api.ctx.hub.close_all((1001, "server shutting down"))
     assert await conn.read_message() is None
-    await wait_until(lambda: value(api, "events_connections_closed_total", code="1001") == 1)
+    await wait_until(lambda: value(api, "events_connections_closed_total", code="1001",
+                                   transport="websocket") == 1)
 
 
 @pytest.mark.gen_test

@@ -10,6 +10,8 @@ import pytest
 # The pages do not depend on the database backend: run them on SQLite only.
 sqlite_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+LIBRARY = ROOT / "clients" / "js" / "index.js"
 DASHBOARD_IDS = ("email", "password", "login", "total-clients", "by-role", "unique-users", "chart",
                  "feed", "broadcast-message", "broadcast-priority", "broadcast-send",
                  "broadcast-result", "users-table", "nodes-table", "profile", "my-feed")
@@ -61,8 +63,9 @@ async def test_page_has_no_inline_script_or_remote_asset(api, path):
     assert "<script>" not in html and "<style" not in html
     assert " on" + "click=" not in html and "style=" not in html
     assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
-    scripts = re.findall(r'<script src="([^"]+)"', html)
+    scripts = re.findall(r'<script(?: type="module")? src="([^"]+)"', html)
     assert scripts and all(s.startswith("/static/") for s in scripts)
+    assert len(scripts) == html.count("<script")
 
 
 @sqlite_only
@@ -87,12 +90,36 @@ async def test_static_assets_are_served(api, path):
 
 
 def test_scripts_never_write_html():
-    """The page scripts render data with textContent: no innerHTML, outerHTML or document.write."""
-    static = pathlib.Path(__file__).resolve().parent.parent / "static"
-    for script in static.glob("*.js"):
+    """The page scripts and the client library render data with textContent: no innerHTML,
+    outerHTML or document.write."""
+    static = ROOT / "static"
+    for script in [*static.glob("*.js"), LIBRARY]:
         source = script.read_text()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in source, f"{script.name} uses {sink}"
+
+
+@sqlite_only
+@pytest.mark.gen_test
+@pytest.mark.parametrize(("path", "page_module"), [("/", "dashboard.js"), ("/test", "test.js")])
+async def test_pages_run_on_the_client_library_module(api, path, page_module):
+    """A page's socket code is a module that imports the library from clients/js, served as
+    is (one source, no copy) and revalidated on every load; nothing else of the package is."""
+    _, html = await get(api, path)
+    assert re.search(rf'<script type="module" src="/static/{re.escape(page_module)}\?v=', html)
+    _, source = await get(api, f"/static/{page_module}")
+    assert "from '/clients/js/index.js';" in source
+    response, body = await get(api, "/clients/js/index.js")
+    assert response.code == 200
+    assert "javascript" in response.headers["Content-Type"]
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert body == LIBRARY.read_text(encoding="utf-8")
+    for other in ("package.json", "protobuf.js", "events.proto", "index.d.ts", "test/server.js"):
+        response, _ = await get(api, f"/clients/js/{other}")
+        assert response.code == 404, other
+    response, _ = await get(api, "/static/client.js")
+    assert response.code == 404  # the page's own copy of the client is gone
 
 
 @sqlite_only

@@ -167,10 +167,10 @@ async def test_a_notify_missed_while_disconnected_is_recovered_on_resume(api):
 @pytest.mark.parametrize("body, message", [
     ({"type": "user.created", "data": {}, "all": True}, "type must be app."),
     ({"type": "app.x", "data": [], "all": True}, "data must be a JSON object"),
-    ({"type": "app.x", "data": {}}, "exactly one audience"),
-    ({"type": "app.x", "data": {}, "all": True, "role": "admin"}, "exactly one audience"),
+    ({"type": "app.x", "data": {}}, "audience must be exactly one of user_id, role or all"),
+    ({"type": "app.x", "data": {}, "all": True, "role": "admin"}, "audience must be exactly"),
     ({"type": "app.x", "data": {}, "role": "owner"}, "role must be one of"),
-    ({"type": "app.x", "data": {}, "user_id": "7"}, "user_id must be a positive integer"),
+    ({"type": "app.x", "data": {}, "user_id": "7"}, "user_id must be a positive whole number"),
     ({"type": "app.x", "data": {}, "all": False}, "all must be true"),
     ({"type": "app.x", "data": {}, "all": True, "extra": 1}, "unknown or read-only"),
 ])
@@ -180,6 +180,7 @@ async def test_bad_notify_bodies_are_400_with_a_precise_message(api, body, messa
     status, parsed, _ = await server(api, "/api/v1/server/notify", body, key)
     assert status == 400, parsed
     assert message in parsed["error"]["message"]
+    assert parsed["error"]["fields"]  # each bad field named
     assert api.ctx.relay.published == 0
 
 

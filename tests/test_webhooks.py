@@ -13,6 +13,7 @@ from dataclasses import replace
 import pytest
 from conftest import TEST_SECRET
 from hookapp import HookApp
+from sseutil import open_sse
 from test_metrics import value
 from test_rooms_ws import Chat
 
@@ -101,6 +102,24 @@ async def test_socket_and_room_events_are_delivered_once_with_stable_ids(api, ho
     assert user_events == ["connection.opened", "connection.closed"]  # in order per user
     await emptied(api.ctx)
     assert value(api, "events_webhook_deliveries_total", outcome="delivered") == 7
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+@pytest.mark.settings(webhook_events=("connection.opened", "connection.closed"))
+@pytest.mark.gen_test(timeout=30)
+async def test_an_sse_stream_is_reported_opened_and_closed_with_its_transport(api, hook_app):
+    """The same connection webhooks for /sse, with "transport": "sse" and the welcome's id."""
+    user = await api.register()
+    sse = await open_sse(api.base_url, user["access_token"])
+    await sse.wait(lambda s: s.of_type("recovery"), what="recovery")
+    client_id = sse.events[0].data["data"]["client_id"]
+    sse.close()
+    await hook_app.wait(lambda: len(hook_app.delivered()) == 2)
+    opened, closed = hook_app.delivered()
+    assert opened["type"] == "connection.opened" and closed["type"] == "connection.closed"
+    assert opened["data"] == {"client_id": client_id, "user_id": user["user"]["id"],
+                              "transport": "sse"}
+    assert closed["data"]["client_id"] == client_id and closed["data"]["transport"] == "sse"
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)

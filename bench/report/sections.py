@@ -11,7 +11,7 @@ from bench.report.format import fmt, label, md_table, run_line, targets_table
 __all__ = ["storm_section", "cluster_section", "wire_section", "overhead_section", "paired_section",
            "hooks_section"]
 
-VARIANTS = ("json", "json+deflate", "protobuf", "protobuf+deflate")
+VARIANTS = ("json", "json+deflate", "protobuf", "protobuf+deflate", "sse")
 PAYLOADS = {"w2": "W2 alert", "1k": "+1 KiB text"}
 
 
@@ -128,6 +128,10 @@ def wire_section(report: dict[str, Any], json_name: str, images: Any = None) -> 
             ratios.append(f"- {name}, {f}, 1 KiB: deflate costs **{cpu:.2f}x** the CPU per "
                           f"delivery and sends {on['bytes_per_event'] / off['bytes_per_event']:.0%}"
                           " of the bytes")
+        if "sse" in s:
+            sse = s["sse"]["w2"]["cpu_us_per_msg"] / s["json"]["w2"]["cpu_us_per_msg"]
+            ratios.append(f"- {name}: an SSE stream costs **{sse:.2f}x** the CPU per delivery "
+                          "of a JSON WebSocket (W2 payload, the same run)")
     micro = [[PAYLOADS.get(size, size), *(fmt(row[v], 1) for v in VARIANTS)]
              for size, row in (report.get("micro") or {}).items()]
     conns = next((s["connections"] for s in cells.values()), 0)
@@ -142,7 +146,8 @@ def wire_section(report: dict[str, Any], json_name: str, images: Any = None) -> 
         targets_table(targets.wire_targets(report)), "",
         "Once per publish and variant, in-process (`hub.events.Encoded.frame_for`, the event "
         "serialised and framed from scratch, best of 3), in us:", "",
-        md_table(["payload", "JSON", "JSON + deflate", "protobuf", "protobuf + deflate"], micro)])
+        md_table(["payload", "JSON", "JSON + deflate", "protobuf", "protobuf + deflate", "SSE"],
+                 micro)])
 
 
 def overhead_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:

@@ -110,6 +110,15 @@ def _details(servers: dict[str, Any]) -> list[str]:
                 f"{r.get('events_received', {}).get('user.updated', 0)} user.updated, "
                 f"{r.get('events_received', {}).get('profile.updated', 0)} profile.updated "
                 f"(expected {r.get('events_expected_per_type')} each)"))]
+    if api := field(servers, "product", "workloads", "API1"):
+        out += ["", "### API1 server API notify to one user (product only)", "", md_table(
+            ["requests", "concurrency", "requests/s", "p50 ms", "p99 ms", "CPU us/request",
+             "delivered"],
+            [[fmt(api["requests"], 0), fmt(api["concurrency"], 0), fmt(api["requests_per_s"], 0),
+              fmt(api["p50_ms"], 1), fmt(api["p99_ms"], 1), fmt(api["cpu_us_per_request"], 0),
+              f"{api['delivered']} of {api['expected']}"]]),
+            "", "Every socket of W1 stays open; each request is a feed event for the target "
+            "user's 3 tabs, logged in the outbox and numbered like any other."]
     return out
 
 

@@ -185,10 +185,13 @@ def wire_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     product = report.get("servers", {}).get("product")
     if not product or "error" in product:
         return []
+    sse = product.get("sse", {}).get("w2", {}).get("cpu_us_per_msg")
     return [_target(f"wire_deflate_{f}", f"compressed / uncompressed CPU per delivery, {f}, "
                     "1 KiB", _ratio(product[f"{f}+deflate"]["1k"]["cpu_us_per_msg"],
                                     product[f]["1k"]["cpu_us_per_msg"]), 1.5)
-            for f in ("json", "protobuf")]
+            for f in ("json", "protobuf")] + [
+        _target("wire_sse", "SSE / WebSocket (JSON) CPU per delivery, W2 payload",
+                _ratio(sse, product["json"]["w2"]["cpu_us_per_msg"]), 1.3)]
 
 
 def paired_targets(report: dict[str, Any]) -> list[dict[str, Any]]:

@@ -70,6 +70,11 @@ class Bench(Phases):
                      f"{b['cpu_us_per_msg'] or 0:.2f} us CPU per delivered event")
         if product:
             await self.w3(st["open"] - 3, few)
+            api = wl["API1"] = await self.notify(m.w3_sends * 4)
+            self.say(f"API1 server API notify with {st['open']} open: "
+                     f"{api['requests_per_s']:.0f} req/s, p99 {api['p99_ms']:.1f} ms, "
+                     f"{api['cpu_us_per_request']:.0f} us CPU each, {api['delivered']} of "
+                     f"{api['expected']} delivered")
             self.say(f"W5 login storm ({m.w5_logins} concurrent) during {m.w5_broadcasts} "
                      "broadcasts")
             w5 = wl["W5"] = await self.broadcast_phase("w5", m.w5_broadcasts, 60.0,

@@ -27,7 +27,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     "json+deflate": {"extensions": OFFER},
     "protobuf": {"protocol": PROTOBUF},
     "protobuf+deflate": {"protocol": PROTOBUF, "extensions": OFFER},
+    "sse": {"path": "/sse"},  # Server-Sent Events (this product only)
 }
+ONLY_PRODUCT = ("sse",)
 SERVERS = ("product", "websockets")
 EXTRA_ARGS = {"product": ("--websocket-compression", "on"),
               "websockets": ("--compression", "deflate")}
@@ -90,11 +92,12 @@ async def measure_server(name: str, mode: Mode, tmp: str, clock: Clock, rounds: 
     """Runs every variant against one server in ABBA rounds."""
     connections = min(mode.connections, MAX_CONNECTIONS)
     run = WireRun(name, mode, tmp, clock, time.monotonic() + 1800, extra_args=EXTRA_ARGS[name])
-    cells: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    variants = [v for v in VARIANTS if name == "product" or v not in ONLY_PRODUCT]
+    cells: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     try:
         await run.start()
         for r in range(rounds):
-            for variant in (list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))):
+            for variant in (variants if r % 2 == 0 else list(reversed(variants))):
                 cells[variant].append(await run.variant(variant, connections, phases))
     finally:
         await run.stop()
@@ -110,10 +113,10 @@ async def measure_server(name: str, mode: Mode, tmp: str, clock: Clock, rounds: 
 
 def micro(repeat: int = 2000) -> dict[str, dict[str, float]]:
     """Times the once-per-publish work in-process: us to make each variant's frame."""
-    from hub.events import DEFLATE, JSON, PROTOBUF, Event
+    from hub.events import DEFLATE, JSON, PROTOBUF, SSE, Event
 
     flags = {"json": JSON, "json+deflate": JSON | DEFLATE, "protobuf": PROTOBUF,
-             "protobuf+deflate": PROTOBUF | DEFLATE}
+             "protobuf+deflate": PROTOBUF | DEFLATE, "sse": SSE}
     out: dict[str, dict[str, float]] = {}
     for size, pad in PAYLOADS.items():
         metadata = {"pad": pad, "seq": 1, "t": 1.0} if pad else {"seq": 1, "t": 1.0}

@@ -1,29 +1,30 @@
 #!/usr/bin/env node
-'use strict';
 /*
  * Command-line test client for the events server's WebSocket (/ws).
  *
- *   npm install
+ *   npm ci
  *   TOKEN=<access token> node test-websocket.js            # WS_URL defaults to ws://localhost:8080/ws
  *   node test-websocket.js --email admin@example.com --password secret --url http://localhost:8080
  *   TOKEN=... node test-websocket.js --subscribe room:lobby --publish '{"text": "hello"}'
  *
  * Prints every event it receives as pretty JSON, answers pings, and closes after --seconds
  * (default 10) or on Ctrl-C. With --subscribe it joins rooms; with --publish it then sends one
- * message to each of them. When the server drops the connection it reconnects like the
- * reference client (static/client.js): exponential backoff with full jitter, the feed resumed
- * from its last offset and epoch, each room re-subscribed with its own, and a line saying
- * "recovered N missed events" or "could not recover" per stream (--no-reconnect: exit instead).
+ * message to each of them. The connection is the events-server-client library's (clients/js):
+ * when the server drops it, it reconnects with exponential backoff and full jitter, resumes
+ * the feed from its last offset and epoch, re-subscribes each room with its own, and the script
+ * prints "recovered N missed events" or "could not recover" per stream (--no-reconnect: exit
+ * instead). Logged in with --email, it also refreshes its access token before it expires.
  * With --protobuf it speaks the events.v1.protobuf subprotocol (binary frames, decoded with
  * protobufjs from proto/events.proto) and prints each event in the JSON protocol's shape.
  * Exit status: 0 after a clean run, 1 on any failure.
  */
 
-const path = require('path');
-const WebSocket = require('ws');
+import {fileURLToPath} from 'node:url';
+import WebSocket from 'ws';
 
-const PROTOBUF = 'events.v1.protobuf';
-const DEFAULT_PROTO = path.join(__dirname, '..', '..', 'proto', 'events.proto');
+import {RequestError, connect, login} from '../js/index.js';
+
+const DEFAULT_PROTO = fileURLToPath(new URL('../../proto/events.proto', import.meta.url));
 
 const DEFAULT_WS_URL = 'ws://localhost:8080/ws';
 const DEFAULT_HTTP_URL = 'http://localhost:8080';
@@ -127,91 +128,19 @@ function wsUrlFromHttp(base) {
   return url.toString();
 }
 
-async function login(baseUrl, email, password) {
-  if (typeof fetch !== 'function') fail('logging in needs Node 18 or newer (global fetch)');
+async function logIn(baseUrl, email, password) {
   const endpoint = new URL('/api/v1/auth/login', baseUrl).toString();
   console.log(`🔑 Logging in as ${email}...`);
-  let response;
+  let tokens;
   try {
-    response = await fetch(endpoint, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email, password }),
-    });
+    tokens = await login(baseUrl, email, password);
   } catch (err) {
-    fail(`cannot reach ${endpoint}: ${err.cause ? err.cause.message : err.message}`);
+    if (err.status === undefined) fail(`cannot reach ${endpoint}: ${err.cause ? err.cause.message : err.message}`);
+    fail(`login failed (HTTP ${err.status}): ${err.message.replace(/^login failed: /, '')}`);
   }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch (_) {
-    // not JSON: reported below
-  }
-  if (!response.ok || !body || !body.success) {
-    const reason = body && body.error ? body.error.message : response.statusText;
-    fail(`login failed (HTTP ${response.status}): ${reason}`);
-  }
-  const user = body.data.user || {};
+  const user = tokens.user || {};
   console.log(`✅ Logged in as ${user.name || email} (role: ${user.role || 'unknown'})\n`);
-  return body.data.access_token;
-}
-
-/**
- * The events.v1.protobuf codec (proto/events.proto): requests to binary Request messages,
- * binary Event messages to the JSON protocol's {type, id?, data, timestamp, channel?, offset?}.
- */
-function protobufCodec(protoPath) {
-  let protobuf;
-  try {
-    protobuf = require('protobufjs');
-  } catch (_) {
-    fail('--protobuf needs protobufjs: run npm ci in clients/node');
-  }
-  let root;
-  try {
-    root = protobuf.parse(require('fs').readFileSync(protoPath, 'utf8'), { keepCase: true }).root;
-  } catch (err) {
-    fail(`cannot load ${protoPath}: ${err.message}`);
-  }
-  const Event = root.lookupType('events.v1.Event');
-  const Request = root.lookupType('events.v1.Request');
-  const fields = { 'auth.refresh': 'auth_refresh' };
-
-  // A payload as JSON shows it: "<key>_json" text fields parsed back to "<key>", empty
-  // repeated fields dropped.
-  function plain(value) {
-    if (Array.isArray(value)) return value.map(plain);
-    if (value === null || typeof value !== 'object') return value;
-    const out = {};
-    for (const [key, item] of Object.entries(value)) {
-      if (key.endsWith('_json')) out[key.slice(0, -5)] = item ? JSON.parse(item) : null;
-      else if (!(Array.isArray(item) && item.length === 0)) out[key] = plain(item);
-    }
-    return out;
-  }
-
-  return {
-    encode(id, type, data) {
-      let body = data;
-      if (type === 'publish') body = { channel: data.channel, data_json: JSON.stringify(data.data) };
-      const request = { id, [fields[type] || type]: body };
-      const problem = Request.verify(request);
-      if (problem) throw new Error(`cannot encode ${type}: ${problem}`);
-      return Request.encode(Request.create(request)).finish();
-    },
-    decode(bytes) {
-      const event = Event.toObject(Event.decode(bytes),
-        { longs: Number, defaults: true, oneofs: true, arrays: true });
-      const message = { type: event.type };
-      if (event.id !== undefined) message.id = event.id;
-      const which = event.data;
-      message.data = which === 'data_json' ? JSON.parse(event.data_json) : plain(event[which] || {});
-      message.timestamp = event.timestamp;
-      if (event.channel !== undefined) message.channel = event.channel;
-      if (event.offset !== undefined) message.offset = event.offset;
-      return message;
-    },
-  };
+  return tokens;
 }
 
 function describeClose(code, reason) {
@@ -235,39 +164,91 @@ async function main() {
   const wsUrl = opts.wsUrl || process.env.WS_URL || (opts.url ? wsUrlFromHttp(opts.url) : DEFAULT_WS_URL);
 
   let token = process.env.TOKEN;
+  let refreshToken = null;
   if (opts.email) {
     const password = opts.password || process.env.PASSWORD;
     if (!password) fail('--email needs --password (or the PASSWORD environment variable)');
-    token = await login(baseUrl, opts.email, password);
+    ({accessToken: token, refreshToken} = await logIn(baseUrl, opts.email, password));
   }
   if (!token) {
     fail('no token: set TOKEN=<access token> or pass --email and --password\n\n' + USAGE);
   }
+  let protobuf = null;
+  if (opts.protobuf) {
+    try {
+      protobuf = (await import('protobufjs')).default;
+    } catch (_) {
+      fail('--protobuf needs protobufjs: run npm ci in clients/node');
+    }
+  }
 
-  const codec = opts.protobuf ? protobufCodec(opts.proto || DEFAULT_PROTO) : null;
-  let ws = null; // the current connection
   let timer = null; // --seconds
-  let reconnectTimer = null;
   let stopping = false; // we initiated the close
-  let everOpened = false; // a welcome arrived once: later drops reconnect
-  let attempt = 0; // failed connections in a row, for the backoff
+  let connections = 0; // welcomes so far: after the first, drops reconnect
   let exitCode = 0;
-  // Requests sent with an id, by id: what to do with their reply or error.
-  const pending = new Map();
-  let nextId = 1;
-  // Positions, as the reference client keeps them: the feed's and each room's {epoch, offset}
-  // (a room is null until its first subscribe reply), and the streams whose missed events are
-  // still arriving after a resume: stream -> {left, offset}.
-  let feed = null;
-  const rooms = new Map(opts.subscribe.map((channel) => [channel, null]));
-  const replaying = new Map();
-  const published = new Set();
+  const published = new Set(); // rooms --publish went to: once, not again after a reconnect
 
-  function request(type, data, onReply) {
-    const id = nextId;
-    nextId += 1;
-    pending.set(id, { type, channel: data.channel, onReply });
-    ws.send(codec ? codec.encode(id, type, data) : JSON.stringify({ id, type, data }));
+  // The socket the library opens: ws with this script's options, printing what the
+  // handshake agreed and why an upgrade was refused.
+  class Socket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols, { perMessageDeflate: opts.deflate });
+      this.refused = false; // the upgrade got an HTTP error answer; its handler says why
+      this.agreed = ''; // the server's Sec-WebSocket-Extensions answer (permessage-deflate)
+      this.on('upgrade', (res) => {
+        this.agreed = res.headers['sec-websocket-extensions'] || '';
+      });
+      this.on('open', () => opened(this));
+      // ws answers pings by itself; this mirrors the seed and makes the reply explicit.
+      this.on('ping', () => this.pong());
+      this.on('unexpected-response', (req, res) => refusedUpgrade(this, res));
+      this.on('error', (err) => {
+        if (this.refused) return; // reported by unexpected-response
+        if (!connections) exitCode = 1;
+        const detail = err.code === 'ECONNREFUSED' ? `nothing is listening at ${wsUrl}` : err.message;
+        console.error(`❌ WebSocket error: ${detail}`);
+      });
+    }
+  }
+
+  function opened(socket) {
+    console.log(connections ? '✅ WebSocket reconnected!' : '✅ WebSocket connected!');
+    if (!connections) {
+      if (socket.protocol) console.log(`📦 Subprotocol: ${socket.protocol}`);
+      if (socket.agreed) console.log(`🗜️  Extensions: ${socket.agreed}`);
+    }
+    if (opts.seconds > 0 && !timer) {
+      timer = setTimeout(() => stop('⏱️  Test timeout - closing connection'), opts.seconds * 1000);
+    }
+  }
+
+  function refusedUpgrade(socket, res) {
+    socket.refused = true;
+    let raw = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => { raw += chunk; });
+    res.on('end', () => {
+      let detail = res.statusMessage || '';
+      try {
+        const body = JSON.parse(raw);
+        if (body && body.error && body.error.message) detail = body.error.message;
+      } catch (_) {
+        // keep the status text
+      }
+      if (res.statusCode === 401) {
+        console.error(`❌ Unauthorized (HTTP 401): ${detail}`);
+        console.error('   The token is missing, invalid or expired: log in again for a fresh one.');
+      } else if (res.statusCode === 403) {
+        console.error(`❌ Forbidden (HTTP 403): ${detail}`);
+      } else if (res.statusCode === 429) {
+        const retry = res.headers['retry-after'];
+        console.error(`❌ Too many connections (HTTP 429): ${detail}${retry ? ` (retry in ${retry} s)` : ''}`);
+      } else {
+        console.error(`❌ The server refused the WebSocket upgrade (HTTP ${res.statusCode}): ${detail}`);
+      }
+      if (!connections || res.statusCode === 401 || res.statusCode === 403) process.exit(1);
+      socket.terminate(); // the library retries with its backoff
+    });
   }
 
   function report(stream, data) {
@@ -275,239 +256,81 @@ async function main() {
     else console.log(`⚠️  ${stream}: could not recover (history lost or too old): refetch what you show`);
   }
 
-  /** Sets a stream's position from a welcome or subscribe reply (see static/client.js). */
-  function position(stream, data) {
-    const current = stream === 'feed' ? feed : rooms.get(stream);
-    const next = { epoch: data.epoch, offset: data.offset };
-    if (data.recovered && current && data.missed > 0) {
-      replaying.set(stream, { left: data.missed, offset: data.offset });
-      next.offset = current.offset; // moves with each replayed event, then to data.offset
-    }
-    if (stream === 'feed') feed = next;
-    else rooms.set(stream, next);
+  function requestFailed(type, channel, err) {
+    if (!(err instanceof RequestError) || err.code === 'closed' || err.code === 'disconnected') return;
+    console.error(`❌ ${type} ${channel} failed: ${err.code}: ${err.message}`);
+    exitCode = 1;
+    stop('🛑 Request failed - closing connection');
   }
 
-  function advance(stream, offset) {
-    const current = stream === 'feed' ? feed : rooms.get(stream);
-    if (!current) return;
-    current.offset = offset;
-    const replay = replaying.get(stream);
-    if (replay && --replay.left === 0) {
-      current.offset = replay.offset;
-      replaying.delete(stream);
-    }
-  }
-
-  function subscribe(channel) {
-    const known = rooms.get(channel);
-    const data = known ? { channel, since: known.offset, epoch: known.epoch } : { channel };
-    if (known) console.log(`📡 Re-subscribing to ${channel} from offset ${known.offset}...`);
-    else console.log(`📡 Subscribing to ${channel}...`);
-    request('subscribe', data, (reply) => {
-      position(channel, reply);
-      if (known) report(channel, reply);
-      console.log(`✅ Subscribed to ${channel}`);
-      if (opts.publish === undefined || published.has(channel)) return;
-      published.add(channel); // once, not again after a reconnect
-      console.log(`📤 Publishing to ${channel}...`);
-      request('publish', { channel, data: opts.publish }, (data) => {
-        console.log(`✅ Published to ${channel} (message ${data.id})`);
-      });
-    });
-  }
-
-  function welcome(data) {
-    const resumed = feed !== null;
-    everOpened = true;
-    attempt = 0;
-    position('feed', data);
-    if (resumed) report('feed', data);
-    rooms.forEach((_, channel) => subscribe(channel));
-  }
-
-  /** Handles a reply or error to one of our requests; returns false for other messages. */
-  function settle(message) {
-    if (!message || (message.type !== 'reply' && message.type !== 'error')) return false;
-    const waiting = pending.get(message.id);
-    if (!waiting) return false;
-    pending.delete(message.id);
-    if (message.type === 'reply') {
-      waiting.onReply(message.data || {});
-    } else {
-      const err = message.data || {};
-      console.error(`❌ ${waiting.type} ${waiting.channel} failed: ${err.code}: ${err.message}`);
-      exitCode = 1;
-      stop('🛑 Request failed - closing connection');
-    }
-    return true;
-  }
-
-  function stop(message) {
+  async function stop(message) {
     if (stopping) return;
     stopping = true;
     if (timer) clearTimeout(timer);
     console.log(`\n${message}`);
-    if (reconnectTimer) {
-      // Between two connections: nothing to close.
-      clearTimeout(reconnectTimer);
-      console.log('🔌 WebSocket disconnected');
-      process.exit(exitCode);
-    }
-    if (ws.readyState === WebSocket.OPEN) {
-      ws.close(1000, 'client done');
-      // Do not hang on a server that never answers the close frame.
-      setTimeout(() => ws.terminate(), 2000).unref();
-    } else {
-      ws.terminate();
-    }
+    await client.close();
+    console.log('🔌 WebSocket disconnected');
+    process.exit(exitCode);
   }
 
-  function scheduleReconnect() {
-    // Exponential backoff with full jitter, as static/client.js: clients cut at once spread out.
-    const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt);
-    const delay = Math.random() * ceiling;
-    attempt += 1;
+  if (connections === 0) console.log('🔌 Connecting to WebSocket...');
+  const client = connect(wsUrl, {
+    token, refreshToken, WebSocket: Socket,
+    protocol: opts.protobuf ? 'protobuf' : 'json', protobuf, proto: opts.proto || DEFAULT_PROTO,
+    baseDelay: BASE_DELAY_MS, maxDelay: MAX_DELAY_MS, backlog: 0,
+    // A first connection that fails is reported, not retried.
+    reconnect: () => connections > 0 && opts.reconnect,
+  });
+
+  client.on('frame', ({ message, raw }) => {
+    console.log('\n📨 Message received:');
+    if (message) console.log(JSON.stringify(message, null, 2));
+    else if (typeof raw === 'string') console.log(raw);
+    else if (opts.protobuf) console.log(`<${raw.byteLength} bytes that are not an events.v1 Event>`);
+    else console.log(`<${raw.byteLength} bytes of binary data>`);
+  });
+  client.on('connected', () => { connections += 1; });
+  client.on('subscribing', ({ channel, since }) => {
+    if (since !== null) console.log(`📡 Re-subscribing to ${channel} from offset ${since}...`);
+    else console.log(`📡 Subscribing to ${channel}...`);
+  });
+  client.on('subscribed', ({ channel }) => {
+    console.log(`✅ Subscribed to ${channel}`);
+    if (opts.publish === undefined || published.has(channel)) return;
+    published.add(channel);
+    console.log(`📤 Publishing to ${channel}...`);
+    client.publish(channel, opts.publish).then(
+      (data) => console.log(`✅ Published to ${channel} (message ${data.id})`),
+      (err) => requestFailed('publish', channel, err));
+  });
+  client.on('recovery', (event) => {
+    if (connections < 2) return; // the first connection had nothing to recover
+    for (const stream of event.data.streams) {
+      if (stream.error) requestFailed('subscribe', stream.channel, new RequestError('refused', stream.error));
+      else report(stream.channel || 'feed', stream);
+    }
+  });
+  client.on('disconnected', ({ code, reason, welcomed }) => {
+    if (!stopping && welcomed) console.log(`\n🔌 WebSocket disconnected by the server (${describeClose(code, reason)})`);
+  });
+  client.on('reconnecting', ({ attempt, delay }) => {
+    const feed = client.position;
     const from = feed ? ` from offset ${feed.offset} (epoch ${feed.epoch})` : '';
     console.log(`🔁 Reconnecting in ${Math.round(delay)} ms (attempt ${attempt})${from}...`);
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = null;
-      connect();
-    }, delay);
-  }
-
-  function connect() {
-    const target = new URL(wsUrl);
-    target.searchParams.set('token', token);
-    if (feed) {
-      target.searchParams.set('since', feed.offset);
-      target.searchParams.set('epoch', feed.epoch);
-    }
-    if (!everOpened) console.log('🔌 Connecting to WebSocket...');
-    const socket = new WebSocket(target.toString(), codec ? [PROTOBUF] : [],
-      { perMessageDeflate: opts.deflate });
-    ws = socket;
-    let opened = false;
-    let refused = false; // the upgrade got an HTTP error answer; its handler says why
-    let agreed = ''; // the server's Sec-WebSocket-Extensions answer (permessage-deflate)
-
-    socket.on('upgrade', (res) => {
-      agreed = res.headers['sec-websocket-extensions'] || '';
-    });
-
-    socket.on('open', () => {
-      opened = true;
-      console.log(everOpened ? '✅ WebSocket reconnected!' : '✅ WebSocket connected!');
-      if (!everOpened) {
-        if (socket.protocol) console.log(`📦 Subprotocol: ${socket.protocol}`);
-        if (agreed) console.log(`🗜️  Extensions: ${agreed}`);
-      }
-      if (codec && socket.protocol !== PROTOBUF) {
-        console.error(`❌ The server did not select ${PROTOBUF}`);
-        exitCode = 1;
-        stop('closing');
-      }
-      if (opts.seconds > 0 && !timer) {
-        timer = setTimeout(() => stop('⏱️  Test timeout - closing connection'), opts.seconds * 1000);
-      }
-    });
-
-    socket.on('message', (data, isBinary) => {
-      console.log('\n📨 Message received:');
-      let message;
-      if (isBinary) {
-        if (!codec) {
-          console.log(`<${data.length} bytes of binary data>`);
-          return;
-        }
-        try {
-          message = codec.decode(data);
-        } catch (err) {
-          console.log(`<${data.length} bytes that are not an events.v1 Event: ${err.message}>`);
-          return;
-        }
-      } else {
-        const text = data.toString('utf8');
-        try {
-          message = JSON.parse(text);
-        } catch (_) {
-          console.log(text);
-          return;
-        }
-      }
-      console.log(JSON.stringify(message, null, 2));
-      if (message.type === 'connection.established') welcome(message.data || {});
-      else if (!settle(message) && message.offset !== undefined) {
-        advance(message.channel || 'feed', message.offset);
-      }
-    });
-
-    // ws answers pings by itself; this mirrors the seed and makes the reply explicit.
-    socket.on('ping', () => {
-      socket.pong();
-    });
-
-    socket.on('unexpected-response', (req, res) => {
-      refused = true;
-      let raw = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => { raw += chunk; });
-      res.on('end', () => {
-        let detail = res.statusMessage || '';
-        try {
-          const body = JSON.parse(raw);
-          if (body && body.error && body.error.message) detail = body.error.message;
-        } catch (_) {
-          // keep the status text
-        }
-        const final = !everOpened || res.statusCode === 401 || res.statusCode === 403;
-        if (res.statusCode === 401) {
-          console.error(`❌ Unauthorized (HTTP 401): ${detail}`);
-          console.error('   The token is missing, invalid or expired: log in again for a fresh one.');
-        } else if (res.statusCode === 403) {
-          console.error(`❌ Forbidden (HTTP 403): ${detail}`);
-        } else if (res.statusCode === 429) {
-          const retry = res.headers['retry-after'];
-          console.error(`❌ Too many connections (HTTP 429): ${detail}${retry ? ` (retry in ${retry} s)` : ''}`);
-        } else {
-          console.error(`❌ The server refused the WebSocket upgrade (HTTP ${res.statusCode}): ${detail}`);
-        }
-        if (final) process.exit(1);
-        socket.terminate();
-        if (!stopping) scheduleReconnect();
-      });
-    });
-
-    socket.on('error', (err) => {
-      if (refused) return; // reported by unexpected-response
-      if (!everOpened) exitCode = 1;
-      const detail = err.code === 'ECONNREFUSED' ? `nothing is listening at ${wsUrl}` : err.message;
-      console.error(`❌ WebSocket error: ${detail}`);
-    });
-
-    socket.on('close', (code, reason) => {
-      if (socket !== ws || refused) return;
-      pending.clear();
-      replaying.clear();
-      if (stopping) {
-        if (timer) clearTimeout(timer);
-        console.log('🔌 WebSocket disconnected');
-        process.exit(exitCode);
-      }
-      // Not opened: the error handler said why.
-      if (opened) console.log(`\n🔌 WebSocket disconnected by the server (${describeClose(code, reason)})`);
-      if (everOpened && opts.reconnect && code !== 1008) {
-        scheduleReconnect();
-        return;
-      }
-      if (timer) clearTimeout(timer);
-      if (!opened || code !== 1000) exitCode = 1;
-      process.exit(exitCode);
-    });
+  });
+  client.on('closed', ({ error, code }) => {
+    if (stopping) return;
+    if (timer) clearTimeout(timer);
+    if (error && error.code !== 'disconnected' && error.code !== 'revoked') console.error(`❌ ${error.message}`);
+    if (!connections || code !== 1000) exitCode = 1;
+    process.exit(exitCode);
+  });
+  for (const channel of opts.subscribe) {
+    client.subscribe(channel).catch((err) => requestFailed('subscribe', channel, err));
   }
 
   process.on('SIGINT', () => stop('🛑 Interrupted - closing connection'));
   process.on('SIGTERM', () => stop('🛑 Terminated - closing connection'));
-  connect();
 }
 
 main().catch((err) => fail(err && err.stack ? err.stack : String(err)));
