@@ -96,7 +96,7 @@ bench-paired: $(BENCH_STAMP)
 # R1 room publishes with the publish hook on (an application answering in-process) and off
 # (also part of `make bench`; BENCH_ARGS=--no-hooks skips it there).
 bench-hooks: $(BENCH_STAMP)
-	$(PY) -m bench.workloads.hooks $(BENCH_ARGS)
+	$(PY) -m bench.run --hooks-only $(BENCH_ARGS)
 
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)

@@ -62,7 +62,6 @@ def render_sections(report: dict[str, Any], json_name: str, img_dir: str = "",
             rel = os.path.relpath(img_dir, os.path.dirname(os.path.abspath(docs)))
             images = [(alt, f"{rel}/{f}") for alt, f in draw_plots(part, report[part], img_dir)]
         out[name] = RENDER[name](report, json_name, images)
-    for part in ("wire", "hooks") if kind == "run" else ():
-        if report.get(part):
-            out[part] = RENDER[part](report[part], json_name)
+    for part in [p for p in ("wire", "hooks") if kind == "run" and report.get(p)]:
+        out[part] = RENDER[part](report[part], json_name)
     return {name: re.sub(r"\n{3,}", "\n\n", text).strip() for name, text in out.items()}
