@@ -46,7 +46,8 @@ test: $(STAMP) $(NODE_CLIENTS)
 # The WebSocket, SSE and cluster tests on the stock asyncio loop (`make test` runs everything
 # on the default loop: uvloop when installed), so both loops the server supports are tested.
 LOOP_TESTS := tests/test_ws_*.py tests/test_sse*.py tests/test_cluster*.py tests/test_coalesce.py \
-	tests/test_robustness_ws.py tests/test_heartbeat.py tests/test_recovery_ws.py tests/test_restart.py
+	tests/test_robustness_ws.py tests/test_heartbeat.py tests/test_recovery_ws.py tests/test_restart.py \
+	tests/test_hooks.py tests/test_webhooks*.py
 
 test-asyncio: $(STAMP)
 	TEST_LOOP=asyncio $(PY) -m pytest $(LOOP_TESTS) $(PYTEST_ARGS)
