@@ -174,9 +174,12 @@ def _webhook_events(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def _secret(text: str) -> str:
+def _hook_secret(text: str) -> str:
+    """Accepts a hook secret of at least 16 characters, or none (its value never appears in
+    errors)."""
     if text and len(text) < 16:
-        raise argparse.ArgumentTypeError("expected a secret of at least 16 characters")
+        raise argparse.ArgumentTypeError(
+            f"the hook secret must be at least 16 characters, got {len(text)}")
     return text
 
 
@@ -360,7 +363,7 @@ class Settings:
     hook_concurrency: int = _option(
         64, _positive_int, "permission hook requests in flight at once (default 64)")
     hook_secret: str = _option(
-        "", _secret, "secret signing every hook and webhook request (default: generated once "
+        "", _hook_secret, "secret signing every hook and webhook request (default: generated once "
         "into <data-dir>/hook_secret)")
     webhook_url: str = _option(
         "", _http_url, "the application's URL webhooks are POSTed to (default none)")
