@@ -6,9 +6,8 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install run cluster test test-asyncio lint proto bench bench-quick bench-metrics bench-wire bench-paired \
-	bench-hooks \
-	clean
+.PHONY: install run cluster test test-asyncio test-python-client lint proto bench bench-quick \
+	bench-metrics bench-wire bench-paired bench-hooks conformance fuzz-api clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +17,9 @@ $(RUN_STAMP): pyproject.toml requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $(RUN_STAMP)
 
-$(STAMP): pyproject.toml requirements.txt requirements-dev.txt | $(PY)
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt clients/python/pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e './clients/python[test]'
 	touch $(STAMP) $(RUN_STAMP)
 
 install: $(STAMP)
@@ -42,6 +42,11 @@ clients/%/node_modules: clients/%/package.json clients/%/package-lock.json
 
 test: $(STAMP) $(NODE_CLIENTS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest clients/python/tests $(CLIENT_PYTEST_ARGS)
+
+# The Python client library's own tests (clients/python), against real server processes.
+test-python-client: $(STAMP)
+	$(PY) -m pytest clients/python/tests $(CLIENT_PYTEST_ARGS)
 
 # The WebSocket, SSE and cluster tests on the stock asyncio loop (`make test` runs everything
 # on the default loop: uvloop when installed), so both loops the server supports are tested.
@@ -56,12 +61,33 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 # hub/events_pb2.py is generated from proto/events.proto and committed; a test checks it is
-# current (grpcio-tools bundles protoc, pinned in requirements-dev.txt).
+# current (grpcio-tools bundles protoc, pinned in requirements-dev.txt). The Python client
+# ships a copy of the schema and its own generated module (with type stubs), checked the
+# same way.
+PY_CLIENT_PKG := clients/python/src/events_client
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=hub proto/events.proto
+	cp proto/events.proto $(PY_CLIENT_PKG)/events.proto
+	$(PY) -m grpc_tools.protoc -I$(PY_CLIENT_PKG) --python_out=$(PY_CLIENT_PKG) \
+		--pyi_out=$(PY_CLIENT_PKG) $(PY_CLIENT_PKG)/events.proto
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CONFORMANCE_VENV) .pytest_cache .ruff_cache proof/reports .schemathesis
+
+# -- RFC 6455 conformance: the Autobahn|Testsuite cases, replayed by kosoku against the echo
+# route of the real WebSocket stack (proof/, docs/websocket.md "Conformance"). kosoku has a
+# venv of its own. FULL=1 runs every group (1-7, 9, 10, 12, 13; about 10 minutes); the
+# default is what CI runs (1-7, 12.1, 13.1). Reports: proof/reports/.
+CONFORMANCE_VENV := .venv-conformance
+CONFORMANCE_STAMP := $(CONFORMANCE_VENV)/.installed
+
+$(CONFORMANCE_STAMP): requirements-conformance.txt
+	test -x $(CONFORMANCE_VENV)/bin/python || $(PYTHON) -m venv $(CONFORMANCE_VENV)
+	$(CONFORMANCE_VENV)/bin/python -m pip install --quiet -r requirements-conformance.txt
+	touch $(CONFORMANCE_STAMP)
+
+conformance: $(STAMP) $(CONFORMANCE_STAMP)
+	$(PY) -m proof.conformance $(if $(FULL),--full) $(CONFORMANCE_ARGS)
 
 # -- benchmarks: see docs/benchmarks.md ----------------------------------------------------
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -102,3 +128,10 @@ bench-hooks: $(BENCH_STAMP)
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)
 	$(PY) -m bench.workloads.overhead $(BENCH_ARGS)
+
+# -- the REST API fuzzed from its OpenAPI document (proof/fuzz_api.py, docs/api.md "Fuzzing
+# the API"): schemathesis against a server on SQLite, one on PostgreSQL and a short run with
+# the rate limits on; exits non-zero on any failure, 5xx, traceback or error line in a
+# server's log. FUZZ_ARGS passes options, e.g. FUZZ_ARGS='--databases sqlite --max-time 600'.
+fuzz-api: $(STAMP)
+	$(PY) -m proof.fuzz_api $(FUZZ_ARGS)

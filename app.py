@@ -17,10 +17,12 @@ from context import Context
 from edge.access_log import log_request
 from edge.application import EdgeApplication, SafeStaticFileHandler
 from edge.heartbeat import Heartbeat
+from edge.looplag import LoopLag
 from edge.origins import Origins, PreflightHandler
 from edge.sse import SsePinger
 from handlers import (
     admin,
+    apidocs,
     auth,
     health,
     metrics,
@@ -183,7 +185,9 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     health_monitor = HealthMonitor(
         run, relay, settings.health_interval,
         broker_healthy=(lambda: broker.healthy) if broker.deferred else None)
-    sources = Sources(hub, health_monitor, {"db": run, "hash": hash_})
+    loop_lag = LoopLag()
+    sources = Sources(hub, health_monitor, {"db": run, "hash": hash_},
+                      loop_lag=loop_lag.read_worst)
     metrics_ = Metrics(sources) if settings.metrics else NullMetrics(sources)
     if metrics_.enabled:
         hub.observe_delivery = metrics_.observe_delivery
@@ -214,6 +218,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         stats=stats,
         heartbeat=Heartbeat(settings.ping_interval, settings.ping_timeout),
         sse_pinger=SsePinger(settings.sse_ping_interval),
+        loop_lag=loop_lag,
         apikeys=apikeys,
         server_api=ServerApi(run, hub, relay, messages,
                              streams.ready if streams is not None else None),
@@ -265,8 +270,10 @@ def routes(ctx: Context) -> list[tuple]:
         (r"/ws/broadcast", wsadmin.BroadcastHandler, c),
         (r"/health", health.HealthHandler, c),
         (r"/metrics", metrics.MetricsHandler, c),
+        (r"/api/v1/openapi.json", apidocs.OpenApiHandler, c),
         (r"/", pages.DashboardHandler, c),
         (r"/test", pages.TestClientHandler, c),
+        (r"/docs", apidocs.DocsHandler, c),
         (LIBRARY_ROUTE, ClientLibraryHandler),
     ]
 
@@ -298,10 +305,12 @@ def make_app(ctx: Context) -> tornado.web.Application:
     )
 
 
-def make_metrics_app(ctx: Context) -> tornado.web.Application:
-    """Returns the application for --metrics-port: /metrics alone, without auth."""
+def make_metrics_app(ctx: Context, internal: bool = False) -> tornado.web.Application:
+    """Returns the application for --metrics-port: /metrics alone, without auth (internal:
+    a --workers worker's loopback listener, its own registry alone)."""
+    options = {"ctx": ctx, "dedicated": True, "internal": internal}
     return tornado.web.Application(
-        [(r"/metrics", metrics.MetricsHandler, {"ctx": ctx, "dedicated": True})],
+        [(r"/metrics", metrics.MetricsHandler, options)],
         log_function=functools.partial(log_request, recorder=None),
         default_handler_class=NotFoundHandler,
         default_handler_args={"ctx": ctx},

@@ -313,6 +313,13 @@ class Settings:
     metrics_port: int = _option(
         0, _port, "serve /metrics only on this port, without auth (default 0: on the main port)")
     log_format: str = _option("text", _log_format, "text|json: log line format (default text)")
+    workers: int = _option(
+        1, _non_negative_int,
+        "server processes sharing the port (SO_REUSEPORT), as one Redis cluster; 0 = one per "
+        "core; needs --broker=redis (default 1)")
+    worker: int = _option(
+        0, _non_negative_int, "this process's number among --workers (set by the parent; "
+        "default 0: not a worker)")
     loop: str = _option(
         "auto", _loop, "auto|asyncio|uvloop: the event loop (default auto: uvloop when installed)")
     history_size: int = _option(
@@ -494,5 +501,8 @@ def parse_args(
         parser.error("give --jwt-jwks-url or --jwt-public-key-file, not both")
     if args.hooks and not args.hook_url:
         parser.error("--hooks needs --hook-url (where the application answers)")
+    if args.workers != 1 and args.broker != "redis":
+        parser.error("--workers needs --broker=redis: the workers act as the nodes of one "
+                     "cluster (add --broker=redis and --redis-url)")
     settings = Settings(**{f.name: getattr(args, f.name) for f in option_fields()})
     return args.command or "serve", settings, args

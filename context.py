@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from auth.jwt import TokenIssuer
     from config import Settings
     from edge.heartbeat import Heartbeat
+    from edge.looplag import LoopLag
     from edge.origins import Origins
     from edge.sse import SsePinger
     from hub.broker import Broker
@@ -70,6 +71,7 @@ class Context:
     stats: ClusterStats  # GET /ws/stats: this node's counts, or every node's
     heartbeat: Heartbeat  # every socket's pings, pong deadlines and token expiry, one timer
     sse_pinger: SsePinger  # the `: ping` comment every SSE stream gets, on one timer
+    loop_lag: LoopLag  # how late the event loop runs its timers (/metrics)
     apikeys: ApiKeyService  # the server API's keys: management and authentication
     server_api: ServerApi  # what /api/v1/server/... does
     origins: Origins  # browser origins allowed to call the API (CORS) and to open /ws

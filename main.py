@@ -18,9 +18,11 @@ from typing import Any
 import peewee
 import tornado.httpserver
 from tornado.ioloop import IOLoop
+from tornado.netutil import bind_sockets
+from tornado.web import Application
 
 from app import make_app, make_context, make_metrics_app, upgrade_route
-from auth.jwt import MIN_SECRET, stored_secret
+from auth.jwt import MIN_SECRET, load_or_create_secret, stored_secret
 from config import ConfigError, Settings, parse_args
 from context import Context
 from edge import internals
@@ -30,6 +32,7 @@ from edge.loop import LoopUnavailable, loop_factory
 from edge.loop import describe as loop_name
 from edge.server import EdgeServer
 from edge.startup import check_directory, listen
+from edge.supervisor import Supervisor, without_workers, worker_count
 from hub.disconnect import SHUTTING_DOWN
 from models.db import init_db
 from models.startup import database_problem, describe, sqlite_directory
@@ -114,11 +117,14 @@ def preflight(settings: Settings) -> tuple[list[socket.socket], list[socket.sock
     Nothing is written before this returns: a port in use, an unusable data directory or an
     unreachable database ends the start with one line and no secret or database file.
     """
-    sockets = listen(settings.port, settings.address, "--port", LISTEN_BACKLOG)
+    # A worker shares the port with its siblings: the kernel spreads connections over them.
+    sockets = listen(settings.port, settings.address, "--port", LISTEN_BACKLOG,
+                     reuse_port=bool(settings.worker))
     metrics: list[socket.socket] = []
     try:
         if settings.metrics and settings.metrics_port:
-            metrics = listen(settings.metrics_port, settings.address, "--metrics-port", 128)
+            metrics = listen(settings.metrics_port, settings.address, "--metrics-port", 128,
+                             reuse_port=bool(settings.worker))
         check_storage(settings)
     except ConfigError:
         for sock in sockets + metrics:
@@ -128,16 +134,30 @@ def preflight(settings: Settings) -> tuple[list[socket.socket], list[socket.sock
 
 
 async def serve(settings: Settings, sockets: list[socket.socket],
-                metrics_sockets: list[socket.socket]) -> None:
+                metrics_sockets: list[socket.socket],
+                build: Callable[[Context], Application] = make_app,
+                route: Callable[[Context], tuple] = upgrade_route) -> None:
     """Runs the server on bound sockets until SIGTERM or SIGINT, then closes every socket
-    with 1001 and exits."""
+    with 1001 and exits.
+
+    `build` makes the application and `route` names the route of its upgrade lane (app.py's
+    by default; the conformance run's echo application, proof/echo.py, passes its own).
+    """
     internals.check()
     ctx = make_context(settings)  # writes the generated secret, if there is none yet
+    if settings.worker:  # its own metrics on loopback, for the sibling a scrape reaches
+        own_sockets = bind_sockets(0, "127.0.0.1")
+        tornado.httpserver.HTTPServer(make_metrics_app(ctx, internal=True)).add_sockets(
+            own_sockets)
+        own_port = own_sockets[0].getsockname()[1]
+        ctx.stats.extra = {"worker": settings.worker, "host": socket.gethostname(),
+                           "port": settings.port, "pid": os.getpid(),
+                           "metrics_url": f"http://127.0.0.1:{own_port}/metrics"}
     await ctx.broker.start()
     await ctx.start()  # streams restored, unpublished outbox rows published: then serve
     ctx.messages.start()
-    app = make_app(ctx)
-    server = EdgeServer(app, settings=settings, upgrade_route=upgrade_route(ctx))
+    app = build(ctx)
+    server = EdgeServer(app, settings=settings, upgrade_route=route(ctx))
     server.add_sockets(sockets)
     port = sockets[0].getsockname()[1]
     metrics_server = None
@@ -147,6 +167,7 @@ async def serve(settings: Settings, sockets: list[socket.socket],
         log.info("metrics on http://%s:%d/metrics", settings.address, settings.metrics_port)
     tune_gc()
     ctx.health.start()
+    ctx.loop_lag.start()
     housekeeper = Housekeeper(server)
     housekeeper.start()
     log.info("listening on http://%s:%d (database %s, %s loop)", settings.address, port,
@@ -167,6 +188,7 @@ async def shutdown(server: tornado.httpserver.HTTPServer, ctx: Context) -> None:
     log.info("shutting down: closing %d connection(s)", len(ctx.hub.clients))
     server.stop()
     ctx.health.stop()
+    ctx.loop_lag.stop()
     ctx.hub.close_all(SHUTTING_DOWN)
     deadline = IOLoop.current().time() + SHUTDOWN_GRACE_SECONDS
     # Give close frames a moment to flush before the process exits.
@@ -284,12 +306,26 @@ def main(argv: list[str] | None = None, prog: str = "main.py") -> int:
         factory = event_loop(settings)
         sockets, metrics_sockets = preflight(settings)
         open_database(settings)
+        if settings.workers != 1 and not settings.worker:
+            return supervise(settings, sockets + metrics_sockets, argv)
     except ConfigError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(serve(settings, sockets, metrics_sockets))
     return 0
+
+
+def supervise(settings: Settings, checked: list[socket.socket], argv: list[str] | None) -> int:
+    """Runs --workers: the checks have passed on sockets the workers will bind themselves
+    (closed here), the secret is made once for all of them, then the supervisor runs."""
+    for sock in checked:
+        sock.close()
+    if not settings.jwt_secret:
+        load_or_create_secret(settings.data_dir)  # one secret: every worker signs alike
+    args = without_workers(sys.argv[1:] if argv is None else argv)
+    command = [sys.executable, os.path.abspath(__file__), *args]
+    return Supervisor(command, worker_count(settings.workers)).run()
 
 
 def event_loop(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:

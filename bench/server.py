@@ -117,7 +117,10 @@ class ServerRun:
                  profile: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         self.name, self.mode, self.tmp, self.clock = name, mode, tmp, clock
         self.deadline, self.profile, self.extra_args = deadline, profile, extra_args
-        self.port, self.data_dir = free_port(), os.path.join(tmp, self.data_name)
+        # "product-asyncio" is this server on the stock asyncio loop (paired rounds).
+        self.product = name.startswith("product")
+        data = self.data_name if name == "product" else f"{name}-data"
+        self.port, self.data_dir = free_port(), os.path.join(tmp, data)
         self.server: Proc | None = None
         self.pool: Pool | None = None
         self.trigger: ProductTrigger | PeerTrigger | None = None
@@ -142,7 +145,7 @@ class ServerRun:
                     rooms: tuple[str, ...] = ()) -> None:
         """Seeds the product's database, starts the server and workers, opens the trigger."""
         base = f"127.0.0.1:{self.port}"
-        if self.name == "product":
+        if self.product:
             users = self.mode.users if users is None else users
             self.say(f"seeding {users} users + target + admin, {len(rooms)} rooms")
             self.seeded = await asyncio.to_thread(seed, self.data_dir, modes.SECRET, users,
@@ -157,7 +160,8 @@ class ServerRun:
 
     async def launch(self, log: str = "") -> None:
         """Starts the server pinned to its core, then (once) the load generators."""
-        argv = (product_argv(self.port, self.data_dir, *self.extra_args) if self.name == "product"
+        loop = ("--loop", self.name.removeprefix("product-")) if "-" in self.name else ()
+        argv = (product_argv(self.port, self.data_dir, *loop, *self.extra_args) if self.product
                 else [*PEERS[self.name], *_COMMON, "--port", str(self.port), "--max-seconds",
                       str(int(self.time_left()) + 60), *self.extra_args])
         self.server = Proc(self.name, argv, os.path.join(self.tmp, f"{self.name}{log}.log"),

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import sys
 from collections.abc import Awaitable
 from typing import Any
 
+from tornado.concurrent import Future
 from tornado.httputil import HTTPHeaders, _encode_header
+from tornado.iostream import StreamClosedError
 from tornado.util import _websocket_mask
-from tornado.websocket import WebSocketHandler, WebSocketProtocol13, _WebSocketParams
+from tornado.websocket import (
+    _FRAME_YIELD_COST,
+    _YIELD_THRESHOLD,
+    WebSocketHandler,
+    WebSocketProtocol13,
+    _WebSocketParams,
+)
 
 from hub import deflate
 from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close, valid_peer_code
@@ -87,11 +96,22 @@ class StrictProtocol(WebSocketProtocol13):
         end = pos + n
         if end > len(buf):
             buf, pos, end = buf[pos:], 0, n
-            while len(buf) < n:
-                buf += await self.stream.read_bytes(max(n - len(buf), _READ_CHUNK), partial=True)
+            buf += await self.stream.read_bytes(max(n - len(buf), _READ_CHUNK), partial=True)
+            if len(buf) < n:  # a frame larger than one read: gather the rest, then join once
+                buf = await self._read_rest(buf, n)
         self._keep(buf, end)
         self._wire_bytes_in += n
         return buf[pos:end]
+
+    async def _read_rest(self, head: bytes, n: int) -> bytes:
+        """Returns head and what the stream delivers next, n bytes or more, joined once (adding
+        each read to the bytes so far copied a 16 MiB frame some hundred times over)."""
+        parts, size = [head], len(head)
+        while size < n:
+            part = await self.stream.read_bytes(max(n - size, _READ_CHUNK), partial=True)
+            parts.append(part)
+            size += len(part)
+        return b"".join(parts)
 
     def _keep(self, buf: bytes, pos: int) -> None:
         """Keeps what is left of buf from pos; an idle socket keeps no bytes at all."""
@@ -114,7 +134,13 @@ class StrictProtocol(WebSocketProtocol13):
                 if handled is not None:
                     await handled
                 return
-        self._inbuf, self._inpos = header + self._inbuf[self._inpos:], 0  # read again by Tornado
+        # Tornado's reader reads the header again: the position steps back over it where it
+        # is still in the buffer (copying the rest of the buffer per frame made a message cut
+        # into small frames cost time quadratic in what one read brings).
+        if self._inpos >= 2:
+            self._inpos -= 2
+        else:
+            self._inbuf, self._inpos = header + self._inbuf[self._inpos:], 0
         self._wire_bytes_in -= 2
         compressed = self._frame_compressed
         await super()._receive_frame()
@@ -207,7 +233,57 @@ class StrictProtocol(WebSocketProtocol13):
             handler.log_exception(*sys.exc_info())
             self._abort()
             return
-        await self._receive_frame_loop()
+        self._listen()
+
+    # -- reading: a task while there are bytes to parse, none while the socket is idle -------
+    # Tornado's _receive_frame_loop awaits the next read forever: every idle socket keeps a
+    # task and the chain of coroutine frames that accepted it (about 2.5 KiB). Here an idle
+    # socket keeps one read future with a callback; the bytes it brings start a task that
+    # parses frames until nothing is buffered, then waits idle again.
+
+    def _listen(self) -> None:
+        """Waits for the client's next bytes, idle: no task, no coroutine frame."""
+        try:
+            future = self.stream.read_bytes(_READ_CHUNK, partial=True)
+        except StreamClosedError:
+            self._abort()
+            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+            return
+        future.add_done_callback(self._arrived)
+
+    def _arrived(self, future: Future[bytes]) -> None:
+        """Parses what arrived, in a task (a message's handler may await)."""
+        try:
+            data = future.result()
+        except Exception:  # the stream closed while the socket was idle
+            self._abort()
+            self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+            return
+        self._inbuf, self._inpos = data, 0
+        asyncio.ensure_future(self._parse())
+
+    async def _parse(self) -> None:
+        """Tornado's frame loop until nothing is left buffered; then listens again."""
+        idle = False
+        try:
+            work = 0  # yields to other callbacks after a while, as Tornado's loop does
+            while not self.client_terminated:
+                start = self._wire_bytes_in
+                await self._receive_frame()
+                if self._inpos >= len(self._inbuf):
+                    idle = not self.client_terminated
+                    break
+                work += _FRAME_YIELD_COST + self._wire_bytes_in - start
+                if work >= _YIELD_THRESHOLD:
+                    work = 0
+                    await asyncio.sleep(0)
+        except StreamClosedError:
+            self._abort()
+        finally:
+            if not idle:  # the connection ended (or failed): as Tornado's loop ends
+                self.handler.on_ws_connection_close(self.close_code, self.close_reason)
+        if idle:
+            self._listen()
 
     def _write_frame(self, fin: bool, opcode: int, data: bytes, flags: int = 0) -> Any:
         """Writes a frame of Tornado's own (pong, ping, close) after the handler's
@@ -224,6 +300,13 @@ class StrictProtocol(WebSocketProtocol13):
     def compressing(self) -> bool:
         """Whether permessage-deflate was agreed in the handshake."""
         return self._compressor is not None
+
+    @property
+    def deflate_window(self) -> int:
+        """The window, in bits, the agreed permessage-deflate lets this server compress with
+        (its answer's server_max_window_bits, else 15); 0 when compression was not agreed."""
+        compressor = self._compressor
+        return compressor._max_wbits if compressor is not None else 0
 
     def ping(self) -> None:
         """Sends a ping for the shared heartbeat, which checks pong_received at its deadline."""

@@ -63,6 +63,7 @@ class _CountedStream(IOStream):
 
     def __init__(self, server: EdgeServer, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        internals.lighten(self)
         self._server = server
         self.refusal: Exception | None = None
 

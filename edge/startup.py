@@ -17,14 +17,15 @@ from config import ConfigError
 __all__ = ["listen", "check_directory"]
 
 
-def listen(port: int, address: str, option: str, backlog: int) -> list[socket.socket]:
+def listen(port: int, address: str, option: str, backlog: int,
+           reuse_port: bool = False) -> list[socket.socket]:
     """Binds and listens on address:port, or raises ConfigError naming `option`.
 
     The sockets are bound before anything else is done, so a port in use is found before a
     secret or a database file is written; the server is then handed these very sockets.
     """
     try:
-        return bind_sockets(port, address or None, backlog=backlog)
+        return bind_sockets(port, address or None, backlog=backlog, reuse_port=reuse_port)
     except socket.gaierror as exc:
         raise ConfigError(f"cannot resolve the address {address!r} ({exc.strerror}): "
                           "choose another with --address") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from socket import gethostname
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -11,6 +12,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.web import HTTPError
 
 from handlers.base import ApiHandler, bearer_token
+from services import workermetrics
 from services.errors import PermissionDenied
 
 if TYPE_CHECKING:
@@ -39,10 +41,12 @@ def address_allowed(address: str, networks: Iterable[Network]) -> bool:
 class MetricsHandler(ApiHandler):
     """Answers the exposition to an admin token or an allowed address, or on the metrics port."""
 
-    def initialize(self, ctx: Context, dedicated: bool = False) -> None:
+    def initialize(self, ctx: Context, dedicated: bool = False, internal: bool = False) -> None:
         self.ctx = ctx
         # True on the --metrics-port listener, which serves everyone who can reach it.
-        self.dedicated = dedicated
+        self.dedicated = dedicated or internal
+        # True on a --workers worker's loopback listener: its own registry alone.
+        self.internal = internal
 
     async def get(self) -> None:
         settings = self.ctx.settings
@@ -56,4 +60,12 @@ class MetricsHandler(ApiHandler):
             await self.admin()
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.set_header("Cache-Control", "no-store")
-        self.finish(self.ctx.metrics.exposition())
+        if not settings.worker or self.internal:
+            self.finish(self.ctx.metrics.exposition())
+            return
+        nodes = (await self.ctx.stats.collect())["nodes"]
+        urls = workermetrics.sibling_urls(nodes, gethostname(), settings.port)
+        urls.pop(str(settings.worker), None)
+        texts = await workermetrics.fetch_all(urls)
+        texts[str(settings.worker)] = self.ctx.metrics.exposition().decode("utf-8")
+        self.finish(workermetrics.merge(texts))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from handlers.base import ApiHandler
 from hub.presence import ONLINE
 from services import validation as v
+from services.messages import before_cursor
 
 __all__ = ["RoomsHandler", "RoomHandler", "RoomMembersHandler", "RoomMemberHandler",
            "RoomMessagesHandler", "PresenceHandler"]
@@ -56,7 +57,7 @@ class RoomMessagesHandler(ApiHandler):
     async def get(self, name: str) -> None:
         actor = await self.principal()
         limit = v.query_number(self.get_query_argument("limit", None), "limit", 50, 100)
-        before = self.get_query_argument("before", None) or None
+        before = before_cursor(self.get_query_argument("before", None))
         await self.ctx.rooms.authorize(name, actor.id, actor.role)
         messages = await self.ctx.messages.history(name, before, limit)
         more = len(messages) == limit

@@ -27,6 +27,8 @@ __all__ = ["EventSocketHandler"]
 log = logging.getLogger("ws")
 
 WELCOME = "Welcome to WebSocket real-time updates"
+_NO_PATH_ARGS: list[str] = []
+_NO_KWARGS: dict[str, Any] = {}
 
 
 class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
@@ -39,10 +41,10 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         # the room left to add keys to it; a key first set after concurrent handshakes have
         # begun no longer fits, and then every socket gets an unshared dict (~1.3 KiB more).
         internals.preset_handler(self)
-        self.path_args: list[str] = []
-        self.path_kwargs: dict[str, str] = {}
+        self.path_args: list[str] = _NO_PATH_ARGS  # never mutated: shared, as are the next
+        self.path_kwargs: dict[str, str] = _NO_KWARGS
         self.open_args: tuple[Any, ...] = ()
-        self.open_kwargs: dict[str, Any] = {}
+        self.open_kwargs: dict[str, Any] = _NO_KWARGS
         self.ctx = ctx
         self.principal: Principal | None = None
         self.client: Client | None = None
@@ -77,10 +79,20 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         self.ctx.hub.writes.arm()
         self.client.held, self.client.held_size = [head], len(head)
         self.ctx.hub.writes.add(self.client)
-        # The welcome goes first, with the feed position; then the missed feed events (when
-        # `since`/`epoch` name a recoverable position); then registering, which announces
-        # the user (user.online) to admins. All in this one IOLoop turn, so no live event can
-        # come before or between the replayed ones, nor twice.
+        # The welcome goes first, with the feed position; then the missed feed events; then
+        # registering, which announces the user (user.online) to admins. All in this one
+        # IOLoop turn, so no live event can come before or between the replayed ones, nor twice.
+        self.greet(caller)
+        self.ctx.hub.register(self.client)
+        self.ctx.metrics.connection_opened()
+        self.ctx.webhooks.connection_opened(self.client, self.transport)
+        self._schedule_expiry(caller.expires_at)
+        self._shed_handshake_state()
+
+    def greet(self, caller: Principal) -> None:
+        """Sends the welcome with the feed position, then the feed events missed since the
+        position `since`/`epoch` name, when it is recoverable."""
+        assert self.client is not None
         since = self.get_query_argument("since", None)
         epoch = self.get_query_argument("epoch", None)
         recovery, missed = self.ctx.hub.recover(self.client, FEED, since, epoch)
@@ -93,11 +105,6 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         }).encode())
         for event in missed:
             self.send(event)
-        self.ctx.hub.register(self.client)
-        self.ctx.metrics.connection_opened()
-        self.ctx.webhooks.connection_opened(self.client, self.transport)
-        self._schedule_expiry(caller.expires_at)
-        self._shed_handshake_state()
 
     @property
     def protobuf(self) -> bool:

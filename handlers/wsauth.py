@@ -13,8 +13,8 @@ from edge import internals
 from edge.access_log import redact
 from edge.protocol import StrictProtocol, strict_protocol
 from handlers.base import ErrorEnvelopeMixin, bearer_token
-from hub import protowire
-from hub.events import DEFLATE, JSON, PROTOBUF
+from hub import deflate, protowire
+from hub.events import DEFLATE, JSON, NARROW, PROTOBUF
 from hub.history import StreamUnavailable
 from hub.messages import FEED
 from services.errors import (
@@ -63,6 +63,7 @@ def _take_refusal(stream: Any) -> Exception:
 SUBPROTOCOLS = (protowire.SUBPROTOCOL, protowire.JSON_SUBPROTOCOL)
 # Shared by every upgraded socket in place of its own request and response headers.
 _NO_HEADERS = HTTPHeaders()
+_NO_ARGUMENTS: dict[str, Any] = {}  # read-only once the socket is open
 
 
 class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
@@ -145,6 +146,8 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         variant = PROTOBUF if self.selected_subprotocol == protowire.SUBPROTOCOL else JSON
         if isinstance(self.ws_connection, StrictProtocol) and self.ws_connection.compressing:
             variant |= DEFLATE
+            if self.ws_connection.deflate_window < deflate.WINDOW_BITS:
+                variant |= NARROW  # the client capped the server's window (hub/deflate.py)
         return variant
 
     def _cap_send_buffer(self) -> None:
@@ -166,9 +169,11 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         client. The URI keeps its path for log lines, with the token redacted.
         """
         self.principal = None
+        self.ui = None  # the template namespace (as RequestHandler's cycle breaking does)
         request = self.request
         request.headers = _NO_HEADERS
-        request.query_arguments = request.arguments = {}
+        request.query_arguments = request.arguments = _NO_ARGUMENTS
+        request.body_arguments = request.files = _NO_ARGUMENTS
         request.uri = redact(request.uri or "")
         request.query = ""
         internals.shed_headers(self, _NO_HEADERS)

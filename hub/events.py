@@ -14,7 +14,7 @@ from typing import Any
 from hub import deflate, protowire
 
 __all__ = ["EventType", "Event", "Encoded", "frame", "frame_text", "now_rfc3339", "dumps",
-           "sse_position", "JSON", "DEFLATE", "PROTOBUF", "SSE"]
+           "sse_position", "JSON", "DEFLATE", "PROTOBUF", "NARROW", "SSE", "window_bits"]
 
 
 class EventType(StrEnum):
@@ -69,11 +69,17 @@ def dumps(value: Any) -> str:
 
 TEXT, BINARY = 0x1, 0x2  # WebSocket opcodes
 # The wire variants of an event. On a WebSocket, bit flags: its subprotocol (JSON or protobuf)
-# plus whether it negotiated permessage-deflate. SSE is a variant of its own: the
+# plus whether it negotiated permessage-deflate, and NARROW (always with DEFLATE) when it capped
+# the server's window below 15 bits (hub/deflate.py). SSE is a variant of its own: the
 # Server-Sent Events lines of the JSON envelope (edge/sse.py).
-JSON, DEFLATE, PROTOBUF = 0, 1, 2
-SSE = 4
-VARIANTS = 5
+JSON, DEFLATE, PROTOBUF, NARROW = 0, 1, 2, 4
+SSE = 8
+VARIANTS = 9
+
+
+def window_bits(variant: int) -> int:
+    """Returns the deflate window a deflating variant's payloads are made with."""
+    return deflate.NARROW_WINDOW_BITS if variant & NARROW else deflate.WINDOW_BITS
 
 
 def sse_position(channel: str | None, epoch: str, offset: str) -> str:
@@ -164,15 +170,15 @@ class Encoded:
             payload, opcode = self.payload, TEXT
         made = None
         if variant & DEFLATE and len(payload) >= deflate.THRESHOLD:
-            packed = deflate.deflate_message(payload)
+            packed = deflate.deflate_message(payload, window_bits(variant))
             if len(packed) < len(payload):
                 made = frame(packed, opcode, compressed=True)
         if made is None:
-            made = self.frames[variant & ~DEFLATE] or frame(payload, opcode)
-            self.frames[variant & ~DEFLATE] = made
+            plain = variant & PROTOBUF
+            made = self.frames[plain] or frame(payload, opcode)
+            self.frames[plain] = made
         self.frames[variant] = made
         return made
-
 
     def _sse(self) -> bytes:
         """The event's Server-Sent Events lines: `id:` (its stream's position, when it has

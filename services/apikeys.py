@@ -31,7 +31,8 @@ from services.errors import (
 )
 from services.principal import KeyPrincipal, Principal
 
-__all__ = ["ApiKeyService", "create_key", "list_keys", "revoke_key", "parse_scopes", "blocking"]
+__all__ = ["ApiKeyService", "create_key", "list_keys", "revoke_key", "parse_scopes", "scope_list",
+           "blocking"]
 
 log = logging.getLogger("auth")
 
@@ -41,9 +42,15 @@ MAX_CACHED = 10_000
 
 
 def parse_scopes(value: Any) -> list[str]:
-    """Returns a list of known scopes (a list, or a comma-separated string), without repeats."""
+    """Returns a list of known scopes (a list, or the command line's comma-separated string),
+    without repeats."""
     if isinstance(value, str):
         value = [s.strip() for s in value.split(",") if s.strip()]
+    return scope_list(value)
+
+
+def scope_list(value: Any) -> list[str]:
+    """Returns a JSON list of known scopes (what the REST API takes), without repeats."""
     if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
         raise v.invalid("scopes", f"must be a non-empty list of: {', '.join(SCOPES)}")
     unknown = sorted(set(value) - set(SCOPES))
@@ -124,7 +131,7 @@ class ApiKeyService:
         _require_admin(actor)
         fields = v.Fields(body, ("name", "scopes"))
         name = fields.required("name", key_name)
-        scopes = fields.optional("scopes", parse_scopes, list(SCOPES))
+        scopes = fields.optional("scopes", scope_list, list(SCOPES))
         fields.done()
         return await self.run(create_key, name, scopes)
 

@@ -155,7 +155,7 @@ class AuthService:
 
     async def login(self, body: Any, ip: str) -> dict[str, Any]:
         """Checks credentials and returns tokens; unknown email and bad password look alike."""
-        fields = v.Fields(body)
+        fields = v.Fields(body, ("email", "password"))
         email = fields.required("email", v.non_empty("email"))
         password = fields.required("password", v.non_empty("password"))
         fields.done()
@@ -185,7 +185,7 @@ class AuthService:
 
     async def refresh(self, body: Any) -> dict[str, Any]:
         """Rotates a refresh token; a reused one revokes its whole session."""
-        fields = v.Fields(body)
+        fields = v.Fields(body, ("refresh_token",))
         token = fields.required("refresh_token", v.non_empty("refresh_token"))
         fields.done()
         try:

@@ -16,12 +16,15 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from hub.events import dumps
 from models.db import Runner, db, write_tx
 from models.room import RoomMessage
+from services import validation as v
 from services.errors import ValidationError
 from services.notifier import Notifier
 
-__all__ = ["MessageService", "MessageIds", "MAX_BODY_BYTES"]
+__all__ = ["MessageService", "MessageIds", "MAX_BODY_BYTES", "before_cursor"]
 
 log = logging.getLogger("messages")
+
+MESSAGE_ID_MAX = 32  # characters of RoomMessage.id (24 hex digits today)
 
 MAX_BODY_BYTES = 16 * 1024
 # Seconds a message may wait before its batch is written. Each write is a hop to the pool
@@ -55,6 +58,16 @@ class MessageIds:
 
 def _is_hex(text: str) -> bool:
     return bool(text) and all(c in "0123456789abcdef" for c in text)
+
+
+def before_cursor(value: str | None) -> str | None:
+    """Returns a history page's `before` (a message id, as `next_before` gives it) or None when
+    absent; anything else is refused rather than read as an empty page."""
+    if not value:
+        return None
+    if len(value) > MESSAGE_ID_MAX or not _is_hex(value):
+        raise v.invalid("before", "must be a message id (the next_before of the previous page)")
+    return value
 
 
 def check_body(body: Any) -> str:

@@ -79,6 +79,8 @@ class Sources:
     health: HealthMonitor
     pools: dict[str, Runner] = field(default_factory=dict)
     limiters: Callable[[], Iterable[RateLimiter]] = lambda: ()
+    # The event loop's worst lag since the last scrape, seconds (edge/looplag.py).
+    loop_lag: Callable[[], float] = lambda: 0.0
 
 
 class StateCollector(Collector):
@@ -95,6 +97,9 @@ class StateCollector(Collector):
         for role, clients in sorted(hub.by_role.items()):
             conns.add_metric([role], len(clients))
         yield conns
+        yield GaugeMetricFamily("events_loop_lag_seconds",
+                                "Worst delay of the event loop's timers since the last scrape",
+                                value=self.sources.loop_lag())
         transports = GaugeMetricFamily("events_connections_by_transport",
                                        "Open connections by transport", labels=["transport"])
         transports.add_metric(["websocket"], len(hub.clients) - hub.sse_clients)

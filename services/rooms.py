@@ -19,7 +19,7 @@ from services.principal import Principal
 __all__ = ["RoomService", "room_name", "channel_room", "ensure_lobby", "NAME_RULE"]
 
 NAME_RULE = "1-64 of a-z, 0-9, '_', '.', '-'"
-_NAME = re.compile(r"^[a-z0-9_.-]{1,64}$")
+_NAME = re.compile(r"^[a-z0-9_.-]{1,64}\Z")  # \Z: `$` would also match before a final newline
 ROOM_DELETED = "room deleted"
 REMOVED = "removed from room"
 

@@ -41,7 +41,7 @@ __all__ = ["ServerApi", "UnknownChannel", "APP_TYPE"]
 log = logging.getLogger("api")
 
 PURGE_EVERY_MS = 3600 * 1000
-APP_TYPE = re.compile(r"^app\.[A-Za-z0-9_.:-]{1,64}$")
+APP_TYPE = re.compile(r"^app\.[A-Za-z0-9_.:-]{1,64}\Z")  # not `$`: no final newline
 MAX_DATA_BYTES = 64 * 1024
 NUMBERED_WITHIN = 10.0  # seconds notify waits for its event's offset
 HISTORY_LIMIT, HISTORY_MAX = 100, 1000

@@ -13,17 +13,19 @@ from typing import Any, TypeVar
 
 from services.errors import ValidationError
 
-__all__ = ["Fields", "REQUIRED", "UNKNOWN", "invalid", "require_object", "name", "email",
-           "password", "age", "role", "text", "non_empty", "boolean", "positive_int", "choice",
-           "query_number"]
+__all__ = ["Fields", "REQUIRED", "UNKNOWN", "MAX_ID", "invalid", "require_object", "name",
+           "email", "password", "age", "role", "text", "non_empty", "boolean", "positive_int",
+           "choice", "query_number", "whole"]
 
 T = TypeVar("T")
 
 REQUIRED = "required"
 UNKNOWN = "unknown or read-only field"
+# The largest id a route accepts (`[0-9]{1,18}`); also what a 64-bit database column holds.
+MAX_ID = 999_999_999_999_999_999
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+$")
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+\Z")
 
 
 def invalid(field: str, problem: str) -> ValidationError:
@@ -133,15 +135,31 @@ def password(value: Any, field: str = "password") -> str:
     return text(value, field, 8, 128)
 
 
+def whole(value: Any) -> int | None:
+    """Returns value as an int if it is a whole JSON number (`25` or `25.0`), else None.
+
+    JSON does not tell 25 from 25.0, and JSON Schema's `integer` admits both; true and false
+    are not numbers.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def age(value: Any) -> int | None:
     """Returns an age of 0-150 or None."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = whole(value)
+    if number is None:
         raise invalid("age", "must be a whole number")
-    if not 0 <= value <= 150:
+    if not 0 <= number <= 150:
         raise invalid("age", "must be between 0 and 150")
-    return value
+    return number
 
 
 def role(value: Any) -> str:
@@ -163,11 +181,14 @@ def boolean(field: str) -> Callable[[Any], bool]:
 
 
 def positive_int(field: str) -> Callable[[Any], int]:
-    """Returns a validator of a whole number of at least 1."""
+    """Returns a validator of an id: a whole number from 1 to MAX_ID."""
     def check(value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        number = whole(value)
+        if number is None or number < 1:
             raise invalid(field, "must be a positive whole number")
-        return value
+        if number > MAX_ID:
+            raise invalid(field, f"must be at most {MAX_ID}")
+        return number
     return check
 
 

@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 from hub import deflate
-from hub.events import DEFLATE, JSON, PROTOBUF, Event, EventType
+from hub.events import DEFLATE, JSON, NARROW, PROTOBUF, Event, EventType
 
 AGREED = [("permessage-deflate", deflate.AGREED)]
 
@@ -33,27 +33,38 @@ def alert(size: int) -> Event:
     {"client_max_window_bits": None},  # what Chromium, Node ws and websockets offer
     {"client_max_window_bits": "12"},
     {"server_no_context_takeover": None, "client_no_context_takeover": None},
-    {"server_max_window_bits": "15"},
 ])
 def test_acceptable_offer_is_answered_with_both_no_context_takeover_flags(offer):
     """Any offer the shared payloads can serve gets server_ and client_no_context_takeover."""
     assert deflate.accept_offer([("permessage-deflate", offer)]) == AGREED
 
 
+@pytest.mark.parametrize("bits", ["9", "10", "14", "15"])
+def test_offer_capping_the_server_window_is_accepted_with_its_cap(bits):
+    """server_max_window_bits from 9 to 15 is accepted by answering it (RFC 7692 7.1.2.1)."""
+    offer = {"server_max_window_bits": bits, "client_max_window_bits": None}
+    assert deflate.accept_offer([("permessage-deflate", offer)]) == [
+        ("permessage-deflate", {**deflate.AGREED, "server_max_window_bits": bits})]
+
+
 @pytest.mark.parametrize("offers", [
-    [("permessage-deflate", {"server_max_window_bits": "10"})],
+    [("permessage-deflate", {"server_max_window_bits": "8"})],  # zlib cannot keep to it
+    [("permessage-deflate", {"server_max_window_bits": None})],  # the value is required
+    [("permessage-deflate", {"server_max_window_bits": "09"})],  # no leading zeros
+    [("permessage-deflate", {"server_max_window_bits": "16"})],
     [("permessage-deflate", {"mystery": "1"})],
     [("x-webkit-deflate-frame", {})],
     [],
 ])
-def test_offer_the_shared_payloads_cannot_serve_leaves_the_connection_uncompressed(offers):
-    """A smaller server window, an unknown parameter or another extension: no compression."""
+def test_offer_the_server_cannot_serve_leaves_the_connection_uncompressed(offers):
+    """An 8-bit or malformed server window, an unknown parameter or another extension: no
+    compression."""
     assert deflate.accept_offer(offers) == []
 
 
 def test_first_acceptable_offer_wins_over_an_unacceptable_preferred_one():
-    """A client's fallback offer is taken when its preferred one asks for a smaller window."""
-    offers = [("permessage-deflate", {"server_max_window_bits": "9"}),
+    """A client's fallback offer is taken when its preferred one asks for an 8-bit window."""
+    offers = [("permessage-deflate", {"server_max_window_bits": "8"}),
               ("permessage-deflate", {"client_max_window_bits": None})]
     assert deflate.accept_offer(offers) == AGREED
 
@@ -95,10 +106,23 @@ def test_protobuf_variants_are_binary_frames_compressed_from_the_threshold():
     assert inflate(payload_of(frame)) == large.protobuf
 
 
+def test_narrow_variant_is_deflated_once_with_a_9_bit_window():
+    """A connection that capped the server's window gets the event deflated with 9 bits:
+    it inflates with a 9-bit window, and is made once for every such connection."""
+    encoded = alert(2000).encode()
+    frame = encoded.frame_for(DEFLATE | NARROW)
+    assert frame[0] == 0xC1 and frame is encoded.frame_for(DEFLATE | NARROW)
+    assert frame is not encoded.frame_for(DEFLATE)
+    tail = b"\x00\x00\xff\xff"
+    assert zlib.decompressobj(-9).decompress(payload_of(frame) + tail) == encoded.payload
+    small = alert(10).encode()
+    assert small.frame_for(PROTOBUF | DEFLATE | NARROW) is small.frame_for(PROTOBUF)
+
+
 def test_a_variant_nobody_asks_for_is_never_made(monkeypatch):
     """Only JSON frames: no protobuf encoding and no compression happen at all."""
     calls = []
-    monkeypatch.setattr(deflate, "deflate_message", lambda p: calls.append(p) or b"")
+    monkeypatch.setattr(deflate, "deflate_message", lambda p, bits=15: calls.append(p) or b"")
     encoded = alert(1000).encode()
     encoded.frame_for(JSON)
     assert encoded.frames[PROTOBUF] is None and encoded._protobuf is None

@@ -407,8 +407,10 @@ def test_get_stats_shape_and_counts():
     hub.publish(alert(), ALL)
     hub.publish(alert(), to_user(1))
     stats = hub.get_stats()
-    assert set(stats) == {"total_clients", "by_role", "unique_users", "messages_delivered",
-                          "events_published", "slow_consumers_dropped", "timestamp"}
+    assert set(stats) == {"total_clients", "by_transport", "by_role", "unique_users",
+                          "messages_delivered", "events_published", "slow_consumers_dropped",
+                          "timestamp"}
+    assert stats["by_transport"] == {"websocket": 4, "sse": 0}
     assert stats["total_clients"] == 4
     assert stats["by_role"] == {"admin": 1, "superadmin": 1, "user": 2}
     assert stats["unique_users"] == 3

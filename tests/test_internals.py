@@ -240,6 +240,15 @@ def test_missing_server_internal_fails_naming_it(monkeypatch):
         check()
 
 
+def test_missing_compressor_internal_fails_naming_it(monkeypatch):
+    """If Tornado's permessage-deflate compressor stops keeping its window where the protocol
+    reads it, start-up fails naming it."""
+    monkeypatch.setattr(internals, "COMPRESSOR_INTERNALS",
+                        (*internals.COMPRESSOR_INTERNALS, "_gone"))
+    with pytest.raises(RuntimeError, match=r"_PerMessageDeflateCompressor\._gone"):
+        check()
+
+
 @pytest.mark.gen_test
 async def test_unread_bytes_are_read_again_before_what_the_socket_brings(pair):
     """A head given back to the stream is read first, then the bytes still on the socket."""

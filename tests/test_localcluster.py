@@ -27,10 +27,11 @@ def _read(path: str) -> str:
 
 
 def test_generated_nginx_locations_are_the_documented_ones():
-    """docs/deployment.md shows the /ws and / blocks make cluster generates, and the README's
-    short form has the same directives (its proxy_pass names one node instead of the upstream)."""
+    """docs/deployment.md shows the /ws, /sse and / blocks make cluster generates, and the
+    README's short form has the same directives (its proxy_pass names one node instead of the
+    upstream)."""
     generated = _locations(render_config("127.0.0.1:8000", ["127.0.0.1:8001"], "/tmp/x"))
-    assert set(generated) == {"/ws", "/"}
+    assert set(generated) == {"/ws", "/sse", "/"}
     assert _locations(_read("docs/deployment.md")) == generated
     readme = _locations(_read("README.md"))
     for path, directives in generated.items():

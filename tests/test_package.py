@@ -84,20 +84,24 @@ def test_the_wheel_holds_the_server_under_one_directory_and_nothing_else(venv):
     inside = {path.split("/")[1] for path in files
               if path.startswith("events_server/") and "__pycache__" not in path}
     assert inside == {"__main__.py", "main.py", "app.py", "config.py", "context.py", "auth",
-                      "edge", "handlers", "hub", "models", "services", "templates", "static",
-                      "proto", "clients"}, inside
+                      "edge", "handlers", "hub", "models", "openapi", "services", "templates",
+                      "static", "proto", "clients"}, inside
     assert [p for p in files if p.startswith("events_server/clients/")] == [
         "events_server/clients/js/index.js"]
     for needed in ("templates/dashboard.html", "static/test.js", "static/favicon.svg",
                    "proto/events.proto", "hub/redis/broker.py", "hub/events_pb2.py",
-                   "models/migrate.py", "edge/__init__.py"):
+                   "models/migrate.py", "edge/__init__.py", "openapi/document.py",
+                   "templates/docs.html", "static/docs.js",
+                   "static/vendor/swagger-ui/swagger-ui-bundle.js",
+                   "static/vendor/swagger-ui/swagger-ui.css", "static/vendor/swagger-ui/LICENSE"):
         assert f"events_server/{needed}" in files, needed
     assert not [p for p in files if p.startswith("../") and "events-server" not in p], files
 
 
 def test_the_installed_server_serves_its_pages(venv, tmp_path):
     """The installed events-server, started outside the checkout, serves the dashboard, a
-    static file and /health, then stops on SIGTERM with status 0."""
+    static file, /health, the API document and its reader with the vendored renderer, then
+    stops on SIGTERM with status 0."""
     port = free_port()
     log_path = tmp_path / "server.log"
     env = {**os.environ, "JWT_SECRET": TEST_SECRET}
@@ -127,6 +131,12 @@ def test_the_installed_server_serves_its_pages(venv, tmp_path):
         assert status == 200 and kind.startswith("text/css") and body
         status, kind, body = get("/clients/js/index.js")  # the module the pages import
         assert status == 200 and "javascript" in kind and b"export function connect" in body
+        status, kind, body = get("/api/v1/openapi.json")
+        assert status == 200 and kind.startswith("application/json") and b'"3.1.0"' in body
+        status, kind, body = get("/docs")
+        assert status == 200 and b'data-openapi-url="/api/v1/openapi.json"' in body
+        status, kind, body = get("/static/vendor/swagger-ui/swagger-ui-bundle.js")
+        assert status == 200 and len(body) > 1_000_000
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=20)

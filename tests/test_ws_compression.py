@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import pytest
 from conftest import next_event
@@ -39,11 +40,46 @@ async def test_deflate_offer_is_answered_with_no_context_takeover_both_ways(api)
 @sqlite_only
 @compression_on
 @pytest.mark.gen_test
-async def test_offer_limiting_the_server_window_gets_an_uncompressed_connection(api):
-    """server_max_window_bits below 15 cannot share the 15-bit payloads: no extension."""
+async def test_offer_capping_the_server_window_gets_events_deflated_with_a_smaller_one(
+        api, monkeypatch):
+    """server_max_window_bits=10 is answered with it, and such a socket gets each event
+    deflated once more, with a window that fits (a 10-bit inflater reads it), where a
+    full-window socket keeps the 15-bit frame."""
+    calls: list[int] = []
+    real = deflate.deflate_message
+    monkeypatch.setattr(deflate, "deflate_message",
+                        lambda p, bits=15: calls.append(bits) or real(p, bits))
+    admin = await api.admin()
+    token = admin["access_token"]
+    narrow = [await WireClient.connect(api.ws_url, token, extensions=f"{OFFER}; "
+                                       "server_max_window_bits=10") for _ in range(2)]
+    full = await WireClient.connect(api.ws_url, token, extensions=OFFER)
+    assert narrow[0].extension == ("permessage-deflate; client_no_context_takeover; "
+                                   "server_max_window_bits=10; server_no_context_takeover")
+    for client in (*narrow, full):
+        await client.read_event()  # welcome
+    calls.clear()
+    await broadcast(api, token, BIG)
+    for client in (*narrow, full):
+        assert (await client.read_event())["data"]["message"] == BIG
+    assert sorted(calls) == [deflate.NARROW_WINDOW_BITS, deflate.WINDOW_BITS]
+    (first, payload), (other_first, other) = narrow[0].frames[-1], narrow[1].frames[-1]
+    assert first == 0xC1 and (first, payload) == (other_first, other)
+    assert payload != full.frames[-1][1]
+    inflated = zlib.decompressobj(-10).decompress(payload + b"\x00\x00\xff\xff")
+    assert json.loads(inflated)["data"]["message"] == BIG
+    for client in (*narrow, full):
+        client.close()
+
+
+@sqlite_only
+@compression_on
+@pytest.mark.gen_test
+async def test_offer_capping_the_server_window_at_8_bits_gets_an_uncompressed_connection(api):
+    """zlib cannot deflate with an 8-bit window: that offer is declined, frames are plain."""
     admin = await api.admin()
     client = await WireClient.connect(api.ws_url, admin["access_token"],
-                                      extensions="permessage-deflate; server_max_window_bits=10")
+                                      extensions="permessage-deflate; server_max_window_bits=8")
     assert client.extension is None
     await client.read_event()  # welcome
     await broadcast(api, admin["access_token"], BIG)
@@ -108,7 +144,8 @@ async def test_each_event_is_deflated_once_and_the_same_bytes_reach_every_compre
     """Four compressing sockets and a plain one: one deflate call per event, identical frames."""
     calls: list[bytes] = []
     real = deflate.deflate_message
-    monkeypatch.setattr(deflate, "deflate_message", lambda p: calls.append(p) or real(p))
+    monkeypatch.setattr(deflate, "deflate_message",
+                        lambda p, *bits: calls.append(p) or real(p, *bits))
     admin = await api.admin()
     token = admin["access_token"]
     squeezed = [await WireClient.connect(api.ws_url, token, extensions=OFFER) for _ in range(4)]

@@ -140,7 +140,7 @@ async def test_mixed_audience_each_gets_its_format_once_per_event_encoded_once_p
     monkeypatch.setattr(protowire, "encode_event",
                         lambda *a: encodes.append(a[0]) or real_encode(*a))
     monkeypatch.setattr(deflate, "deflate_message",
-                        lambda p: deflates.append(p) or real_deflate(p))
+                        lambda p, *bits: deflates.append(p) or real_deflate(p, *bits))
     admin = await api.admin()
     token = admin["access_token"]
     kinds = {"json": {}, "json+deflate": {"extensions": OFFER},

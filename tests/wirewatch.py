@@ -36,14 +36,15 @@ class WireClient:
 
     @classmethod
     async def connect(cls, ws_url: str, token: str, extensions: str | None = None,
-                      protocol: str | None = None, query: str = "") -> WireClient:
-        """Handshakes with the given Sec-WebSocket-Extensions and -Protocol offers."""
+                      protocol: str | None = None, query: str = "",
+                      path: str = "/ws") -> WireClient:
+        """Handshakes on path with the given Sec-WebSocket-Extensions and -Protocol offers."""
         url = urlsplit(ws_url)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         stream = IOStream(sock)
         await stream.connect((url.hostname, url.port))
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET /ws?token={token}{query} HTTP/1.1", f"Host: {url.netloc}",
+        lines = [f"GET {path}?token={token}{query} HTTP/1.1", f"Host: {url.netloc}",
                  "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
                  "Sec-WebSocket-Version: 13"]
         if extensions:

@@ -10,6 +10,7 @@ __all__ = ["LABELS", "field", "number", "fmt", "md_table", "targets_table", "run
 STATUS = {True: "met", False: "MISSED", None: "not measured"}  # a target's verdict
 LABELS = {
     "product": "this server (Tornado + hub)",
+    "product-asyncio": "this server on the stock asyncio loop",
     "websockets": "websockets broadcast()",
     "tornado": "Tornado write_message (naive)",
     "node": "Node ws",

@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parses the command line and runs the paired rounds."""
     p = cli.parser("CPU per handshake and per delivery, every server up at once.")
     p.add_argument("--servers", default=",".join(SERVERS),
-                   help=f"comma-separated, {PEER} included (default {','.join(SERVERS)})")
+                   help=f"comma-separated, {PEER} included (default {','.join(SERVERS)}; "
+                   "product-asyncio: this server on the stock loop, beside product on uvloop)")
     p.add_argument("--rounds", type=int, default=0, help="rounds (default 12; quick 4)")
     p.add_argument("--connections", type=int, default=0,
                    help="connections the broadcasts go to (default 10000; quick 1000)")

@@ -45,6 +45,9 @@ class RedisStats:
         self._read = redis.register_script(STATS_READ)
         self._task: asyncio.Task | None = None
         self._failing = False
+        # More fields of this node's entry (a --workers worker: its number, host, port and
+        # the loopback URL of its own metrics).
+        self.extra: dict[str, Any] = {}
 
     async def start(self) -> None:
         """Publishes this node's counts now and then every interval."""
@@ -57,7 +60,7 @@ class RedisStats:
 
     async def publish(self) -> None:
         """Writes this node's current counts with the TTL."""
-        entry = node_entry(self.node_id, self.hub.get_stats())
+        entry = node_entry(self.node_id, {**self.hub.get_stats(), **self.extra})
         await self._publish(keys=[self._key_prefix + self.node_id, self._nodes_key],
                             args=[self.node_id, json.dumps(entry), int(self.ttl * 1000)])
 
@@ -80,7 +83,7 @@ class RedisStats:
         Without Redis, the answer is this node's alone.
         """
         local = self.hub.get_stats()
-        mine = node_entry(self.node_id, local)
+        mine = node_entry(self.node_id, {**local, **self.extra})
         try:
             raw = await asyncio.wait_for(
                 self._read(keys=[self._nodes_key], args=[self._key_prefix]), READ_TIMEOUT)
