@@ -15,6 +15,7 @@ from conftest import TEST_SECRET
 from hookapp import HookApp
 from sseutil import open_sse
 from test_metrics import value
+from test_openapi import conforms, response_schema
 from test_rooms_ws import Chat
 
 from auth.signature import verify
@@ -102,6 +103,10 @@ async def test_socket_and_room_events_are_delivered_once_with_stable_ids(api, ho
     assert user_events == ["connection.opened", "connection.closed"]  # in order per user
     await emptied(api.ctx)
     assert value(api, "events_webhook_deliveries_total", outcome="delivered") == 7
+    admin = await api.admin()
+    status, stats, _ = await api.call("GET", "/ws/stats", token=admin["access_token"])
+    assert stats["webhooks"]["enabled"] is True and stats["webhooks"]["delivered"] >= 7
+    conforms(stats, response_schema("/ws/stats", "get", 200))  # the OpenAPI document's
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
