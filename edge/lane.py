@@ -96,7 +96,9 @@ class UpgradeLane:
         # applies to Tornado's requests.
         self._resolve_client = getattr(app, "resolve_client", None)
         self._prefix = f"GET {self.path}".encode("ascii")
-        self._tasks: set[Any] = set()  # one per connection the lane is serving
+        # One per connection the lane is reading a head of or upgrading; an open WebSocket holds
+        # none (its protocol reads with callbacks, edge/protocol.py).
+        self._tasks: set[Any] = set()
         self.upgraded = 0  # handshakes the lane took to the handler's get()
         self.handed_back = 0  # connections given to Tornado (other requests, refusals)
 
@@ -109,7 +111,7 @@ class UpgradeLane:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        """Ends every connection the lane serves (its socket is aborted) and waits for them."""
+        """Ends every connection still in its handshake (its socket is aborted) and waits."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -202,7 +202,8 @@ class EdgeServer(HTTPServer):
         conn.start_serving(self)
 
     async def close_all_connections(self) -> None:
-        """Closes Tornado's HTTP connections, then the sockets the upgrade lane serves."""
+        """Closes Tornado's HTTP connections, then the handshakes the upgrade lane is serving
+        (open WebSockets are the hub's to close: it says goodbye with 1001 at shutdown)."""
         await super().close_all_connections()
         if self.lane is not None:
             await self.lane.close()
