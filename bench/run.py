@@ -73,8 +73,8 @@ async def measure(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) 
     if "wire" in parts and wire_servers:
         results["wire"] = {**cli.header(mode), **await run_wire(mode, tmp, clock, wire_servers)}
     if "hooks" in parts:
-        results["hooks"] = {**cli.header(mode), "note": args.note, **await run_hooks(
-            mode, tmp, clock, 1 if mode.name == "quick" else 2)}
+        results["hooks"] = {**cli.header(mode), "note": args.note,
+                            **await run_hooks(mode, tmp, clock)}
     if "cluster" in parts:
         results["cluster"] = await ClusterBench(
             mode, tmp, clock, time.monotonic() + mode.cluster_budget_seconds).run()

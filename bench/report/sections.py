@@ -207,8 +207,7 @@ def hooks_section(report: dict[str, Any], json_name: str, images: Any = None) ->
                   "the application answers allow from the benchmark's own process"),
         md_table(["round", "order", "CPU us/publish off", "CPU us/publish on", "p99 ms off",
                   "p99 ms on", "publishes off", "publishes on", "CPU on/off"], rows), "",
-        f"Medians: {fmt(report.get('cpu_us_per_publish_off'), 0)} vs "
-        f"{fmt(report.get('cpu_us_per_publish_on'), 0)} us of server CPU per publish "
-        f"({fmt(report.get('ratio'), 2)}x), p99 {fmt(report.get('p99_ms_off'), 1)} vs "
-        f"{fmt(report.get('p99_ms_on'), 1)} ms; {fmt(report.get('hook_calls'), 0)} hook calls "
-        "answered (R1's and R2's publishes)."])
+        "Medians: {} vs {} us of server CPU per publish ({}x), p99 {} vs {} ms; {} hook calls "
+        "answered (R1's and R2's publishes).".format(*(fmt(report.get(k), d) for k, d in (
+            ("cpu_us_per_publish_off", 0), ("cpu_us_per_publish_on", 0), ("ratio", 2),
+            ("p99_ms_off", 1), ("p99_ms_on", 1), ("hook_calls", 0))))])
