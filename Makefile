@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: install run cluster test test-asyncio test-python-client lint proto bench bench-quick \
-	bench-metrics bench-wire bench-paired conformance fuzz-api clean
+	bench-metrics bench-wire bench-paired bench-hooks conformance fuzz-api clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,8 @@ test-python-client: $(STAMP)
 # The WebSocket, SSE and cluster tests on the stock asyncio loop (`make test` runs everything
 # on the default loop: uvloop when installed), so both loops the server supports are tested.
 LOOP_TESTS := tests/test_ws_*.py tests/test_sse*.py tests/test_cluster*.py tests/test_coalesce.py \
-	tests/test_robustness_ws.py tests/test_heartbeat.py tests/test_recovery_ws.py tests/test_restart.py
+	tests/test_robustness_ws.py tests/test_heartbeat.py tests/test_recovery_ws.py tests/test_restart.py \
+	tests/test_hooks.py tests/test_webhooks*.py
 
 test-asyncio: $(STAMP)
 	TEST_LOOP=asyncio $(PY) -m pytest $(LOOP_TESTS) $(PYTEST_ARGS)
@@ -118,6 +119,11 @@ bench-wire: $(BENCH_STAMP)
 # a noisy machine cannot skew; not part of `make bench`). BENCH_ARGS=--quick: about a minute.
 bench-paired: $(BENCH_STAMP)
 	$(PY) -m bench.workloads.paired $(BENCH_ARGS)
+
+# R1 room publishes with the publish hook on (an application answering in-process) and off
+# (also part of `make bench`; BENCH_ARGS=--no-hooks skips it there).
+bench-hooks: $(BENCH_STAMP)
+	$(PY) -m bench.run --hooks-only $(BENCH_ARGS)
 
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)

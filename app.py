@@ -51,6 +51,8 @@ from services.auth import AuthService, LoginLimits
 from services.channels import ChannelVerbs
 from services.external import ClaimNames, ExternalUsers
 from services.health import HealthMonitor
+from services.hookmetrics import HookCollector
+from services.hookwiring import attach_webhooks, make_hooks
 from services.inbound import Inbound
 from services.messages import MessageService
 from services.metrics import Metrics, NullMetrics, Sources
@@ -174,10 +176,12 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
                                external)
     rooms_service = RoomService(run, notifier, settings.max_rooms_per_user)
     messages = MessageService(run, notifier, broker.node_id, settings.message_retention_days)
+    hooks, webhooks, hook_client = make_hooks(settings, run, broker.node_id)
+    attach_webhooks(webhooks, hub, relay, messages)
     verbs = ChannelVerbs(rooms_service, messages, hub.presence, hub.typing,
                          settings.max_subscriptions, broker.log,
                          streams.ready if streams is not None else None,
-                         settings.inbound_rate, settings.inbound_burst)
+                         settings.inbound_rate, settings.inbound_burst, hooks=hooks)
     health_monitor = HealthMonitor(
         run, relay, settings.health_interval,
         broker_healthy=(lambda: broker.healthy) if broker.deferred else None)
@@ -187,6 +191,7 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
     metrics_ = Metrics(sources) if settings.metrics else NullMetrics(sources)
     if metrics_.enabled:
         hub.observe_delivery = metrics_.observe_delivery
+        metrics_.registry.register(HookCollector(hooks, webhooks.relay))
         run.observe_job = metrics_.job_observer("db")
         hash_.observe_job = metrics_.job_observer("hash")
     ctx = Context(
@@ -218,6 +223,9 @@ def make_context(settings: Settings, broker: Broker | None = None) -> Context:
         server_api=ServerApi(run, hub, relay, messages,
                              streams.ready if streams is not None else None),
         origins=Origins(settings.cors_origins, settings.allowed_origins),
+        hooks=hooks,
+        webhooks=webhooks,
+        hook_client=hook_client,
         redis=redis,
     )
     sources.limiters = ctx.rate_limiters

@@ -12,7 +12,8 @@ from typing import Any, NoReturn
 
 __all__ = [
     "VERSION", "Settings", "ConfigError", "parse_args", "build_parser", "option_fields",
-    "flag_of", "env_of", "Network", "LOOPBACK",
+    "flag_of", "env_of", "Network", "LOOPBACK", "HOOK_NAMES", "WEBHOOK_EVENTS",
+    "FEED_WEBHOOK_EVENTS",
 ]
 
 
@@ -134,6 +135,51 @@ def _redis_prefix(text: str) -> str:
     if not text or any(c.isspace() for c in text) or len(text) > 64:
         raise argparse.ArgumentTypeError(
             f"expected 1-64 characters without spaces, got {text!r}")
+    return text
+
+
+HOOK_NAMES = ("connect", "subscribe", "publish")
+# What --webhook-events may name: socket and room events, and the user.* feed events.
+WEBHOOK_EVENTS = ("connection.opened", "connection.closed", "presence.joined", "presence.left",
+                  "channel.message")
+FEED_WEBHOOK_EVENTS = ("user.created", "user.updated", "user.deleted", "user.role.changed")
+
+
+def _names(text: str) -> list[str]:
+    return list(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
+
+
+def _hooks(text: str) -> tuple[str, ...]:
+    """Parses a subset of connect,subscribe,publish (or none)."""
+    names = [n for n in _names(text) if n != "none"]
+    for name in names:
+        if name not in HOOK_NAMES:
+            raise argparse.ArgumentTypeError(
+                f"expected any of {','.join(HOOK_NAMES)}, got {name!r}")
+    return tuple(n for n in HOOK_NAMES if n in names)
+
+
+def _webhook_events(text: str) -> tuple[str, ...]:
+    """Parses event types to send as webhooks; `user.*` names every user feed event."""
+    chosen: list[str] = []
+    for name in _names(text):
+        if name == "user.*":
+            chosen.extend(FEED_WEBHOOK_EVENTS)
+        elif name in WEBHOOK_EVENTS or name in FEED_WEBHOOK_EVENTS:
+            chosen.append(name)
+        else:
+            raise argparse.ArgumentTypeError(
+                f"expected any of {','.join(WEBHOOK_EVENTS)},user.* or a user.* event, "
+                f"got {name!r}")
+    return tuple(dict.fromkeys(chosen))
+
+
+def _hook_secret(text: str) -> str:
+    """Accepts a hook secret of at least 16 characters, or none (its value never appears in
+    errors)."""
+    if text and len(text) < 16:
+        raise argparse.ArgumentTypeError(
+            f"the hook secret must be at least 16 characters, got {len(text)}")
     return text
 
 
@@ -312,6 +358,32 @@ class Settings:
         "events", _redis_prefix,
         "prefix of every Redis key and channel, so several clusters can share one Redis "
         "(default events)")
+    hook_url: str = _option(
+        "", _http_url, "the application's URL the permission hooks POST to (default none)")
+    hooks: tuple[str, ...] = _option(
+        (), _hooks, "which permission hooks to call: any of connect,subscribe,publish "
+        "(default none)")
+    hook_timeout: float = _option(
+        1.0, _positive_float,
+        "seconds a permission hook may take, waiting for a free slot included; later it "
+        "fails closed (default 1)")
+    hook_concurrency: int = _option(
+        64, _positive_int, "permission hook requests in flight at once (default 64)")
+    hook_secret: str = _option(
+        "", _hook_secret, "secret signing every hook and webhook request (default: generated once "
+        "into <data-dir>/hook_secret)")
+    webhook_url: str = _option(
+        "", _http_url, "the application's URL webhooks are POSTed to (default none)")
+    webhook_events: tuple[str, ...] = _option(
+        WEBHOOK_EVENTS, _webhook_events,
+        "event types sent as webhooks (default connection.opened,connection.closed,"
+        "presence.joined,presence.left,channel.message; user.* adds the user feed events)")
+    webhook_retry_cap: float = _option(
+        30.0, _positive_float,
+        "longest wait in seconds between two attempts of a webhook (default 30)")
+    webhook_max_age: float = _option(
+        86400.0, _positive_float,
+        "seconds a webhook is retried before it is dropped (default 86400, 24 h)")
 
     # Fixed by the contract, not options.
     max_body_size: int = 1024 * 1024
@@ -427,6 +499,8 @@ def parse_args(
         parser.error("--metrics-port must differ from --port")
     if args.jwt_jwks_url and args.jwt_public_key_file:
         parser.error("give --jwt-jwks-url or --jwt-public-key-file, not both")
+    if args.hooks and not args.hook_url:
+        parser.error("--hooks needs --hook-url (where the application answers)")
     if args.workers != 1 and args.broker != "redis":
         parser.error("--workers needs --broker=redis: the workers act as the nodes of one "
                      "cluster (add --broker=redis and --redis-url)")

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from services.auth import AuthService
     from services.channels import ChannelVerbs
     from services.health import HealthMonitor
+    from services.hookclient import HookClient
+    from services.hooks import Hooks
     from services.inbound import Inbound
     from services.messages import MessageService
     from services.metrics import Metrics
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from services.serverapi import ServerApi
     from services.streams import StreamStore
     from services.users import UserService
+    from services.webhooks import Webhooks
 
 __all__ = ["Context"]
 
@@ -72,6 +75,9 @@ class Context:
     apikeys: ApiKeyService  # the server API's keys: management and authentication
     server_api: ServerApi  # what /api/v1/server/... does
     origins: Origins  # browser origins allowed to call the API (CORS) and to open /ws
+    hooks: Hooks  # the application's permission hooks (asks nothing without --hooks)
+    webhooks: Webhooks  # the webhooks recorded and delivered (none without --webhook-url)
+    hook_client: HookClient | None  # the HTTP client both share (None: neither is on)
     # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
     # broker's commands, and anything else a cluster keeps in Redis, go through it.
     redis: Any = None
@@ -82,6 +88,7 @@ class Context:
         if self.streams is not None:
             await self.streams.load()
         await self.relay.start()
+        await self.webhooks.start()
         self.server_api.start()
         if isinstance(self.hub.presence, RedisPresence):
             await self.hub.presence.start()
@@ -95,7 +102,7 @@ class Context:
 
     async def stop(self) -> None:
         """Flushes the relay's marks and room messages, then saves the streams (clean only if
-        everything they numbered is stored)."""
+        everything they numbered is stored); then writes the queued webhooks."""
         self.server_api.stop()
         feed_clean = await self.relay.close()
         await self.messages.close()
@@ -103,6 +110,9 @@ class Context:
             await self.streams.save_clean(feed_clean=feed_clean,
                                           rooms_clean=not self.messages.lost)
         await self.leave_cluster()
+        await self.webhooks.close()  # after the last sweep, which may have found lost nodes
+        if self.hook_client is not None:
+            await self.hook_client.close()
 
     def rate_limiters(self) -> Iterator[RateLimiter]:
         """Yields every rate limiter, named, for the metrics collector."""

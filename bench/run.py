@@ -16,6 +16,7 @@ from bench.modes import ROOM_SERVERS, SERVERS, Clock, Mode
 from bench.server import run_guarded
 from bench.workloads.broadcast import Bench
 from bench.workloads.cluster import ClusterBench
+from bench.workloads.hooks import run_hooks
 from bench.workloads.rooms import RoomsBench
 from bench.workloads.storm import StormBench
 from bench.workloads.wire import run_wire
@@ -24,6 +25,7 @@ __all__ = ["main", "PARTS"]
 
 PARTS = {"rooms": "the rooms workload (R1, R2)", "storm": "the reconnect storm (S1)",
          "wire": "the wire formats (JSON vs protobuf, deflate on vs off)",
+         "hooks": "the publish hook on vs off (R1)",
          "cluster": "the cluster workloads (C1-C3; PostgreSQL, redis-server and nginx)"}
 
 
@@ -37,7 +39,7 @@ def chosen(args: argparse.Namespace) -> tuple[set[str], list[str]]:
         print("node not found: skipping the Node peers", flush=True)
         names = [s for s in names if s not in ("node", "socketio-node")]
     if "product" not in names:
-        parts -= {"storm", "cluster"}
+        parts -= {"storm", "cluster", "hooks"}
     return parts, names
 
 
@@ -50,7 +52,7 @@ async def measure(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) 
         "config": {**dataclasses.asdict(mode), "connections": mode.connections,
                    "ping_interval_s": modes.PING_INTERVAL, "server_core": modes.SERVER_CORE,
                    "client_core": modes.CLIENT_CORE, "nofile": modes.NOFILE},
-        "servers": {}, "rooms": {}, "storm": {}, "wire": {}, "cluster": {}}
+        "servers": {}, "rooms": {}, "storm": {}, "wire": {}, "hooks": {}, "cluster": {}}
     clock.say(f"{mode.connections} connections, servers {', '.join(servers) or 'none'}; parts "
               f"{', '.join(sorted(parts))}")
     deadline = time.monotonic() + mode.budget_seconds
@@ -70,6 +72,9 @@ async def measure(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) 
     wire_servers = tuple(s for s in ("product", "websockets") if s in names)
     if "wire" in parts and wire_servers:
         results["wire"] = {**cli.header(mode), **await run_wire(mode, tmp, clock, wire_servers)}
+    if "hooks" in parts:
+        results["hooks"] = {**cli.header(mode), "note": args.note,
+                            **await run_hooks(mode, tmp, clock)}
     if "cluster" in parts:
         results["cluster"] = await ClusterBench(
             mode, tmp, clock, time.monotonic() + mode.cluster_budget_seconds).run()

@@ -62,7 +62,7 @@ class SseConnection:
     backlog, close with a code) over a detached IOStream, plus the connection's cursor."""
 
     __slots__ = ("stream", "client", "writes", "feed", "rooms", "suffix", "closing", "code",
-                 "on_closed", "expiry")
+                 "reason", "on_closed", "expiry")
 
     def __init__(self, stream: IOStream, writes: WriteBatch) -> None:
         self.stream = stream
@@ -73,6 +73,7 @@ class SseConnection:
         self.suffix = ""  # the rooms' parts, joined in subscription order
         self.closing = False
         self.code: int | None = None  # the code close() ended the stream with
+        self.reason: str | None = None  # and its reason
         self.on_closed: Callable[[SseConnection], None] | None = None
         self.expiry: int | None = None  # the heartbeat's key for the token's expiry
         stream.set_close_callback(self._closed)
@@ -157,7 +158,7 @@ class SseConnection:
         would be told), then the connection, once its bytes are written (or after a second)."""
         if self.closing:
             return
-        self.code = code
+        self.code, self.reason = code, reason
         client = self.client
         if client is not None:
             if client.held:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from auth.ratelimit import InboundLimit
 from hub.client import Client
 from hub.history import Recovery
+from services.hooks import HookUser
 
 if TYPE_CHECKING:
     from context import Context
@@ -24,6 +25,8 @@ class HubPeer:
     ctx: Context
     client: Client | None
     _limit: InboundLimit | None
+    # How this connection is served, as the permission hooks and webhooks name it.
+    transport = "websocket"
 
     @property
     def limit(self) -> InboundLimit:
@@ -48,6 +51,18 @@ class HubPeer:
     def role(self) -> str:
         assert self.client is not None
         return self.client.role
+
+    @property
+    def client_id(self) -> str:
+        assert self.client is not None
+        return self.client.id
+
+    @property
+    def caller(self) -> HookUser:
+        """Who is on this connection, for the permission hooks."""
+        client = self.client
+        assert client is not None
+        return HookUser(client.user_id, client.name, client.role, client.external_id)
 
     @property
     def channels(self) -> set[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import socket
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from edge.sse import RETRY_MS, SseConnection, parse_cursor
@@ -54,9 +55,10 @@ class SseHandler(ApiHandler):
         limit = self.ctx.settings.max_connections_per_user
         if limit and hub.user_connection_count(principal.id) >= limit:
             raise RateLimited(f"at most {limit} open connections per user", 5)
+        client_id = await self._ask_application(principal, channels)
         if self.request.connection is None or self.request.connection.stream.closed():
             return  # the client left while the checks awaited
-        self._start(principal, channels, feed_at, rooms_at)
+        self._start(principal, channels, feed_at, rooms_at, client_id)
 
     async def _authenticate(self) -> Principal:
         limiter = self.ctx.ws_connect_limiter
@@ -80,8 +82,21 @@ class SseHandler(ApiHandler):
             await self.ctx.rooms.authorize(channel_room(channel), principal.id, principal.role)
         return channels
 
+    async def _ask_application(self, principal: Principal, channels: list[str]) -> str | None:
+        """Asks the application's connect and subscribe hooks, after every built-in rule
+        (docs/hooks.md); returns the client id they were asked about (None: not asked)."""
+        hooks = self.ctx.hooks
+        if not (hooks.wants("connect") or hooks.wants("subscribe")):
+            return None
+        client_id = str(uuid.uuid4())
+        await hooks.connect(principal, client_id, "sse")
+        for channel in channels:
+            await hooks.subscribe(principal, channel, client_id, "sse")
+        return client_id
+
     def _start(self, principal: Principal, channels: list[str],
-               feed_at: tuple[str, str] | None, rooms_at: dict[str, tuple[str, str]]) -> None:
+               feed_at: tuple[str, str] | None, rooms_at: dict[str, tuple[str, str]],
+               client_id: str | None = None) -> None:
         """Writes the head, the welcome and every stream's missed events; joins the hub."""
         ctx, hub = self.ctx, self.ctx.hub
         self.set_status(200)
@@ -91,7 +106,8 @@ class SseHandler(ApiHandler):
             stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
         conn = SseConnection(stream, hub.writes)
         client = Client(conn, principal.id, principal.role, principal.session_id,
-                        principal.token_version, name=sys.intern(principal.name))
+                        principal.token_version, client_id=client_id,
+                        name=sys.intern(principal.name), external_id=principal.external_id)
         client.variant = SSE
         conn.client = client
         hub.writes.arm()  # the head and everything before the first live event: one send()
@@ -124,6 +140,7 @@ class SseHandler(ApiHandler):
         ctx.sse_pinger.add(conn)
         conn.expiry = ctx.heartbeat.expire(conn, principal.expires_at)
         ctx.metrics.connection_opened("sse")
+        ctx.webhooks.connection_opened(client, "sse")
         self.application.log_request(self)
 
     def _head(self) -> bytes:
@@ -152,6 +169,7 @@ def _closed(ctx: Context, conn: SseConnection) -> None:
     if conn.client is not None:
         ctx.hub.unregister(conn.client)
         ctx.metrics.connection_closed(conn.code, "sse")
+        ctx.webhooks.connection_closed(conn.client, "sse", conn.code, conn.reason)
 
 
 def _start_part(channel: str | None, recovery: Recovery, at: tuple[str, str] | None) -> str:

@@ -50,8 +50,10 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         self.client: Client | None = None
         self._expiry: int | None = None  # the heartbeat's key for the token's expiry
         self._limit: InboundLimit | None = None
-        # The close code this side sent, if it closed first (Tornado keeps only the peer's).
-        self._sent_close: int | None = None
+        # The close code and reason this side sent, if it closed first (Tornado keeps only
+        # the peer's).
+        self._sent_close: tuple[int | None, str | None] | None = None
+        self._client_id: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -67,7 +69,8 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         self.set_nodelay(True)
         self._cap_send_buffer()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
-                             caller.token_version, name=sys.intern(caller.name))
+                             caller.token_version, client_id=self._client_id,
+                             name=sys.intern(caller.name), external_id=caller.external_id)
         # Which of an event's shared frames this socket is sent (fixed now); the hub's direct
         # path (Client.sock) opens once the held 101 and welcome are written (write_held).
         self.client.variant = self._wire_variant()
@@ -82,6 +85,7 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         self.greet(caller)
         self.ctx.hub.register(self.client)
         self.ctx.metrics.connection_opened()
+        self.ctx.webhooks.connection_opened(self.client, self.transport)
         self._schedule_expiry(caller.expires_at)
         self._shed_handshake_state()
 
@@ -108,9 +112,10 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         return self.client is not None and bool(self.client.variant & PROTOBUF)
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """Closes the socket, remembering the code for the closed-connections metric."""
+        """Closes the socket, remembering the code for the closed-connections metric (and the
+        reason for the connection.closed webhook)."""
         if self._sent_close is None:
-            self._sent_close = code
+            self._sent_close = (code, reason)
         super().close(code, reason)  # sent events go first (before_frame)
 
     def on_close(self) -> None:
@@ -120,7 +125,11 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         if self.client is not None:
             self.client.sock = None
             self.ctx.hub.unregister(self.client)
-            self.ctx.metrics.connection_closed(self._sent_close or self.close_code)
+            sent = self._sent_close
+            code, reason = (sent if sent is not None and sent[0] is not None
+                            else (self.close_code, self.close_reason))
+            self.ctx.metrics.connection_closed(code)
+            self.ctx.webhooks.connection_closed(self.client, self.transport, code, reason)
 
     @property
     def heartbeat(self) -> Heartbeat:

@@ -9,12 +9,14 @@ __all__ = ["StatsHandler", "BroadcastHandler"]
 
 class StatsHandler(ApiHandler):
     """GET /ws/stats: the hub's stats object (summed over the cluster's nodes, each node in
-    `nodes`), plus this node's `delivery` for the dashboard (admins)."""
+    `nodes`), plus this node's `delivery` and the `webhooks` queue for the dashboard
+    (admins)."""
 
     async def get(self) -> None:
         await self.admin()
         stats = await self.ctx.stats.collect()
-        self.finish({**stats, "delivery": self.ctx.metrics.delivery_summary()})
+        self.finish({**stats, "delivery": self.ctx.metrics.delivery_summary(),
+                     "webhooks": self.ctx.webhooks.summary()})
 
 
 class BroadcastHandler(ApiHandler):

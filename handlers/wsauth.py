@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import HTTPHeaders
@@ -19,6 +20,8 @@ from hub.messages import FEED
 from services.errors import (
     ANSWERED,
     AuthenticationError,
+    HookDenied,
+    HookUnavailable,
     PermissionDenied,
     RateLimited,
     ValidationError,
@@ -39,6 +42,8 @@ class TooManyConnections(RateLimited):
 # Why an upgrade was refused, by the error prepare() raised (a fixed set of metric labels).
 _REFUSALS: dict[type, str] = {
     TooManyConnections: "too_many_connections",
+    HookDenied: "hook_denied",
+    HookUnavailable: "hook_unavailable",
     RateLimited: "rate_limited",
     PermissionDenied: "origin_not_allowed",
     AuthenticationError: "unauthorized",
@@ -70,6 +75,8 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
 
     ctx: Context
     principal: Principal | None
+    # The client id chosen before the upgrade when the connect hook is asked about it.
+    _client_id: str | None
     # What prepare() refuses an upgrade with: answered with the error envelope, no traceback
     # (the upgrade lane, edge/lane.py, reads this).
     refusals: tuple[type[Exception], ...] = ANSWERED
@@ -102,6 +109,10 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         limit = self.ctx.settings.max_connections_per_user
         if limit and self.ctx.hub.user_connection_count(self.principal.id) >= limit:
             raise TooManyConnections(f"at most {limit} open connections per user", 5)
+        hooks = self.ctx.hooks
+        if hooks.wants("connect"):  # after every built-in rule: the hook can only narrow them
+            self._client_id = str(uuid.uuid4())
+            await hooks.connect(self.principal, self._client_id, self.transport)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Counts the refused upgrade by reason, then renders the error envelope."""

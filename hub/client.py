@@ -44,7 +44,7 @@ class Client:
     """One registered connection: who it belongs to and which session and role it carries."""
 
     __slots__ = ("id", "conn", "user_id", "role", "session_id", "token_version", "name",
-                 "channels", "held", "held_size", "sock", "variant")
+                 "channels", "held", "held_size", "sock", "variant", "external_id")
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class Client:
         token_version: int = 0,
         client_id: str | None = None,
         name: str = "",
+        external_id: str | None = None,
     ) -> None:
         self.id = client_id or str(uuid.uuid4())
         self.conn = conn
@@ -63,6 +64,8 @@ class Client:
         self.session_id = session_id
         self.token_version = token_version
         self.name = name
+        # The identity provider's subject of a user signed in there (None: a local account).
+        self.external_id = external_id
         # The channels this connection is subscribed to (the hub keeps it in step). Shared
         # and empty until the first subscribe: most sockets never join a room.
         self.channels: set[str] | frozenset[str] = NO_CHANNELS

@@ -87,6 +87,8 @@ class Hub(Controls, Replay, Stats):
         # Called with every registry change this node applies, its own and other nodes' (the
         # session cache forgets what a revocation revokes).
         self.control_observers: list[Callable[[Control], object]] = []
+        # Called with every join and leave this node announces (key, user id, name, joined).
+        self.presence_observers: list[Callable[[str, int, str, bool], object]] = []
         # Sockets holding frames in this IOLoop iteration; each is written in one send() at
         # its end, then settled against the slow-consumer limits.
         self.writes = WriteBatch(self.settle)
@@ -158,6 +160,8 @@ class Hub(Controls, Replay, Stats):
         else:
             type_ = EventType.PRESENCE_JOINED if joined else EventType.PRESENCE_LEFT
             self.publish(Event(type_, data, channel=key), (ToChannel(key),))
+        for observer in self.presence_observers:
+            observer(key, user_id, name, joined)
 
     def _send_typing(self, channel: str, user_id: int, name: str, active: bool) -> None:
         data = {"user_id": user_id, "name": name, "active": active}

@@ -81,9 +81,10 @@ def _models() -> list[type[peewee.Model]]:
     from models.room import Room, RoomMember, RoomMessage
     from models.token import RefreshToken, Session
     from models.user import User
+    from models.webhook import Webhook, WebhookSocket
 
     return [User, Session, RefreshToken, Room, RoomMember, RoomMessage, OutboxEvent, StreamState,
-            ApiKey, IdempotentRequest]
+            ApiKey, IdempotentRequest, Webhook, WebhookSocket]
 
 
 def init_db(url: str) -> peewee.Database:

@@ -87,9 +87,17 @@ def _schemas() -> dict[str, Schema]:
                                                   "items": ref("NodeStats")}},
                         description="The hub's counters, summed over the cluster's nodes."),
         "Stats": obj({**stats_fields, "nodes": {"type": "array", "items": ref("NodeStats")},
-                      "delivery": ref("Delivery")},
+                      "delivery": ref("Delivery"), "webhooks": ref("Webhooks")},
                      description="The hub's counters, summed over the cluster's nodes, and "
-                                 "this node's delivery numbers for the dashboard."),
+                                 "this node's delivery numbers and the webhook queue for the "
+                                 "dashboard."),
+        "Webhooks": obj({"enabled": {"type": "boolean"},
+                         "queued": integer("webhooks waiting, every node's", minimum=0),
+                         "oldest_age_s": {"type": "number", "minimum": 0},
+                         "delivered": integer(minimum=0), "failed": integer(minimum=0),
+                         "dropped": integer(minimum=0)}, required=("enabled",),
+                        description="The webhook queue (docs/hooks.md); only `enabled: false` "
+                                    "without --webhook-url."),
         "Delivery": obj({"window_seconds": {"type": "number"}, "publishes": integer(minimum=0),
                          "latency_ms": obj({q: {"type": "number"}
                                             for q in ("p50", "p95", "p99", "max")}),

@@ -26,8 +26,9 @@ def _hub() -> dict[str, Any]:
     return {
         "/ws/stats": {"get": operation(
             "getStats", TAG, "Hub statistics",
-            "The hub's counters (summed over the cluster, each node in `nodes`) and this "
-            "node's `delivery` numbers; the object itself, without the envelope (admins).",
+            "The hub's counters (summed over the cluster, each node in `nodes`), this "
+            "node's `delivery` numbers and the `webhooks` queue; the object itself, without "
+            "the envelope (admins).",
             security=BEARER, errors=(401, 403, 503),
             responses={"200": success("The stats object.", stats, enveloped=False)})},
         "/ws/broadcast": {"post": operation(

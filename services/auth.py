@@ -20,7 +20,7 @@ from services import validation as v
 from services.errors import AuthenticationError, PermissionDenied, RateLimited
 from services.external import ExternalUsers
 from services.notifier import Notifier
-from services.outbox import Relay, stage
+from services.outbox import Relay
 from services.principal import Principal
 from services.sessions import SessionCache
 from services.users import create_user
@@ -151,7 +151,7 @@ class AuthService:
         with write_tx():
             user = create_user(name, email, password_hash, age=age)
             tokens = self._new_session_tokens(user)
-            return tokens, stage(feed.user_created(tokens["user"]))
+            return tokens, self.relay.stage(feed.user_created(tokens["user"]))
 
     async def login(self, body: Any, ip: str) -> dict[str, Any]:
         """Checks credentials and returns tokens; unknown email and bad password look alike."""
@@ -262,7 +262,7 @@ class AuthService:
                 (Session.user == user_id) & Session.revoked_at.is_null()
             ).execute()
             return (self._new_session_tokens(user), user.token_version,
-                    stage(feed.password_changed(user_id)))
+                    self.relay.stage(feed.password_changed(user_id)))
 
     # -- authentication of requests ------------------------------------------------------
 

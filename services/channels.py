@@ -11,8 +11,9 @@ from auth.ratelimit import TokenBucket
 from hub.history import StreamUnavailable
 from services import validation as v
 from services.errors import PermissionDenied, RateLimited, ValidationError
+from services.hooks import Hooks
 from services.inbound import NotSubscribed, Outcome, Peer, Verb, reply
-from services.messages import MessageService
+from services.messages import MessageService, check_body
 from services.principal import Principal
 from services.rooms import RoomService, channel_room, room_name
 from services.streams import StreamBusy
@@ -64,8 +65,11 @@ class ChannelVerbs:
     def __init__(self, rooms: RoomService, messages: MessageService, presence: PresenceView,
                  typing: TypingSignal, max_subscriptions: int, log: HistoryLog,
                  ready: Callable[[str], Awaitable[None]] | None = None,
-                 rate: float = 20.0, burst: float = 50.0) -> None:
+                 rate: float = 20.0, burst: float = 50.0, *,
+                 hooks: Hooks | None = None) -> None:
         self.log = log
+        # The application's permission hooks, asked after the built-in rules allowed.
+        self.hooks = hooks
         # Waits until a stream's next offsets are durably reserved (StreamBusy if they
         # cannot be soon); None when the broker numbers streams itself.
         self.ready = ready
@@ -115,6 +119,8 @@ class ChannelVerbs:
             raise PermissionDenied(
                 f"at most {self.max_subscriptions} subscriptions per connection")
         await self.rooms.authorize(room, peer.user_id, peer.role)
+        if self.hooks is not None and self.hooks.wants("subscribe"):
+            await self.hooks.subscribe(peer.caller, channel, peer.client_id, peer.transport)
         try:
             await self.log.prepare(channel, since)
         except StreamUnavailable:
@@ -137,7 +143,12 @@ class ChannelVerbs:
         """publish {channel, data}: sends a message to every subscriber, the sender included."""
         fields = _fields(data)
         room = await self._allowed(peer, fields.get("channel"))
-        sent = await self._publish(room, peer.user_id, peer.name, fields.get("data"))
+        body = fields.get("data")
+        if self.hooks is not None and self.hooks.wants("publish"):
+            check_body(body)  # the built-in limits first
+            body = await self.hooks.publish(peer.caller, fields["channel"], body,
+                                            peer.client_id, peer.transport)
+        sent = await self._publish(room, peer.user_id, peer.name, body)
         return reply({"channel": fields["channel"], **sent}, request_id)
 
     async def post(self, actor: Principal, name: str, body: Any) -> dict[str, Any]:
@@ -155,6 +166,9 @@ class ChannelVerbs:
         if not bucket.take():
             raise RateLimited("too many messages: slow down", 1)
         await self.rooms.authorize(room, actor.id, actor.role)
+        if self.hooks is not None and self.hooks.wants("publish"):
+            check_body(data)  # the built-in limits first; no connection: no client id
+            data = await self.hooks.publish(actor, f"room:{room}", data, None, "http")
         sent = await self._publish(room, actor.id, actor.name, data)
         return {"channel": f"room:{room}", **sent}
 

@@ -18,6 +18,8 @@ __all__ = [
     "NotFound",
     "Conflict",
     "RateLimited",
+    "HookDenied",
+    "HookUnavailable",
     "DatabaseUnavailable",
     "DatabaseBusy",
     "ANSWERED",
@@ -99,6 +101,17 @@ class RateLimited(ServiceError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class HookDenied(PermissionDenied):
+    """The application's permission hook answered deny (its message is the client's)."""
+
+
+class HookUnavailable(ServiceError):
+    """The application's permission hook did not answer allow or deny in time: fail closed."""
+
+    status = 503
+    code = "unavailable"
 
 
 # Every error a client is told about (an error envelope, a reply's code, a refused upgrade):

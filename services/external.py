@@ -25,7 +25,7 @@ from models.user import User, rfc3339, utcnow
 from services import validation as v
 from services.errors import ValidationError
 from services.notifier import Notifier
-from services.outbox import Relay, stage
+from services.outbox import Relay
 from services.principal import Principal
 
 __all__ = ["ExternalUsers", "ClaimNames", "role_of", "NO_PASSWORD"]
@@ -119,14 +119,14 @@ class ExternalUsers:
                 except peewee.IntegrityError:  # created meanwhile by another request
                     user = User.get(User.external_id == sub)
                     return user, user.role, []
-                return user, None, stage(feed.user_created(user.to_public()))
+                return user, None, self.relay.stage(feed.user_created(user.to_public()))
             old = user.role
             if old == role:
                 return user, old, []
             user.role, user.updated_at = role, utcnow()
             user.save()
-            return user, old, stage(feed.role_changed(user.id, old, role, None,
-                                                      rfc3339(user.updated_at)))
+            return user, old, self.relay.stage(feed.role_changed(user.id, old, role, None,
+                                                                 rfc3339(user.updated_at)))
 
     def _remember(self, sub: str, user: User) -> None:
         cache = self._cache

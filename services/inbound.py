@@ -56,6 +56,11 @@ class Peer(Protocol):
     channels: set[str]
     # True on an events.v1.protobuf connection: binary messages are Request messages.
     protobuf: bool
+    # The connection's id, how it is served ("websocket", "sse") and who is on it
+    # (services.hooks.HookUser), for the permission hooks.
+    client_id: str
+    transport: str
+    caller: Any
 
     def subscribe(self, channel: str) -> bool:
         """Subscribes the connection; False if it already was."""

@@ -8,7 +8,7 @@ import itertools
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import peewee
 from tornado.ioloop import IOLoop, PeriodicCallback
@@ -86,6 +86,14 @@ class BodyTooLarge(ValidationError):
     code = "too_large"
 
 
+class MessageWebhooks(Protocol):
+    """Records channel.message webhooks with the batch (services/webhooks.py Webhooks)."""
+
+    def record_messages(self, messages: list[tuple[str, dict[str, Any]]]) -> None: ...
+
+    def kick(self) -> None: ...
+
+
 class MessageService:
     """Publishes room messages at once and stores them behind the fan-out, in batches."""
 
@@ -102,6 +110,9 @@ class MessageService:
         self._purge: PeriodicCallback | None = None
         # Messages delivered but dropped unsaved: a restart must not claim their rooms clean.
         self.lost = 0
+        # Set when the application wants channel.message webhooks (app.py): each batch
+        # records them in its own transaction.
+        self.webhooks: MessageWebhooks | None = None
 
     async def publish(self, room: str, sender_id: int | None, sender_name: str, body: Any, *,
                       api_key: str | None = None,
@@ -180,14 +191,17 @@ class MessageService:
                 self._inflight = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
                 try:
-                    await self.run(_insert, self._inflight)
+                    await self.run(_insert, self._inflight, self.webhooks)
                 except Exception:
                     log.exception("storing %d room messages failed; retrying in 1 s",
                                   len(self._inflight))
                     self._pending[:0] = self._inflight
                     self._inflight = []
                     await asyncio.sleep(1.0)
+                    continue
                 self._inflight = []
+                if self.webhooks is not None:
+                    self.webhooks.kick()
         finally:
             self._task = None
 
@@ -239,9 +253,9 @@ _INSERT_COLUMNS = ('"id", "room", "sender_id", "sender_name", "body", "created_a
                    '"stream_offset", "api_key"')
 
 
-def _insert(rows: list[dict[str, Any]]) -> int:
+def _insert(rows: list[dict[str, Any]], webhooks: MessageWebhooks | None = None) -> int:
     """Inserts a batch, leaving out rows of rooms deleted since they were published (and
-    unlinking senders deleted meanwhile, who keep their name).
+    unlinking senders deleted meanwhile, who keep their name), with their webhooks.
 
     Plain DB-API statements: building the same queries with the ORM cost more CPU than the
     statements themselves (and held the GIL the IOLoop needs).
@@ -257,6 +271,9 @@ def _insert(rows: list[dict[str, Any]]) -> int:
         if keep:
             with peewee.__exception_wrapper__:  # DB-API errors as peewee's (retries)
                 _insert_rows(database, keep)
+            if webhooks is not None:
+                webhooks.record_messages([(r["room"], _public(r)) for r in rows
+                                          if r["room"] in alive])
     return len(keep)
 
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -32,7 +32,7 @@ from hub.messages import FEED, Target
 from models.db import Runner, write_tx
 from models.outbox import OutboxEvent
 
-__all__ = ["Row", "stage", "Relay"]
+__all__ = ["Row", "stage", "Relay", "FeedWebhooks"]
 
 log = logging.getLogger("outbox")
 
@@ -66,6 +66,14 @@ def stage(events: list[FeedEvent]) -> list[Row]:
              "targets": encode_targets(r.targets), "timestamp": r.timestamp} for r in rows
         ]).execute()
     return rows
+
+
+class FeedWebhooks(Protocol):
+    """Records the webhooks of staged feed events (services/webhooks.py Webhooks)."""
+
+    def record_feed(self, rows: list[Row]) -> None: ...
+
+    def kick(self) -> None: ...
 
 
 def _unpublished(limit: int) -> list[Row]:
@@ -107,6 +115,16 @@ class Relay:
         self.published = 0
         # event id -> the future of its offset, for callers that answer with it (notify).
         self._waiters: dict[str, asyncio.Future[int]] = {}
+        # Set when the application wants user.* feed events as webhooks (app.py).
+        self.webhooks: FeedWebhooks | None = None
+
+    def stage(self, events: list[FeedEvent]) -> list[Row]:
+        """Stages feed events (stage()) with the webhooks wanted of them, in the caller's
+        transaction."""
+        rows = stage(events)
+        if self.webhooks is not None and rows:
+            self.webhooks.record_feed(rows)
+        return rows
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -114,6 +132,8 @@ class Relay:
         """Publishes committed rows now (in order, after any still waiting); returns the
         first one's local recipients (0 if it has to wait for the stream)."""
         before = self.published
+        if rows and self.webhooks is not None:  # committed: their webhooks may go
+            self.webhooks.kick()
         first = self._enqueue(rows)
         counts = self._drain()
         return counts.get(first, 0) if self.published > before else 0

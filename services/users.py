@@ -14,7 +14,7 @@ from models.user import User, rfc3339, utcnow
 from services import validation as v
 from services.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from services.notifier import Notifier
-from services.outbox import Relay, stage
+from services.outbox import Relay
 from services.principal import Principal
 
 __all__ = ["UserService", "EDITABLE", "create_user", "ensure_admin"]
@@ -137,8 +137,8 @@ class UserService:
                     user.save()
             except peewee.IntegrityError:
                 raise Conflict("an account with this email already exists") from None
-            return user, stage(feed.user_updated(user_id, changed, rfc3339(user.updated_at),
-                                                 by_self))
+            return user, self.relay.stage(feed.user_updated(
+                user_id, changed, rfc3339(user.updated_at), by_self))
 
     async def delete(self, actor: Principal, user_id: int) -> dict[str, Any]:
         """Deletes an account; its tokens stop working and its sockets are closed."""
@@ -155,7 +155,7 @@ class UserService:
                 # both read the row; the second DELETE then finds nothing).
                 if not User.delete().where(User.id == user_id).execute():
                     raise NotFound(f"user {user_id} not found")
-                return public, stage(feed.user_deleted(public, actor.id))
+                return public, self.relay.stage(feed.user_deleted(public, actor.id))
 
         public, rows = await self.run(delete_tx)
         self.notifier.close_user(user_id)
@@ -183,8 +183,8 @@ class UserService:
                     user.role = new_role
                     user.updated_at = utcnow()
                     user.save()
-                    rows = stage(feed.role_changed(user_id, old, new_role, actor.id,
-                                                   rfc3339(user.updated_at)))
+                    rows = self.relay.stage(feed.role_changed(
+                        user_id, old, new_role, actor.id, rfc3339(user.updated_at)))
                 return user, old, rows
 
         user, old_role, rows = await self.run(role_tx)

@@ -25,6 +25,7 @@
       (Math.round(10 * stats.total_clients / stats.unique_users) / 10).toFixed(1) : '–';
 
     renderNodes(stats.nodes || []);
+    renderWebhooks(stats.webhooks);
 
     var list = A.$('by-role');
     A.clear(list);
@@ -64,6 +65,17 @@
         A.el('td', { className: 'num right', text: fmt(node.events_published) }),
         A.el('td', { className: 'muted small', text: A.clockTime(node.timestamp).slice(0, 8) })));
     });
+  }
+
+  /** The webhook queue (shown only with --webhook-url): waiting rows and this node's attempts. */
+  function renderWebhooks(w) {
+    A.$('webhooks-panel').hidden = !(w && w.enabled);
+    if (!w || !w.enabled) return;
+    A.$('webhooks-queued').textContent = fmt(w.queued);
+    A.$('webhooks-oldest').textContent = w.queued ? (Math.round(w.oldest_age_s * 10) / 10) + ' s' : '–';
+    A.$('webhooks-delivered').textContent = fmt(w.delivered);
+    A.$('webhooks-failed').textContent = fmt(w.failed);
+    A.$('webhooks-dropped').textContent = fmt(w.dropped);
   }
 
   window.StatsPanel = { render: render };

@@ -132,6 +132,9 @@ def ctx(database, settings, io_loop) -> Context:
     io_loop.run_sync(context.start)
     yield context
     context.relay.stop_polling()
+    io_loop.run_sync(context.webhooks.close, timeout=5)  # queued webhooks, then the relay
+    if context.hook_client is not None:
+        io_loop.run_sync(context.hook_client.close, timeout=5)
     try:  # the relay's write-behind marks finish on this test's loop, not a later one's
         io_loop.run_sync(context.relay.close, timeout=5)
     except Exception:

@@ -14,7 +14,7 @@ __all__ = ["RENDER", "markers", "put_section", "write_section", "render_sections
 RENDER = {"broadcast": servers.broadcast_section, "rooms": servers.rooms_section,
           "storm": sections.storm_section, "cluster": sections.cluster_section,
           "wire": sections.wire_section, "overhead": sections.overhead_section,
-          "paired": sections.paired_section}
+          "paired": sections.paired_section, "hooks": sections.hooks_section}
 RUN_PARTS = {"servers": "broadcast", "rooms": "rooms", "storm": "storm", "cluster": "cluster"}
 TAIL = ("## History", "## How it is measured", "## Reproduce")  # the hand-kept end of the page
 
@@ -62,6 +62,6 @@ def render_sections(report: dict[str, Any], json_name: str, img_dir: str = "",
             rel = os.path.relpath(img_dir, os.path.dirname(os.path.abspath(docs)))
             images = [(alt, f"{rel}/{f}") for alt, f in draw_plots(part, report[part], img_dir)]
         out[name] = RENDER[name](report, json_name, images)
-    if kind == "run" and report.get("wire"):
-        out["wire"] = sections.wire_section(report["wire"], json_name)
+    for part in [p for p in ("wire", "hooks") if kind == "run" and report.get(p)]:
+        out[part] = RENDER[part](report[part], json_name)
     return {name: re.sub(r"\n{3,}", "\n\n", text).strip() for name, text in out.items()}

@@ -8,7 +8,8 @@ from typing import Any
 from bench.report import targets
 from bench.report.format import fmt, label, md_table, run_line, targets_table
 
-__all__ = ["storm_section", "cluster_section", "wire_section", "overhead_section", "paired_section"]
+__all__ = ["storm_section", "cluster_section", "wire_section", "overhead_section", "paired_section",
+           "hooks_section"]
 
 VARIANTS = ("json", "json+deflate", "protobuf", "protobuf+deflate", "sse")
 PAYLOADS = {"w2": "W2 alert", "1k": "+1 KiB text"}
@@ -193,3 +194,20 @@ def paired_section(report: dict[str, Any], json_name: str, images: Any = None) -
                   "B: CPU us per delivery (median)", "B: vs websockets"], rows), "",
         targets_table(targets.paired_targets(report)), "", "Every round (us):", "", rounds[0], "",
         rounds[1]])
+
+
+def hooks_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+    """Returns the publish hook's section: R1 with the hook off and on, round by round."""
+    rows = [[str(i + 1), ", ".join(r["order"]), *(fmt(r[s].get(k), d) for k, d in (
+        ("cpu_us_per_publish", 0), ("p99_ms", 1), ("published", 0)) for s in ("off", "on")),
+        fmt(r.get("ratio"), 2)] for i, r in enumerate(report["rounds"])]
+    return "\n".join([
+        "## Permission hooks (R1 publishes, `--hooks=publish` on vs off)", "",
+        *run_line(report, json_name, f"{report['rooms']} rooms x {report['members']} members; "
+                  "the application answers allow from the benchmark's own process"),
+        md_table(["round", "order", "CPU us/publish off", "CPU us/publish on", "p99 ms off",
+                  "p99 ms on", "publishes off", "publishes on", "CPU on/off"], rows), "",
+        "Medians: {} vs {} us of server CPU per publish ({}x), p99 {} vs {} ms; {} hook calls "
+        "answered (R1's and R2's publishes).".format(*(fmt(report.get(k), d) for k, d in (
+            ("cpu_us_per_publish_off", 0), ("cpu_us_per_publish_on", 0), ("ratio", 2),
+            ("p99_ms_off", 1), ("p99_ms_on", 1), ("hook_calls", 0))))])

@@ -40,7 +40,8 @@ class RoomsBench(Phases):
         """Starts the server, connects the room clients and runs R1 (and R2 for this product)."""
         m, product, wl = self.mode, self.name == "product", self.result["workloads"]
         if product:  # an inbound limit the probe cannot hit
-            self.extra_args = ("--inbound-rate", "1000", "--inbound-burst", "1000")
+            self.extra_args = ("--inbound-rate", "1000", "--inbound-burst", "1000",
+                               *self.extra_args)
         names = [f"r{i}" for i in range(m.rooms)]
         await self.start(trigger=False, rooms=(*names, ISO_ROOM))
         total, rooms = m.rooms * m.members, [room for room in names for _ in range(m.members)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from hub.presence import GRACE_SECONDS, ChangeHandler, Member
@@ -66,6 +67,8 @@ class RedisPresence:
                           ("expire", PRESENCE_EXPIRE))}
         self.healthy = True
         self.stopped = False  # set by close(): the loops end even if a Redis call ate the cancel
+        # Told which nodes this node's sweep found dead (each dead node is swept by one node).
+        self.swept_observers: list[Callable[[list[str]], object]] = []
         self._expiring: set[asyncio.Task] = set()
 
     # -- the Presence protocol (IOLoop, synchronous) --------------------------------------
@@ -236,7 +239,10 @@ class RedisPresence:
         dead = await self._scripts["sweep"](keys=[self._nodes_key, self._leaving_key],
                                             args=[self._p, int(self.grace * 1000)])
         if dead:
-            log.info("presence: swept dead node(s) %s", ", ".join(_text(n) for n in dead))
+            nodes = [_text(n) for n in dead]
+            log.info("presence: swept dead node(s) %s", ", ".join(nodes))
+            for observer in self.swept_observers:
+                observer(nodes)
 
     async def _expire(self) -> None:
         out = await self._scripts["expire"](keys=[self._leaving_key], args=[self._p])
