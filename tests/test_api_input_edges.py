@@ -1,6 +1,7 @@
 """Inputs the API fuzzer (make fuzz-api) found answered differently from the OpenAPI document,
 each now answered as documented: unknown fields refused everywhere, whole numbers written as
-25.0, ids too large for the database, scopes as a list, history cursors, final newlines, query parameters given twice."""
+25.0, ids too large for the database, scopes as a list, history cursors, final newlines, query
+parameters given twice."""
 
 from __future__ import annotations
 
