@@ -12,6 +12,9 @@ FUZZ_* environment variables.
   it created, or a negative case sending a bad one) keeps it.
 - Two cases are skipped, both of which would only cut the fuzzer's own branch: revoking the
   fuzzer's API key, and an admin editing or deleting the fuzzer's admin account.
+- One failure is not one: after "create a room", "add a member" with a generated user id that
+  no user has answers 404 naming the user (documented), which schemathesis's "created resource
+  not found" check (ST302) reads as the room missing. A 404 naming the room still fails.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 import schemathesis
 
-__all__ = ["FuzzerAuth", "spare_the_fuzzer"]
+__all__ = ["FuzzerAuth", "spare_the_fuzzer", "missing_user_not_missing_room"]
 
 BASE_URL = os.environ.get("FUZZ_BASE_URL", "http://127.0.0.1:8080")
 ADMIN_TOKEN = os.environ.get("FUZZ_ADMIN_TOKEN", "")
@@ -105,3 +108,21 @@ def spare_the_fuzzer(operation: str, path: dict[str, Any]) -> bool:
     if operation in ("updateUser", "deleteUser", "changeRole"):
         return str(path.get("id")) != str(ADMIN_ID)
     return True
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    """Drops ST302 on addMember when the 404 names the body's user (see the docstring)."""
+    if getattr(failure, "code", "") != "ST302" or _operation_id(case) != "addMember":
+        return True
+    return not missing_user_not_missing_room(response.text)
+
+
+def missing_user_not_missing_room(answer: str) -> bool:
+    """Returns True when a 404 answer says a user, not the room, was not found."""
+    try:
+        message = json.loads(answer)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(message, str) and message.startswith("user ") and message.endswith(
+        " not found")

@@ -15,7 +15,7 @@ from services.errors import ValidationError
 
 __all__ = ["Fields", "REQUIRED", "UNKNOWN", "MAX_ID", "invalid", "require_object", "name",
            "email", "password", "age", "role", "text", "non_empty", "boolean", "positive_int",
-           "choice", "query_number", "whole"]
+           "choice", "query_number", "whole", "NUL_REFUSED"]
 
 T = TypeVar("T")
 
@@ -91,20 +91,29 @@ class Fields:
             raise ValidationError(summary(self.errors), dict(self.errors))
 
 
+# PostgreSQL's text cannot hold U+0000 (SQLite's can): a string with one is refused on both,
+# rather than stored on one database and a server error on the other.
+NUL_REFUSED = "must not contain NUL characters"
+
+
 def text(value: Any, field: str, low: int, high: int) -> str:
-    """Returns value if it is a string of low..high characters."""
+    """Returns value if it is a string of low..high characters without NUL."""
     if not isinstance(value, str):
         raise invalid(field, "must be a string")
     if not low <= len(value) <= high:
         raise invalid(field, f"must be {low}-{high} characters long")
+    if "\x00" in value:
+        raise invalid(field, NUL_REFUSED)
     return value
 
 
 def non_empty(field: str) -> Callable[[Any], str]:
-    """Returns a validator of a non-empty string (a token, a password to check)."""
+    """Returns a validator of a non-empty string without NUL (a token, a password to check)."""
     def check(value: Any) -> str:
         if not isinstance(value, str) or not value:
             raise invalid(field, "must be a non-empty string")
+        if "\x00" in value:
+            raise invalid(field, NUL_REFUSED)
         return value
     return check
 

@@ -144,3 +144,28 @@ async def test_a_query_parameter_given_twice_is_refused_not_one_value_picked(api
     status, body, _ = await api.call("GET", "/api/v1/server/history?channel=a&channel=b", None,
                                      headers={"X-API-Key": key})
     assert status == 400 and body["error"]["fields"] == {"channel": "is given more than once"}
+
+
+@pytest.mark.gen_test
+async def test_strings_with_nul_are_refused_on_both_databases(api):
+    """PostgreSQL cannot store U+0000 (a login or room with one was a 500 there): a NUL in a
+    title, a login email, a password or an API key's name is a 400 naming the field."""
+    user = await api.register()
+    token = user["access_token"]
+    status, body, _ = await api.call("POST", "/api/v1/rooms",
+                                     {"name": "nul", "title": "a\u0000b"}, token)
+    assert status == 400 and body["error"]["fields"] == {"title": v.NUL_REFUSED}
+    status, body, _ = await api.call("POST", "/api/v1/auth/login",
+                                     {"email": "x\u0000@example.com", "password": "password123"})
+    assert status == 400 and body["error"]["fields"] == {"email": v.NUL_REFUSED}
+    status, body, _ = await api.call("POST", "/api/v1/auth/register", {
+        "name": "Nul", "email": "nul@example.com", "password": "password\u0000123"})
+    assert status == 400 and body["error"]["fields"] == {"password": v.NUL_REFUSED}
+    admin = await api.admin()
+    status, body, _ = await api.call("POST", "/api/v1/admin/api-keys",
+                                     {"name": "bill\u0000ing", "scopes": ["notify"]},
+                                     admin["access_token"])
+    assert status == 400 and body["error"]["fields"] == {"name": v.NUL_REFUSED}
+    status, body, _ = await api.call("POST", "/api/v1/rooms",
+                                     {"name": "nul", "title": "a b"}, token)
+    assert status == 201 and body["data"]["title"] == "a b"

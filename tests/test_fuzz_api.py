@@ -47,3 +47,13 @@ def test_the_fuzzer_keeps_its_own_key_and_account_and_nothing_else():
         assert not fuzz_hooks.spare_the_fuzzer(operation, {"id": admin})
         assert fuzz_hooks.spare_the_fuzzer(operation, {"id": admin + 1})
     assert fuzz_hooks.spare_the_fuzzer("getUser", {"id": admin})
+
+
+def test_only_a_404_naming_the_user_is_dropped_after_a_room_is_created():
+    """addMember's 404 for a user no one has is not "created room not found"; one naming the
+    room, or any answer that is not the error envelope, still counts."""
+    assert fuzz_hooks.missing_user_not_missing_room(
+        '{"success": false, "error": {"code": "not_found", "message": "user 255 not found"}}')
+    for answer in ('{"success": false, "error": {"code": "not_found", '
+                   '"message": "room \'p\' not found"}}', "not json", '{"error": null}'):
+        assert not fuzz_hooks.missing_user_not_missing_room(answer), answer
