@@ -51,11 +51,17 @@ database = "none"
 """
 
 
+# A crash of Hypothesis's own search (6.170's hill climbing can index past the end of a test
+# case that shrank under it: IndexError in conjecture/optimiser.py), not of the server.
+ENGINE_FAULT = re.compile(r"hypothesis/internal/conjecture/\w+\.py\", line \d+, in \w+\n"
+                          r"(?:.*\n){0,3}?\s*\w*Error: ")
+
+
 class Outcome:
     """What one schemathesis run reported."""
 
     def __init__(self, name: str, code: int, output: str, problems: list[str]) -> None:
-        self.name, self.code, self.problems = name, code, problems
+        self.name, self.code, self.problems, self.output = name, code, problems, output
         generated = re.search(r"(\d+) generated", output)
         self.cases = int(generated.group(1)) if generated else 0
         self.summary = next((line.strip(" =") for line in reversed(output.splitlines())
@@ -64,6 +70,14 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.code == 0 and not self.problems
+
+    @property
+    def engine_fault_only(self) -> bool:
+        """Whether the run failed only by a crash inside Hypothesis's own engine: no failure
+        found, no server problem, every error a traceback ending in hypothesis/internal/."""
+        if self.ok or self.problems or re.search(r"\b\d+ failures?\b", self.summary):
+            return False
+        return bool(ENGINE_FAULT.search(self.output)) and "Runtime Error" in self.output
 
 
 def run_schemathesis(server: FuzzServer, name: str, args: argparse.Namespace,
@@ -98,7 +112,23 @@ def run_schemathesis(server: FuzzServer, name: str, args: argparse.Namespace,
 def _fuzz(name: str, args: argparse.Namespace, database_url: str | None = None,
           env: dict[str, str] | None = None, rate_limits: bool = False,
           extra: list[str] | None = None) -> Outcome:
-    """Starts a server, fuzzes it, stops it; returns the outcome (server faults included)."""
+    """Starts a server, fuzzes it, stops it; returns the outcome (server faults included).
+
+    A run that failed only because Hypothesis itself crashed is run once more with the next
+    seed; any failure, server problem or second crash stands."""
+    outcome = _fuzz_once(name, args, database_url, env, rate_limits, extra)
+    if outcome.engine_fault_only:  # once more on a fresh server, with the next seed
+        print(f"\n== {name}: Hypothesis's engine crashed (no failure found): "
+              f"running again with --seed {args.seed + 1}", flush=True)
+        again = argparse.Namespace(**{**vars(args), "seed": args.seed + 1})
+        outcome = _fuzz_once(name, again, database_url, env, rate_limits, extra)
+        outcome.summary += f" (second run, seed {again.seed}: the first crashed in Hypothesis)"
+    return outcome
+
+
+def _fuzz_once(name: str, args: argparse.Namespace, database_url: str | None,
+               env: dict[str, str] | None, rate_limits: bool,
+               extra: list[str] | None) -> Outcome:
     workdir = tempfile.mkdtemp(prefix=f"fuzz-{name}-")
     server = FuzzServer(workdir, database_url=database_url, env=env, rate_limits=rate_limits)
     try:

@@ -57,3 +57,36 @@ def test_only_a_404_naming_the_user_is_dropped_after_a_room_is_created():
     for answer in ('{"success": false, "error": {"code": "not_found", '
                    '"message": "room \'p\' not found"}}', "not json", '{"error": null}'):
         assert not fuzz_hooks.missing_user_not_missing_room(answer), answer
+
+
+ENGINE_CRASH = """\
+==================================== ERRORS ====================================
+___________________________ PATCH /api/v1/users/{id} ___________________________
+Runtime Error
+
+tuple index out of range
+
+    Traceback (most recent call last):
+      File "/x/hypothesis/internal/conjecture/optimiser.py", line 201, in <lambda>
+        find_integer(lambda k: attempt_replace(k))
+                               ^^^^^^^^^^^^^^^^^^
+      File "/x/hypothesis/internal/conjecture/optimiser.py", line 124, in attempt_replace
+        node = self.current_data.nodes[i]
+               ~~~~~~~~~~~~~~~~~~~~~~~^^^
+    IndexError: tuple index out of range
+
+======================= 1 error, 1 warning in 100.04s ========================
+"""
+
+
+def test_only_a_crash_inside_hypothesis_with_nothing_else_wrong_is_run_again():
+    """A run whose one error is Hypothesis's own crash is run again; one that also found a
+    failure, or whose server logged a problem, or that crashed in the server, is not."""
+    assert Outcome("postgresql", 1, ENGINE_CRASH, []).engine_fault_only
+    with_failure = ENGINE_CRASH.replace("1 error,", "1 failure, 1 error,")
+    assert not Outcome("postgresql", 1, with_failure, []).engine_fault_only
+    assert not Outcome("postgresql", 1, ENGINE_CRASH, ["1 error line(s)"]).engine_fault_only
+    elsewhere = ENGINE_CRASH.replace("hypothesis/internal/conjecture", "proof")
+    assert not Outcome("postgresql", 1, elsewhere, []).engine_fault_only
+    assert not Outcome("postgresql", 0, PASSED, []).engine_fault_only
+    assert not Outcome("sqlite", 1, FAILED, []).engine_fault_only
