@@ -15,6 +15,9 @@ import { connect as connectClient } from '/clients/js/index.js';
   var MAX_ENTRIES = 500;
 
   var RECONNECT_TRIES = 10; // failed attempts in a row before giving up
+  var FRESH = 'connected (fresh start)';
+  // The message box's first example: a request the server answers with a reply of the same id.
+  var SUBSCRIBE_EXAMPLE = { id: 1, type: 'subscribe', data: { channel: 'room:lobby' } };
   var client = null;
   var received = 0;
 
@@ -105,22 +108,38 @@ import { connect as connectClient } from '/clients/js/index.js';
     box.hidden = false;
   }
 
-  /** One line for a reconnect's recovery event: every stream recovered, and how many events. */
+  /**
+   * One line for a recovery event: every stream recovered, and how many events. A stream the
+   * connection had no position for (`fresh`: a room the SSE stream just started to follow) had
+   * nothing to recover and does not count.
+   */
   function summarize(streams) {
+    var known = streams.filter(function (s) { return !s.fresh; });
     return {
-      recovered: streams.every(function (s) { return s.recovered; }),
-      missed: streams.reduce(function (sum, s) { return sum + s.missed; }, 0),
-      streams: streams
+      fresh: known.length === 0,
+      recovered: known.every(function (s) { return s.recovered; }),
+      missed: known.reduce(function (sum, s) { return sum + s.missed; }, 0),
+      streams: known
     };
+  }
+
+  function setRecoveryLine(text, ok) {
+    recoveryEl.textContent = text;
+    recoveryEl.className = 'hint ' + (ok ? 'hint-ok' : 'hint-error');
+    recoveryEl.hidden = false;
+  }
+
+  /** A first connection: there was nothing to recover (its welcome says `recovered: false`). */
+  function showFresh() {
+    setRecoveryLine(FRESH, true);
+    showNote('info', FRESH, 'first connection: nothing to recover, events from now on');
   }
 
   /** The outcome of a reconnect: its missed events recovered, or refetched because not. */
   function showRecovery(summary) {
     var text = summary.recovered ?
       'reconnected, ' + summary.missed + ' missed events recovered' : 'could not recover, refreshed';
-    recoveryEl.textContent = text;
-    recoveryEl.className = 'hint ' + (summary.recovered ? 'hint-ok' : 'hint-error');
-    recoveryEl.hidden = false;
+    setRecoveryLine(text, summary.recovered);
     showNote(summary.recovered ? 'info' : 'warn', text, summary.streams.map(function (r) {
       return (r.channel || 'feed') + ': ' + (r.recovered ? r.missed + ' recovered' : 'not recovered');
     }).join('\n'));
@@ -159,10 +178,11 @@ import { connect as connectClient } from '/clients/js/index.js';
       welcomes += 1;
       if (c === client) setStatus('connected');
     });
-    // After a reconnect (the first connection had nothing to recover): what came back.
+    // The first connection is a fresh start; after a reconnect: what came back.
     c.on('recovery', function (event) {
-      if (c !== client || welcomes < 2) return;
+      if (c !== client) return;
       var summary = summarize(event.data.streams);
+      if (welcomes < 2 || summary.fresh) { showFresh(); return; }
       rooms.resumed(summary).then(function () { if (c === client) showRecovery(summary); });
     });
     c.on('disconnected', function (close) { last = close; });
@@ -238,6 +258,9 @@ import { connect as connectClient } from '/clients/js/index.js';
 
   var sendText = A.$('send-text');
 
+  A.$('preset-subscribe').addEventListener('click', function () {
+    sendText.value = JSON.stringify(SUBSCRIBE_EXAMPLE, null, 2);
+  });
   A.$('preset-refresh').addEventListener('click', function () {
     sendText.value = JSON.stringify({ type: 'auth.refresh', data: { token: tokenInput.value.trim() } }, null, 2);
   });

@@ -13,8 +13,8 @@ KEY = re.compile(r"^evk_[A-Za-z0-9_-]{43}$")
 
 async def notify(api, key: str, user_id: int) -> int:
     """Sends an app event to one user with key over the server API; returns the status."""
-    status, _, _ = await api.call("POST", "/api/v1/server/notify",
-                                  {"type": "app.invoice.paid", "data": {"n": 1}, "user_id": user_id},
+    body = {"type": "app.invoice.paid", "data": {"n": 1}, "user_id": user_id}
+    status, _, _ = await api.call("POST", "/api/v1/server/notify", body,
                                   headers={"X-API-Key": key})
     return status
 
@@ -53,7 +53,8 @@ async def test_dashboard_creates_shows_once_lists_and_revokes_an_api_key(api):
         await page.click("#api-key-create")
         shown = page.locator("#api-key-new")
         await expect(shown).to_be_visible()
-        await expect(shown).to_contain_text("Key billing created. Copy it now: it is not shown again.")
+        await expect(shown).to_contain_text(
+            "Key billing created. Copy it now: it is not shown again.")
         key = await page.input_value("#api-key-value")
         assert KEY.match(key), key
         await page.click("#api-key-copy")
