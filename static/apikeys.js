@@ -52,7 +52,9 @@
 
     function scopeList(scopes) {
       var list = A.el('span', { className: 'scope-list' });
-      scopes.forEach(function (scope) { list.appendChild(A.el('span', { className: 'scope', text: scope })); });
+      scopes.forEach(function (scope) {
+        list.appendChild(A.el('span', { className: 'scope', text: scope }));
+      });
       return list;
     }
 
