@@ -6,7 +6,7 @@ import asyncio
 import re
 
 import pytest
-from test_browser import chromium, dashboard_login, expect, sqlite_only
+from test_browser import chromium, dashboard_login, expect, screenshot, sqlite_only
 
 KEY = re.compile(r"^evk_[A-Za-z0-9_-]{43}$")
 
@@ -60,6 +60,7 @@ async def test_dashboard_creates_shows_once_lists_and_revokes_an_api_key(api):
         await page.click("#api-key-copy")
         await expect(page.locator("#api-key-copied")).to_have_text("Copied to the clipboard.")
         assert await page.evaluate("navigator.clipboard.readText()") == key
+        await screenshot(page, "dashboard-api-key-created")
 
         row = page.locator("#api-keys-body tr[data-key-id]")
         await expect(row).to_have_count(1)
