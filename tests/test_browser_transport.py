@@ -175,3 +175,40 @@ async def test_test_page_over_sse_says_why_a_stream_ended_or_was_refused(api):
         assert api.ctx.hub.get_stats()["by_transport"]["sse"] == 0
         errors = [e for e in watched.errors if "401" not in e]  # the refused stream's own line
         assert errors == [] and watched.dialogs == []
+
+
+@sqlite_only
+@pytest.mark.gen_test(timeout=150)
+async def test_test_page_over_sse_drops_a_deleted_room_from_its_stream(api):
+    """Over SSE, a room deleted while the page follows it is taken out of the stream's
+    channels, so the next reconnect is not refused for it and resumes the rest."""
+    user = await api.register(name="Room Leaver")
+    admin = await api.admin()
+    status, body, _ = await api.call("POST", "/api/v1/rooms", {"name": "short-lived"},
+                                     admin["access_token"])
+    assert status == 201, body
+    async with browser_contexts(1) as (context,):
+        watched = await sse_page(context, api.base_url, user["access_token"])
+        page = watched.page
+        await page.select_option("#room-select", "room:short-lived")
+        await page.click("#room-join")
+        await expect(page.locator("#room-current")).to_have_text("room:short-lived · subscribed")
+        assert await page.evaluate("window.testClient.channels") == ["room:short-lived"]
+
+        status, _, _ = await api.call("DELETE", "/api/v1/rooms/short-lived",
+                                      token=admin["access_token"])
+        assert status == 200
+        await expect(page.locator("#room-error")).to_contain_text(
+            "Unsubscribed from room:short-lived by the server")
+        await expect(page.locator("#room-current")).to_have_text("not in a room")
+        await expect(page.locator("#messages li[data-type='connection.established']"))\
+            .to_have_count(3)  # the first stream, with the room, without it
+        assert await page.evaluate("window.testClient.channels") == []
+
+        drop_user(api.ctx, user["user"]["id"])
+        api.ctx.hub.publish(Event("system.alert", {"message": "while away"}), ALL, logged=True)
+        await expect(page.locator(RECOVERY)).to_have_text(
+            "reconnected, 1 missed events recovered", timeout=30_000)
+        await expect(page.locator("#status")).to_have_text("Connected")
+        assert await alerts_on(page) == ["while away"]
+        assert watched.errors == [] and watched.dialogs == []
