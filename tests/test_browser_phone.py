@@ -1,5 +1,5 @@
 """The pages on a 390 px wide phone screen in real Chromium: nothing scrolls sideways (wide
-tables scroll inside their card), and the top bar wraps with every item in view."""
+tables and examples scroll inside their card), and the top bar wraps with every item in view."""
 
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ async def wrapped(page) -> bool:
 @sqlite_only
 @pytest.mark.gen_test(timeout=150)
 async def test_pages_fit_a_phone_screen(api):
-    """/ signed out, / as an admin with rows in every table, / as a user, and /test with a
-    room and a log all fit 390 px: no sideways scroll, and the top bar wraps instead."""
+    """/ signed out, / as an admin with rows in every table, / as a user, /test with a room
+    and a log, and /docs with an operation open all fit 390 px: no sideways scroll, and the
+    top bar wraps instead."""
     admin = await api.admin()
     token = admin["access_token"]
     user = await api.register(name="Maximiliane Featherstonehaugh-Wolfeschlegelstein")
@@ -112,5 +113,11 @@ async def test_pages_fit_a_phone_screen(api):
             .to_have_count(1)
         assert await wrapped(test_page)
         await assert_fits(test_page, "test-client")
+
+        # The API reference, an operation opened: its example bodies scroll inside it.
+        await test_page.goto(api.base_url + "/docs")
+        await test_page.locator(".opblock-summary").first.click()
+        await expect(test_page.locator(".responses-table").first).to_be_visible()
+        await assert_fits(test_page, "api-reference")
         assert watched.errors == [] and tester.errors == []
     other.close()
