@@ -52,6 +52,8 @@ async def wrapped(page) -> bool:
 
 
 @sqlite_only
+# The webhooks card shows with a webhook URL; a type that never happens here keeps it idle.
+@pytest.mark.settings(webhook_url="http://127.0.0.1:9/webhooks", webhook_events=("user.deleted",))
 @pytest.mark.gen_test(timeout=150)
 async def test_pages_fit_a_phone_screen(api):
     """/ signed out, / as an admin with rows in every table, / as a user, /test with a room
@@ -85,6 +87,7 @@ async def test_pages_fit_a_phone_screen(api):
         await expect(page.locator("#nodes-body tr")).to_have_count(1)
         await expect(page.locator("#online-list li")).to_have_count(2)
         await expect(page.locator("#feed .evt-system-alert")).to_have_count(1)
+        await expect(page.locator("#webhooks-panel")).to_be_visible()
         await page.fill("#api-key-name", "cron")
         await page.click("#api-key-create")  # the key shown once, with its copy button
         await expect(page.locator("#api-key-new")).to_be_visible()
