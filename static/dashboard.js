@@ -5,8 +5,8 @@
  * reconnects with backoff and jitter, resumes the feed and asks this page for a fresh token
  * before the current one expires; when a resume cannot recover what was missed, the page
  * reloads what it shows. Data from the server is rendered with textContent only. The parts of
- * the page live in chart.js, stats.js, feed.js, users.js, broadcast.js and online.js, loaded
- * before this file (a module, so it runs after them).
+ * the page live in chart.js, stats.js, feed.js, users.js, broadcast.js, online.js and
+ * apikeys.js, loaded before this file (a module, so it runs after them).
  */
 import { AuthError, Revoked, connect } from '/clients/js/index.js';
 
@@ -26,6 +26,7 @@ import { AuthError, Revoked, connect } from '/clients/js/index.js';
   var samples = [];
   var names = {};
   var online = window.OnlinePanel.create(authed, initials);
+  var apiKeys = window.ApiKeysPanel.create(authed);
   var users = window.UsersTable.create({
     authed: authed,
     me: function () { return me; },
@@ -152,6 +153,7 @@ import { AuthError, Revoked, connect } from '/clients/js/index.js';
     A.saveSession(null);
     if (token) A.request('POST', '/api/v1/auth/logout', {}, token);
     samples = [];
+    apiKeys.forget(); // a key shown once is not left on the page for the next person
     A.clear(A.$('feed'));
     A.clear(A.$('my-feed'));
     show('login');
@@ -187,7 +189,10 @@ import { AuthError, Revoked, connect } from '/clients/js/index.js';
         pollStats();
         pollTimer = setInterval(pollStats, POLL_MS);
       }
-      if (!wasAdmin) users.load();
+      if (!wasAdmin) {
+        users.load();
+        apiKeys.load();
+      }
       online.start();
     } else {
       clearInterval(pollTimer);

@@ -3,7 +3,9 @@
  * who is online and who is typing. test.js owns the socket, a client of the events-server-client
  * library (/clients/js/index.js), and hands each new one to attach(): requests go through it as
  * promises, it re-subscribes the room after a reconnect with its position, and a reconnect that
- * could not recover everything makes the panel refetch what it shows. Data from the server is rendered with textContent only.
+ * could not recover everything makes the panel refetch what it shows. Over SSE (sse.js) the
+ * same calls reopen the stream with the new rooms and publish over REST. Data from the server
+ * is rendered with textContent only.
  */
 (function () {
   'use strict';
@@ -39,7 +41,8 @@
 
     /**
      * Runs call(client) (a promise of a reply's data) and ok(data) on success; an error reply
-     * is shown with its code. A request cut by a disconnect is dropped: the reconnect takes over.
+     * is shown with its code. A request cut by a disconnect is dropped: the reconnect takes over,
+     * and one the transport cannot make (SSE: presence, typing) is left out.
      */
     function request(type, channel, call, ok) {
       var c = client;
@@ -50,7 +53,7 @@
       call(c).then(function (data) {
         if (c === client) ok(data);
       }, function (err) {
-        if (c !== client || err.code === 'disconnected' || err.code === 'closed') return;
+        if (c !== client || ['disconnected', 'closed', 'unsupported'].indexOf(err.code) >= 0) return;
         showError(type + (channel ? ' ' + channel : '') + ' failed · ' + err.code + ': ' + err.message);
         if (type === 'history') earlierBtn.disabled = false;
       });
@@ -367,6 +370,8 @@
       online = false;
       typingOn = false;
       left();
+      A.$('room-members-empty').textContent = next && next.transport === 'sse' ?
+        'Over SSE, who joins or leaves from now on shows here.' : 'Nobody to show yet.';
       if (!client) return;
       var c = client;
       c.on('connected', function (data) {

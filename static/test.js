@@ -3,7 +3,8 @@
  * events-server-client library (clients/js, served at /clients/js/index.js): after a drop it
  * reconnects with backoff, resumes the feed and re-subscribes the room with their positions, and
  * says whether the missed events were recovered (or that it could not recover and refetched).
- * Data is rendered with textContent only. A module: it runs after common.js and rooms.js.
+ * Switched to SSE, the same page runs on an EventSource (sse.js) with the same log and lines.
+ * Data is rendered with textContent only. A module: it runs after common.js, rooms.js and sse.js.
  */
 import { connect as connectClient } from '/clients/js/index.js';
 
@@ -11,12 +12,19 @@ import { connect as connectClient } from '/clients/js/index.js';
   'use strict';
 
   var A = window.App;
+  var SseClient = window.SseClient;
   var TOKEN_KEY = 'events.test.token';
+  var TRANSPORT_KEY = 'events.test.transport';
   var MAX_ENTRIES = 500;
 
   var RECONNECT_TRIES = 10; // failed attempts in a row before giving up
+  var FRESH = 'connected (fresh start)';
+  // The message box's first example: a request the server answers with a reply of the same id.
+  var SUBSCRIBE_EXAMPLE = { id: 1, type: 'subscribe', data: { channel: 'room:lobby' } };
   var client = null;
   var received = 0;
+  var transport = sessionStorage.getItem(TRANSPORT_KEY) === 'sse' ? 'sse' : 'ws';
+  var transports = Array.prototype.slice.call(document.querySelectorAll('input[name="transport"]'));
 
   var tokenInput = A.$('token');
   var connectBtn = A.$('connect');
@@ -27,8 +35,6 @@ import { connect as connectClient } from '/clients/js/index.js';
   var countEl = A.$('count');
   var empty = A.$('messages-empty');
   var newestFirst = A.$('newest-first');
-
-  A.$('ws-url').textContent = A.socketUrl();
 
   var recoveryEl = A.$('recovery');
   var rooms = window.RoomsPanel.create(function () { return tokenInput.value.trim(); });
@@ -45,8 +51,19 @@ import { connect as connectClient } from '/clients/js/index.js';
     statusEl.className = 'status status-' + (state === 'reconnecting' ? 'connecting' : state);
     connectBtn.disabled = state !== 'disconnected';
     disconnectBtn.disabled = state === 'disconnected';
-    sendBtn.disabled = state !== 'connected';
+    sendBtn.disabled = state !== 'connected' || transport === 'sse';
     tokenInput.readOnly = state !== 'disconnected';
+    transports.forEach(function (input) { input.disabled = state !== 'disconnected'; });
+  }
+
+  /** WebSocket (the client library) or SSE (an EventSource): chosen while disconnected. */
+  function setTransport(value) {
+    transport = value;
+    sessionStorage.setItem(TRANSPORT_KEY, value);
+    transports.forEach(function (input) { input.checked = input.value === value; });
+    A.$('ws-url').textContent = value === 'sse' ? location.origin + '/sse' : A.socketUrl();
+    A.$('send-sse-note').hidden = value !== 'sse';
+    sendBtn.disabled = true;
   }
 
   function updateCount() {
@@ -97,30 +114,52 @@ import { connect as connectClient } from '/clients/js/index.js';
 
   function hideCloseInfo() { A.$('close-info').hidden = true; }
 
-  function showCloseInfo(code, reason, opened) {
-    var box = A.$('close-info');
+  /** Why the connection ended: its close code, or the HTTP answer that refused an SSE stream. */
+  function showCloseInfo(end, opened) {
     var title = opened ? 'The server closed the connection' : 'Could not connect';
-    A.$('close-title').textContent = title + ' · code ' + code + (reason ? ' "' + reason + '"' : '');
-    A.$('close-detail').textContent = A.explainClose(code, reason);
-    box.hidden = false;
+    A.$('close-title').textContent = title + (end.status ? ' · ' + end.reason :
+      ' · code ' + end.code + (end.reason ? ' "' + end.reason + '"' : ''));
+    A.$('close-detail').textContent = closeText(end);
+    A.$('close-info').hidden = false;
   }
 
-  /** One line for a reconnect's recovery event: every stream recovered, and how many events. */
-  function summarize(streams) {
+  function closeText(end) {
+    if (end.status) return 'The server refused the stream; EventSource does not retry that.';
+    return A.explainClose(end.code, end.reason);
+  }
+
+  /**
+   * One line for a recovery event: every stream recovered, and how many events. A stream the
+   * connection had no position for (`fresh`: a room the SSE stream just started to follow) had
+   * nothing to recover and does not count.
+   */
+  function summarize(streams, first) {
+    var known = first ? [] : streams.filter(function (s) { return !s.fresh; });
     return {
-      recovered: streams.every(function (s) { return s.recovered; }),
-      missed: streams.reduce(function (sum, s) { return sum + s.missed; }, 0),
-      streams: streams
+      fresh: known.length === 0,
+      recovered: known.every(function (s) { return s.recovered; }),
+      missed: known.reduce(function (sum, s) { return sum + s.missed; }, 0),
+      streams: known
     };
   }
 
-  /** The outcome of a reconnect: its missed events recovered, or refetched because not. */
-  function showRecovery(summary) {
-    var text = summary.recovered ?
-      'reconnected, ' + summary.missed + ' missed events recovered' : 'could not recover, refreshed';
+  function setRecoveryLine(text, ok) {
     recoveryEl.textContent = text;
-    recoveryEl.className = 'hint ' + (summary.recovered ? 'hint-ok' : 'hint-error');
+    recoveryEl.className = 'hint ' + (ok ? 'hint-ok' : 'hint-error');
     recoveryEl.hidden = false;
+  }
+
+  /** A first connection: there was nothing to recover (its welcome says `recovered: false`). */
+  function showFresh() {
+    setRecoveryLine(FRESH, true);
+    showNote('info', FRESH, 'first connection: nothing to recover, events from now on');
+  }
+
+  /** The outcome of a reconnect: its missed events recovered, or refetched because not. */
+  function showRecovery(summary, reopened) {
+    var text = summary.recovered ? (reopened ? 'reopened for the new rooms, ' : 'reconnected, ') +
+      summary.missed + ' missed events recovered' : 'could not recover, refreshed';
+    setRecoveryLine(text, summary.recovered);
     showNote(summary.recovered ? 'info' : 'warn', text, summary.streams.map(function (r) {
       return (r.channel || 'feed') + ': ' + (r.recovered ? r.missed + ' recovered' : 'not recovered');
     }).join('\n'));
@@ -139,7 +178,8 @@ import { connect as connectClient } from '/clients/js/index.js';
     setStatus('connecting');
     var welcomes = 0;
     var last = null; // the last close: {code, reason}
-    var c = connectClient(location.origin, {
+    var sse = transport === 'sse';
+    var c = sse ? new SseClient({ token: token }) : connectClient(location.origin, {
       token: token,
       maxDelay: 10000,
       backlog: 0, // the page listens with on(), it never iterates events()
@@ -159,11 +199,15 @@ import { connect as connectClient } from '/clients/js/index.js';
       welcomes += 1;
       if (c === client) setStatus('connected');
     });
-    // After a reconnect (the first connection had nothing to recover): what came back.
+    // The first connection is a fresh start; after a reconnect (or a reopened SSE stream):
+    // what came back.
     c.on('recovery', function (event) {
-      if (c !== client || welcomes < 2) return;
-      var summary = summarize(event.data.streams);
-      rooms.resumed(summary).then(function () { if (c === client) showRecovery(summary); });
+      if (c !== client) return;
+      var summary = summarize(event.data.streams, !sse && welcomes < 2);
+      if (summary.fresh) { showFresh(); return; }
+      rooms.resumed(summary).then(function () {
+        if (c === client) showRecovery(summary, Boolean(event.data.reopened));
+      });
     });
     c.on('disconnected', function (close) { last = close; });
     c.on('reconnecting', function () {
@@ -177,9 +221,9 @@ import { connect as connectClient } from '/clients/js/index.js';
       client = null;
       rooms.attach(null);
       setStatus('disconnected');
-      showCloseInfo(end.code, end.reason, welcomes > 0);
-      showNote('warn', 'closed · ' + end.code, (end.reason ? end.reason + ' — ' : '') +
-        A.explainClose(end.code, end.reason));
+      showCloseInfo(end, welcomes > 0);
+      showNote('warn', end.status ? 'refused · ' + end.reason : 'closed · ' + end.code,
+        (end.reason && !end.status ? end.reason + ' — ' : '') + closeText(end));
     });
   }
 
@@ -205,39 +249,13 @@ import { connect as connectClient } from '/clients/js/index.js';
     updateCount();
   });
 
-  // -- login ------------------------------------------------------------------------------
-
-  A.$('login-form').addEventListener('submit', function (e) {
-    e.preventDefault();
-    var result = A.$('login-result');
-    var button = A.$('login-submit');
-    button.disabled = true;
-    result.className = 'hint';
-    result.textContent = 'Logging in…';
-    A.request('POST', '/api/v1/auth/login', {
-      email: A.$('login-email').value.trim(),
-      password: A.$('login-password').value
-    }).then(function (res) {
-      button.disabled = false;
-      if (res.status !== 200 || !res.body || !res.body.success) {
-        result.className = 'hint hint-error';
-        result.textContent = A.errorMessage(res);
-        return;
-      }
-      var data = res.body.data;
-      A.$('login-password').value = '';
-      tokenInput.value = data.access_token;
-      sessionStorage.setItem(TOKEN_KEY, data.access_token);
-      result.className = 'hint hint-ok';
-      result.textContent = 'Token for ' + data.user.name + ' (' + data.user.role + '), valid ' +
-        Math.round(data.expires_in / 60) + ' min. Press Connect.';
-    });
-  });
-
   // -- sending ----------------------------------------------------------------------------
 
   var sendText = A.$('send-text');
 
+  A.$('preset-subscribe').addEventListener('click', function () {
+    sendText.value = JSON.stringify(SUBSCRIBE_EXAMPLE, null, 2);
+  });
   A.$('preset-refresh').addEventListener('click', function () {
     sendText.value = JSON.stringify({ type: 'auth.refresh', data: { token: tokenInput.value.trim() } }, null, 2);
   });
@@ -260,6 +278,11 @@ import { connect as connectClient } from '/clients/js/index.js';
     showNote('out', 'sent', shown);
   });
 
+  transports.forEach(function (input) {
+    input.addEventListener('change', function () { if (input.checked) setTransport(input.value); });
+  });
+
+  setTransport(transport);
   setStatus('disconnected');
   updateCount();
 })();

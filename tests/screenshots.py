@@ -44,6 +44,8 @@ SHAPE = [1, 2, 3, 5, 6, 8, 9, 11, 12, 12, 10, 8, 7, 7, 9, 12, 14, 15, 16, 14, 13
 # Rooms created by the admin; background clients subscribe round-robin to ROOM_CYCLE.
 ROOMS = [("design", "Design reviews", False), ("ops-oncall", "On-call", True),
          ("random", "Watercooler", False)]
+# API keys the admin created for the application's services (the dashboard lists them).
+KEYS = [("billing", ["notify", "publish"]), ("support-bot", ["presence", "history"])]
 ROOM_CYCLE = ["room:lobby", "room:design", "room:random", "room:lobby", "room:ops-oncall"]
 CHAT = [("Alan Turing", "Morning! The new rooms panel is live on staging."),
         ("Katherine Johnson", "Checked the numbers: delivery p99 is well under budget."),
@@ -121,6 +123,8 @@ async def main() -> None:
     for name, title, private in ROOMS:
         await api.call("POST", "/api/v1/rooms", {"name": name, "title": title,
                                                  "private": private}, token)
+    for name, scopes in KEYS:
+        await api.call("POST", "/api/v1/admin/api-keys", {"name": name, "scopes": scopes}, token)
     by_name = {p["user"]["name"]: p for p in people}
     chatters = {}
     for name in ("Alan Turing", "Katherine Johnson"):
@@ -200,6 +204,7 @@ async def main() -> None:
         await expect(last_alert).to_contain_text("failover")
         await dash.wait_for_timeout(4500)  # let the toast fade and one more stats poll land
         await expect(dash.locator("#rooms-body tr")).to_have_count(len(ROOMS) + 1)
+        await expect(dash.locator("#api-keys-body tr[data-key-id]")).to_have_count(2)
         # Someone is typing in the room while the pictures are taken (it ends by itself in 6 s).
         await send(chatters["Alan Turing"], "typing", {"channel": "room:design", "active": True})
         await expect(tester.locator("#room-typing")).to_have_text("Alan Turing is typing…")

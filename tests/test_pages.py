@@ -14,9 +14,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "clients" / "js" / "index.js"
 DASHBOARD_IDS = ("email", "password", "login", "total-clients", "by-role", "unique-users", "chart",
                  "feed", "broadcast-message", "broadcast-priority", "broadcast-send",
-                 "broadcast-result", "users-table", "nodes-table", "profile", "my-feed")
+                 "broadcast-result", "users-table", "nodes-table", "profile", "my-feed",
+                 "api-keys-table", "api-key-form", "api-key-value")
 TEST_CLIENT_IDS = ("token", "connect", "disconnect", "status", "messages", "count", "clear",
-                   "login-email", "login-password", "send-text", "send", "close-info")
+                   "login-email", "login-password", "send-text", "send", "close-info",
+                   "transport-ws", "transport-sse", "recovery")
 
 
 async def get(api, path: str):
