@@ -68,12 +68,27 @@ async def test_an_eventsource_survives_a_server_restart_with_every_event_once(tm
             await until(page, "window.recoveries.length === 1")
             await broadcast(port, admin, range(1, 6))
             await until(page, "window.got.length === 5")
+            # Until alerts 6-10 are sent, the browser's reconnections fail as network errors
+            # (EventSource keeps retrying), so the one that succeeds must recover all five.
+            refused = []
+
+            async def refuse(route) -> None:
+                refused.append(route.request.url)
+                await route.abort()
+
+            await page.route("**/sse?*", refuse)
             server.stop()
             server = ServerProcess(str(tmp_path), "--rate-limits=off", port=port)
             status, body = await call(port, "POST", "/api/v1/auth/login",
                                       {"email": "boss@example.com", "password": "adminpass1"})
             admin_again = body["data"]["access_token"]
             await broadcast(port, admin_again, range(6, 11))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while not refused:  # the browser did try while the alerts were being sent
+                assert loop.time() < deadline, "EventSource never tried to reconnect"
+                await asyncio.sleep(0.1)
+            await page.unroute("**/sse?*")
             await until(page, "window.got.length >= 10", timeout=60)
             await asyncio.sleep(0.5)
             assert await page.evaluate("window.got") == list(range(1, 11))
