@@ -44,6 +44,15 @@ def string(description: str = "", **constraints: Any) -> Schema:
             **constraints}
 
 
+# services/validation.py text() and non_empty(): U+0000 is refused (PostgreSQL cannot store it).
+NO_NUL = "^[^\\u0000]*$"
+
+
+def text(description: str = "", **constraints: Any) -> Schema:
+    """Returns a schema of a string the server takes as text: any characters but NUL."""
+    return string(description, pattern=NO_NUL, **constraints)
+
+
 # What Python's str.strip() removes (str.isspace()), as a regex class body.
 _SPACE = ("\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
           "\\u2028\\u2029\\u202f\\u205f\\u3000")

@@ -17,6 +17,7 @@ from openapi.build import (
     ref,
     string,
     success,
+    text,
     trimmed_text,
 )
 
@@ -29,7 +30,7 @@ EMAIL = string("an email address, at most 254 characters; case does not matter",
                maxLength=254, pattern="^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9]"
                                       "(?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9]"
                                       "(?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-PASSWORD = string("8-128 characters", minLength=8, maxLength=128)
+PASSWORD = text("8-128 characters, no NUL", minLength=8, maxLength=128)
 AGE = {"type": ["integer", "null"], "minimum": 0, "maximum": 150}
 USER_ID = path_param("id", integer(minimum=1, maximum=999_999_999_999_999_999),
                      "the user's id", 1)
@@ -82,7 +83,7 @@ def _auth() -> dict[str, Any]:
             "a wrong password get the same answer; attempts are throttled per account and IP.",
             security=PUBLIC, errors=(400, 401, 413, 429, 503),
             request_body=body(obj({"email": string(minLength=1),
-                                   "password": string(minLength=1)}),
+                                   "password": text(minLength=1)}),
                               {"email": "john@example.com", "password": "secure123"}),
             responses={"200": success("The new session's tokens and the user.", TOKENS,
                                       links=_session_links("new"))})},
@@ -91,7 +92,7 @@ def _auth() -> dict[str, Any]:
             "Spends a refresh token and returns a new pair in the same session. A token used "
             "twice answers 401 and revokes its session.",
             security=PUBLIC, errors=(400, 401, 413, 503),
-            request_body=body(obj({"refresh_token": string(minLength=1)}),
+            request_body=body(obj({"refresh_token": text(minLength=1)}),
                               {"refresh_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."}),
             responses={"200": success("The session's new tokens.", TOKENS,
                                       links=_session_links("rotated"))})},
@@ -109,7 +110,7 @@ def _me() -> dict[str, Any]:
     profile = {"name": NAME, "email": EMAIL, "age": AGE}
     change = obj(profile, required=())
     change["minProperties"] = 1
-    password = obj({"current_password": string(minLength=1), "new_password": PASSWORD})
+    password = obj({"current_password": text(minLength=1), "new_password": PASSWORD})
     return {
         "/api/v1/users/me": {
             "get": operation("getMe", USERS, "Read your profile", "The caller's user object.",

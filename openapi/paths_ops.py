@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from openapi.build import BEARER, PUBLIC, body, integer, obj, operation, ref, string, success
+from openapi.build import (
+    BEARER,
+    PUBLIC,
+    body,
+    integer,
+    obj,
+    operation,
+    ref,
+    success,
+    text,
+)
 
 __all__ = ["paths"]
 
@@ -13,7 +23,7 @@ TAG = "Operations"
 
 def _hub() -> dict[str, Any]:
     """Returns /ws/stats and /ws/broadcast (their answers have no envelope, as in the seed)."""
-    alert = obj({"message": string("1-4096 characters", minLength=1, maxLength=4096),
+    alert = obj({"message": text("1-4096 characters, no NUL", minLength=1, maxLength=4096),
                  "priority": {"enum": ["low", "normal", "high", "critical"]},
                  "metadata": {"type": ["object", "null"],
                               "description": "at most 16 KiB of JSON"}},

@@ -16,6 +16,7 @@ from openapi.build import (
     ref,
     string,
     success,
+    text,
 )
 from openapi.components import ROOM_NAME
 
@@ -46,7 +47,7 @@ def _room_links() -> dict[str, Any]:
 
 def _rooms() -> dict[str, Any]:
     """Returns /api/v1/rooms and /api/v1/rooms/{name}."""
-    create = obj({"name": ROOM_NAME, "title": string("up to 200 characters", maxLength=200),
+    create = obj({"name": ROOM_NAME, "title": text("up to 200 characters, no NUL", maxLength=200),
                   "private": {"type": "boolean"}}, required=("name",))
     errors = (401, 403, 404, 503)
     return {

@@ -105,7 +105,7 @@ def _server() -> dict[str, Any]:
 def _keys() -> dict[str, Any]:
     """Returns the admin API key paths."""
     scopes = {"type": "array", "items": {"enum": SCOPES}, "minItems": 1}
-    create = obj({"name": trimmed_text("1-100 characters once trimmed", 100),
+    create = obj({"name": trimmed_text("1-100 characters once trimmed, no NUL", 100, "\\u0000"),
                   "scopes": {**scopes, "description": "default: all five"}},
                  required=("name",))
     created = obj({"id": integer(minimum=1), "name": string(), "scopes": scopes,
