@@ -213,8 +213,9 @@ def choice(field: str, options: Iterable[str]) -> Callable[[Any], str]:
 
 
 def query_number(value: str | None, name: str, default: int, high: int) -> int:
-    """Returns a query parameter as a whole number in 1..high, or default when absent."""
-    if value is None or value == "":
+    """Returns a query parameter as a whole number in 1..high, or default when absent
+    (`?limit=` with no value is not absent: it is not a number)."""
+    if value is None:
         return default
     try:
         number = int(value)

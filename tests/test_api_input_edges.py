@@ -169,3 +169,20 @@ async def test_strings_with_nul_are_refused_on_both_databases(api):
     status, body, _ = await api.call("POST", "/api/v1/rooms",
                                      {"name": "nul", "title": "a b"}, token)
     assert status == 201 and body["data"]["title"] == "a b"
+
+
+@pytest.mark.gen_test
+async def test_an_empty_number_parameter_is_refused_not_taken_as_absent(api):
+    """`?limit=` is not a number (the document says integer): 400 naming it, where it was
+    answered with the default; leaving the parameter out still means the default."""
+    user = await api.register()
+    token = user["access_token"]
+    assert (await api.call("POST", "/api/v1/rooms", {"name": "empty"}, token))[0] == 201
+    status, body, _ = await api.call("GET", "/api/v1/rooms/empty/messages?limit=", None, token)
+    assert status == 400 and body["error"]["fields"] == {"limit": "must be a whole number"}
+    status, body, _ = await api.call("GET", "/api/v1/rooms/empty/messages", None, token)
+    assert status == 200 and body["data"]["messages"] == []
+    admin = await api.admin()
+    status, body, _ = await api.call("GET", "/api/v1/users?per_page=", None,
+                                     admin["access_token"])
+    assert status == 400 and body["error"]["fields"] == {"per_page": "must be a whole number"}
