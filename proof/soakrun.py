@@ -13,17 +13,28 @@ import time
 from array import array
 from typing import Any
 
-from bench.modes import SOURCES, Clock
+from bench.modes import SERVER_CORE, SOURCES, Clock
 from bench.procs import Pool, Proc
 from bench.server import Seeded
-from bench.stats import add_counts, percentile, proc_cpu_seconds, proc_rss_kib
+from bench.stats import CLK_TCK, add_counts, percentile, proc_cpu_seconds, proc_rss_kib
 from proof import soakreport
 from proof.soakplan import Plan, SoakProc
 from proof.soaktraffic import Traffic
 
-__all__ = ["SoakRun"]
+__all__ = ["SoakRun", "core_busy_seconds"]
 
 HEALTHY = ("feed", "room", "churn")  # every kind of client but the slow consumers
+
+
+def core_busy_seconds(core: int = SERVER_CORE) -> float:
+    """Returns the seconds a core has spent running processes (user, nice, system and time a
+    hypervisor stole), from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(f"cpu{core} "):
+                user, nice, system, _, _, _, _, steal = (int(x) for x in line.split()[1:9])
+                return (user + nice + system + steal) / CLK_TCK
+    return 0.0
 
 
 class SoakRun:
@@ -57,12 +68,23 @@ class SoakRun:
         """Returns the server's open file descriptors."""
         return len(os.listdir(f"/proc/{self.server.pid}/fd"))
 
-    def loop_wait(self) -> float:
-        """Returns the seconds the server's main thread (its event loop) has spent ready to run
-        but waiting for a CPU: what other processes on its core take from it."""
+    def clocks(self) -> dict[str, float]:
+        """Returns the counters the CPU figures are deltas of, in seconds: the server's CPU,
+        its event loop's wait for a CPU while ready to run, and all the work on its core."""
         pid = self.server.pid
         with open(f"/proc/{pid}/task/{pid}/schedstat", encoding="ascii") as fh:
-            return int(fh.read().split()[1]) / 1e9
+            wait = int(fh.read().split()[1]) / 1e9
+        return {"cpu": proc_cpu_seconds(pid), "wait": wait, "core": core_busy_seconds()}
+
+    @staticmethod
+    def cpu_figures(now: dict[str, Any], then: dict[str, Any], span: float) -> dict[str, float]:
+        """Returns the server's CPU %, its loop's wait % and the CPU % other processes took on
+        its core (the core's work less the server's) between two clocks() readings."""
+        def pct(key: str) -> float:
+            return 100 * (now[key] - then.get(key, now[key])) / span
+
+        return {"cpu_pct": round(pct("cpu"), 1), "wait_pct": round(pct("wait"), 1),
+                "others_pct": round(max(0.0, pct("core") - pct("cpu")), 1)}
 
     def fd_kinds(self) -> dict[str, int]:
         """Returns the server's descriptors by what they are: socket, pipe, anon_inode, or the
@@ -146,17 +168,15 @@ class SoakRun:
             add_counts(ticks, reply)
         now, before = time.monotonic(), self.ticks
         got = array("d", sorted(got))
-        cpu, wait = proc_cpu_seconds(self.server.pid), self.loop_wait()
-        span = max(1e-6, now - before.get("at", t0))
+        clocks, span = self.clocks(), max(1e-6, now - before.get("at", t0))
         sample = {"t_s": round(now - t0, 2), "rss_kib": proc_rss_kib(self.server.pid),
                   "fds": self.fds(), "lag_ms": round(1000 * self.traffic.take_lag(), 2),
-                  "cpu_pct": round(100 * (cpu - before.get("cpu", cpu)) / span, 1),
-                  "wait_pct": round(100 * (wait - before.get("wait", wait)) / span, 1),
+                  **self.cpu_figures(clocks, before, span),
                   "open": sum(ticks["open"].values()), "received": ticks["received"],
                   "deliveries_per_s": round((ticks["received"] - before.get("received", 0))
-                                            / max(1e-6, now - before.get("at", t0)), 1),
+                                            / span, 1),
                   "p99_ms": round(1000 * percentile(got, 99), 2) if got else None}
-        self.ticks = {**ticks, "at": now, "cpu": cpu, "wait": wait}
+        self.ticks = {**ticks, "at": now, **clocks}
         self.result["samples"].append(sample)
         return sample
 
@@ -171,8 +191,7 @@ class SoakRun:
         return {"interval": index, "t_s": last["t_s"], "open": last["open"],
                 "rss_kib": statistics.median(s["rss_kib"] for s in samples), "fds": last["fds"],
                 "lag_ms": max(s["lag_ms"] for s in samples),
-                "cpu_pct": round(100 * (t["cpu"] - start.get("cpu", t["cpu"])) / span, 1),
-                "wait_pct": round(100 * (t["wait"] - start.get("wait", t["wait"])) / span, 1),
+                **self.cpu_figures(t, start, span),
                 "deliveries_per_s": round((t["received"] - start.get("received", 0)) / span, 1),
                 "p50_ms": round(1000 * percentile(values, 50), 2) if values else None,
                 "p99_ms": round(1000 * percentile(values, 99), 2) if values else None,
@@ -218,8 +237,7 @@ class SoakRun:
                        f"{res['lag_source']}; the load starts")
         t0 = time.monotonic()
         end = t0 + p.intervals * p.interval
-        self.ticks = {"at": t0, "received": 0, "cpu": proc_cpu_seconds(self.server.pid),
-                      "wait": self.loop_wait()}
+        self.ticks = {"at": t0, "received": 0, **self.clocks()}
         workers = len(self.pool.workers)
         await self.each({"cmd": "soak_churn", "rate": p.churn_rate / workers,
                          "lifetime": p.churn_lifetime, "tokens": self.tokens},
