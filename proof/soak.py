@@ -177,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: MISSED {', '.join(missed)}; the server's log is in {tmp}", file=sys.stderr)
         return 1
     shutil.rmtree(tmp, ignore_errors=True)
-    print("soak: every criterion met")
+    unjudged = [t["name"] for t in report["targets"] if t["met"] is None]
+    print("soak: every criterion met" + (f"; not measured: {', '.join(unjudged)}"
+                                         if unjudged else ""))
     return 0
 
 
