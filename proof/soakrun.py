@@ -172,7 +172,9 @@ class SoakRun:
         sample = {"t_s": round(now - t0, 2), "rss_kib": proc_rss_kib(self.server.pid),
                   "fds": self.fds(), "lag_ms": round(1000 * self.traffic.take_lag(), 2),
                   **self.cpu_figures(clocks, before, span),
-                  "open": sum(ticks["open"].values()), "received": ticks["received"],
+                  # Slow consumers stay open on their side (they read nothing, not even the close)
+                  "open": sum(n for kind, n in ticks["open"].items() if kind != "slow"),
+                  "received": ticks["received"],
                   "deliveries_per_s": round((ticks["received"] - before.get("received", 0))
                                             / span, 1),
                   "p99_ms": round(1000 * percentile(got, 99), 2) if got else None}
