@@ -42,13 +42,16 @@ def draw(report: dict[str, Any], path: str) -> None:
         ax.plot(minutes, [(s.get(key) or 0) * scale for s in samples], color="#1f77b4", lw=1.2)
         if key in ("rss_kib", "fds"):
             _mark_baseline(ax, report, key, scale, end)
-        elif key == "p99_ms":
-            ax.step([r["t_s"] / 60 for r in rows], [r["p99_ms"] or 0 for r in rows],
+        elif key == "p99_ms" and rows:  # each interval's p99 over the whole interval
+            ax.step([0.0] + [r["t_s"] / 60 for r in rows],
+                    [rows[0]["p99_ms"] or 0] + [r["p99_ms"] or 0 for r in rows],
                     where="pre", color="#d62728", lw=1, label="per interval")
             ax.legend(fontsize=7, loc="upper right")
         elif key == "cpu_pct":
-            ax.plot(minutes, [s.get("wait_pct") or 0 for s in samples], color="#ff7f0e",
-                    lw=1, label="its event loop waiting for the core")
+            for other, color, name in (("wait_pct", "#ff7f0e", "its event loop waiting for a CPU"),
+                                       ("others_pct", "#9aa5b1", "other processes on its core")):
+                ax.plot(minutes, [s.get(other) or 0 for s in samples], color=color, lw=1,
+                        label=name)
             ax.legend(fontsize=7, loc="upper right")
         ax.axvline(plan.get("warm_up", 2) * plan["interval"] / 60, color="#9aa5b1", ls="--",
                    lw=0.8)
