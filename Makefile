@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: install run cluster test test-asyncio test-python-client lint proto bench bench-quick \
-	bench-metrics bench-wire bench-paired bench-hooks conformance fuzz-api clean
+	bench-metrics bench-wire bench-paired bench-hooks conformance fuzz-api soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -135,3 +135,13 @@ bench-metrics: $(BENCH_STAMP)
 # server's log. FUZZ_ARGS passes options, e.g. FUZZ_ARGS='--databases sqlite --max-time 600'.
 fuzz-api: $(STAMP)
 	$(PY) -m proof.fuzz_api $(FUZZ_ARGS)
+
+# -- the soak: see docs/benchmarks.md, "Soak" ----------------------------------------------
+# Connections held under broadcasts, room traffic, churn, logins and slow consumers, checked
+# for flat memory, descriptors and latency and for every delivery; exits 1 on a missed
+# criterion. `make soak` is the short form CI runs; FULL=1 the full one (10 minutes, 10,000
+# connections); SOAK_ARGS passes options, e.g. SOAK_ARGS='--minutes 3 --connections 5000'.
+SOAK_SHORT := --minutes 1 --connections 2000
+
+soak: $(BENCH_STAMP)
+	$(PY) -m proof.soak $(if $(FULL),,$(SOAK_SHORT)) $(SOAK_ARGS)

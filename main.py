@@ -26,7 +26,7 @@ from auth.jwt import MIN_SECRET, load_or_create_secret, stored_secret
 from config import ConfigError, Settings, parse_args
 from context import Context
 from edge import internals
-from edge.housekeeper import Housekeeper
+from edge.housekeeper import Housekeeper, return_large_blocks
 from edge.log_format import JsonFormatter, TextFormatter
 from edge.loop import LoopUnavailable, loop_factory
 from edge.loop import describe as loop_name
@@ -166,6 +166,7 @@ async def serve(settings: Settings, sockets: list[socket.socket],
         metrics_server.add_sockets(metrics_sockets)
         log.info("metrics on http://%s:%d/metrics", settings.address, settings.metrics_port)
     tune_gc()
+    return_large_blocks()
     ctx.health.start()
     ctx.loop_lag.start()
     housekeeper = Housekeeper(server)

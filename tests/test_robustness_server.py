@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import json
 import socket
 import time
+import urllib.request
 
 import pytest
 from serverproc import ServerProcess, http_get, wait_for
@@ -161,3 +164,30 @@ def test_memory_returns_to_baseline_after_a_trickled_body_attack(server_factory)
         sock.close()
     settled = wait_for(lambda: server.rss_kib() < baseline + 10_000, 30, interval=0.5)
     assert settled, (baseline, peak, server.rss_kib())
+
+
+def _post_json(port: int, path: str, body: dict) -> int:
+    """POSTs a JSON body to the server; returns the status."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status
+
+
+@pytest.mark.timeout(90)
+def test_overlapping_logins_leave_no_hashing_memory_behind(server_factory):
+    """Logins two at a time, so that both hashing threads work, leave RSS where it was: each
+    argon2id hash's 19 MiB goes back to the OS instead of staying in its thread's arena."""
+    server = server_factory("--hash-workers=2")
+    users = [{"name": f"Hasher {i}", "email": f"hasher{i}@example.com",
+              "password": "password123"} for i in range(2)]
+    for user in users:
+        assert _post_json(server.port, "/api/v1/auth/register", user) == 201
+    baseline = server.rss_kib()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for _ in range(6):
+            statuses = pool.map(lambda u: _post_json(server.port, "/api/v1/auth/login", {
+                "email": u["email"], "password": u["password"]}), users)
+            assert list(statuses) == [200, 200]
+    # One hashing thread holding on to its block would add 19 MiB (19,456 KiB).
+    assert server.rss_kib() - baseline < 8 * 1024, (baseline, server.rss_kib())
