@@ -87,6 +87,7 @@ class Context:
         in a cluster, joins the shared presence and stats."""
         if self.streams is not None:
             await self.streams.load()
+            self.streams.start_sweeping()
         await self.relay.start()
         await self.webhooks.start()
         self.server_api.start()
@@ -104,6 +105,8 @@ class Context:
         """Flushes the relay's marks and room messages, then saves the streams (clean only if
         everything they numbered is stored); then writes the queued webhooks."""
         self.server_api.stop()
+        if self.streams is not None:
+            self.streams.stop_sweeping()
         feed_clean = await self.relay.close()
         await self.messages.close()
         if self.streams is not None:

@@ -174,6 +174,19 @@ class MemoryLog:
         self._trim(state, now)
         return positioned
 
+    def sweep(self) -> int:
+        """Drops the entries older than the TTL from every stream; returns how many.
+
+        A stream is trimmed when it is used; one nobody publishes to or recovers from (a quiet
+        or deleted room) would otherwise keep its last `size` events for good.
+        """
+        now, dropped = self.clock(), 0
+        for state in self.streams.values():
+            before = len(state.entries)
+            self._trim(state, now)
+            dropped += before - len(state.entries)
+        return dropped
+
     def _trim(self, state: _Stream, now: float) -> None:
         entries = state.entries
         while entries and (len(entries) > self.size or now - entries[0].at > self.ttl):

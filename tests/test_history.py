@@ -228,3 +228,30 @@ def test_an_entry_is_encoded_once_for_every_replay():
     first = hub.recover(Client(FakeConn(), 1, "user"), FEED, "0", epoch)[1]
     second = hub.recover(Client(FakeConn(), 2, "user"), FEED, "0", epoch)[1]
     assert first[0] is second[0] and json.loads(first[0].text)["offset"] == "1"
+
+
+def test_a_sweep_ages_out_streams_nobody_touches():
+    """Entries past the TTL leave every stream at the sweep, not only when the stream is used
+    again: a quiet (or deleted) room keeps nothing older than the TTL; its position stays."""
+    clock = Clock()
+    log = MemoryLog(size=100, ttl=10, clock=clock)
+    for stream in ("room:quiet", "room:gone"):
+        for n in range(4):
+            log.append(stream, ALL, Event("x", {"n": n}))
+    clock.now += 5
+    log.append("room:quiet", ALL, Event("x", {"n": 4}))
+    assert log.sweep() == 0  # nothing is older than 10 s yet
+    clock.now += 6
+    assert log.sweep() == 8  # the first four of each; room:quiet keeps its fifth
+    assert [len(log.streams[s].entries) for s in ("room:quiet", "room:gone")] == [1, 0]
+    assert log.position("room:gone")[1] == "4" and log.streams["room:gone"].floor == 4
+    clock.now += 10
+    assert log.sweep() == 1 and not log.streams["room:quiet"].entries
+
+
+@pytest.mark.gen_test
+async def test_the_server_sweeps_its_memory_log_while_it_runs(api):
+    """A started server sweeps its log every minute (memory broker), and stops at shutdown."""
+    sweeper = api.ctx.streams._sweeper
+    assert sweeper is not None and sweeper.is_running()
+    assert sweeper.callback_time == 60_000
