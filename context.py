@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tornado.ioloop import PeriodicCallback
+
 from auth.ratelimit import RateLimiter
 from hub.redis.presence import RedisPresence
 
@@ -42,7 +44,9 @@ if TYPE_CHECKING:
     from services.users import UserService
     from services.webhooks import Webhooks
 
-__all__ = ["Context"]
+__all__ = ["Context", "SWEEP_SECONDS"]
+
+SWEEP_SECONDS = 60  # how often entries past --history-ttl leave every stream
 
 
 @dataclass
@@ -81,13 +85,16 @@ class Context:
     # The shared redis.asyncio.Redis client with --broker=redis (None with memory): the
     # broker's commands, and anything else a cluster keeps in Redis, go through it.
     redis: Any = None
+    sweeper: PeriodicCallback | None = None  # the recovery log's sweep, once started
 
     async def start(self) -> None:
         """Restores the streams and publishes every unpublished outbox row (before serving);
         in a cluster, joins the shared presence and stats."""
         if self.streams is not None:
             await self.streams.load()
-            self.streams.start_sweeping()
+        # The recovery log trims a stream when it is used; this ages out every other one.
+        self.sweeper = PeriodicCallback(self.broker.log.sweep, SWEEP_SECONDS * 1000)
+        self.sweeper.start()
         await self.relay.start()
         await self.webhooks.start()
         self.server_api.start()
@@ -105,8 +112,8 @@ class Context:
         """Flushes the relay's marks and room messages, then saves the streams (clean only if
         everything they numbered is stored); then writes the queued webhooks."""
         self.server_api.stop()
-        if self.streams is not None:
-            self.streams.stop_sweeping()
+        if self.sweeper is not None:
+            self.sweeper.stop()
         feed_clean = await self.relay.close()
         await self.messages.close()
         if self.streams is not None:

@@ -110,6 +110,9 @@ class StreamLog(Protocol):
     def before(self, stream: str, offset: int | None, limit: int) -> list[Entry]:
         """Returns up to limit retained entries older than offset, newest first."""
 
+    def sweep(self) -> int:
+        """Drops entries past the TTL from every stream; returns how many."""
+
 
 class MemoryLog:
     """An in-memory StreamLog for a single node, touched only on the IOLoop."""

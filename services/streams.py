@@ -17,7 +17,6 @@ import logging
 import time
 
 import peewee
-from tornado.ioloop import PeriodicCallback
 
 from hub.codec import decode_targets
 from hub.events import Event, EventType
@@ -59,17 +58,6 @@ class StreamStore:
         self.log = log_
         self.block = block
         self._inflight: dict[str, asyncio.Future] = {}
-        self._sweeper: PeriodicCallback | None = None
-
-    def start_sweeping(self, interval: float = 60.0) -> None:
-        """Has the log drop entries past its TTL from every stream every `interval` s."""
-        self._sweeper = PeriodicCallback(self.log.sweep, interval * 1000)
-        self._sweeper.start()
-
-    def stop_sweeping(self) -> None:
-        """Stops the periodic sweep."""
-        if self._sweeper is not None:
-            self._sweeper.stop()
 
     def attach(self) -> None:
         """Makes the log ask for reservations: from now on it never goes past one."""

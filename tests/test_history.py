@@ -251,7 +251,7 @@ def test_a_sweep_ages_out_streams_nobody_touches():
 
 @pytest.mark.gen_test
 async def test_the_server_sweeps_its_memory_log_while_it_runs(api):
-    """A started server sweeps its log every minute (memory broker), and stops at shutdown."""
-    sweeper = api.ctx.streams._sweeper
+    """A started server sweeps its recovery log every minute."""
+    sweeper = api.ctx.sweeper
     assert sweeper is not None and sweeper.is_running()
-    assert sweeper.callback_time == 60_000
+    assert sweeper.callback_time == 60_000 and sweeper.callback == api.ctx.broker.log.sweep

@@ -204,3 +204,21 @@ async def test_a_node_whose_bus_was_cut_applies_the_controls_and_events_it_misse
         await node.close()
         await node.redis.aclose()
         await _cleanup(sender)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_sweep_ages_out_the_mirror_as_redis_ages_out_its_log():
+    """The node's mirror of a stream nobody touches again drops entries past the TTL at the
+    sweep; its position stays, so a resume from it answers recovered false, not a gap."""
+    broker, got = await _broker()
+    try:
+        for n in range(3):
+            await broker.publish_logged(_publication(n))
+        await _wait(lambda: len(got) == 3)
+        mirror = broker.log.mirror
+        assert len(mirror.streams[STREAM].entries) == 3 and broker.log.sweep() == 0
+        mirror.clock = lambda: 10**12  # far past the 60 s TTL
+        assert broker.log.sweep() == 3 and not mirror.streams[STREAM].entries
+        assert broker.log.position(STREAM)[1] == "3"
+    finally:
+        await _cleanup(broker)

@@ -87,6 +87,10 @@ class RedisLog:
             return []
         return self.mirror.before(stream, offset, limit)
 
+    def sweep(self) -> int:
+        """Ages out the mirror's entries past the TTL, as Redis expires its own."""
+        return self.mirror.sweep()
+
     async def prepare(self, stream: str, since: object = None) -> None:
         """Makes recover(stream, since) answerable from the mirror: learns the stream's epoch
         and position, catches up to `since` if this node is behind it, and reads the entries
