@@ -45,6 +45,7 @@ class Client(asyncio.Protocol):
 
     __slots__ = ("stats", "request", "transport", "buf", "upgraded", "ready", "open", "record",
                  "paused", "small", "inflater")
+    OK_STATUS = b" 101 "  # in the status line of an accepted response head
 
     def __init__(self, stats: Stats, request: bytes, ready: asyncio.Future) -> None:
         self.stats, self.request, self.ready = stats, request, ready
@@ -68,7 +69,7 @@ class Client(asyncio.Protocol):
             self.ready.set_exception(ConnectionError(f"closed during handshake: {exc}"))
 
     def data_received(self, data: bytes) -> None:
-        """Reads the 101 response once, then frames."""
+        """Reads the response head once (OK_STATUS, or the client fails), then the stream."""
         if self.buf:
             data, self.buf = self.buf + data, b""
         if not self.upgraded:
@@ -77,7 +78,7 @@ class Client(asyncio.Protocol):
                 self.buf = data
                 return
             status = data[:end].split(b"\r\n", 1)[0]
-            if b" 101 " not in status + b" ":
+            if self.OK_STATUS not in status + b" ":
                 if not self.ready.done():
                     self.ready.set_exception(ConnectionError(status.decode("latin-1")[:80]))
                 self.transport.close()
@@ -155,24 +156,10 @@ class SseClient(Client):
     each counted (and timed) by the send timestamp in its data line, as a frame is."""
 
     __slots__ = ()
+    OK_STATUS = b" 200 "
 
-    def data_received(self, data: bytes) -> None:
-        """Reads the 200 head once, then events."""
-        if self.buf:
-            data, self.buf = self.buf + data, b""
-        if not self.upgraded:
-            end = data.find(b"\r\n\r\n")
-            if end < 0:
-                self.buf = data
-                return
-            if b" 200 " not in data[:end].split(b"\r\n", 1)[0] + b" ":
-                if not self.ready.done():
-                    self.ready.set_exception(ConnectionError(data[:40].decode("latin-1")))
-                self.transport.close()
-                return
-            self.upgraded = True
-            self.on_upgraded()
-            data = data[end + 4:]
+    def _frames(self, data: bytes) -> None:
+        """Counts every whole event in data and keeps the rest for the next read."""
         stats, pos, now = self.stats, 0, 0.0
         while True:
             end = data.find(b"\n\n", pos)
