@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import resource
@@ -159,18 +160,13 @@ class Pool:
 
     async def summed(self, cmd: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
         """Sends one command to every worker and returns their replies added up."""
-        out: dict[str, Any] = {}
-        for reply in await self.all(cmd, timeout):
-            add_counts(out, reply)
-        return out
+        return functools.reduce(add_counts, await self.all(cmd, timeout), {})
 
     async def stats(self) -> dict[str, Any]:
         """Returns the workers' receive counters added up (the last receipt: the latest)."""
         replies = await self.all({"cmd": "stats"})
-        out: dict[str, Any] = {"by_type": {}, "close_codes": {}}
-        for r in replies:
-            add_counts(out, r)
-        return {**out, "last_recv": max(r["last_recv"] for r in replies)}
+        return {**functools.reduce(add_counts, replies, {}),
+                "last_recv": max(r["last_recv"] for r in replies)}
 
     async def wait_received(self, expected: int, limit: float = 60.0,
                             stall: float = 3.0) -> dict[str, Any]:
@@ -229,9 +225,9 @@ class Pool:
             if rooms:
                 cmd["rooms"] = [rooms[i % len(rooms)] for i in mine]
             calls.append(w.call(cmd, timeout + 30))
-        began, total = time.time(), {"ok": 0, "errors": {}, "handshake_ms_sum": 0.0}
-        for reply in await asyncio.gather(*calls):
-            add_counts(total, reply)
+        began = time.time()
+        total = functools.reduce(add_counts, await asyncio.gather(*calls),
+                                 {"ok": 0, "errors": {}, "handshake_ms_sum": 0.0})
         ok = total["ok"]
         return {"ok": ok, "failed": count - ok, "wall_s": time.time() - began,
                 "errors": total["errors"],
