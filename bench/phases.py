@@ -18,6 +18,7 @@ from bench.stats import proc_runtime_seconds, quantile_points, summarize_latenci
 __all__ = ["Phases"]
 
 Mark = tuple[float, float, float]
+JSON_BODY = {"Content-Type": "application/json"}
 
 
 class Phases(ServerRun):
@@ -123,8 +124,7 @@ class Phases(ServerRun):
         from tornado.httpclient import AsyncHTTPClient
 
         http = AsyncHTTPClient(force_instance=True)
-        headers = {"Authorization": f"Bearer {self.seeded.target_token}",
-                   "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {self.seeded.target_token}", **JSON_BODY}
         url = f"http://127.0.0.1:{self.port}/api/v1/users/me"
 
         async def patch(r: int | str, i: int) -> None:
@@ -146,68 +146,62 @@ class Phases(ServerRun):
                 "events_received": (await self.pool.stats())["by_type"],
                 "events_expected_per_type": 3 * 3 * per_round}
 
+    async def posts(self, path: str, headers: dict[str, str], body: Callable[[], str],
+                    loops: int, per_loop: int, done: asyncio.Event | None = None,
+                    ) -> tuple[list[float], int]:
+        """POSTs body() to path from concurrent loops, per_loop each or until done is set;
+        returns the answered requests' seconds and the failures."""
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+        http = AsyncHTTPClient(force_instance=True, max_clients=loops + 4)
+        url, times, failed = f"http://127.0.0.1:{self.port}{path}", [], 0
+
+        async def loop() -> None:
+            nonlocal failed
+            for _ in range(per_loop):
+                if done is not None and (done.is_set() or self.time_left() < 20):
+                    return
+                began = time.perf_counter()
+                try:
+                    await http.fetch(url, method="POST", headers=headers, body=body(),
+                                     request_timeout=30)
+                    times.append(time.perf_counter() - began)
+                except (HTTPClientError, OSError, TimeoutError):
+                    failed += 1
+
+        try:
+            await asyncio.gather(*(loop() for _ in range(loops)))
+        finally:
+            http.close()
+        return times, failed
+
     async def notify(self, requests: int, concurrency: int = 8) -> dict[str, Any]:
         """POST /api/v1/server/notify to the target user (3 tabs), `concurrency` at a time:
         requests/s, request latency and the server's CPU per request, every socket open."""
-        from tornado.httpclient import AsyncHTTPClient
-
-        http = AsyncHTTPClient(force_instance=True, max_clients=concurrency)
-        url = f"http://127.0.0.1:{self.port}/api/v1/server/notify"
-        headers = {"X-API-Key": self.seeded.api_key, "Content-Type": "application/json"}
         body = json.dumps({"type": "app.bench", "data": {"n": 1},
                            "user_id": self.seeded.target_id})
-        times: list[float] = []
-
-        async def worker(count: int) -> None:
-            for _ in range(count):
-                began = time.perf_counter()
-                await http.fetch(url, method="POST", headers=headers, body=body)
-                times.append(time.perf_counter() - began)
-
         await self.pool.all({"cmd": "reset"})
         cpu0, began = self.cpu(), time.perf_counter()
-        try:
-            await asyncio.gather(*(worker(requests // concurrency) for _ in range(concurrency)))
-        finally:
-            http.close()
+        times, failed = await self.posts(
+            "/api/v1/server/notify", {"X-API-Key": self.seeded.api_key, **JSON_BODY},
+            lambda: body, concurrency, requests // concurrency)
         wall, cpu = time.perf_counter() - began, self.cpu() - cpu0
         await asyncio.sleep(0.5)
-        times.sort()
-        return {"requests": len(times), "concurrency": concurrency,
+        lat = summarize_latencies(times)
+        return {"requests": len(times), "failed": failed, "concurrency": concurrency,
                 "requests_per_s": len(times) / wall, "cpu_us_per_request": 1e6 * cpu / len(times),
-                "p50_ms": 1000 * times[len(times) // 2],
-                "p99_ms": 1000 * times[int(len(times) * 0.99)],
+                "p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"],
                 "delivered": (await self.pool.stats())["by_type"].get("app.bench", 0),
                 "expected": 3 * len(times)}
 
     async def login_storm(self, done: asyncio.Event) -> dict[str, Any]:
         """Concurrent POST /api/v1/auth/login loops until done is set (bounded in count)."""
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-
-        logins, emails = self.mode.w5_logins, self.seeded.user_emails
-        http = AsyncHTTPClient(force_instance=True, max_clients=logins + 4)
-        url = f"http://127.0.0.1:{self.port}/api/v1/auth/login"
-        ok, failed, times = 0, 0, []
-        rng = random.Random(5)
-
-        async def loop_one() -> None:
-            """Logs in as random users until done is set, counting the outcomes."""
-            nonlocal ok, failed
-            for _ in range(500):
-                if done.is_set() or self.time_left() < 20:
-                    return
-                body = json.dumps({"email": rng.choice(emails), "password": BENCH_PASSWORD})
-                t = time.perf_counter()
-                try:
-                    await http.fetch(url, method="POST", body=body, request_timeout=30,
-                                     headers={"Content-Type": "application/json"})
-                    ok += 1
-                    times.append(time.perf_counter() - t)
-                except (HTTPClientError, OSError, TimeoutError):
-                    failed += 1
-
-        await asyncio.gather(*(loop_one() for _ in range(logins)))
-        http.close()
+        emails, rng = self.seeded.user_emails, random.Random(5)
+        times, failed = await self.posts(
+            "/api/v1/auth/login", JSON_BODY, lambda: json.dumps(
+                {"email": rng.choice(emails), "password": BENCH_PASSWORD}),
+            self.mode.w5_logins, 500, done)
         s = summarize_latencies(times)
-        return {"logins_ok": ok, "logins_failed": failed, "concurrency": logins,
-                "login_p50_ms": s["p50_ms"], "login_p99_ms": s["p99_ms"]}
+        return {"logins_ok": len(times), "logins_failed": failed,
+                "concurrency": self.mode.w5_logins, "login_p50_ms": s["p50_ms"],
+                "login_p99_ms": s["p99_ms"]}
