@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import statistics
 import time
@@ -15,10 +16,30 @@ from typing import Any
 from bench.server import BENCH_PASSWORD, ServerRun
 from bench.stats import proc_runtime_seconds, quantile_points, summarize_latencies
 
-__all__ = ["Phases"]
+__all__ = ["Phases", "alternate"]
 
 Mark = tuple[float, float, float]
 JSON_BODY = {"Content-Type": "application/json"}
+
+
+async def alternate(tmp: str, order: tuple[str, str], over: str, rounds: int, key: str,
+                    one: Callable[[str, int, str], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """Runs one(setting, round, a new dir under tmp) for both settings in ABBA rounds; ratios
+    are over's key to the other's, per round and of the medians where both settings ran."""
+    under, out = order[1] if over == order[0] else order[0], []
+    for r in range(rounds):
+        row: dict[str, Any] = {"order": list(order if r % 2 == 0 else order[::-1])}
+        for setting in row["order"]:
+            os.makedirs(path := os.path.join(tmp, f"{setting}-{r}"))
+            row[setting] = await one(setting, r, path)
+        if "error" not in row[over] and "error" not in row[under]:
+            row["ratio"] = row[over][key] / row[under][key]
+        out.append(row)
+    done = [row for row in out if "ratio" in row]
+    med = {f"{k}_{s}": statistics.median(row[s][k] for row in done) if done else None
+           for k in (key, "p99_ms") for s in order}
+    a, b = med[f"{key}_{over}"], med[f"{key}_{under}"]
+    return {"rounds": out, **med, "ratio": a / b if a and b else None}
 
 
 class Phases(ServerRun):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -14,26 +13,11 @@ from typing import Any
 
 from bench import cli
 from bench.modes import Clock, Mode
+from bench.phases import alternate
 from bench.stats import medians
 from bench.workloads.broadcast import Bench
 
-__all__ = ["measure", "summarize", "abba", "micro", "main"]
-
-
-async def measure(bench: Bench, phases: int) -> list[dict[str, Any]]:
-    """Starts the server, connects the mode's clients and runs `phases` W2 broadcast phases."""
-    m = bench.mode
-    await bench.start()
-    c = await bench.pool.connect(bench.port, bench.tokens(), m.connections, timeout=120.0)
-    bench.say(f"{c['ok']} connected, {c['failed']} failed")
-    await asyncio.sleep(2.0)
-    runs = []
-    for i in range(phases):
-        run = await bench.broadcast_phase(f"w2-{i}", m.w2_broadcasts, 60.0)
-        bench.say(f"W2 phase {i}: {run['cpu_us_per_msg']:.2f} us/msg, "
-                  f"{run['msgs_per_s']:,.0f} msgs/s, p99 {run['latency']['p99_ms']:.1f} ms")
-        runs.append({k: v for k, v in run.items() if k != "latency_quantiles"})
-    return runs
+__all__ = ["summarize", "abba", "micro", "main"]
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -45,26 +29,31 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
 async def abba(mode: Mode, tmp: str, clock: Clock, order: tuple[str, str], over: str,
                rounds: int, phases: int,
                extra: Callable[[str, int], tuple[str, ...]]) -> dict[str, Any]:
-    """Runs W2 phases on this product started per setting (options extra(setting, round)), the
-    order reversed every other round; the ratio is `over`'s median to the other's."""
-    under, out = order[1] if over == order[0] else order[0], []
-    for r in range(rounds):
-        row: dict[str, Any] = {"order": list(order if r % 2 == 0 else order[::-1])}
-        for setting in row["order"]:
-            os.makedirs(path := os.path.join(tmp, f"{setting}-{r}"))
-            bench = Bench("product", mode, path, clock, time.monotonic() + 600,
-                          extra_args=extra(setting, r))
-            try:
-                runs = await measure(bench, phases)
-            finally:
-                await bench.stop()
-            row[setting] = {"phases": runs, **summarize(runs)}
-            bench.say(f"{setting}: {row[setting]['cpu_us_per_msg']:.2f} us/msg")
-        row["ratio"] = row[over]["cpu_us_per_msg"] / row[under]["cpu_us_per_msg"]
-        out.append(row)
-    a, b = (statistics.median(row[k]["cpu_us_per_msg"] for row in out) for k in (over, under))
-    return {"rounds": out, f"cpu_us_per_msg_{over}": a, f"cpu_us_per_msg_{under}": b,
-            "ratio": a / b}
+    """Runs `phases` W2 phases on this product started per setting (options extra(setting,
+    round)) in ABBA rounds; the ratio is `over`'s CPU per message to the other's."""
+
+    async def one(setting: str, r: int, path: str) -> dict[str, Any]:
+        """Starts the product, connects the mode's clients and runs the W2 phases."""
+        bench = Bench("product", mode, path, clock, time.monotonic() + 600,
+                      extra_args=extra(setting, r))
+        runs = []
+        try:
+            await bench.start()
+            c = await bench.pool.connect(bench.port, bench.tokens(), mode.connections,
+                                         timeout=120.0)
+            bench.say(f"{c['ok']} connected, {c['failed']} failed")
+            await asyncio.sleep(2.0)
+            for i in range(phases):
+                run = await bench.broadcast_phase(f"w2-{i}", mode.w2_broadcasts, 60.0)
+                bench.say(f"W2 phase {i}: {run['cpu_us_per_msg']:.2f} us/msg, "
+                          f"{run['msgs_per_s']:,.0f} msgs/s, p99 {run['latency']['p99_ms']:.1f} ms")
+                runs.append({k: v for k, v in run.items() if k != "latency_quantiles"})
+        finally:
+            await bench.stop()
+        bench.say(f"{setting}: {summarize(runs)['cpu_us_per_msg']:.2f} us/msg")
+        return {"phases": runs, **summarize(runs)}
+
+    return await alternate(tmp, order, over, rounds, "cpu_us_per_msg", one)
 
 
 def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> dict[str, float]:
