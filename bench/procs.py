@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.modes import CLIENT_CORE, NOFILE, ROOT, SOURCES
 from bench.stats import add_counts, proc_cpu_seconds
+from localcluster.procs import port_open
 
 __all__ = ["pin", "prepare_process", "Proc", "Worker", "Pool"]
 
@@ -79,12 +80,9 @@ class Proc:
         for _ in range(300):
             if self.proc is None or self.proc.returncode is not None:
                 raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
+            if port_open("127.0.0.1", port):
                 return
-            except OSError:
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)
         raise RuntimeError(f"{self.name} did not listen on {port}")
 
     async def stop(self, grace: float = 8.0) -> None:
@@ -202,23 +200,21 @@ class Pool:
                 total += proc_cpu_seconds(w.pid)
         return total
 
-    def shares(self, count: int, items: list[Any], offset: int = 0) -> list[tuple[Worker, list]]:
-        """Splits count clients over the workers, each with its clients' items."""
+    def shares(self, count: int, offset: int = 0) -> list[tuple[Worker, range]]:
+        """Splits clients offset .. offset + count - 1 over the workers, in order."""
         n, out, start = len(self.workers), [], offset
         for i, w in enumerate(self.workers):
             k = count // n + (i < count % n)
-            out.append((w, [items[(start + j) % len(items)] for j in range(k)]))
+            out.append((w, range(start, start + k)))
             start += k
         return [(w, part) for w, part in out if part]
 
     async def connect(self, port: int, tokens: list[str], count: int, offset: int = 0,
                       timeout: float = 120.0, rooms: list[str] | None = None,
                       **options: Any) -> dict[str, Any]:
-        """Opens count connections spread over the workers (room clients with rooms, one per
-        client like tokens); options go to bench/loadgen's connect command."""
-        indexes = list(range(max(len(tokens), len(rooms or ()))))
+        """Opens count connections (room clients with rooms); options go to loadgen's connect."""
         calls = []
-        for w, mine in self.shares(count, indexes, offset):
+        for w, mine in self.shares(count, offset):
             cmd = {"cmd": "connect", "host": "127.0.0.1", "port": port, "count": len(mine),
                    "tokens": [tokens[i % len(tokens)] for i in mine], "sources": SOURCES,
                    "concurrency": 32, "timeout": timeout, "small_rcvbuf_every": 50, **options}

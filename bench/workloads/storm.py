@@ -59,9 +59,10 @@ async def connect_storm(pool: Pool, port: int, tokens: list[str], count: int,
     """Opens count storm clients to port, spread over the workers; returns the counts."""
     began, total = time.monotonic(), {"ok": 0, "errors": {}}
     for reply in await asyncio.gather(*(w.call({
-            "cmd": "storm_connect", "host": "127.0.0.1", "port": port, "tokens": mine,
-            "sources": SOURCES, "seed": seed + i, "base": 0.2, "cap": 2.0, "concurrency": 32,
-            "timeout": 120}, 180) for i, (w, mine) in enumerate(pool.shares(count, tokens)))):
+            "cmd": "storm_connect", "host": "127.0.0.1", "port": port, "sources": SOURCES,
+            "tokens": [tokens[k % len(tokens)] for k in mine], "seed": seed + i, "base": 0.2,
+            "cap": 2.0, "concurrency": 32, "timeout": 120}, 180)
+            for i, (w, mine) in enumerate(pool.shares(count)))):
         add_counts(total, reply)
     return {"ok": total["ok"], "errors": total["errors"], "wall_s": time.monotonic() - began}
 
