@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from bench.triggers import PeerTrigger, ProductTrigger
 from localcluster.procs import free_port
 
 __all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "product_argv", "ServerRun",
-           "run_guarded", "failure"]
+           "guarded", "run_guarded"]
 
 BENCH_PASSWORD = "bench-password-1"
 
@@ -103,9 +104,13 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: s
                   target_id=people[t].id, admin_token=tokens[a], api_key=api_key)
 
 
-def failure(exc: BaseException) -> str:
-    """Returns how a failed step is reported."""
-    return f"{type(exc).__name__}: {exc}"
+async def guarded(step: Awaitable[dict[str, Any]], label: str, clock: Clock) -> dict[str, Any]:
+    """Returns step's result or, when it fails, {"error": why}: a failed step is not fatal."""
+    try:
+        return await step
+    except Exception as exc:  # noqa: BLE001 - reported in the results
+        clock.say(f"{label}: FAILED {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 class ServerRun:
@@ -209,11 +214,8 @@ class ServerRun:
 
 
 async def run_guarded(bench: Any, label: str) -> dict[str, Any]:
-    """Runs and stops bench; a failure is reported in its result, not raised."""
+    """Runs and stops bench; a failure is reported with what it had measured, not raised."""
     try:
-        return await bench.run()
-    except Exception as exc:  # noqa: BLE001 - a failed server is reported, not fatal
-        bench.clock.say(f"{label}: FAILED {failure(exc)}")
-        return {**bench.result, "error": failure(exc)}
+        return {**bench.result, **await guarded(bench.run(), label, bench.clock)}
     finally:
         await bench.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from array import array
@@ -128,7 +129,7 @@ class Storm:
         self.worker = worker
         self.host, self.port = cmd["host"], int(cmd["port"])
         self.base, self.cap = float(cmd.get("base", 0.2)), float(cmd.get("cap", 2.0))
-        self.rng = random.Random(int(cmd.get("seed", 0)))
+        self.rng = random.Random(int(cmd.get("seed", 0)) ^ os.getpid())
         sources = cmd.get("sources") or ["127.0.0.2"]
         self.states = [StormState(t, sources[i % len(sources)])
                        for i, t in enumerate(cmd["tokens"])]

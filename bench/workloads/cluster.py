@@ -14,10 +14,10 @@ from typing import Any
 from bench.modes import CLIENT_CORE, SECRET, TOKEN_TTL, Clock, Mode
 from bench.phases import Phases
 from bench.procs import Pool, pin
-from bench.server import failure, seed
+from bench.server import guarded, seed
 from bench.triggers import ProductTrigger
 from bench.workloads.overhead import abba
-from bench.workloads.storm import Publisher, check_clients, connect_storm, wait_status
+from bench.workloads.storm import Publisher, check_clients, wait_status
 from localcluster.procs import free_port
 
 __all__ = ["ClusterBench", "POSTGRES_ADMIN"]
@@ -71,11 +71,7 @@ class ClusterBench:
         try:
             for name, step in (("broker_cost", self.c1), ("two_nodes", self.c2),
                                ("kill_node", self.c3)):
-                try:
-                    self.result[name] = await step()
-                except Exception as exc:  # noqa: BLE001 - a failed step is reported, not fatal
-                    self.say(f"{name}: FAILED {failure(exc)}")
-                    self.result[name] = {"error": failure(exc)}
+                self.result[name] = await guarded(step(), f"cluster: {name}", self.clock)
         finally:
             await self.stop()
         return self.result
@@ -177,7 +173,8 @@ class ClusterBench:
         pin(self.nginx.child.pid, CLIENT_CORE)
         pool = Pool([w for node in self.nodes for w in node.pool.workers])
         seeded = self.nodes[0].seeded
-        c = await connect_storm(pool, port, seeded.user_tokens, m.cluster_kill_clients, 31)
+        c = await pool.connect(port, seeded.user_tokens, m.cluster_kill_clients,
+                               cmd="storm_connect", seed=31)
         ok, errors = c["ok"], c["errors"]
         self.say(f"C3 {ok} clients through nginx {errors}")
         if errors:

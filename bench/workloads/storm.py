@@ -10,14 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.modes import SOURCES
 from bench.phases import Phases
 from bench.procs import Pool
-from bench.stats import add_counts, percentile
+from bench.stats import percentile
 from bench.triggers import ProductTrigger
 
-__all__ = ["StormBench", "Publisher", "connect_storm", "wait_status", "check_clients",
-           "storm_figures", "peak_rate"]
+__all__ = ["StormBench", "Publisher", "wait_status", "check_clients", "storm_figures", "peak_rate"]
 
 
 class Publisher:
@@ -52,19 +50,6 @@ class Publisher:
         if self.task is not None:
             await self.task
         await self.trigger.close()
-
-
-async def connect_storm(pool: Pool, port: int, tokens: list[str], count: int,
-                        seed: int) -> dict[str, Any]:
-    """Opens count storm clients to port, spread over the workers; returns the counts."""
-    began, total = time.monotonic(), {"ok": 0, "errors": {}}
-    for reply in await asyncio.gather(*(w.call({
-            "cmd": "storm_connect", "host": "127.0.0.1", "port": port, "sources": SOURCES,
-            "tokens": [tokens[k % len(tokens)] for k in mine], "seed": seed + i, "base": 0.2,
-            "cap": 2.0, "concurrency": 32, "timeout": 120}, 180)
-            for i, (w, mine) in enumerate(pool.shares(count)))):
-        add_counts(total, reply)
-    return {"ok": total["ok"], "errors": total["errors"], "wall_s": time.monotonic() - began}
 
 
 async def wait_status(pool: Pool, cut: float, timeout: float,
@@ -122,7 +107,8 @@ class StormBench(Phases):
         m, res = self.mode, self.result
         await self.start(users=max(1, m.storm_clients // m.tabs), trigger=False)
         self.say(f"S1 connecting {m.storm_clients} feed clients")
-        c = await connect_storm(self.pool, self.port, self.seeded.user_tokens, m.storm_clients, 11)
+        c = await self.pool.connect(self.port, self.seeded.user_tokens, m.storm_clients,
+                                    cmd="storm_connect", seed=11)
         ok = c["ok"]
         res.update(clients=ok, connect_wall_s=c["wall_s"], connect_errors=c["errors"])
         self.say(f"S1 {ok} connected in {c['wall_s']:.1f} s {c['errors']}")

@@ -14,7 +14,7 @@ from typing import Any
 from bench import cli
 from bench.modes import Clock, Mode
 from bench.phases import Phases
-from bench.server import failure
+from bench.server import guarded
 from bench.stats import medians
 from bench.triggers import PeerTrigger
 
@@ -137,11 +137,8 @@ async def run_wire(mode: Mode, tmp: str, clock: Clock, servers: tuple[str, ...] 
                            "payload_bytes": {k: len(v) for k, v in PAYLOADS.items()}, "servers": {}}
     for name in servers:
         clock.say(f"wire formats: {name}")
-        try:
-            out["servers"][name] = await measure_server(name, mode, tmp, clock, rounds, phases)
-        except Exception as exc:  # noqa: BLE001 - a failed server is reported, not fatal
-            clock.say(f"wire {name}: FAILED {failure(exc)}")
-            out["servers"][name] = {"error": failure(exc)}
+        out["servers"][name] = await guarded(measure_server(name, mode, tmp, clock, rounds,
+                                                            phases), f"wire {name}", clock)
     out["micro"] = await asyncio.to_thread(micro)
     return out
 
