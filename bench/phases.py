@@ -124,7 +124,11 @@ class Phases(ServerRun):
 
     async def cpu_rounds(self, unit: str, rounds: int, per_round: int,
                          one: Callable[[int, int], Awaitable[None]]) -> dict[str, Any]:
-        """Runs one(round, i) in rounds; returns the CPU and wall time per call."""
+        """Runs one(round, i) 5 times to warm up, then in rounds; the CPU and wall time per call."""
+        for i in range(5):
+            await one(-1, i)
+        await asyncio.sleep(0.3)
+        await self.pool.all({"cmd": "reset"})
         proc_us, loop_us, wall_ms = [], [], []
         for r in range(rounds):
             cpu0, loop0 = proc_runtime_seconds(self.server.pid), self.loop_cpu()
@@ -139,6 +143,14 @@ class Phases(ServerRun):
                 f"cpu_us_per_{unit}_rounds": proc_us, f"loop_cpu_us_per_{unit}_rounds": loop_us,
                 f"wall_ms_per_{unit}": statistics.median(wall_ms)}
 
+    def compare(self, name: str, unit: str, w: dict[str, Any]) -> None:
+        """Adds the many/few ratios of w's CPU per unit (IOLoop thread, process) and says them."""
+        loop, proc = f"loop_cpu_us_per_{unit}", f"cpu_us_per_{unit}"
+        few, many = w["few"], w["many"]
+        w.update(ratio=many[loop] / few[loop], ratio_process=many[proc] / few[proc])
+        self.say(f"{name} per {unit}: loop {few[loop]:.0f} -> {many[loop]:.0f} us (ratio "
+                 f"{w['ratio']:.2f}); process {w['ratio_process']:.2f}x")
+
     async def targeted(self, label: str) -> dict[str, Any]:
         """PATCH /api/v1/users/me as the target user (3 tabs open) in 3 rounds; the server's
         CPU per send, whole process and IOLoop thread alone (medians of the rounds)."""
@@ -148,17 +160,13 @@ class Phases(ServerRun):
         headers = {"Authorization": f"Bearer {self.seeded.target_token}", **JSON_BODY}
         url = f"http://127.0.0.1:{self.port}/api/v1/users/me"
 
-        async def patch(r: int | str, i: int) -> None:
+        async def patch(r: int, i: int) -> None:
             """Renames the target user once."""
             await http.fetch(url, method="PATCH", headers=headers,
                              body=json.dumps({"name": f"Target {label} {r} {i}"}))
 
         per_round = max(1, self.mode.w3_sends // 3)
         try:
-            for i in range(5):
-                await patch("warm-up", i)
-            await asyncio.sleep(0.3)
-            await self.pool.all({"cmd": "reset"})
             out = await self.cpu_rounds("send", 3, per_round, patch)
         finally:
             http.close()

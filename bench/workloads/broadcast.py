@@ -33,14 +33,13 @@ class Bench(Phases):
         m, product, wl = self.mode, self.name == "product", self.result["workloads"]
         await self.start()
         rss_base = self.rss()
-        connected, few = 0, None
+        connected = 0
         if product:
             self.say(f"W3 with {m.w3_few} bystanders: {m.w3_sends} sends to one user's 3 tabs")
             await self.pool.connect(self.port, [self.seeded.target_token], 3, small_rcvbuf_every=0)
             connected = (await self.pool.connect(self.port, self.tokens(), m.w3_few))["ok"]
             await asyncio.sleep(1.0)
-            few = await self.targeted("few")
-            wl["W3"] = {"few": few, "bystanders_few": connected}
+            wl["W3"] = {"few": await self.targeted("few"), "bystanders_few": connected}
         rest = m.connections - connected
         self.say(f"W1 connecting {rest} clients")
         cpu0 = self.cpu()
@@ -69,7 +68,9 @@ class Bench(Phases):
             self.say(f"burst: {b['delivered']} of {b['expected']} delivered, "
                      f"{b['cpu_us_per_msg'] or 0:.2f} us CPU per delivered event")
         if product:
-            await self.w3(st["open"] - 3, few)
+            self.say(f"W3 with {st['open'] - 3} bystanders: {m.w3_sends} sends")
+            wl["W3"].update(many=await self.targeted("many"), bystanders_many=st["open"] - 3)
+            self.compare("W3", "send", wl["W3"])
             api = wl["API1"] = await self.notify(m.w3_sends * 4)
             self.say(f"API1 server API notify with {st['open']} open: "
                      f"{api['requests_per_s']:.0f} req/s, p99 {api['p99_ms']:.1f} ms, "
@@ -114,18 +115,6 @@ class Bench(Phases):
         return {"bursts": done, "events_per_burst": per_burst, "recipients_per_event": recipients,
                 "expected": done * per_burst * recipients,
                 **await self.figures(mark, st, mark[2], "burst")}
-
-    async def w3(self, bystanders: int, few: dict[str, Any]) -> None:
-        """Runs W3 with every client connected and compares it with the few-bystander run."""
-        self.say(f"W3 with {bystanders} bystanders: {self.mode.w3_sends} sends")
-        many = await self.targeted("many")
-        w3 = self.result["workloads"]["W3"]
-        w3.update(many=many, bystanders_many=bystanders,
-                  ratio=many["loop_cpu_us_per_send"] / few["loop_cpu_us_per_send"],
-                  ratio_process=many["cpu_us_per_send"] / few["cpu_us_per_send"])
-        self.say(f"W3 per send: loop {few['loop_cpu_us_per_send']:.0f} us -> "
-                 f"{many['loop_cpu_us_per_send']:.0f} us (ratio {w3['ratio']:.2f}); process "
-                 f"ratio {w3['ratio_process']:.2f}")
 
     async def w4(self) -> None:
         """Runs W4: broadcasts while the small-buffer clients stop reading."""

@@ -70,13 +70,8 @@ class RoomsBench(Phases):
             await asyncio.sleep(2.0)
             self.say(f"R2 with {connected} bystanders: {m.iso_sends} publishes")
             iso.update(many=await self.probe(), bystanders_many=connected)
-            few, many = iso["few"], iso["many"]
-            iso["ratio"] = many["loop_cpu_us_per_publish"] / few["loop_cpu_us_per_publish"]
-            iso["ratio_process"] = many["cpu_us_per_publish"] / few["cpu_us_per_publish"]
+            self.compare("R2", "publish", iso)
             wl["R2"] = iso
-            self.say(f"R2 per publish: loop {few['loop_cpu_us_per_publish']:.0f} -> "
-                     f"{many['loop_cpu_us_per_publish']:.0f} us (ratio {iso['ratio']:.2f}); "
-                     f"process {iso['ratio_process']:.2f}x")
         return self.result
 
     async def join(self, rooms: list[str], count: int, offset: int) -> dict[str, Any]:
@@ -112,9 +107,6 @@ class RoomsBench(Phases):
                 tabs.append(await asyncio.wait_for(websocket_connect(url), 10))
                 send(tabs[-1], "subscribe", {"channel": channel})
                 await _read_until(tabs[-1], "reply")
-            for _ in range(5):  # warm-up
-                await one()
-            await asyncio.sleep(0.3)
             per_round = max(1, self.mode.iso_sends // rounds)
             out = await self.cpu_rounds("publish", rounds, per_round, one)
         finally:
