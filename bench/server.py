@@ -96,12 +96,10 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: s
     database.close()
     tokens = [issuer.issue_access(u.id, u.role, u.token_version, s["id"])
               for u, s in zip(people, sessions, strict=True)]
-    by_email = {u.email: i for i, u in enumerate(people)}
-    t, a = by_email["target@example.com"], by_email["admin@example.com"]
-    plain = [i for i, u in enumerate(people) if u.email.startswith("bench")]
-    return Seeded(user_tokens=[tokens[i] for i in plain],
-                  user_emails=[people[i].email for i in plain], target_token=tokens[t],
-                  target_id=people[t].id, admin_token=tokens[a], api_key=api_key)
+    # The database is new: its users are in the rows' order, the target and the admin last.
+    return Seeded(user_tokens=tokens[:users], user_emails=[u.email for u in people[:users]],
+                  target_token=tokens[users], target_id=people[users].id,
+                  admin_token=tokens[users + 1], api_key=api_key)
 
 
 async def guarded(step: Awaitable[dict[str, Any]], label: str, clock: Clock) -> dict[str, Any]:

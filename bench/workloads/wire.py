@@ -16,7 +16,7 @@ from bench.modes import Clock, Mode
 from bench.phases import Phases
 from bench.server import guarded
 from bench.stats import medians
-from bench.triggers import PeerTrigger
+from bench.triggers import PeerTrigger, alert_data
 
 __all__ = ["VARIANTS", "PAYLOADS", "SERVERS", "run_wire", "micro", "main"]
 
@@ -41,11 +41,8 @@ _WORDS = ("order", "shipped", "user", "room", "message", "status", "pending", "d
 
 def pad_text(size: int) -> str:
     """Returns size bytes of word-like text (compresses about like JSON prose does)."""
-    rng = random.Random(7)
-    words: list[str] = []
-    while sum(len(w) + 1 for w in words) < size:
-        words.append(rng.choice(_WORDS) + str(rng.randrange(100)))
-    return " ".join(words)[:size]
+    rng = random.Random(7)  # size words are more than enough: each has 2 characters or more
+    return " ".join(rng.choice(_WORDS) + str(rng.randrange(100)) for _ in range(size))[:size]
 
 
 PAYLOADS = {"w2": "", "1k": pad_text(1024)}
@@ -119,9 +116,7 @@ def micro(repeat: int = 2000) -> dict[str, dict[str, float]]:
              "protobuf+deflate": PROTOBUF | DEFLATE, "sse": SSE}
     out: dict[str, dict[str, float]] = {}
     for size, pad in PAYLOADS.items():
-        metadata = {"pad": pad, "seq": 1, "t": 1.0} if pad else {"seq": 1, "t": 1.0}
-        data = {"message": "bench", "priority": "normal", "metadata": metadata, "sent_by": 1}
-        out[size] = {}
+        data, out[size] = alert_data(1, pad), {}
         for name, variant in flags.items():
             def make(variant: int = variant, data: dict[str, Any] = data) -> None:
                 """Encodes and frames the alert from scratch."""
