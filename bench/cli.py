@@ -1,6 +1,5 @@
-"""The command line every benchmark entry point shares: sizes, where the results and the docs
-go, the machine's description, and how a report is saved, printed and written into
-docs/benchmarks.md."""
+"""The command line every benchmark entry point shares, the machine's description, and how a
+report is saved, printed and written into docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -27,8 +26,7 @@ Measure = Callable[[argparse.Namespace, Mode, Clock, str], Awaitable[dict[str, A
 
 
 def parser(description: str, micro: str = "") -> argparse.ArgumentParser:
-    """Returns a parser with the options every entry point takes (and --micro, when micro says
-    what it times); each adds its own."""
+    """Returns a parser with every entry point's options (and --micro if micro names a timing)."""
     p = argparse.ArgumentParser(description=description)
     if micro:
         p.add_argument("--micro", action="store_true", help=f"only time {micro} in-process")

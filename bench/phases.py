@@ -66,8 +66,7 @@ class Phases(ServerRun):
     async def broadcast_phase(self, tag: str, count: int, max_seconds: float, pad: str = "",
                               during: Callable[[asyncio.Event], Awaitable[Any]] | None = None,
                               rss_samples: list | None = None, window: int = 1) -> dict[str, Any]:
-        """Sends up to count alerts, at most window unacknowledged, while `during` runs alongside;
-        waits until the clients have them all and measures."""
+        """Sends up to count alerts, window at a time, while `during` runs; measures the receipt."""
         await self.pool.all({"cmd": "reset"})
         recipients = (await self.pool.stats())["open_recording"]
         side_done = asyncio.Event()
@@ -152,8 +151,7 @@ class Phases(ServerRun):
                  f"{w['ratio']:.2f}); process {w['ratio_process']:.2f}x")
 
     async def targeted(self, label: str) -> dict[str, Any]:
-        """PATCH /api/v1/users/me as the target user (3 tabs open) in 3 rounds; the server's
-        CPU per send, whole process and IOLoop thread alone (medians of the rounds)."""
+        """W3: renames the target user (3 tabs open) in 3 rounds; the server's CPU per send."""
         from tornado.httpclient import AsyncHTTPClient
 
         http = AsyncHTTPClient(force_instance=True)
@@ -205,8 +203,7 @@ class Phases(ServerRun):
         return times, failed
 
     async def notify(self, requests: int, concurrency: int = 8) -> dict[str, Any]:
-        """POST /api/v1/server/notify to the target user (3 tabs), `concurrency` at a time:
-        requests/s, request latency and the server's CPU per request, every socket open."""
+        """API1: server notifications to the target user's 3 tabs; rate, latency, CPU each."""
         body = json.dumps({"type": "app.bench", "data": {"n": 1},
                            "user_id": self.seeded.target_id})
         await self.pool.all({"cmd": "reset"})

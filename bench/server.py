@@ -66,8 +66,7 @@ def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
 
 def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: str = "",
          rooms: list[str] | tuple[str, ...] = ()) -> Seeded:
-    """Creates users, a target user, an admin and rooms in SQLite in data_dir (or database_url);
-    returns tokens minted with the server's own issuer (the password hashed once)."""
+    """Creates users, a target user, an admin and rooms (SQLite in data_dir, or database_url)."""
     from auth.apikeys import SCOPES
     from auth.jwt import TokenIssuer
     from auth.passwords import hash_password

@@ -1,5 +1,4 @@
-"""Pure helpers (percentiles, latency summaries, medians, counters, /proc parsing) and the
-small /proc readers."""
+"""Pure helpers (percentiles, latency summaries, medians, counters) and the /proc readers."""
 
 from __future__ import annotations
 

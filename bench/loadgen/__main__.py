@@ -1,6 +1,5 @@
-"""One load-generator process: holds thousands of clients and answers JSON-line commands on
-stdin (connect, stats, reset, dump, pause, resume, close_all, exit, rooms_*, storm_*) with one
-JSON line each; it exits on stdin EOF (parent gone), on `exit`, or after --max-seconds."""
+"""One load-generator process: holds thousands of clients and answers each JSON-line command on
+stdin with a JSON line; exits on stdin EOF (parent gone), on `exit`, or after --max-seconds."""
 
 from __future__ import annotations
 

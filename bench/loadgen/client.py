@@ -40,8 +40,7 @@ class Stats:
 
 
 class Client(asyncio.Protocol):
-    """One WebSocket client: handshake, frame parsing, pongs. Binary (protobuf) frames count like
-    text ones; RSV1 frames are inflated when the server agreed to permessage-deflate."""
+    """One WebSocket client: handshake, frames (binary like text, RSV1 ones inflated), pongs."""
 
     __slots__ = ("stats", "request", "transport", "buf", "upgraded", "ready", "open", "record",
                  "paused", "small", "inflater")
@@ -152,8 +151,7 @@ class Client(asyncio.Protocol):
 
 
 class SseClient(Client):
-    """One Server-Sent Events listener: the response head, then events split at blank lines,
-    each counted (and timed) by the send timestamp in its data line, as a frame is."""
+    """One Server-Sent Events listener: each event counted and timed as a frame is."""
 
     __slots__ = ()
     OK_STATUS = b" 200 "

@@ -1,6 +1,5 @@
 """Storm clients of the load generator: feed clients that resume with since/epoch after a cut
-and check the order of what they got (frames scanned with bytes.find, only the welcome is
-decoded). Commands: storm_connect, storm_status, storm_check, storm_stop."""
+and check what they got (frames scanned with bytes.find, only the welcome decoded)."""
 
 from __future__ import annotations
 

@@ -105,15 +105,15 @@ def cluster_section(results: dict[str, Any], json_name: str, images: Any = None)
     return "\n".join(out + [targets_table(targets.cluster_targets(results))]).rstrip()
 
 
-def wire_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+def wire_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the wire formats' section: every variant's cell beside the websockets peer's."""
     servers = report["servers"]
     cells = {name: s for name, s in servers.items() if "error" not in s}
     rows = []
     for size in report["payload_bytes"]:
         for variant in VARIANTS:
-            pair = [cells.get(n, {}).get(variant, {}).get(size) for n in ("product", "websockets")]
-            p, w = pair
+            p, w = pair = [cells.get(n, {}).get(variant, {}).get(size)
+                           for n in ("product", "websockets")]
             rows.append([PAYLOADS.get(size, size), variant,
                          *(fmt(c and c["cpu_us_per_msg"], 2) for c in pair),
                          fmt(p["cpu_us_per_msg"] / w["cpu_us_per_msg"] if p and w else None, 2),
@@ -150,7 +150,7 @@ def wire_section(report: dict[str, Any], json_name: str, images: Any = None) -> 
                  micro)])
 
 
-def overhead_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+def overhead_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the metrics-overhead section: W2 with --metrics on and off, round by round."""
     ratios = [r["ratio"] for r in report["rounds"]]
     out = ["## Metrics overhead (W2, `--metrics` on vs off)", "",
@@ -173,7 +173,7 @@ def overhead_section(report: dict[str, Any], json_name: str, images: Any = None)
     return "\n".join(out)
 
 
-def paired_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+def paired_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the paired rounds' section: medians, ratios to the peer, and every round."""
     names, peer = report["servers"], report["peer"]
     h, b = report["handshake"], report["broadcast"]
@@ -196,7 +196,7 @@ def paired_section(report: dict[str, Any], json_name: str, images: Any = None) -
         rounds[1]])
 
 
-def hooks_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+def hooks_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the publish hook's section: R1 with the hook off and on, round by round."""
     rows = [[str(i + 1), ", ".join(r["order"]), *(fmt(r[s].get(k), d) for k, d in (
         ("cpu_us_per_publish", 0), ("p99_ms", 1), ("published", 0)) for s in ("off", "on")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bench.report.format import field, fmt, number
@@ -46,6 +47,11 @@ def _target(tid: str, name: str, value: float | None, limit: float, op: str = "<
     return out
 
 
+def _at(servers: dict[str, Any], name: str, *path: str) -> float | None:
+    """Returns server name's number at workloads/path, or None."""
+    return number(field(servers, name, "workloads", *path))
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     """Returns a / b, or None when either is missing or zero."""
     return a / b if a and b else None
@@ -56,18 +62,9 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     servers = results.get("servers", {})
     if not servers:
         return []
-    prod, ws = servers.get("product", {}), servers.get("websockets", {})
-
-    def p(*path: str) -> float | None:
-        """Returns the product's number at workloads/path."""
-        return number(field(prod, "workloads", *path))
-
-    def w(*path: str) -> float | None:
-        """Returns the websockets peer's number at workloads/path."""
-        return number(field(ws, "workloads", *path))
-
+    p, w = (functools.partial(_at, servers, name) for name in ("product", "websockets"))
     cpu, ws_cpu = p("W2", "cpu_us_per_msg"), w("W2", "cpu_us_per_msg")
-    floor = number(field(servers, "floor", "workloads", "W2", "cpu_us_per_msg"))
+    floor = _at(servers, "floor", "W2", "cpu_us_per_msg")
     p99, growth, paused = p("W2", "latency", "p99_ms"), p("W4", "rss_growth_kib"), p("W4", "paused")
     vs = f"{fmt(cpu, 2)} us vs {fmt(ws_cpu, 2)} us"
     return [
@@ -119,15 +116,15 @@ def room_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     rooms = results.get("rooms")
     if not rooms:
         return []
-    cpu = number(field(rooms, "product", "workloads", "R1", "cpu_us_per_msg"))
+    cpu = _at(rooms, "product", "R1", "cpu_us_per_msg")
     out = []
     for peer, name in (("socketio", "python-socketio"), ("socketio-node", "Node socket.io")):
-        other = number(field(rooms, peer, "workloads", "R1", "cpu_us_per_msg"))
+        other = _at(rooms, peer, "R1", "cpu_us_per_msg")
         out.append(_target(f"rooms_cpu_vs_{peer.replace('-', '_')}",
                            f"R1 CPU per room delivery vs {name}", _ratio(cpu, other), 1.0,
                            detail=f"{fmt(cpu, 2)} us vs {fmt(other, 2)} us"))
-    out.append(_target("rooms_p99", "R1 p99 publish-to-delivery latency (ms)", number(
-        field(rooms, "product", "workloads", "R1", "latency", "p99_ms")), 200.0, "<"))
+    out.append(_target("rooms_p99", "R1 p99 publish-to-delivery latency (ms)",
+                       _at(rooms, "product", "R1", "latency", "p99_ms"), 200.0, "<"))
     r2 = field(rooms, "product", "workloads", "R2") or {}
     out.append(_target(
         "rooms_isolation", "R2 per-publish IOLoop CPU, 10k vs 10 sockets in other rooms",

@@ -1,7 +1,6 @@
-"""W1-W5 and the burst against one server, in order: W3 with few bystanders (product), W1 idle
-connections, W2 broadcasts, the burst (K alerts to every connection in one IOLoop iteration:
-the product's from its outbox in one drain of the relay, a peer's from one control message),
-W3 with every client connected and W5 a login storm (product), W4 slow consumers."""
+"""W1-W5 and the burst against one server. A burst is K alerts to every connection in one
+IOLoop iteration: the product's from its outbox in one drain of the relay, a peer's from one
+control message."""
 
 from __future__ import annotations
 

@@ -29,8 +29,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
 async def abba(mode: Mode, tmp: str, clock: Clock, order: tuple[str, str], over: str,
                rounds: int, phases: int,
                extra: Callable[[str, int], tuple[str, ...]]) -> dict[str, Any]:
-    """Runs `phases` W2 phases on this product started per setting (options extra(setting,
-    round)) in ABBA rounds; the ratio is `over`'s CPU per message to the other's."""
+    """Runs W2 phases on this product started per setting (options extra(setting, round))."""
 
     async def one(setting: str, r: int, path: str) -> dict[str, Any]:
         """Starts the product, connects the mode's clients and runs the W2 phases."""

@@ -1,6 +1,5 @@
 """The reconnect storm (S1): every client cut by a clean restart of this product resumes with
-since/epoch while alerts flow, then each client's numbers are checked. C3 reuses the
-publisher, the status wait and the check."""
+since/epoch while alerts flow, then each client's numbers are checked (C3 reuses the parts)."""
 
 from __future__ import annotations
 
