@@ -65,7 +65,7 @@ class Phases(ServerRun):
 
     async def broadcast_phase(self, tag: str, count: int, max_seconds: float, pad: str = "",
                               during: Callable[[asyncio.Event], Awaitable[Any]] | None = None,
-                              rss_samples: list | None = None, window: int = 1) -> dict[str, Any]:
+                              window: int = 1) -> dict[str, Any]:
         """Sends up to count alerts, window at a time, while `during` runs; measures the receipt."""
         await self.pool.all({"cmd": "reset"})
         recipients = (await self.pool.stats())["open_recording"]
@@ -75,8 +75,6 @@ class Phases(ServerRun):
             await asyncio.sleep(0.5)  # let the side load get going before the first alert
         mark = self.mark()
         stop_at = time.monotonic() + min(max_seconds, max(5.0, self.time_left() - 30))
-        sampler = (asyncio.ensure_future(self._sample_rss(rss_samples, mark[2]))
-                   if rss_samples is not None else None)
         sent, inflight = 0, set()
         try:
             for seq in range(count):
@@ -95,10 +93,6 @@ class Phases(ServerRun):
         finally:
             side_done.set()
             side_result = await side if side is not None else None
-            if sampler is not None:
-                sampler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampler
         out = {"broadcasts": sent, "broadcasts_planned": count, "window": window,
                "recipients_per_broadcast": recipients, "expected": sent * recipients,
                "send_wall_s": sent_done - mark[2], **await self.figures(mark, st, sent_done, tag)}
@@ -106,12 +100,15 @@ class Phases(ServerRun):
             out["side"] = side_result
         return out
 
-    async def _sample_rss(self, samples: list, began: float) -> None:
-        """Appends [seconds since began, server RSS KiB] every 250 ms until cancelled."""
-        while True:
+    async def peak_rss(self, done: asyncio.Event) -> int:
+        """Returns the server's largest RSS in KiB, read every 250 ms until done is set."""
+        peak = self.rss()
+        while not done.is_set():
             with contextlib.suppress(OSError):
-                samples.append([round(time.time() - began, 3), self.rss()])
-            await asyncio.sleep(0.25)
+                peak = max(peak, self.rss())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.25)
+        return peak
 
     async def dropped(self) -> int:
         """Slow consumers the server closed: its own counter (product) or closes seen (peers)."""

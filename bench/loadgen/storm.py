@@ -12,6 +12,7 @@ from array import array
 from typing import Any
 
 from bench.loadgen.client import Client, Stats, bounded, open_client, upgrade_request
+from bench.stats import add_counts
 
 __all__ = ["StormState", "StormClient", "Storm", "check_sequence", "parse_int_after",
            "handle_storm"]
@@ -179,22 +180,18 @@ class Storm:
 
     def check(self, acked: set[int], cut: float) -> dict[str, Any]:
         """Returns every client's sequence check and recovery figures, summed."""
-        counted = ("gaps", "duplicates", "out_of_order", "received", "clients_with_gaps",
-                   "clients_with_duplicates", "recovered", "not_recovered", "missed", "replayed",
-                   "attempts", "never_connected")
-        out: dict[str, Any] = {"clients": len(self.states), "recovery_s": [], "resumed_at": [],
-                               **dict.fromkeys(counted, 0)}
+        kept = ("recovered", "not_recovered", "missed", "replayed", "attempts")
+        out: dict[str, Any] = {"clients": len(self.states), "never_connected": 0, **dict.fromkeys(
+            ("gaps", "duplicates", "out_of_order", "received", "clients_with_gaps",
+             "clients_with_duplicates", *kept), 0), "recovery_s": [], "resumed_at": []}
         for s in self.states:
             if not s.epoch:
                 out["never_connected"] += 1
                 continue
             c = check_sequence(s.seqs, acked)
-            for key in ("gaps", "duplicates", "out_of_order", "received"):
-                out[key] += c[key]
-            out["clients_with_gaps"] += bool(c["gaps"])
-            out["clients_with_duplicates"] += bool(c["duplicates"] or c["out_of_order"])
-            for key in ("recovered", "not_recovered", "missed", "replayed", "attempts"):
-                out[key] += getattr(s, key)
+            add_counts(out, {**c, "clients_with_gaps": bool(c["gaps"]),
+                             "clients_with_duplicates": bool(c["duplicates"] or c["out_of_order"]),
+                             **{k: getattr(s, k) for k in kept}})
             if s.recovered_at >= cut and not s.pending:
                 out["recovery_s"].append(round(s.recovered_at - cut, 4))
             if s.resumed_at >= cut:

@@ -126,15 +126,14 @@ class Bench(Phases):
         dropped0 = await self.dropped()
         self.say(f"W4 {paused} clients stopped reading; {m.w4_broadcasts} broadcasts with "
                  f"{m.w4_pad} B padding (max {m.w4_max_seconds:.0f} s)")
-        samples: list = []
         rss_start = self.rss()
         w4 = await self.broadcast_phase("w4", m.w4_broadcasts, m.w4_max_seconds,
-                                        pad="x" * m.w4_pad, rss_samples=samples)
+                                        pad="x" * m.w4_pad, during=self.peak_rss)
         rss_end = self.rss()
         await self.pool.all({"cmd": "resume"})
         await asyncio.sleep(2.0)
         closes = (await self.pool.stats())["close_codes"]
-        peak = max([s[1] for s in samples] + [rss_end])
+        peak = max(w4.pop("side"), rss_end)
         w4.update(paused=paused, rss_start_kib=rss_start, rss_peak_kib=peak, rss_end_kib=rss_end,
                   dropped_by_server=(await self.dropped()) - dropped0, close_codes_seen=closes,
                   rss_growth_kib=peak - rss_start)
