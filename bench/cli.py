@@ -20,7 +20,7 @@ from typing import Any
 from bench.modes import MODES, ROOT, Clock, Mode
 from bench.procs import prepare_process
 
-__all__ = ["parser", "header", "machine_info", "main", "publish", "save_report"]
+__all__ = ["parser", "header", "machine_info", "main", "publish"]
 
 Measure = Callable[[argparse.Namespace, Mode, Clock, str], Awaitable[dict[str, Any]]]
 
@@ -68,11 +68,9 @@ def machine_info() -> dict[str, Any]:
                             if ln.startswith("model name")), None)
     with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as fh:
         info["memory_gib"] = round(int(fh.readline().split()[1]) / 1024 / 1024, 1)
-    for dist, key in (("websockets", "websockets"), ("python-socketio", "python_socketio"),
-                      ("aiohttp", "aiohttp")):
-        info[key] = _version(dist)
-    uvloop = _version("uvloop")
-    info["loadgen_loop"] = f"uvloop {uvloop}" if uvloop else "asyncio"
+    for dist in ("websockets", "python-socketio", "aiohttp"):
+        info[dist.replace("-", "_")] = _version(dist)
+    info["loadgen_loop"] = f"uvloop {uvloop}" if (uvloop := _version("uvloop")) else "asyncio"
     try:
         info["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True,
                                       timeout=10).stdout.strip() or None
@@ -84,16 +82,6 @@ def machine_info() -> dict[str, Any]:
         info["node_ws"] = packages["node_modules/ws"]["version"]
         info["node_socketio"] = packages.get("node_modules/socket.io", {}).get("version")
     return info
-
-
-def save_report(report: dict[str, Any], results_dir: str) -> str:
-    """Writes report as <results_dir>/<kind>-<its start, compact>.json; returns the path."""
-    os.makedirs(results_dir, exist_ok=True)
-    stamp = report["started"].replace("-", "").replace(":", "")
-    path = os.path.join(results_dir, f"{report['kind']}-{stamp}.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
-    return path
 
 
 def publish(report: dict[str, Any], args: argparse.Namespace, json_name: str) -> None:
@@ -132,7 +120,11 @@ def main(kind: str, p: argparse.ArgumentParser, measure: Measure, argv: list[str
         report.update(asyncio.run(measure(args, mode, clock, tmp)))
     finally:
         report.update(loadavg_end=os.getloadavg(), duration_s=round(clock.elapsed(), 1))
-    path = save_report(report, args.results_dir)
+    os.makedirs(args.results_dir, exist_ok=True)
+    stamp = report["started"].replace("-", "").replace(":", "")
+    path = os.path.join(args.results_dir, f"{kind}-{stamp}.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1)
     clock.say(f"wrote {path}")
     publish(report, args, os.path.basename(path))
     shutil.rmtree(tmp, ignore_errors=True)
