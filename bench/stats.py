@@ -73,9 +73,7 @@ def parse_status_rss_kib(status_text: str) -> int:
     """Returns VmRSS in KiB from the text of /proc/<pid>/status."""
     for line in status_text.splitlines():
         if line.startswith("VmRSS:"):
-            parts = line.split()
-            unit = parts[2].lower() if len(parts) > 2 else "kb"
-            return int(parts[1]) * (1024 if unit == "mb" else 1)
+            return int(line.split()[1])  # the kernel always writes kB
     raise ValueError("no VmRSS line in status text")
 
 
