@@ -104,6 +104,7 @@ class ClusterBench:
                 "--database-url", url, "--trusted-proxies", "127.0.0.1",
                 *self.broker_args(f"{self.tag}_c2")))
             node.seeded = seeded
+            node.trigger = ProductTrigger(f"http://127.0.0.1:{node.port}", seeded.admin_token)
             self.nodes.append(node)
             await node.launch()
 
@@ -118,26 +119,22 @@ class ClusterBench:
                                        for i, node in enumerate(nodes)))
         self.say("C2 connected " + ", ".join(f"{c['ok']} ({c['errors']})" for c in conns))
         await asyncio.sleep(2.0)
-        trigger = ProductTrigger(f"http://127.0.0.1:{nodes[0].port}", nodes[0].seeded.admin_token)
-        try:
-            for node in nodes:
-                await node.pool.all({"cmd": "reset"})
-            expect = [(await node.pool.stats())["open_recording"] for node in nodes]
-            idle0, t0 = self.redis_cpu(), time.monotonic()
-            await asyncio.sleep(2.0)
-            redis_idle = (self.redis_cpu() - idle0) / (time.monotonic() - t0)
-            marks, redis0, t0 = [node.mark() for node in nodes], self.redis_cpu(), time.monotonic()
-            sent = 0
-            for seq in range(m.cluster_broadcasts):
-                if self.time_left() < 60:
-                    break
-                await trigger.send(seq)
-                sent += 1
-            sent_done = time.time()
-            stats = [await node.pool.wait_received(sent * e, limit=30, stall=30)
-                     for node, e in zip(nodes, expect, strict=True)]
-        finally:
-            await trigger.close()
+        for node in nodes:
+            await node.pool.all({"cmd": "reset"})
+        expect = [(await node.pool.stats())["open_recording"] for node in nodes]
+        idle0, t0 = self.redis_cpu(), time.monotonic()
+        await asyncio.sleep(2.0)
+        redis_idle = (self.redis_cpu() - idle0) / (time.monotonic() - t0)
+        marks, redis0, t0 = [node.mark() for node in nodes], self.redis_cpu(), time.monotonic()
+        sent = 0
+        for seq in range(m.cluster_broadcasts):
+            if self.time_left() < 60:
+                break
+            await nodes[0].trigger.send(seq)
+            sent += 1
+        sent_done = time.time()
+        stats = [await node.pool.wait_received(sent * e, limit=30, stall=30)
+                 for node, e in zip(nodes, expect, strict=True)]
         redis_cpu = self.redis_cpu() - redis0
         figs = [await node.figures(mark, st, sent_done, "c2")
                 for node, mark, st in zip(nodes, marks, stats, strict=True)]
