@@ -11,15 +11,7 @@ import time
 from array import array
 from typing import Any
 
-from bench.loadgen.client import (
-    Client,
-    SseClient,
-    Stats,
-    bounded,
-    open_client,
-    sse_request,
-    upgrade_request,
-)
+from bench.loadgen.client import Client, SseClient, Stats, bounded, open_client
 from bench.loadgen.rooms import RoomClient, handle_rooms
 from bench.loadgen.storm import Storm, handle_storm
 
@@ -53,15 +45,14 @@ class Worker:
             """Opens client i."""
             token = tokens[i % len(tokens)]
             target = f"{path}?token={token}" if token else path
-            sse = path == "/sse"
-            request = (sse_request(host, port, target) if sse
-                       else upgrade_request(host, port, target, offers))
+            kind = SseClient if path == "/sse" else Client
+            request = kind.build_request(host, port, target, offers)
             small = bool(every) and i % every == every - 1
             room = rooms[i % len(rooms)] if rooms else None
             began = time.time()
             client = await open_client(host, port, sources[i % len(sources)], lambda ready: (
                 RoomClient(self.stats, request, ready, cmd.get("proto", "json"), room) if room
-                else (SseClient if sse else Client)(self.stats, request, ready)),
+                else kind(self.stats, request, ready)),
                 4096 if small else 0)
             times.append(time.time() - began)
             client.small = small

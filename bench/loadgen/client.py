@@ -12,8 +12,7 @@ from array import array
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Stats", "Client", "SseClient", "upgrade_request", "sse_request", "open_client",
-           "bounded"]
+__all__ = ["Stats", "Client", "SseClient", "open_client", "bounded"]
 
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 MARK = b'"t":'
@@ -53,6 +52,13 @@ class Client(asyncio.Protocol):
         self.upgraded = self.open = self.paused = self.small = False
         self.record = True
         self.inflater: Any = None
+
+    @staticmethod
+    def build_request(host: str, port: int, target: str, headers: str = "") -> bytes:
+        """Returns the upgrade request for target; headers are extra "Name: value\\r\\n" lines."""
+        return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                f"{headers}Sec-WebSocket-Version: 13\r\n\r\n").encode()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Sends the upgrade request."""
@@ -156,6 +162,12 @@ class SseClient(Client):
     __slots__ = ()
     OK_STATUS = b" 200 "
 
+    @staticmethod
+    def build_request(host: str, port: int, target: str, headers: str = "") -> bytes:
+        """Returns the GET request of an SSE stream (headers are for WebSocket offers: unused)."""
+        return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Accept: text/event-stream\r\n\r\n").encode()
+
     def _frames(self, data: bytes) -> None:
         """Counts every whole event in data and keeps the rest for the next read."""
         stats, pos, now = self.stats, 0, 0.0
@@ -179,19 +191,6 @@ class SseClient(Client):
             pos = end + 2
         if pos < len(data):
             self.buf = data[pos:]
-
-
-def sse_request(host: str, port: int, target: str) -> bytes:
-    """Returns the GET request of an SSE stream."""
-    return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            "Accept: text/event-stream\r\n\r\n").encode()
-
-
-def upgrade_request(host: str, port: int, target: str, headers: str = "") -> bytes:
-    """Returns the upgrade request for target; headers are extra "Name: value\\r\\n" lines."""
-    return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            f"{headers}Sec-WebSocket-Version: 13\r\n\r\n").encode()
 
 
 async def open_client(host: str, port: int, source: str,

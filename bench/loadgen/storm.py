@@ -11,7 +11,7 @@ import time
 from array import array
 from typing import Any
 
-from bench.loadgen.client import Client, Stats, bounded, open_client, upgrade_request
+from bench.loadgen.client import Client, Stats, bounded, open_client
 from bench.stats import add_counts
 
 __all__ = ["StormState", "StormClient", "Storm", "check_sequence", "parse_int_after",
@@ -138,7 +138,7 @@ class Storm:
 
     async def open(self, state: StormState) -> None:
         """Opens one connection for state (resuming when it has a position)."""
-        request = upgrade_request(self.host, self.port, state.target())
+        request = Client.build_request(self.host, self.port, state.target())
         state.conn = await open_client(self.host, self.port, state.source, lambda ready: (
             StormClient(self.worker.stats, request, ready, state, self)))
 
