@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -91,15 +92,10 @@ def proc_cpu_seconds(pid: int) -> float:
 def proc_runtime_seconds(pid: int) -> float:
     """Returns the on-CPU seconds of the process's threads (ns resolution)."""
     total = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh:
-                    total += parse_schedstat_ns(fh.read())
-            except FileNotFoundError:  # the thread ended in between
-                continue
-    except (FileNotFoundError, ValueError, IndexError):
-        return proc_cpu_seconds(pid)
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):  # the thread ended in between
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh:
+                total += parse_schedstat_ns(fh.read())
     return total / 1e9
 
 
