@@ -41,11 +41,11 @@ def number(value: Any) -> float | None:
     return None if isinstance(value, float) and math.isnan(value) else float(value)
 
 
-def fmt(value: Any, digits: int = 1) -> str:
-    """Formats a number for a table: thousands separators, '-' for missing."""
-    v = number(value)
-    if v is None:
+def fmt(value: Any, digits: int = 1, scale: float = 1.0) -> str:
+    """Formats a number (times scale) for a table: thousands separators, '-' for missing."""
+    if (v := number(value)) is None:
         return "-"
+    v *= scale
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}f}"
 
 

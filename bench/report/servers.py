@@ -34,16 +34,10 @@ EXTRA = {"W4": ["slow clients", "RSS growth MiB", "dropped by server"],
 RUN = ["msgs/s", "CPU us/msg", "p50 ms", "p99 ms", "max ms", "server core", "client core"]
 
 
-def _scaled(value: Any, scale: float) -> float | None:
-    """Returns value times scale, or None when it is not a number."""
-    v = number(value)
-    return None if v is None else v * scale
-
-
-def _run(r: dict[str, Any], per: str = "msg") -> list[str]:
+def _run(r: dict[str, Any]) -> list[str]:
     """Returns a phase's throughput, CPU, latency and core-use cells (the RUN columns)."""
     lat = r.get("latency", {})
-    return [fmt(r.get("msgs_per_s"), 0), fmt(r.get(f"cpu_us_per_{per}"), 2),
+    return [fmt(r.get("msgs_per_s"), 0), fmt(r.get("cpu_us_per_msg"), 2),
             *(fmt(lat.get(k)) for k in ("p50_ms", "p99_ms", "max_ms")),
             *(fmt(100 * (r.get(k) or 0), 0) + "%" for k in ("server_core_util",
                                                             "client_core_util"))]
@@ -93,7 +87,7 @@ def _details(servers: dict[str, Any]) -> list[str]:
                    fmt(r.get("recipients_per_broadcast"), 0),
                    f"{fmt(r.get('delivered'), 0)}/{fmt(r.get('expected'), 0)}", *_run(r)]
             if key == "W4":
-                row += [fmt(r.get("paused"), 0), fmt(_scaled(r.get("rss_growth_kib"), 1 / 1024)),
+                row += [fmt(r.get("paused"), 0), fmt(r.get("rss_growth_kib"), 1, 1 / 1024),
                         fmt(r.get("dropped_by_server"), 0)]
             elif key == "W5":
                 side = r.get("side", {})
@@ -134,7 +128,7 @@ def broadcast_section(results: dict[str, Any], json_name: str,
             if (util := number(field(res, "workloads", key, "client_core_util"))) and util > 0.9:
                 notes.append(f"- {label(name)} {key}: the client core was {util:.0%} busy, so "
                              "the load generator may cap this number.")
-    rows = [[label(n), *(fmt(_scaled(field(r, "workloads", *path), scale), digits)
+    rows = [[label(n), *(fmt(field(r, "workloads", *path), digits, scale)
                          for _, path, digits, scale in COLUMNS)] for n, r in servers.items()]
     return "\n".join([
         "## Connections and broadcasts: W1-W5 and the burst", "",
