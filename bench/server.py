@@ -157,7 +157,7 @@ class ServerRun:
         else:
             self.trigger = PeerTrigger(f"ws://{base}/control")
         await self.launch()
-        if trigger:
+        if trigger and isinstance(self.trigger, PeerTrigger):  # the product's sends are requests
             await self.trigger.open()
 
     async def launch(self, log: str = "") -> None:

@@ -63,9 +63,6 @@ class ProductTrigger:
                         "Content-Type": "application/json"}
         self.http = AsyncHTTPClient(force_instance=True, max_clients=64)
 
-    async def open(self) -> None:
-        """Needs nothing opened: each send is a request."""
-
     async def send(self, seq: int, pad: str = "") -> int:
         """Posts alert number seq and returns its recipient count."""
         data = alert_data(seq, pad, self.timed)

@@ -1,11 +1,9 @@
 """Peer: a `websockets` 17.x asyncio server fanning out with broadcast(); with --floor, the
 raw send() floor (a reference: each frame written to every socket in a bare loop).
 
-/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives an
-alert (JSON text, or protobuf bytes that go out as binary frames), fans it out to every /ws
-connection and replies "ok <n>" (a JSON list of texts is a burst, fanned out in a row).
-permessage-deflate is off unless --compression deflate (a context per connection).
-"""
+/ws accepts any token; /control fans each alert (JSON text, protobuf bytes, or a JSON list of
+texts: a burst) out to every /ws connection and replies "ok <n>". permessage-deflate is off
+unless --compression deflate (a context per connection)."""
 
 from __future__ import annotations
 

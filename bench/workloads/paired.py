@@ -16,6 +16,7 @@ from typing import Any
 from bench import cli
 from bench.modes import MODES, Clock, Mode
 from bench.phases import Phases
+from bench.report.format import fmt
 from bench.stats import proc_runtime_seconds
 
 __all__ = ["PairedRun", "run", "summarize", "rotation", "main", "SERVERS", "SIZES"]
@@ -70,16 +71,15 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], peer: str = PEER) -> dict
     return out
 
 
-async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str, measure: Any,
-                  digits: int) -> dict[str, Any]:
+async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str,
+                  measure: Any) -> dict[str, Any]:
     """Runs measure(run, i) on every server per round, in rotating order."""
     out = []
     for i in range(rounds):
         row = {run.name: await measure(run, i) for run in rotation(runs, i)}
         out.append({run.name: row[run.name] for run in runs})
         clock.say(f"{label} round {i + 1}/{rounds}: " + ", ".join(
-            f"{n} {'-' if v['cpu_us'] is None else round(v['cpu_us'], digits)} us"
-            for n, v in out[-1].items()))
+            f"{n} {fmt(v['cpu_us'], 2)} us" for n, v in out[-1].items()))
     return {"rounds": out, **summarize(out)}
 
 
@@ -103,8 +103,7 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
         for server in runs:  # warm-up: allocator, imports, the first connections' costs
             await server.handshakes(min(200, handshakes))
         report["handshake"] = await _rounds(  # users not seen before, as in W1
-            runs, rounds, clock, "H", lambda s, i: s.handshakes(handshakes, (i + 1) * handshakes),
-            0)
+            runs, rounds, clock, "H", lambda s, i: s.handshakes(handshakes, (i + 1) * handshakes))
         for server in runs:  # closed between the phases, not between rounds (no churn in W1)
             await server.pool.all({"cmd": "close_all"})
         await asyncio.sleep(3.0)
@@ -114,7 +113,7 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
         for server in runs:
             await server.broadcasts("warm", 4)
         report["broadcast"] = await _rounds(
-            runs, rounds, clock, "B", lambda s, i: s.broadcasts(f"b{i}", broadcasts), 2)
+            runs, rounds, clock, "B", lambda s, i: s.broadcasts(f"b{i}", broadcasts))
     finally:
         for server in runs:
             with contextlib.suppress(Exception):
