@@ -44,8 +44,8 @@ def quantile_points(values: Iterable[float], points: int = 200) -> list[list[flo
     data = sorted(values)
     if not data or points < 2:
         return []
-    qs = [i / (points - 1) for i in range(points)]
-    return [[round(q, 5), round(1000.0 * percentile(data, 100.0 * q), 4)] for q in qs]
+    return [[round(q, 5), round(1000.0 * percentile(data, 100.0 * q), 4)]
+            for q in (i / (points - 1) for i in range(points))]
 
 
 def medians(rows: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, float]:

@@ -78,8 +78,7 @@ class ClusterBench:
 
     async def c1(self) -> dict[str, Any]:
         """W2 on one node with the memory broker and with the Redis broker, ABBA order."""
-        m, tmp = self.mode, os.path.join(self.tmp, "c1")
-        os.makedirs(tmp)
+        m, tmp = self.mode, os.path.join(self.tmp, "c1")  # alternate() makes the directories
         return {"connections": m.connections, **await abba(
             m, tmp, self.clock, ("memory", "redis"), "redis", m.cluster_broker_rounds,
             m.cluster_broker_phases, lambda setting, r: self.broker_args(
