@@ -18,6 +18,9 @@ from bench.loadgen.client import Client, Stats
 __all__ = ["SIO_PATH", "client_frame", "sio_event", "sio_parse", "RoomClient", "handle_rooms"]
 
 SIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+# Engine.IO packet types, and Socket.IO's inside an Engine.IO message ("4").
+_KINDS = {b"0": "open", b"1": "close", b"2": "ping", b"3": "pong", b"40": "connect",
+          b"41": "disconnect", b"42": "event", b"44": "connect_error"}
 
 
 def client_frame(payload: bytes, opcode: int = 1) -> bytes:
@@ -39,27 +42,17 @@ def sio_event(name: str, data: Any) -> bytes:
 
 def sio_parse(packet: bytes) -> tuple[str, Any]:
     """Returns (kind, value) of one Engine.IO packet; an event's is (name, data)."""
-    if not packet:
-        return "unknown", None
-    eio, rest = packet[:1], packet[1:]
-    if eio == b"0":
-        return "open", json.loads(rest or b"{}")
-    if eio == b"1":
-        return "close", None
-    if eio in (b"2", b"3"):
-        return ("ping" if eio == b"2" else "pong"), rest
-    if eio != b"4" or not rest:
-        return "unknown", packet
-    sio, rest = rest[:1], rest[1:]
-    if sio in (b"0", b"4"):
-        return ("connect" if sio == b"0" else "connect_error"), (json.loads(rest) if rest else {})
-    if sio == b"1":
-        return "disconnect", None
-    if sio == b"2":
-        start = rest.find(b"[")  # skips a namespace ("/x,") and an ack id, if any
-        args = json.loads(rest[start:]) if start >= 0 else []
-        return "event", (args[0] if args else "", args[1] if len(args) > 1 else None)
-    return "unknown", packet
+    kind = _KINDS.get(packet[:2]) or _KINDS.get(packet[:1], "unknown")
+    if kind in ("open", "connect", "connect_error"):
+        body = packet[1 if kind == "open" else 2:]
+        return kind, json.loads(body) if body else {}
+    if kind in ("ping", "pong"):
+        return kind, packet[1:]
+    if kind == "event":
+        start = packet.find(b"[")  # skips a namespace ("/x,") and an ack id, if any
+        args = json.loads(packet[start:]) if start >= 0 else []
+        return kind, (args[0] if args else "", args[1] if len(args) > 1 else None)
+    return kind, (packet or None) if kind == "unknown" else None
 
 
 class RoomClient(Client):
