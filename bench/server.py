@@ -64,7 +64,7 @@ def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
         model.insert_many(rows[start:start + 500]).execute()
 
 
-def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: str = "",
+def seed(data_dir: str, users: int, database_url: str = "",
          rooms: list[str] | tuple[str, ...] = ()) -> Seeded:
     """Creates users, a target user, an admin and rooms (SQLite in data_dir, or database_url)."""
     from auth.apikeys import SCOPES
@@ -78,7 +78,8 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: s
 
     os.makedirs(data_dir, exist_ok=True)
     database = init_db(database_url or "sqlite:///" + os.path.join(data_dir, "app.db"))
-    issuer = TokenIssuer(secret, "events-server", "events-server", token_ttl, token_ttl)
+    ttl = modes.TOKEN_TTL  # the servers' own settings (product_argv), so they accept the tokens
+    issuer = TokenIssuer(modes.SECRET, "events-server", "events-server", ttl, ttl)
     password_hash = hash_password(BENCH_PASSWORD)
     rows = [{"name": f"Bench User {i}", "email": f"bench{i}@example.com", "age": 30,
              "role": "user"} for i in range(users)]
@@ -150,8 +151,7 @@ class ServerRun:
         if self.product:
             users = self.mode.users if users is None else users
             self.say(f"seeding {users} users + target + admin, {len(rooms)} rooms")
-            self.seeded = await asyncio.to_thread(seed, self.data_dir, modes.SECRET, users,
-                                                  modes.TOKEN_TTL, "", rooms)
+            self.seeded = await asyncio.to_thread(seed, self.data_dir, users, "", rooms)
             self.trigger = ProductTrigger(f"http://{base}", self.seeded.admin_token,
                                           os.path.join(self.data_dir, "app.db"))
         else:

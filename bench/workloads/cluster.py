@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.modes import CLIENT_CORE, SECRET, TOKEN_TTL, Clock, Mode
+from bench.modes import CLIENT_CORE, Clock, Mode
 from bench.phases import Phases
 from bench.procs import Pool, pin
 from bench.server import guarded, seed
@@ -94,8 +94,7 @@ class ClusterBench:
         url = with_database(POSTGRES_ADMIN, self.database)
         users = max(1, 2 * m.cluster_clients // m.tabs)
         self.say(f"seeding {users} users into PostgreSQL database {self.database}")
-        seeded = await asyncio.to_thread(seed, os.path.join(self.tmp, "c2"), SECRET, users,
-                                         TOKEN_TTL, url)
+        seeded = await asyncio.to_thread(seed, os.path.join(self.tmp, "c2"), users, url)
         mode = dataclasses.replace(m, workers=max(1, m.workers // 2))
         for i in range(2):  # each node's logs in a directory of its own
             os.makedirs(tmp := os.path.join(self.tmp, f"node{i}"))
