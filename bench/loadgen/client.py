@@ -70,8 +70,13 @@ class Client(asyncio.Protocol):
         """Counts the loss; fails a handshake still pending."""
         self.open = False
         self.stats.lost += 1
+        self.fail(f"closed during handshake: {exc}")
+
+    def fail(self, why: str) -> None:
+        """Fails the connect (if still pending) and closes the connection."""
         if not self.ready.done():
-            self.ready.set_exception(ConnectionError(f"closed during handshake: {exc}"))
+            self.ready.set_exception(ConnectionError(why[:100]))
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         """Reads the response head once (OK_STATUS, or the client fails), then the stream."""
@@ -84,9 +89,7 @@ class Client(asyncio.Protocol):
                 return
             status = data[:end].split(b"\r\n", 1)[0]
             if self.OK_STATUS not in status + b" ":
-                if not self.ready.done():
-                    self.ready.set_exception(ConnectionError(status.decode("latin-1")[:80]))
-                self.transport.close()
+                self.fail(status.decode("latin-1"))
                 return
             self.upgraded = True
             if b"permessage-deflate" in data[:end].lower():

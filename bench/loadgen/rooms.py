@@ -82,13 +82,6 @@ class RoomClient(Client):
         if not self.ready.done():
             self.ready.set_result(time.time())
 
-    def _fail(self, why: str) -> None:
-        """Fails the connect (if still pending) and closes the connection."""
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(why[:100]))
-        if self.transport is not None:
-            self.transport.close()
-
     def on_text(self, buf: bytes, start: int, end: int) -> None:
         """Handles a frame without a send timestamp: join replies, errors, pings."""
         if self.proto != "sio":
@@ -97,7 +90,7 @@ class RoomClient(Client):
                 if buf.find(b'"type":"reply"', start, end) >= 0:
                     self._joined()
                 elif buf.find(b'"type":"error"', start, end) >= 0:
-                    self._fail(buf[start:end].decode("utf-8", "replace"))
+                    self.fail(buf[start:end].decode("utf-8", "replace"))
             return
         kind, value = sio_parse(buf[start:end])
         self.stats.by_type[f"sio.{kind}"] = self.stats.by_type.get(f"sio.{kind}", 0) + 1
@@ -110,7 +103,7 @@ class RoomClient(Client):
         elif kind == "event" and value[0] == "joined":
             self._joined()
         elif kind in ("connect_error", "disconnect", "close"):
-            self._fail(f"socket.io {kind}: {value}")
+            self.fail(f"socket.io {kind}: {value}")
 
     def publish(self, seq: int) -> None:
         """Publishes one message carrying its send time into this client's room."""
