@@ -34,15 +34,6 @@ class PairedRun(Phases):
         """The server's on-CPU seconds, all threads, at nanosecond resolution."""
         return proc_runtime_seconds(self.server.pid)
 
-    async def handshakes(self, count: int, offset: int = 0) -> dict[str, Any]:
-        """Opens count more connections (kept open) and measures the server's CPU."""
-        cpu0 = self.cpu()
-        c = await self.pool.connect(self.port, self.tokens(), count, offset=offset,
-                                    small_rcvbuf_every=0)
-        ok = c["ok"]
-        return {"cpu_us": 1e6 * (self.cpu() - cpu0) / ok if ok else None, "ok": ok,
-                "failed": c["failed"], "per_s": ok / c["wall_s"] if c["wall_s"] > 0 else None}
-
     async def broadcasts(self, tag: str, count: int) -> dict[str, Any]:
         """Runs count broadcasts, one in flight; returns the CPU per delivered message."""
         run = await self.broadcast_phase(tag, count, 60.0)
