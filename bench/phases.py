@@ -54,14 +54,15 @@ class Phases(ServerRun):
         """Returns a phase's throughput, CPU per delivery, core use and latency."""
         cpu, ccpu = self.cpu() - mark[0], self.pool.cpu_seconds() + time.process_time() - mark[1]
         wall = max(st["last_recv"], sent_done) - mark[2]
-        lat = await self.pool.latencies(self.tmp, f"{self.name}-{tag}")
-        delivered = st["received"]
+        values = await self.pool.latencies(self.tmp, f"{self.name}-{tag}")
+        delivered, lat = st["received"], summarize_latencies(values)
         return {"delivered": delivered, "wall_s": wall,
                 "msgs_per_s": delivered / wall if wall > 0 else None, "server_cpu_s": cpu,
                 "cpu_us_per_msg": 1e6 * cpu / delivered if delivered else None,
                 "server_core_util": cpu / wall if wall > 0 else None,
                 "client_core_util": ccpu / wall if wall > 0 else None,
-                "latency": summarize_latencies(lat), "latency_quantiles": quantile_points(lat, 101)}
+                "bytes_per_event": st["wire_bytes"] / max(1, delivered), "latency": lat,
+                "p99_ms": lat["p99_ms"], "latency_quantiles": quantile_points(values, 101)}
 
     async def broadcast_phase(self, tag: str, count: int, max_seconds: float, pad: str = "",
                               during: Callable[[asyncio.Event], Awaitable[Any]] | None = None,

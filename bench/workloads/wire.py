@@ -72,9 +72,6 @@ class WireRun(Phases):
             for i in range(phases):
                 run = await self.broadcast_phase(f"{variant}-{size}-{i}", self.mode.w2_broadcasts,
                                                  60.0, pad=pad)
-                st = await self.pool.stats()
-                run.update(bytes_per_event=st["wire_bytes"] / max(1, st["received"]),
-                           p99_ms=run["latency"]["p99_ms"])
                 runs.append({k: v for k, v in run.items() if k != "latency_quantiles"})
             cell = out[size] = _cell(runs, "phases", runs)
             self.say(f"{variant} {size}: {cell['cpu_us_per_msg']:.2f} us/msg, "
