@@ -106,16 +106,13 @@ class Worker(Proc):
     def __init__(self, index: int, log_path: str, max_seconds: float) -> None:
         argv = [sys.executable, "-m", "bench.loadgen", "--max-seconds", str(int(max_seconds))]
         super().__init__(f"loadgen-{index}", argv, log_path, CLIENT_CORE, pipes=True)
-        self.index = index
-        self._next = 0
-        self._lock = asyncio.Lock()
+        self.index, self._lock = index, asyncio.Lock()  # one command at a time: replies in order
 
     async def call(self, cmd: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
         """Sends one JSON command and returns the worker's JSON reply."""
         assert self.proc is not None and self.proc.stdin and self.proc.stdout
         async with self._lock:
-            self._next += 1
-            self.proc.stdin.write((json.dumps({**cmd, "id": self._next}) + "\n").encode())
+            self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
             await self.proc.stdin.drain()
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if not line:

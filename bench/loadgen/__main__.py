@@ -140,7 +140,7 @@ async def main_async(max_seconds: float) -> int:
             reply = await worker.handle(cmd)
         except Exception as exc:  # noqa: BLE001 - reported to the orchestrator
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps({**reply, "id": cmd.get("id")}) + "\n")
+        sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
         if cmd.get("cmd") == "exit":
             break
