@@ -15,6 +15,7 @@ from bench.modes import CLIENT_CORE, Clock, Mode
 from bench.phases import Phases
 from bench.procs import Pool, pin
 from bench.server import guarded, seed
+from bench.stats import proc_runtime_seconds
 from bench.triggers import ProductTrigger
 from bench.workloads.overhead import abba
 from bench.workloads.storm import Publisher, check_clients, wait_status
@@ -51,15 +52,8 @@ class ClusterBench:
         return ("--broker", "redis", "--redis-url", self.redis.url, "--redis-prefix", prefix)
 
     def redis_cpu(self) -> float:
-        """Returns the private Redis server's CPU seconds so far (INFO cpu)."""
-        import redis
-
-        client = redis.Redis.from_url(self.redis.url)
-        try:
-            info = client.info("cpu")
-            return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-        finally:
-            client.close()
+        """Returns the private Redis server's on-CPU seconds so far, all its threads."""
+        return proc_runtime_seconds(self.redis.child.pid)
 
     async def run(self) -> dict[str, Any]:
         """Starts a private Redis, runs C1 to C3 within the budget, stops everything."""
