@@ -77,10 +77,9 @@ class Worker:
         self.stats.reset()
         return {"reset": True}
 
-    def pause(self, every: int) -> dict[str, int]:
+    def pause(self) -> dict[str, int]:
         """Stops reading on the small-buffer clients; they stop counting latency."""
-        chosen = [c for c in self.clients if c.small] or self.clients[every - 1::every]
-        chosen = [c for c in chosen if c.open and c.transport is not None]
+        chosen = [c for c in self.clients if c.small and c.open and c.transport is not None]
         for client in chosen:
             client.transport.pause_reading()
             client.paused, client.record = True, False
@@ -117,8 +116,7 @@ class Worker:
                 self.stats.latencies.tofile(fh)
             return {"dumped": len(self.stats.latencies)}
         simple = {"stats": self.snapshot, "reset": self.reset, "resume": self.resume,
-                  "close_all": self.close_all, "exit": lambda: {"exit": True},
-                  "pause": lambda: self.pause(int(cmd.get("every", 50)))}
+                  "close_all": self.close_all, "exit": lambda: {"exit": True}, "pause": self.pause}
         return simple[op]() if op in simple else {"error": f"unknown command {op!r}"}
 
 

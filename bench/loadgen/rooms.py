@@ -1,7 +1,6 @@
 """Room clients of the load generator: each joins one room, publishes into it on command and
-times what arrives, speaking this server's verbs ("json") or Socket.IO ("sio", a minimal
-Engine.IO v4 / Socket.IO v5 codec: `0{...}` open, `40` connect, `42["name",data]` events, `2`
-ping and `3` pong, and a "join" event the peers answer with "joined")."""
+times what arrives, speaking this server's verbs ("json") or Socket.IO ("sio": a minimal
+Engine.IO v4 / Socket.IO v5 codec; the peers answer a "join" event with "joined")."""
 
 from __future__ import annotations
 

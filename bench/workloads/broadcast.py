@@ -47,14 +47,12 @@ class Bench(Phases):
         w1 = wl["W1"] = {"connections": st["open"] - (3 if product else 0), "attempted": rest,
             "failed": c["failed"], "errors": c["errors"], "connect_wall_s": c["wall_s"],
             "handshakes_per_s": c["per_s"], "handshake_ms_mean": c["handshake_ms_mean"],
-            "cpu_us_per_handshake": c["cpu_us"],
-            "rss_base_kib": rss_base, "rss_idle_kib": rss_idle,
+            "cpu_us_per_handshake": c["cpu_us"], "rss_base_kib": rss_base, "rss_idle_kib": rss_idle,
             "rss_kib_per_conn": (rss_idle - rss_base) / max(1, st["open"]),
             "auth": "JWT verify + user/session lookup" if product else "none"}
         self.say(f"W1 {w1['connections']} open, {w1['handshakes_per_s']:.0f} handshakes/s, "
                  f"{w1['cpu_us_per_handshake'] or 0:.0f} us server CPU each, "
-                 f"{w1['rss_kib_per_conn']:.1f} KiB/conn, "
-                 f"failed {c['failed']} {c['errors']}")
+                 f"{w1['rss_kib_per_conn']:.1f} KiB/conn, failed {c['failed']} {c['errors']}")
         if c["failed"] > 0.05 * rest:
             self.result["notes"].append(f"W1: {c['failed']} of {rest} connections failed")
         await self.w2(st["open"])
@@ -118,7 +116,7 @@ class Bench(Phases):
             self.result["notes"].append("W4 skipped: out of time budget")
             self.say("W4 skipped: out of time budget")
             return
-        paused = sum(r["paused"] for r in await self.pool.all({"cmd": "pause", "every": 50}))
+        paused = sum(r["paused"] for r in await self.pool.all({"cmd": "pause"}))
         dropped0 = await self.dropped()
         self.say(f"W4 {paused} clients stopped reading; {m.w4_broadcasts} broadcasts with "
                  f"{m.w4_pad} B padding (max {m.w4_max_seconds:.0f} s)")
