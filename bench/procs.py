@@ -135,15 +135,6 @@ class Pool:
     def __init__(self, workers: list[Worker]) -> None:
         self.workers = workers
 
-    @classmethod
-    async def start(cls, count: int, tmp: str, prefix: str, max_seconds: float) -> Pool:
-        """Starts count load generators logging into tmp/<prefix>-loadgen-<i>.log."""
-        workers = [Worker(i, os.path.join(tmp, f"{prefix}-loadgen-{i}.log"), max_seconds)
-                   for i in range(count)]
-        for w in workers:
-            await w.start()
-        return cls(workers)
-
     async def stop(self) -> None:
         """Stops every worker."""
         for w in self.workers:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import modes
 from bench.modes import Clock, Mode
-from bench.procs import Pool, Proc
+from bench.procs import Pool, Proc, Worker
 from bench.stats import parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
 from bench.triggers import PeerTrigger, ProductTrigger
 from localcluster.procs import free_port
@@ -171,8 +171,10 @@ class ServerRun:
         await self.server.start()
         await self.server.wait_port(self.port)
         if self.pool is None:
-            self.pool = await Pool.start(self.mode.workers, self.tmp, self.name,
-                                         self.time_left() + 60)
+            self.pool = Pool([Worker(i, os.path.join(self.tmp, f"{self.name}-loadgen-{i}.log"),
+                                     self.time_left() + 60) for i in range(self.mode.workers)])
+            for w in self.pool.workers:
+                await w.start()
 
     async def stop(self) -> None:
         """Closes the trigger and stops the load generators and the server."""
