@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from bench.modes import MODES, ROOT, Clock, Mode
@@ -106,8 +107,7 @@ def main(kind: str, p: argparse.ArgumentParser, measure: Measure, argv: list[str
         print(json.dumps(micro(), indent=1))
         return 0
     if args.render:
-        with open(args.render, encoding="utf-8") as fh:
-            report = json.load(fh)
+        report = json.loads(Path(args.render).read_text(encoding="utf-8"))
         report["note"] = args.note or report.get("note", "")
         publish(report, args, os.path.basename(args.render))
         return 0
@@ -123,8 +123,7 @@ def main(kind: str, p: argparse.ArgumentParser, measure: Measure, argv: list[str
     os.makedirs(args.results_dir, exist_ok=True)
     stamp = report["started"].replace("-", "").replace(":", "")
     path = os.path.join(args.results_dir, f"{kind}-{stamp}.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
+    Path(path).write_text(json.dumps(report, indent=1), encoding="utf-8")
     clock.say(f"wrote {path}")
     publish(report, args, os.path.basename(path))
     shutil.rmtree(tmp, ignore_errors=True)

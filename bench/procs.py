@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from array import array
+from pathlib import Path
 from typing import Any
 
 from bench.modes import CLIENT_CORE, NOFILE, ROOT, SOURCES
@@ -175,8 +176,7 @@ class Pool:
         await asyncio.gather(*(w.call({"cmd": "dump", "path": p})
                                for w, p in zip(self.workers, paths, strict=True)))
         for path in paths:
-            with open(path, "rb") as fh:
-                values.fromfile(fh, os.path.getsize(path) // values.itemsize)
+            values.frombytes(Path(path).read_bytes())
             os.unlink(path)
         return values
 

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench import modes
@@ -196,8 +197,7 @@ class ServerRun:
     def loop_cpu(self) -> float:
         """On-CPU seconds of the server's main thread (the IOLoop: HTTP, JWT, hub fan-out)."""
         pid = self.server.pid
-        with open(f"/proc/{pid}/task/{pid}/schedstat", encoding="ascii") as fh:
-            return parse_schedstat_ns(fh.read()) / 1e9
+        return parse_schedstat_ns(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text()) / 1e9
 
     def spy(self, tag: str, seconds: int) -> subprocess.Popen | None:
         """Starts py-spy on the server (raw folded stacks into bench/results/), or None."""

@@ -7,6 +7,7 @@ import math
 import os
 import statistics
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["percentile", "summarize_latencies", "quantile_points", "medians", "add_counts",
@@ -85,8 +86,7 @@ def parse_schedstat_ns(text: str) -> int:
 
 def proc_cpu_seconds(pid: int) -> float:
     """Returns the process's user + system CPU time (all threads) from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-        return parse_stat_cpu(fh.read())
+    return parse_stat_cpu(Path(f"/proc/{pid}/stat").read_text("ascii", "replace"))
 
 
 def proc_runtime_seconds(pid: int) -> float:
@@ -94,12 +94,10 @@ def proc_runtime_seconds(pid: int) -> float:
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(FileNotFoundError):  # the thread ended in between
-            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh:
-                total += parse_schedstat_ns(fh.read())
+            total += parse_schedstat_ns(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text())
     return total / 1e9
 
 
 def proc_rss_kib(pid: int) -> int:
     """Returns the process's resident set size in KiB from /proc/<pid>/status."""
-    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-        return parse_status_rss_kib(fh.read())
+    return parse_status_rss_kib(Path(f"/proc/{pid}/status").read_text("ascii", "replace"))

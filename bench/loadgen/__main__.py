@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from array import array
+from pathlib import Path
 from typing import Any
 
 from bench.loadgen.client import Client, SseClient, Stats, bounded, open_client
@@ -112,8 +113,7 @@ class Worker:
         if op == "connect":
             return await self.connect(cmd)
         if op == "dump":
-            with open(cmd["path"], "wb") as fh:
-                self.stats.latencies.tofile(fh)
+            Path(cmd["path"]).write_bytes(self.stats.latencies.tobytes())
             return {"dumped": len(self.stats.latencies)}
         simple = {"stats": self.snapshot, "reset": self.reset, "resume": self.resume,
                   "close_all": self.close_all, "exit": lambda: {"exit": True}, "pause": self.pause}

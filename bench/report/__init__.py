@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from bench.report import sections, servers
@@ -40,10 +41,8 @@ def put_section(page: str, name: str, text: str) -> str:
 
 def write_section(path: str, name: str, text: str) -> None:
     """Writes section name into the page at path, leaving every other section as it is."""
-    with open(path, encoding="utf-8") as fh:
-        page = fh.read()
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(put_section(page, name, text))
+    page = Path(path)
+    page.write_text(put_section(page.read_text(encoding="utf-8"), name, text), encoding="utf-8")
 
 
 def render_sections(report: dict[str, Any], json_name: str, img_dir: str = "",
