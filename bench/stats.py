@@ -33,11 +33,9 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 def summarize_latencies(values: Iterable[float]) -> dict[str, float | int]:
     """Returns count, mean, p50, p90, p99, p99.9 and max of latencies given in seconds, as ms."""
     data = sorted(values)
-    out: dict[str, float | int] = {"count": len(data),
-                                   "mean_ms": 1000.0 * sum(data) / len(data) if data else math.nan}
-    for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("max", 100)):
-        out[f"{name}_ms"] = 1000.0 * percentile(data, q)
-    return out
+    return {"count": len(data), "mean_ms": 1000.0 * sum(data) / len(data) if data else math.nan,
+            **{f"{name}_ms": 1000.0 * percentile(data, q) for name, q in (
+                ("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("max", 100))}}
 
 
 def quantile_points(values: Iterable[float], points: int = 200) -> list[list[float]]:
