@@ -66,12 +66,11 @@ class Worker:
 
     def snapshot(self) -> dict[str, Any]:
         """Returns this process's counters."""
-        s = self.stats
-        return {"received": s.received, "wire_bytes": s.wire_bytes, "other": s.other,
-                "by_type": s.by_type, "last_recv": s.last_recv,
+        s = self.stats  # its counters, the latencies aside (they go through files: dump)
+        return {**{k: v for k, v in vars(s).items() if k != "latencies"},
+                "close_codes": {str(k): v for k, v in s.close_codes.items()},
                 "open": sum(1 for c in self.clients if c.open),
-                "open_recording": sum(1 for c in self.clients if c.open and c.record),
-                "close_codes": {str(k): v for k, v in s.close_codes.items()}, "lost": s.lost}
+                "open_recording": sum(1 for c in self.clients if c.open and c.record)}
 
     def reset(self) -> dict[str, Any]:
         """Zeroes the receive counters."""
