@@ -111,10 +111,12 @@ class Phases(ServerRun):
                 await asyncio.wait_for(done.wait(), 0.25)
         return peak
 
-    async def handshakes(self, count: int, offset: int = 0, **options: Any) -> dict[str, Any]:
-        """Opens count more connections (kept open); adds the server's CPU and rate per one."""
+    async def connect(self, count: int, offset: int = 0, tokens: list[str] | None = None,
+                         **options: Any) -> dict[str, Any]:
+        """Opens count more connections; adds the server's CPU and rate per handshake."""
         cpu0, timeout = self.cpu(), max(30.0, min(180.0, self.time_left() - 60))
-        c = await self.pool.connect(self.port, self.tokens(), count, offset, timeout, **options)
+        c = await self.pool.connect(self.port, tokens or self.tokens(), count, offset, timeout,
+                                    **options)
         ok = c["ok"]
         return {**c, "cpu_us": 1e6 * (self.cpu() - cpu0) / ok if ok else None,
                 "per_s": ok / c["wall_s"] if c["wall_s"] > 0 else None}

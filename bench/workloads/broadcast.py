@@ -35,13 +35,13 @@ class Bench(Phases):
         connected = 0
         if product:
             self.say(f"W3 with {m.w3_few} bystanders: {m.w3_sends} sends to one user's 3 tabs")
-            await self.pool.connect(self.port, [self.seeded.target_token], 3, small_rcvbuf_every=0)
-            connected = (await self.pool.connect(self.port, self.tokens(), m.w3_few))["ok"]
+            await self.connect(3, tokens=[self.seeded.target_token], small_rcvbuf_every=0)
+            connected = (await self.connect(m.w3_few))["ok"]
             await asyncio.sleep(1.0)
             wl["W3"] = {"few": await self.targeted("few"), "bystanders_few": connected}
         rest = m.connections - connected
         self.say(f"W1 connecting {rest} clients")
-        c = await self.handshakes(rest, connected)
+        c = await self.connect(rest, connected)
         await asyncio.sleep(5.0)  # the server settles before its idle RSS is read
         rss_idle, st = self.rss(), await self.pool.stats()
         w1 = wl["W1"] = {"connections": st["open"] - (3 if product else 0), "attempted": rest,

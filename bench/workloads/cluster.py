@@ -106,9 +106,7 @@ class ClusterBench:
         await self.start_nodes()
         n = m.cluster_clients
         self.say(f"C2 connecting {n} clients to each node")
-        conns = await asyncio.gather(*(node.pool.connect(node.port, node.tokens(), n,
-                                                         offset=i * n, timeout=150)
-                                       for i, node in enumerate(nodes)))
+        conns = await asyncio.gather(*(node.connect(n, i * n) for i, node in enumerate(nodes)))
         self.say("C2 connected " + ", ".join(f"{c['ok']} ({c['errors']})" for c in conns))
         await asyncio.sleep(2.0)
         for node in nodes:

@@ -39,8 +39,7 @@ async def abba(mode: Mode, tmp: str, clock: Clock, order: tuple[str, str], over:
         runs = []
         try:
             await bench.start()
-            c = await bench.pool.connect(bench.port, bench.tokens(), mode.connections,
-                                         timeout=120.0)
+            c = await bench.connect(mode.connections)
             bench.say(f"{c['ok']} connected, {c['failed']} failed")
             await asyncio.sleep(2.0)
             for i in range(phases):

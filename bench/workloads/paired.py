@@ -92,14 +92,13 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
         for server in runs:
             await server.start()
         for server in runs:  # warm-up: allocator, imports, the first connections' costs
-            await server.handshakes(min(200, handshakes))
+            await server.connect(min(200, handshakes))
         report["handshake"] = await _rounds(  # users not seen before, as in W1
-            runs, rounds, clock, "H", lambda s, i: s.handshakes(handshakes, (i + 1) * handshakes))
+            runs, rounds, clock, "H", lambda s, i: s.connect(handshakes, (i + 1) * handshakes))
         for server in runs:  # closed between the phases, not between rounds (no churn in W1)
             await server.pool.all({"cmd": "close_all"})
         await asyncio.sleep(3.0)
-        report["opened"] = {s.name: (await s.pool.connect(s.port, s.tokens(), connections))["ok"]
-                            for s in runs}
+        report["opened"] = {s.name: (await s.connect(connections))["ok"] for s in runs}
         await asyncio.sleep(2.0)
         for server in runs:
             await server.broadcasts("warm", 4)

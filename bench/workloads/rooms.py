@@ -71,11 +71,10 @@ class RoomsBench(Phases):
 
     async def join(self, rooms: list[str], count: int, offset: int) -> dict[str, Any]:
         """Opens count room clients, client i joining rooms[offset + i]."""
-        product = self.name == "product"
-        return await self.pool.connect(
-            self.port, self.seeded.user_tokens if product else [""], count, offset=offset,
-            timeout=max(30.0, min(180.0, self.time_left() - 60)),
-            path="/ws" if product else SIO_PATH, rooms=rooms, proto="json" if product else "sio",
+        product = self.name == "product"  # each member one user (a peer: no tokens)
+        return await self.connect(
+            count, offset, self.seeded.user_tokens if product else None, rooms=rooms,
+            path="/ws" if product else SIO_PATH, proto="json" if product else "sio",
             small_rcvbuf_every=0)
 
     async def probe(self, rounds: int = 5) -> dict[str, Any]:

@@ -62,8 +62,7 @@ class WireRun(Phases):
         """Connects clients offering variant and runs the phases per payload."""
         if isinstance(self.trigger, PeerTrigger):  # the peer broadcasts bytes as binary frames
             self.trigger.protobuf = "protobuf" in variant
-        c = await self.pool.connect(self.port, self.tokens(), connections, timeout=120.0,
-                                    **VARIANTS[variant], small_rcvbuf_every=0)
+        c = await self.connect(connections, **VARIANTS[variant], small_rcvbuf_every=0)
         await asyncio.sleep(1.5)
         out: dict[str, Any] = {"connected": c["ok"], "failed": c["failed"]}
         for size, pad in PAYLOADS.items():
