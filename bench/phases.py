@@ -160,22 +160,16 @@ class Phases(ServerRun):
 
     async def targeted(self, label: str) -> dict[str, Any]:
         """W3: renames the target user (3 tabs open) in 3 rounds; the server's CPU per send."""
-        from tornado.httpclient import AsyncHTTPClient
-
-        http = AsyncHTTPClient(force_instance=True)
         headers = {"Authorization": f"Bearer {self.seeded.target_token}", **JSON_BODY}
         url = f"http://127.0.0.1:{self.port}/api/v1/users/me"
 
         async def patch(r: int, i: int) -> None:
-            """Renames the target user once."""
-            await http.fetch(url, method="PATCH", headers=headers,
-                             body=json.dumps({"name": f"Target {label} {r} {i}"}))
+            """Renames the target user once (with the trigger's HTTP client)."""
+            await self.trigger.http.fetch(url, method="PATCH", headers=headers,
+                                          body=json.dumps({"name": f"Target {label} {r} {i}"}))
 
         per_round = max(1, self.mode.w3_sends // 3)
-        try:
-            out = await self.cpu_rounds("send", 3, per_round, patch)
-        finally:
-            http.close()
+        out = await self.cpu_rounds("send", 3, per_round, patch)
         await asyncio.sleep(0.5)
         return {"sends": 3 * per_round, **out,
                 "events_received": (await self.pool.stats())["by_type"],
@@ -184,11 +178,10 @@ class Phases(ServerRun):
     async def posts(self, path: str, headers: dict[str, str], body: Callable[[], str],
                     loops: int, per_loop: int, done: asyncio.Event | None = None,
                     ) -> tuple[list[float], int]:
-        """POSTs body() to path from concurrent loops, per_loop each or until done is set;
-        returns the answered requests' seconds and the failures."""
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+        """POSTs body() to path from concurrent loops (the trigger's HTTP client: 64 at a time),
+        per_loop each or until done is set; returns the answered requests' seconds, failures."""
+        from tornado.httpclient import HTTPClientError
 
-        http = AsyncHTTPClient(force_instance=True, max_clients=loops + 4)
         url, times, failed = f"http://127.0.0.1:{self.port}{path}", [], 0
 
         async def loop() -> None:
@@ -198,16 +191,13 @@ class Phases(ServerRun):
                     return
                 began = time.perf_counter()
                 try:
-                    await http.fetch(url, method="POST", headers=headers, body=body(),
-                                     request_timeout=30)
+                    await self.trigger.http.fetch(url, method="POST", headers=headers,
+                                                  body=body(), request_timeout=30)
                     times.append(time.perf_counter() - began)
                 except (HTTPClientError, OSError, TimeoutError):
                     failed += 1
 
-        try:
-            await asyncio.gather(*(loop() for _ in range(loops)))
-        finally:
-            http.close()
+        await asyncio.gather(*(loop() for _ in range(loops)))
         return times, failed
 
     async def notify(self, requests: int, concurrency: int = 8) -> dict[str, Any]:
