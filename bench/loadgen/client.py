@@ -5,6 +5,7 @@ source address from 127.0.0.2 up so that 10k+ connections never run out of ports
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 import zlib
@@ -15,7 +16,7 @@ from typing import Any
 __all__ = ["Stats", "Client", "SseClient", "open_client", "bounded"]
 
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-MARK = b'"t":'
+SENT = re.compile(rb'"t":([^,}]*)')  # a message's send time, found without decoding it
 PONG_EMPTY = b"\x8a\x80\x00\x00\x00\x00"  # masked (zero key) empty pong
 DEFLATE_TAIL = b"\x00\x00\xff\xff"  # appended to a permessage-deflate message to inflate it
 
@@ -131,16 +132,12 @@ class Client(asyncio.Protocol):
                 if b0 & 0x40 and self.inflater is not None:
                     data = self.inflater.decompress(buf[start:end] + DEFLATE_TAIL)
                     s, e = 0, len(data)
-                i = data.find(MARK, s, e)
-                if i >= 0:
+                if sent := SENT.search(data, s, e):
                     now = now or time.time()
-                    k = j = i + 4
-                    while k < e and data[k] not in b",}":
-                        k += 1
                     stats.received += 1
                     stats.wire_bytes += end - pos
                     if self.record:
-                        stats.latencies.append(now - float(data[j:k]))
+                        stats.latencies.append(now - float(sent[1]))
                     stats.last_recv = now
                 else:
                     stats.other += 1
@@ -178,16 +175,12 @@ class SseClient(Client):
             end = data.find(b"\n\n", pos)
             if end < 0:
                 break
-            i = data.find(MARK, pos, end)
-            if i >= 0:
+            if sent := SENT.search(data, pos, end):
                 now = now or time.time()
-                k = j = i + 4
-                while k < end and data[k] not in b",}":
-                    k += 1
                 stats.received += 1
                 stats.wire_bytes += end + 2 - pos
                 if self.record:
-                    stats.latencies.append(now - float(data[j:k]))
+                    stats.latencies.append(now - float(sent[1]))
                 stats.last_recv = now
             else:
                 stats.other += 1
