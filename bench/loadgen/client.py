@@ -17,6 +17,7 @@ __all__ = ["Stats", "Client", "SseClient", "open_client", "bounded"]
 
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 SENT = re.compile(rb'"t":([^,}]*)')  # a message's send time, found without decoding it
+TYPE = re.compile(rb'"type":"([^"]*)"')
 PONG_EMPTY = b"\x8a\x80\x00\x00\x00\x00"  # masked (zero key) empty pong
 DEFLATE_TAIL = b"\x00\x00\xff\xff"  # appended to a permessage-deflate message to inflate it
 
@@ -107,9 +108,8 @@ class Client(asyncio.Protocol):
 
     def on_text(self, buf: bytes, start: int, end: int) -> None:
         """Called for a text frame without a send timestamp: counts it by its "type"."""
-        t = buf.find(b'"type":"', start, end)
-        if t >= 0:
-            name = buf[t + 8:buf.find(b'"', t + 8, end)].decode("ascii", "replace")
+        if kind := TYPE.search(buf, start, end):
+            name = kind[1].decode("ascii", "replace")
             self.stats.by_type[name] = self.stats.by_type.get(name, 0) + 1
 
     def _frames(self, buf: bytes) -> None:
