@@ -66,8 +66,7 @@ def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> 
     from hub.messages import ALL
     from services.metrics import Metrics, Sources
 
-    hub = make_hub(MemoryBroker())
-    hub.observe_delivery = None
+    hub = make_hub(MemoryBroker())  # observe_delivery is set per round below
     # A connection whose send costs almost nothing, so the hub's own work dominates.
     sink = SimpleNamespace(write_frame=lambda frame: True, backlog=lambda: (0, 0),
                            close=lambda code, reason: None)
