@@ -128,7 +128,6 @@ class Storm:
     def __init__(self, worker: Any, cmd: dict[str, Any]) -> None:
         self.worker = worker
         self.host, self.port = cmd["host"], int(cmd["port"])
-        self.base, self.cap = float(cmd.get("base", 0.2)), float(cmd.get("cap", 2.0))
         self.rng = random.Random(int(cmd.get("seed", 0)) ^ os.getpid())
         sources = cmd.get("sources") or ["127.0.0.2"]
         self.states = [StormState(t, sources[i % len(sources)])
@@ -150,10 +149,10 @@ class Storm:
             task.add_done_callback(self.tasks.discard)
 
     async def resume(self, state: StormState) -> None:
-        """Reconnects with exponential backoff and full jitter, at most 40 attempts."""
+        """Reconnects with full-jitter backoff (0.2 s doubling, capped at 2 s), 40 attempts."""
         state.resuming = True
         for attempt in range(40):
-            await asyncio.sleep(self.rng.uniform(0, min(self.cap, self.base * 2 ** attempt)))
+            await asyncio.sleep(self.rng.uniform(0, min(2.0, 0.2 * 2 ** attempt)))
             if not self.reconnect or time.monotonic() > self.worker.deadline:
                 return
             state.attempts += 1
