@@ -22,7 +22,7 @@ from bench.stats import parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
 from bench.triggers import PeerTrigger, ProductTrigger
 from localcluster.procs import free_port
 
-__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "product_argv", "ServerRun",
+__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "ServerRun",
            "guarded", "run_guarded"]
 
 BENCH_PASSWORD = "bench-password-1"
@@ -38,13 +38,6 @@ PEERS = {  # how each peer server starts (then the common options and --max-seco
 }
 _COMMON = ["--address", "127.0.0.1", "--ping-interval", str(modes.PING_INTERVAL),
            "--ping-timeout", str(modes.PING_TIMEOUT)]
-
-
-def product_argv(port: int, data_dir: str, *extra: str) -> list[str]:
-    """Returns the command line that starts this product with the benchmark's settings."""
-    return [_PY, "main.py", *_COMMON, "--port", str(port), "--data-dir", data_dir,
-            "--jwt-secret", modes.SECRET, "--rate-limits", "off", "--access-token-ttl",
-            str(modes.TOKEN_TTL), *extra]
 
 
 @dataclass
@@ -79,7 +72,7 @@ def seed(data_dir: str, users: int, database_url: str = "",
 
     os.makedirs(data_dir, exist_ok=True)
     database = init_db(database_url or "sqlite:///" + os.path.join(data_dir, "app.db"))
-    ttl = modes.TOKEN_TTL  # the servers' own settings (product_argv), so they accept the tokens
+    ttl = modes.TOKEN_TTL  # the servers' own settings (launch), so they accept the tokens
     issuer = TokenIssuer(modes.SECRET, "events-server", "events-server", ttl, ttl)
     password_hash = hash_password(BENCH_PASSWORD)
     rows = [{"name": f"Bench User {i}", "email": f"bench{i}@example.com", "age": 30,
@@ -164,9 +157,11 @@ class ServerRun:
     async def launch(self, log: str = "") -> None:
         """Starts the server pinned to its core, then (once) the load generators."""
         loop = ("--loop", self.name.removeprefix("product-")) if "-" in self.name else ()
-        argv = (product_argv(self.port, self.data_dir, *loop, *self.extra_args) if self.product
-                else [*PEERS[self.name], *_COMMON, "--port", str(self.port), "--max-seconds",
-                      str(int(self.time_left()) + 60), *self.extra_args])
+        argv = ([_PY, "main.py", "--data-dir", self.data_dir, "--jwt-secret", modes.SECRET,
+                 "--rate-limits", "off", "--access-token-ttl", str(modes.TOKEN_TTL), *loop]
+                if self.product else [*PEERS[self.name], "--max-seconds",
+                                      str(int(self.time_left()) + 60)])
+        argv += [*_COMMON, "--port", str(self.port), *self.extra_args]
         self.server = Proc(self.name, argv, os.path.join(self.tmp, f"{self.name}{log}.log"),
                            modes.SERVER_CORE)
         await self.server.start()
