@@ -128,8 +128,7 @@ class StormBench(Phases):
             listen_s, cpu0 = time.time() - cut, self.cpu()
             status = await wait_status(self.pool, cut, m.storm_timeout, lambda s: s[
                 "resumed"] >= ok and s["recovered"] + s["not_recovered"] >= ok)
-            res["storm_cpu_s"] = self.cpu() - cpu0
-            res["storm_wall_s"] = time.time() - cut - listen_s
+            res.update(storm_cpu_s=self.cpu() - cpu0, storm_wall_s=time.time() - cut - listen_s)
             self.say(f"S1 status {status}")
             await asyncio.sleep(m.storm_after)
         finally:
