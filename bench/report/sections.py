@@ -41,13 +41,11 @@ def storm_section(results: dict[str, Any], json_name: str, images: Any = None) -
     row = [fmt(s.get("clients"), 0), fmt(s.get("published"), 0),
            f"{fmt(s.get('shutdown_s'), 2)} + {fmt(s.get('restart_s'), 2)}",
            f"{fmt(s.get('recovered_clients'), 0)} / {fmt(s.get('not_recovered'), 0)}",
-           fmt(s.get("recovery_p50_s"), 2), fmt(s.get("recovery_p99_s"), 2),
-           fmt(s.get("recovery_max_s"), 2),
+           *(fmt(s.get(k), 2) for k in ("recovery_p50_s", "recovery_p99_s", "recovery_max_s")),
            f"{fmt(s.get('handshakes_per_s'), 0)} ({fmt(s.get('handshakes_per_s_peak'), 0)})",
-           fmt(s.get("replayed"), 0), fmt(s.get("replayed_per_s"), 0),
-           fmt(s.get("cpu_us_per_resume"), 0), fmt(s.get("cpu_us_per_replayed"), 1),
-           fmt(s.get("cpu_us_per_replayed_net"), 1), fmt(s.get("gaps"), 0),
-           fmt(s.get("duplicates"), 0), fmt(s.get("out_of_order"), 0)]
+           *(fmt(s.get(k), 0) for k in ("replayed", "replayed_per_s", "cpu_us_per_resume")),
+           *(fmt(s.get(k), 1) for k in ("cpu_us_per_replayed", "cpu_us_per_replayed_net")),
+           *(fmt(s.get(k), 0) for k in ("gaps", "duplicates", "out_of_order"))]
     return "\n".join(out + [
         md_table(["clients", "events acked", "stop + start s", "recovered / not", "p50 s",
                   "p99 s", "max s", "handshakes/s (peak)", "replayed", "replayed/s",
@@ -84,9 +82,9 @@ def _c3(c3: dict[str, Any]) -> list[str]:
          "replayed", "alerts acked", "gaps", "duplicates", "out of order"],
         [[fmt(c3["clients"], 0), fmt(c3["clients_cut"], 0),
           f"{fmt(c3['recovered_clients'], 0)} / {fmt(c3['not_recovered'], 0)}",
-          fmt(c3["recovery_p50_s"], 2), fmt(c3["recovery_p99_s"], 2),
-          fmt(c3["all_recovered_s"], 2), fmt(c3["replayed"], 0), fmt(c3["published"], 0),
-          fmt(c3["gaps"], 0), fmt(c3["duplicates"], 0), fmt(c3["out_of_order"], 0)]]), ""]
+          *(fmt(c3[k], 2) for k in ("recovery_p50_s", "recovery_p99_s", "all_recovered_s")),
+          *(fmt(c3[k], 0) for k in ("replayed", "published", "gaps", "duplicates",
+                                    "out_of_order"))]]), ""]
     if c3.get("never_connected"):
         out += [f"{fmt(c3['never_connected'], 0)} of the {fmt(c3.get('clients_planned'), 0)} "
                 f"clients failed their first connection ({c3.get('connect_errors')}) and are "
