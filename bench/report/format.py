@@ -57,11 +57,9 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def targets_table(targets: list[dict[str, Any]]) -> str:
     """Returns the targets as a markdown table, a missed one with its known cause."""
-    rows = []
-    for t in targets:
-        cause = f"Cause: {t['cause']}" if t.get("cause") else ""
-        rows.append([t["name"], fmt(t["value"], 2), f"{t['op']} {fmt(t['limit'], 2)}",
-                     f"**{STATUS[t['met']]}**", ". ".join(x for x in (t["detail"], cause) if x)])
+    rows = [[t["name"], fmt(t["value"], 2), f"{t['op']} {fmt(t['limit'], 2)}",
+             f"**{STATUS[t['met']]}**", ". ".join(x for x in (
+                 t["detail"], t.get("cause") and f"Cause: {t['cause']}") if x)] for t in targets]
     return md_table(["target", "value", "limit", "status", "detail"], rows) if rows else ""
 
 

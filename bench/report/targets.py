@@ -40,11 +40,9 @@ def _target(tid: str, name: str, value: float | None, limit: float, op: str = "<
     """Returns one target check (missed when not ok either), with the known cause of a miss."""
     met = (None if value is None else {"<=": value <= limit, "<": value < limit,
                                        ">=": value >= limit}[op]) if ok else False
-    out = {"id": tid, "name": name, "value": value, "limit": limit, "op": op, "met": met,
-           "detail": detail if value is not None else detail or "not measured"}
-    if met is False and tid in CAUSES:
-        out["cause"] = CAUSES[tid]
-    return out
+    return {"id": tid, "name": name, "value": value, "limit": limit, "op": op, "met": met,
+            "detail": detail if value is not None else detail or "not measured",
+            "cause": CAUSES.get(tid) if met is False else None}
 
 
 def _at(servers: dict[str, Any], name: str, *path: str) -> float | None:
