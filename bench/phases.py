@@ -1,5 +1,4 @@
-"""The measurements workloads are made of: broadcast runs, targeted sends, CPU in rounds and a
-login storm, against one server run."""
+"""The measurements the workloads are made of, against one server run (and their ABBA rounds)."""
 
 from __future__ import annotations
 

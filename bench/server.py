@@ -1,5 +1,4 @@
-"""One server under test (pinned to its core) with its load generators: seeding, start, stop,
-and the server's CPU and memory."""
+"""One server under test with its load generators: seeding, start, stop, its CPU and memory."""
 
 from __future__ import annotations
 

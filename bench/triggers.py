@@ -82,8 +82,7 @@ class ProductTrigger:
 
 
 class PeerTrigger:
-    """A peer's control WebSocket: each message (JSON text, protobuf bytes, a JSON list for a
-    burst) is broadcast and answered "ok <n>", in order."""
+    """A peer's control WebSocket: each message is broadcast and answered "ok <n>", in order."""
 
     def __init__(self, url: str) -> None:
         self.url, self.conn, self.reader, self.protobuf = url, None, None, False

@@ -1,5 +1,4 @@
-"""The sections of the recovery workloads (the reconnect storm S1, the cluster C1-C3) and of
-the side-by-side comparisons (wire formats, metrics overhead, paired rounds)."""
+"""The sections of S1, C1-C3 and the side-by-side comparisons (wire, metrics, paired, hooks)."""
 
 from __future__ import annotations
 
