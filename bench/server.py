@@ -133,9 +133,8 @@ class ServerRun:
 
     def tokens(self) -> list[str]:
         """Returns the tokens clients connect with: each seeded user's tabs, or any for a peer."""
-        if self.seeded is None:
-            return [""]
-        return [t for t in self.seeded.user_tokens for _ in range(self.mode.tabs)]
+        return [""] if self.seeded is None else [
+            t for t in self.seeded.user_tokens for _ in range(self.mode.tabs)]
 
     async def start(self, users: int | None = None, trigger: bool = True,
                     rooms: tuple[str, ...] = ()) -> None:

@@ -88,9 +88,8 @@ class Worker:
     def resume(self) -> dict[str, int]:
         """Resumes reading on the paused clients."""
         resumed = [c for c in self.clients if c.paused and c.open and c.transport is not None]
-        for client in resumed:
+        for client in resumed:  # a closed one stays marked: it is never read again
             client.transport.resume_reading()
-        for client in self.clients:
             client.paused = False
         return {"resumed": len(resumed)}
 

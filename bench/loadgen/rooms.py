@@ -125,9 +125,7 @@ async def handle_rooms(worker: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     by_room: dict[str, int] = {}
     sent, began = 0, time.monotonic()
     for k in range(int(rate * seconds) if clients else 0):
-        delay = began + k / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await asyncio.sleep(max(0.0, began + k / rate - time.monotonic()))
         if time.monotonic() > worker.deadline:
             break
         client = rng.choice(clients)
