@@ -182,11 +182,7 @@ class Pool:
 
     def cpu_seconds(self) -> float:
         """Returns the CPU seconds the workers have used so far."""
-        total = 0.0
-        for w in self.workers:
-            with contextlib.suppress(OSError):
-                total += proc_cpu_seconds(w.pid)
-        return total
+        return sum(proc_cpu_seconds(w.pid) for w in self.workers)
 
     def shares(self, count: int, offset: int = 0) -> list[tuple[Worker, range]]:
         """Splits clients offset .. offset + count - 1 over the workers, in order."""
