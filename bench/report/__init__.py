@@ -54,12 +54,12 @@ def render_sections(report: dict[str, Any], json_name: str, img_dir: str = "",
     for part, name in RUN_PARTS.items() if kind == "run" else ():
         if not report.get(part):
             continue
-        images: list[tuple[str, str]] = []
+        images: list[str] = []  # markdown lines, one a plot
         if img_dir and part in ("servers", "rooms"):
             from bench.report.plots import draw_plots
 
             rel = os.path.relpath(img_dir, os.path.dirname(os.path.abspath(docs)))
-            images = [(alt, f"{rel}/{f}") for alt, f in draw_plots(part, report[part], img_dir)]
+            images = [f"![{alt}]({rel}/{f})" for alt, f in draw_plots(part, report[part], img_dir)]
         out[name] = RENDER[name](report, json_name, images)
     for part in [p for p in ("wire", "hooks") if kind == "run" and report.get(p)]:
         out[part] = RENDER[part](report[part], json_name)

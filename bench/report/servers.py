@@ -43,11 +43,6 @@ def _run(r: dict[str, Any]) -> list[str]:
                                                             "client_core_util"))]
 
 
-def _images(images: list[tuple[str, str]]) -> list[str]:
-    """Returns the markdown lines of the plots, if any."""
-    return [*(f"![{alt}]({path})" for alt, path in images), ""] if images else []
-
-
 def _few_many(w: dict[str, Any], unit: str, who: str, last: str,
               cell: Callable[[dict[str, Any]], str]) -> list[str]:
     """Returns the table of a few-vs-many comparison (W3, R2) and its ratio."""
@@ -117,7 +112,7 @@ def _details(servers: dict[str, Any]) -> list[str]:
 
 
 def broadcast_section(results: dict[str, Any], json_name: str,
-                      images: list[tuple[str, str]]) -> str:
+                      images: list[str]) -> str:
     """Returns the W1-W5 and burst section of one run."""
     m, cfg, servers = results.get("machine", {}), results.get("config", {}), results["servers"]
     notes = []
@@ -142,10 +137,10 @@ def broadcast_section(results: dict[str, Any], json_name: str,
         "per process.", "", md_table(["server", *(c[0] for c in COLUMNS)], rows), "",
         targets_table(broadcast_targets(results)), "",
         *(["Notes from this run:", "", *notes, ""] if notes else []),
-        *_images(images), *_details(servers)])
+        *images, "", *_details(servers)])
 
 
-def rooms_section(results: dict[str, Any], json_name: str, images: list[tuple[str, str]]) -> str:
+def rooms_section(results: dict[str, Any], json_name: str, images: list[str]) -> str:
     """Returns the rooms section (R1 against every server, R2 for this product) of one run."""
     m, rooms = results.get("machine", {}), results["rooms"]
     rows = [[label(name), fmt(field(res, "workloads", "R1connect", "connections"), 0),
@@ -160,7 +155,7 @@ def rooms_section(results: dict[str, Any], json_name: str, images: list[tuple[st
            f"{m.get('aiohttp', '?')}; Node socket.io {m.get('node_socketio', '?')}.", "",
            md_table(["server", "sockets", "join s", "rooms x members", "publishes", "delivered",
                      "CPU us/publish", "msgs/s", "CPU us/delivery", *RUN[2:]], rows), "",
-           targets_table(room_targets(results)), "", *_images(images)]
+           targets_table(room_targets(results)), "", *images, ""]
     if r2 := field(rooms, "product", "workloads", "R2"):
         out += ["### R2 room isolation (product only)", *_few_many(
             r2, "publish", "sockets in other rooms", "messages at the 3 tabs (incl. warm-up)",
