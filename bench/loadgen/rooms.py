@@ -76,10 +76,9 @@ class RoomClient(Client):
                                        "data": {"channel": f"room:{self.room}"}}).encode())
 
     def _joined(self) -> None:
-        """Marks the client as in its room and ready."""
+        """Marks the client as in its room and ready (as a plain client is once upgraded)."""
         self.joined = True
-        if not self.ready.done():
-            self.ready.set_result(time.time())
+        Client.on_upgraded(self)
 
     def on_text(self, buf: bytes, start: int, end: int) -> None:
         """Handles a frame without a send timestamp: join replies, errors, pings."""
