@@ -1,6 +1,5 @@
-"""The command line every benchmark entry point shares: sizes, where the results and the docs
-go, the machine's description, and how a report is saved, printed and written into
-docs/benchmarks.md."""
+"""The command line every benchmark entry point shares, the machine's description, and how a
+report is saved, printed and written into docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -16,19 +15,19 @@ import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from bench.modes import MODES, ROOT, Clock, Mode
 from bench.procs import prepare_process
 
-__all__ = ["parser", "header", "machine_info", "main", "publish", "save_report"]
+__all__ = ["parser", "header", "machine_info", "main", "publish"]
 
 Measure = Callable[[argparse.Namespace, Mode, Clock, str], Awaitable[dict[str, Any]]]
 
 
 def parser(description: str, micro: str = "") -> argparse.ArgumentParser:
-    """Returns a parser with the options every entry point takes (and --micro, when micro says
-    what it times); each adds its own."""
+    """Returns a parser with every entry point's options (and --micro if micro names a timing)."""
     p = argparse.ArgumentParser(description=description)
     if micro:
         p.add_argument("--micro", action="store_true", help=f"only time {micro} in-process")
@@ -70,11 +69,9 @@ def machine_info() -> dict[str, Any]:
                             if ln.startswith("model name")), None)
     with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as fh:
         info["memory_gib"] = round(int(fh.readline().split()[1]) / 1024 / 1024, 1)
-    for dist, key in (("websockets", "websockets"), ("python-socketio", "python_socketio"),
-                      ("aiohttp", "aiohttp")):
-        info[key] = _version(dist)
-    uvloop = _version("uvloop")
-    info["loadgen_loop"] = f"uvloop {uvloop}" if uvloop else "asyncio"
+    for dist in ("websockets", "python-socketio", "aiohttp"):
+        info[dist.replace("-", "_")] = _version(dist)
+    info["loadgen_loop"] = f"uvloop {uvloop}" if (uvloop := _version("uvloop")) else "asyncio"
     try:
         info["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True,
                                       timeout=10).stdout.strip() or None
@@ -86,16 +83,6 @@ def machine_info() -> dict[str, Any]:
         info["node_ws"] = packages["node_modules/ws"]["version"]
         info["node_socketio"] = packages.get("node_modules/socket.io", {}).get("version")
     return info
-
-
-def save_report(report: dict[str, Any], results_dir: str) -> str:
-    """Writes report as <results_dir>/<kind>-<its start, compact>.json; returns the path."""
-    os.makedirs(results_dir, exist_ok=True)
-    stamp = report["started"].replace("-", "").replace(":", "")
-    path = os.path.join(results_dir, f"{report['kind']}-{stamp}.json")
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=1)
-    return path
 
 
 def publish(report: dict[str, Any], args: argparse.Namespace, json_name: str) -> None:
@@ -120,8 +107,7 @@ def main(kind: str, p: argparse.ArgumentParser, measure: Measure, argv: list[str
         print(json.dumps(micro(), indent=1))
         return 0
     if args.render:
-        with open(args.render, encoding="utf-8") as fh:
-            report = json.load(fh)
+        report = json.loads(Path(args.render).read_text(encoding="utf-8"))
         report["note"] = args.note or report.get("note", "")
         publish(report, args, os.path.basename(args.render))
         return 0
@@ -134,7 +120,10 @@ def main(kind: str, p: argparse.ArgumentParser, measure: Measure, argv: list[str
         report.update(asyncio.run(measure(args, mode, clock, tmp)))
     finally:
         report.update(loadavg_end=os.getloadavg(), duration_s=round(clock.elapsed(), 1))
-    path = save_report(report, args.results_dir)
+    os.makedirs(args.results_dir, exist_ok=True)
+    stamp = report["started"].replace("-", "").replace(":", "")
+    path = os.path.join(args.results_dir, f"{kind}-{stamp}.json")
+    Path(path).write_text(json.dumps(report, indent=1), encoding="utf-8")
     clock.say(f"wrote {path}")
     publish(report, args, os.path.basename(path))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import resource
@@ -14,10 +15,12 @@ import signal
 import sys
 import time
 from array import array
+from pathlib import Path
 from typing import Any
 
 from bench.modes import CLIENT_CORE, NOFILE, ROOT, SOURCES
 from bench.stats import add_counts, proc_cpu_seconds
+from localcluster.procs import port_open
 
 __all__ = ["pin", "prepare_process", "Proc", "Worker", "Pool"]
 
@@ -78,12 +81,9 @@ class Proc:
         for _ in range(300):
             if self.proc is None or self.proc.returncode is not None:
                 raise RuntimeError(f"{self.name} exited early; see {self.log_path}")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
+            if port_open("127.0.0.1", port):
                 return
-            except OSError:
-                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)
         raise RuntimeError(f"{self.name} did not listen on {port}")
 
     async def stop(self, grace: float = 8.0) -> None:
@@ -107,16 +107,13 @@ class Worker(Proc):
     def __init__(self, index: int, log_path: str, max_seconds: float) -> None:
         argv = [sys.executable, "-m", "bench.loadgen", "--max-seconds", str(int(max_seconds))]
         super().__init__(f"loadgen-{index}", argv, log_path, CLIENT_CORE, pipes=True)
-        self.index = index
-        self._next = 0
-        self._lock = asyncio.Lock()
+        self.index, self._lock = index, asyncio.Lock()  # one command at a time: replies in order
 
     async def call(self, cmd: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
         """Sends one JSON command and returns the worker's JSON reply."""
         assert self.proc is not None and self.proc.stdin and self.proc.stdout
         async with self._lock:
-            self._next += 1
-            self.proc.stdin.write((json.dumps({**cmd, "id": self._next}) + "\n").encode())
+            self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
             await self.proc.stdin.drain()
             line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
         if not line:
@@ -139,15 +136,6 @@ class Pool:
     def __init__(self, workers: list[Worker]) -> None:
         self.workers = workers
 
-    @classmethod
-    async def start(cls, count: int, tmp: str, prefix: str, max_seconds: float) -> Pool:
-        """Starts count load generators logging into tmp/<prefix>-loadgen-<i>.log."""
-        workers = [Worker(i, os.path.join(tmp, f"{prefix}-loadgen-{i}.log"), max_seconds)
-                   for i in range(count)]
-        for w in workers:
-            await w.start()
-        return cls(workers)
-
     async def stop(self) -> None:
         """Stops every worker."""
         for w in self.workers:
@@ -159,18 +147,13 @@ class Pool:
 
     async def summed(self, cmd: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
         """Sends one command to every worker and returns their replies added up."""
-        out: dict[str, Any] = {}
-        for reply in await self.all(cmd, timeout):
-            add_counts(out, reply)
-        return out
+        return functools.reduce(add_counts, await self.all(cmd, timeout), {})
 
     async def stats(self) -> dict[str, Any]:
         """Returns the workers' receive counters added up (the last receipt: the latest)."""
         replies = await self.all({"cmd": "stats"})
-        out: dict[str, Any] = {"by_type": {}, "close_codes": {}}
-        for r in replies:
-            add_counts(out, r)
-        return {**out, "last_recv": max(r["last_recv"] for r in replies)}
+        return {**functools.reduce(add_counts, replies, {}),
+                "last_recv": max(r["last_recv"] for r in replies)}
 
     async def wait_received(self, expected: int, limit: float = 60.0,
                             stall: float = 3.0) -> dict[str, Any]:
@@ -193,45 +176,38 @@ class Pool:
         await asyncio.gather(*(w.call({"cmd": "dump", "path": p})
                                for w, p in zip(self.workers, paths, strict=True)))
         for path in paths:
-            with open(path, "rb") as fh:
-                values.fromfile(fh, os.path.getsize(path) // values.itemsize)
+            values.frombytes(Path(path).read_bytes())
             os.unlink(path)
         return values
 
     def cpu_seconds(self) -> float:
         """Returns the CPU seconds the workers have used so far."""
-        total = 0.0
-        for w in self.workers:
-            with contextlib.suppress(OSError):
-                total += proc_cpu_seconds(w.pid)
-        return total
+        return sum(proc_cpu_seconds(w.pid) for w in self.workers)
 
-    def shares(self, count: int, items: list[Any], offset: int = 0) -> list[tuple[Worker, list]]:
-        """Splits count clients over the workers, each with its clients' items."""
+    def shares(self, count: int, offset: int = 0) -> list[tuple[Worker, range]]:
+        """Splits clients offset .. offset + count - 1 over the workers, in order."""
         n, out, start = len(self.workers), [], offset
         for i, w in enumerate(self.workers):
             k = count // n + (i < count % n)
-            out.append((w, [items[(start + j) % len(items)] for j in range(k)]))
+            out.append((w, range(start, start + k)))
             start += k
         return [(w, part) for w, part in out if part]
 
     async def connect(self, port: int, tokens: list[str], count: int, offset: int = 0,
                       timeout: float = 120.0, rooms: list[str] | None = None,
                       **options: Any) -> dict[str, Any]:
-        """Opens count connections spread over the workers (room clients with rooms, one per
-        client like tokens); options go to bench/loadgen's connect command."""
-        indexes = list(range(max(len(tokens), len(rooms or ()))))
+        """Opens count connections (room clients with rooms); options go to loadgen's connect."""
         calls = []
-        for w, mine in self.shares(count, indexes, offset):
+        for w, mine in self.shares(count, offset):
             cmd = {"cmd": "connect", "host": "127.0.0.1", "port": port, "count": len(mine),
                    "tokens": [tokens[i % len(tokens)] for i in mine], "sources": SOURCES,
                    "concurrency": 32, "timeout": timeout, "small_rcvbuf_every": 50, **options}
             if rooms:
                 cmd["rooms"] = [rooms[i % len(rooms)] for i in mine]
             calls.append(w.call(cmd, timeout + 30))
-        began, total = time.time(), {"ok": 0, "errors": {}, "handshake_ms_sum": 0.0}
-        for reply in await asyncio.gather(*calls):
-            add_counts(total, reply)
+        began = time.time()
+        total = functools.reduce(add_counts, await asyncio.gather(*calls),
+                                 {"ok": 0, "errors": {}, "handshake_ms_sum": 0.0})
         ok = total["ok"]
         return {"ok": ok, "failed": count - ok, "wall_s": time.time() - began,
                 "errors": total["errors"],

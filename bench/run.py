@@ -1,6 +1,5 @@
-"""The orchestrator, `python -m bench.run [--quick]` (`make bench`, `make bench-quick`): W1-W5
-and the burst against this product and each peer in turn, then the rooms, the reconnect
-storm, the wire formats and the cluster; writes the results and the sections they measured."""
+"""The orchestrator, `python -m bench.run` (`make bench`, `bench-quick`, `bench-hooks`): runs the
+chosen parts in turn, then writes the results and the sections they measured."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""One server under test (pinned to its core) with its load generators: seeding, start, stop,
-and the server's CPU and memory."""
+"""One server under test with its load generators: seeding, start, stop, its CPU and memory."""
 
 from __future__ import annotations
 
@@ -10,18 +9,20 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench import modes
 from bench.modes import Clock, Mode
-from bench.procs import Pool, Proc
+from bench.procs import Pool, Proc, Worker
 from bench.stats import parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
 from bench.triggers import PeerTrigger, ProductTrigger
 from localcluster.procs import free_port
 
-__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "product_argv", "ServerRun",
-           "run_guarded", "failure"]
+__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "ServerRun",
+           "guarded", "run_guarded"]
 
 BENCH_PASSWORD = "bench-password-1"
 
@@ -36,13 +37,6 @@ PEERS = {  # how each peer server starts (then the common options and --max-seco
 }
 _COMMON = ["--address", "127.0.0.1", "--ping-interval", str(modes.PING_INTERVAL),
            "--ping-timeout", str(modes.PING_TIMEOUT)]
-
-
-def product_argv(port: int, data_dir: str, *extra: str) -> list[str]:
-    """Returns the command line that starts this product with the benchmark's settings."""
-    return [_PY, "main.py", *_COMMON, "--port", str(port), "--data-dir", data_dir,
-            "--jwt-secret", modes.SECRET, "--rate-limits", "off", "--access-token-ttl",
-            str(modes.TOKEN_TTL), *extra]
 
 
 @dataclass
@@ -63,10 +57,9 @@ def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
         model.insert_many(rows[start:start + 500]).execute()
 
 
-def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: str = "",
+def seed(data_dir: str, users: int, database_url: str = "",
          rooms: list[str] | tuple[str, ...] = ()) -> Seeded:
-    """Creates users, a target user, an admin and rooms in SQLite in data_dir (or database_url);
-    returns tokens minted with the server's own issuer (the password hashed once)."""
+    """Creates users, a target user, an admin and rooms (SQLite in data_dir, or database_url)."""
     from auth.apikeys import SCOPES
     from auth.jwt import TokenIssuer
     from auth.passwords import hash_password
@@ -78,7 +71,8 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: s
 
     os.makedirs(data_dir, exist_ok=True)
     database = init_db(database_url or "sqlite:///" + os.path.join(data_dir, "app.db"))
-    issuer = TokenIssuer(secret, "events-server", "events-server", token_ttl, token_ttl)
+    ttl = modes.TOKEN_TTL  # the servers' own settings (launch), so they accept the tokens
+    issuer = TokenIssuer(modes.SECRET, "events-server", "events-server", ttl, ttl)
     password_hash = hash_password(BENCH_PASSWORD)
     rows = [{"name": f"Bench User {i}", "email": f"bench{i}@example.com", "age": 30,
              "role": "user"} for i in range(users)]
@@ -95,17 +89,19 @@ def seed(data_dir: str, secret: str, users: int, token_ttl: int, database_url: s
     database.close()
     tokens = [issuer.issue_access(u.id, u.role, u.token_version, s["id"])
               for u, s in zip(people, sessions, strict=True)]
-    by_email = {u.email: i for i, u in enumerate(people)}
-    t, a = by_email["target@example.com"], by_email["admin@example.com"]
-    plain = [i for i, u in enumerate(people) if u.email.startswith("bench")]
-    return Seeded(user_tokens=[tokens[i] for i in plain],
-                  user_emails=[people[i].email for i in plain], target_token=tokens[t],
-                  target_id=people[t].id, admin_token=tokens[a], api_key=api_key)
+    # The database is new: its users are in the rows' order, the target and the admin last.
+    return Seeded(user_tokens=tokens[:users], user_emails=[u.email for u in people[:users]],
+                  target_token=tokens[users], target_id=people[users].id,
+                  admin_token=tokens[users + 1], api_key=api_key)
 
 
-def failure(exc: BaseException) -> str:
-    """Returns how a failed step is reported."""
-    return f"{type(exc).__name__}: {exc}"
+async def guarded(step: Awaitable[dict[str, Any]], label: str, clock: Clock) -> dict[str, Any]:
+    """Returns step's result or, when it fails, {"error": why}: a failed step is not fatal."""
+    try:
+        return await step
+    except Exception as exc:  # noqa: BLE001 - reported in the results
+        clock.say(f"{label}: FAILED {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 class ServerRun:
@@ -137,9 +133,8 @@ class ServerRun:
 
     def tokens(self) -> list[str]:
         """Returns the tokens clients connect with: each seeded user's tabs, or any for a peer."""
-        if self.seeded is None:
-            return [""]
-        return [t for t in self.seeded.user_tokens for _ in range(self.mode.tabs)]
+        return [""] if self.seeded is None else [
+            t for t in self.seeded.user_tokens for _ in range(self.mode.tabs)]
 
     async def start(self, users: int | None = None, trigger: bool = True,
                     rooms: tuple[str, ...] = ()) -> None:
@@ -148,29 +143,32 @@ class ServerRun:
         if self.product:
             users = self.mode.users if users is None else users
             self.say(f"seeding {users} users + target + admin, {len(rooms)} rooms")
-            self.seeded = await asyncio.to_thread(seed, self.data_dir, modes.SECRET, users,
-                                                  modes.TOKEN_TTL, "", rooms)
+            self.seeded = await asyncio.to_thread(seed, self.data_dir, users, "", rooms)
             self.trigger = ProductTrigger(f"http://{base}", self.seeded.admin_token,
                                           os.path.join(self.data_dir, "app.db"))
         else:
             self.trigger = PeerTrigger(f"ws://{base}/control")
         await self.launch()
-        if trigger:
+        if trigger and isinstance(self.trigger, PeerTrigger):  # the product's sends are requests
             await self.trigger.open()
 
     async def launch(self, log: str = "") -> None:
         """Starts the server pinned to its core, then (once) the load generators."""
         loop = ("--loop", self.name.removeprefix("product-")) if "-" in self.name else ()
-        argv = (product_argv(self.port, self.data_dir, *loop, *self.extra_args) if self.product
-                else [*PEERS[self.name], *_COMMON, "--port", str(self.port), "--max-seconds",
-                      str(int(self.time_left()) + 60), *self.extra_args])
+        argv = ([_PY, "main.py", "--data-dir", self.data_dir, "--jwt-secret", modes.SECRET,
+                 "--rate-limits", "off", "--access-token-ttl", str(modes.TOKEN_TTL), *loop]
+                if self.product else [*PEERS[self.name], "--max-seconds",
+                                      str(int(self.time_left()) + 60)])
+        argv += [*_COMMON, "--port", str(self.port), *self.extra_args]
         self.server = Proc(self.name, argv, os.path.join(self.tmp, f"{self.name}{log}.log"),
                            modes.SERVER_CORE)
         await self.server.start()
         await self.server.wait_port(self.port)
         if self.pool is None:
-            self.pool = await Pool.start(self.mode.workers, self.tmp, self.name,
-                                         self.time_left() + 60)
+            self.pool = Pool([Worker(i, os.path.join(self.tmp, f"{self.name}-loadgen-{i}.log"),
+                                     self.time_left() + 60) for i in range(self.mode.workers)])
+            for w in self.pool.workers:
+                await w.start()
 
     async def stop(self) -> None:
         """Closes the trigger and stops the load generators and the server."""
@@ -192,8 +190,7 @@ class ServerRun:
     def loop_cpu(self) -> float:
         """On-CPU seconds of the server's main thread (the IOLoop: HTTP, JWT, hub fan-out)."""
         pid = self.server.pid
-        with open(f"/proc/{pid}/task/{pid}/schedstat", encoding="ascii") as fh:
-            return parse_schedstat_ns(fh.read()) / 1e9
+        return parse_schedstat_ns(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text()) / 1e9
 
     def spy(self, tag: str, seconds: int) -> subprocess.Popen | None:
         """Starts py-spy on the server (raw folded stacks into bench/results/), or None."""
@@ -209,11 +206,8 @@ class ServerRun:
 
 
 async def run_guarded(bench: Any, label: str) -> dict[str, Any]:
-    """Runs and stops bench; a failure is reported in its result, not raised."""
+    """Runs and stops bench; a failure is reported with what it had measured, not raised."""
     try:
-        return await bench.run()
-    except Exception as exc:  # noqa: BLE001 - a failed server is reported, not fatal
-        bench.clock.say(f"{label}: FAILED {failure(exc)}")
-        return {**bench.result, "error": failure(exc)}
+        return {**bench.result, **await guarded(bench.run(), label, bench.clock)}
     finally:
         await bench.stop()

@@ -1,12 +1,13 @@
-"""Pure helpers (percentiles, latency summaries, medians, counters, /proc parsing) and the
-small /proc readers."""
+"""Pure helpers (percentiles, latency summaries, medians, counters) and the /proc readers."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["percentile", "summarize_latencies", "quantile_points", "medians", "add_counts",
@@ -32,11 +33,9 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 def summarize_latencies(values: Iterable[float]) -> dict[str, float | int]:
     """Returns count, mean, p50, p90, p99, p99.9 and max of latencies given in seconds, as ms."""
     data = sorted(values)
-    out: dict[str, float | int] = {"count": len(data),
-                                   "mean_ms": 1000.0 * sum(data) / len(data) if data else math.nan}
-    for name, q in (("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("max", 100)):
-        out[f"{name}_ms"] = 1000.0 * percentile(data, q)
-    return out
+    return {"count": len(data), "mean_ms": 1000.0 * sum(data) / len(data) if data else math.nan,
+            **{f"{name}_ms": 1000.0 * percentile(data, q) for name, q in (
+                ("p50", 50), ("p90", 90), ("p99", 99), ("p999", 99.9), ("max", 100))}}
 
 
 def quantile_points(values: Iterable[float], points: int = 200) -> list[list[float]]:
@@ -44,8 +43,8 @@ def quantile_points(values: Iterable[float], points: int = 200) -> list[list[flo
     data = sorted(values)
     if not data or points < 2:
         return []
-    qs = [i / (points - 1) for i in range(points)]
-    return [[round(q, 5), round(1000.0 * percentile(data, 100.0 * q), 4)] for q in qs]
+    return [[round(q, 5), round(1000.0 * percentile(data, 100.0 * q), 4)]
+            for q in (i / (points - 1) for i in range(points))]
 
 
 def medians(rows: list[dict[str, Any]], keys: Iterable[str]) -> dict[str, float]:
@@ -74,9 +73,7 @@ def parse_status_rss_kib(status_text: str) -> int:
     """Returns VmRSS in KiB from the text of /proc/<pid>/status."""
     for line in status_text.splitlines():
         if line.startswith("VmRSS:"):
-            parts = line.split()
-            unit = parts[2].lower() if len(parts) > 2 else "kb"
-            return int(parts[1]) * (1024 if unit == "mb" else 1)
+            return int(line.split()[1])  # the kernel always writes kB
     raise ValueError("no VmRSS line in status text")
 
 
@@ -87,26 +84,18 @@ def parse_schedstat_ns(text: str) -> int:
 
 def proc_cpu_seconds(pid: int) -> float:
     """Returns the process's user + system CPU time (all threads) from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-        return parse_stat_cpu(fh.read())
+    return parse_stat_cpu(Path(f"/proc/{pid}/stat").read_text("ascii", "replace"))
 
 
 def proc_runtime_seconds(pid: int) -> float:
     """Returns the on-CPU seconds of the process's threads (ns resolution)."""
     total = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh:
-                    total += parse_schedstat_ns(fh.read())
-            except FileNotFoundError:  # the thread ended in between
-                continue
-    except (FileNotFoundError, ValueError, IndexError):
-        return proc_cpu_seconds(pid)
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):  # the thread ended in between
+            total += parse_schedstat_ns(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text())
     return total / 1e9
 
 
 def proc_rss_kib(pid: int) -> int:
     """Returns the process's resident set size in KiB from /proc/<pid>/status."""
-    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-        return parse_status_rss_kib(fh.read())
+    return parse_status_rss_kib(Path(f"/proc/{pid}/status").read_text("ascii", "replace"))

@@ -63,9 +63,6 @@ class ProductTrigger:
                         "Content-Type": "application/json"}
         self.http = AsyncHTTPClient(force_instance=True, max_clients=64)
 
-    async def open(self) -> None:
-        """Needs nothing opened: each send is a request."""
-
     async def send(self, seq: int, pad: str = "") -> int:
         """Posts alert number seq and returns its recipient count."""
         data = alert_data(seq, pad, self.timed)
@@ -85,8 +82,7 @@ class ProductTrigger:
 
 
 class PeerTrigger:
-    """A peer's control WebSocket: each message (JSON text, protobuf bytes, a JSON list for a
-    burst) is broadcast and answered "ok <n>", in order."""
+    """A peer's control WebSocket: each message is broadcast and answered "ok <n>", in order."""
 
     def __init__(self, url: str) -> None:
         self.url, self.conn, self.reader, self.protobuf = url, None, None, False

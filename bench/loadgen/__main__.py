@@ -1,6 +1,5 @@
-"""One load-generator process: holds thousands of clients and answers JSON-line commands on
-stdin (connect, stats, reset, dump, pause, resume, close_all, exit, rooms_*, storm_*) with one
-JSON line each; it exits on stdin EOF (parent gone), on `exit`, or after --max-seconds."""
+"""One load-generator process: holds thousands of clients and answers each JSON-line command on
+stdin with a JSON line; exits on stdin EOF (parent gone), on `exit`, or after --max-seconds."""
 
 from __future__ import annotations
 
@@ -10,17 +9,10 @@ import json
 import sys
 import time
 from array import array
+from pathlib import Path
 from typing import Any
 
-from bench.loadgen.client import (
-    Client,
-    SseClient,
-    Stats,
-    bounded,
-    open_client,
-    sse_request,
-    upgrade_request,
-)
+from bench.loadgen.client import Client, SseClient, Stats, bounded, open_client
 from bench.loadgen.rooms import RoomClient, handle_rooms
 from bench.loadgen.storm import Storm, handle_storm
 
@@ -54,15 +46,14 @@ class Worker:
             """Opens client i."""
             token = tokens[i % len(tokens)]
             target = f"{path}?token={token}" if token else path
-            sse = path == "/sse"
-            request = (sse_request(host, port, target) if sse
-                       else upgrade_request(host, port, target, offers))
+            kind = SseClient if path == "/sse" else Client
+            request = kind.build_request(host, port, target, offers)
             small = bool(every) and i % every == every - 1
             room = rooms[i % len(rooms)] if rooms else None
             began = time.time()
             client = await open_client(host, port, sources[i % len(sources)], lambda ready: (
                 RoomClient(self.stats, request, ready, cmd.get("proto", "json"), room) if room
-                else (SseClient if sse else Client)(self.stats, request, ready)),
+                else kind(self.stats, request, ready)),
                 4096 if small else 0)
             times.append(time.time() - began)
             client.small = small
@@ -75,22 +66,20 @@ class Worker:
 
     def snapshot(self) -> dict[str, Any]:
         """Returns this process's counters."""
-        s = self.stats
-        return {"received": s.received, "wire_bytes": s.wire_bytes, "other": s.other,
-                "by_type": s.by_type, "last_recv": s.last_recv,
+        s = self.stats  # its counters, the latencies aside (they go through files: dump)
+        return {**{k: v for k, v in vars(s).items() if k != "latencies"},
+                "close_codes": {str(k): v for k, v in s.close_codes.items()},
                 "open": sum(1 for c in self.clients if c.open),
-                "open_recording": sum(1 for c in self.clients if c.open and c.record),
-                "close_codes": {str(k): v for k, v in s.close_codes.items()}, "lost": s.lost}
+                "open_recording": sum(1 for c in self.clients if c.open and c.record)}
 
     def reset(self) -> dict[str, Any]:
         """Zeroes the receive counters."""
         self.stats.reset()
         return {"reset": True}
 
-    def pause(self, every: int) -> dict[str, int]:
+    def pause(self) -> dict[str, int]:
         """Stops reading on the small-buffer clients; they stop counting latency."""
-        chosen = [c for c in self.clients if c.small] or self.clients[every - 1::every]
-        chosen = [c for c in chosen if c.open and c.transport is not None]
+        chosen = [c for c in self.clients if c.small and c.open and c.transport is not None]
         for client in chosen:
             client.transport.pause_reading()
             client.paused, client.record = True, False
@@ -99,9 +88,8 @@ class Worker:
     def resume(self) -> dict[str, int]:
         """Resumes reading on the paused clients."""
         resumed = [c for c in self.clients if c.paused and c.open and c.transport is not None]
-        for client in resumed:
+        for client in resumed:  # a closed one stays marked: it is never read again
             client.transport.resume_reading()
-        for client in self.clients:
             client.paused = False
         return {"resumed": len(resumed)}
 
@@ -123,12 +111,10 @@ class Worker:
         if op == "connect":
             return await self.connect(cmd)
         if op == "dump":
-            with open(cmd["path"], "wb") as fh:
-                self.stats.latencies.tofile(fh)
+            Path(cmd["path"]).write_bytes(self.stats.latencies.tobytes())
             return {"dumped": len(self.stats.latencies)}
         simple = {"stats": self.snapshot, "reset": self.reset, "resume": self.resume,
-                  "close_all": self.close_all, "exit": lambda: {"exit": True},
-                  "pause": lambda: self.pause(int(cmd.get("every", 50)))}
+                  "close_all": self.close_all, "exit": lambda: {"exit": True}, "pause": self.pause}
         return simple[op]() if op in simple else {"error": f"unknown command {op!r}"}
 
 
@@ -150,7 +136,7 @@ async def main_async(max_seconds: float) -> int:
             reply = await worker.handle(cmd)
         except Exception as exc:  # noqa: BLE001 - reported to the orchestrator
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps({**reply, "id": cmd.get("id")}) + "\n")
+        sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
         if cmd.get("cmd") == "exit":
             break

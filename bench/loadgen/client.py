@@ -5,6 +5,7 @@ source address from 127.0.0.2 up so that 10k+ connections never run out of ports
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 import zlib
@@ -12,11 +13,11 @@ from array import array
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Stats", "Client", "SseClient", "upgrade_request", "sse_request", "open_client",
-           "bounded"]
+__all__ = ["Stats", "Client", "SseClient", "open_client", "bounded"]
 
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-MARK = b'"t":'
+SENT = re.compile(rb'"t":([^,}]*)')  # a message's send time, found without decoding it
+TYPE = re.compile(rb'"type":"([^"]*)"')
 PONG_EMPTY = b"\x8a\x80\x00\x00\x00\x00"  # masked (zero key) empty pong
 DEFLATE_TAIL = b"\x00\x00\xff\xff"  # appended to a permessage-deflate message to inflate it
 
@@ -40,11 +41,11 @@ class Stats:
 
 
 class Client(asyncio.Protocol):
-    """One WebSocket client: handshake, frame parsing, pongs. Binary (protobuf) frames count like
-    text ones; RSV1 frames are inflated when the server agreed to permessage-deflate."""
+    """One WebSocket client: handshake, frames (binary like text, RSV1 ones inflated), pongs."""
 
     __slots__ = ("stats", "request", "transport", "buf", "upgraded", "ready", "open", "record",
                  "paused", "small", "inflater")
+    OK_STATUS = b" 101 "  # in the status line of an accepted response head
 
     def __init__(self, stats: Stats, request: bytes, ready: asyncio.Future) -> None:
         self.stats, self.request, self.ready = stats, request, ready
@@ -53,6 +54,13 @@ class Client(asyncio.Protocol):
         self.upgraded = self.open = self.paused = self.small = False
         self.record = True
         self.inflater: Any = None
+
+    @staticmethod
+    def build_request(host: str, port: int, target: str, headers: str = "") -> bytes:
+        """Returns the upgrade request for target; headers are extra "Name: value\\r\\n" lines."""
+        return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                f"{headers}Sec-WebSocket-Version: 13\r\n\r\n").encode()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Sends the upgrade request."""
@@ -64,11 +72,16 @@ class Client(asyncio.Protocol):
         """Counts the loss; fails a handshake still pending."""
         self.open = False
         self.stats.lost += 1
+        self.fail(f"closed during handshake: {exc}")
+
+    def fail(self, why: str) -> None:
+        """Fails the connect (if still pending) and closes the connection."""
         if not self.ready.done():
-            self.ready.set_exception(ConnectionError(f"closed during handshake: {exc}"))
+            self.ready.set_exception(ConnectionError(why[:100]))
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        """Reads the 101 response once, then frames."""
+        """Reads the response head once (OK_STATUS, or the client fails), then the stream."""
         if self.buf:
             data, self.buf = self.buf + data, b""
         if not self.upgraded:
@@ -77,10 +90,8 @@ class Client(asyncio.Protocol):
                 self.buf = data
                 return
             status = data[:end].split(b"\r\n", 1)[0]
-            if b" 101 " not in status + b" ":
-                if not self.ready.done():
-                    self.ready.set_exception(ConnectionError(status.decode("latin-1")[:80]))
-                self.transport.close()
+            if self.OK_STATUS not in status + b" ":
+                self.fail(status.decode("latin-1"))
                 return
             self.upgraded = True
             if b"permessage-deflate" in data[:end].lower():
@@ -97,9 +108,8 @@ class Client(asyncio.Protocol):
 
     def on_text(self, buf: bytes, start: int, end: int) -> None:
         """Called for a text frame without a send timestamp: counts it by its "type"."""
-        t = buf.find(b'"type":"', start, end)
-        if t >= 0:
-            name = buf[t + 8:buf.find(b'"', t + 8, end)].decode("ascii", "replace")
+        if kind := TYPE.search(buf, start, end):
+            name = kind[1].decode("ascii", "replace")
             self.stats.by_type[name] = self.stats.by_type.get(name, 0) + 1
 
     def _frames(self, buf: bytes) -> None:
@@ -122,16 +132,12 @@ class Client(asyncio.Protocol):
                 if b0 & 0x40 and self.inflater is not None:
                     data = self.inflater.decompress(buf[start:end] + DEFLATE_TAIL)
                     s, e = 0, len(data)
-                i = data.find(MARK, s, e)
-                if i >= 0:
+                if sent := SENT.search(data, s, e):
                     now = now or time.time()
-                    k = j = i + 4
-                    while k < e and data[k] not in b",}":
-                        k += 1
                     stats.received += 1
                     stats.wire_bytes += end - pos
                     if self.record:
-                        stats.latencies.append(now - float(data[j:k]))
+                        stats.latencies.append(now - float(sent[1]))
                     stats.last_recv = now
                 else:
                     stats.other += 1
@@ -151,62 +157,36 @@ class Client(asyncio.Protocol):
 
 
 class SseClient(Client):
-    """One Server-Sent Events listener: the response head, then events split at blank lines,
-    each counted (and timed) by the send timestamp in its data line, as a frame is."""
+    """One Server-Sent Events listener: each event counted and timed as a frame is."""
 
     __slots__ = ()
+    OK_STATUS = b" 200 "
 
-    def data_received(self, data: bytes) -> None:
-        """Reads the 200 head once, then events."""
-        if self.buf:
-            data, self.buf = self.buf + data, b""
-        if not self.upgraded:
-            end = data.find(b"\r\n\r\n")
-            if end < 0:
-                self.buf = data
-                return
-            if b" 200 " not in data[:end].split(b"\r\n", 1)[0] + b" ":
-                if not self.ready.done():
-                    self.ready.set_exception(ConnectionError(data[:40].decode("latin-1")))
-                self.transport.close()
-                return
-            self.upgraded = True
-            self.on_upgraded()
-            data = data[end + 4:]
+    @staticmethod
+    def build_request(host: str, port: int, target: str, headers: str = "") -> bytes:
+        """Returns the GET request of an SSE stream (headers are for WebSocket offers: unused)."""
+        return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Accept: text/event-stream\r\n\r\n").encode()
+
+    def _frames(self, data: bytes) -> None:
+        """Counts every whole event in data and keeps the rest for the next read."""
         stats, pos, now = self.stats, 0, 0.0
         while True:
             end = data.find(b"\n\n", pos)
             if end < 0:
                 break
-            i = data.find(MARK, pos, end)
-            if i >= 0:
+            if sent := SENT.search(data, pos, end):
                 now = now or time.time()
-                k = j = i + 4
-                while k < end and data[k] not in b",}":
-                    k += 1
                 stats.received += 1
                 stats.wire_bytes += end + 2 - pos
                 if self.record:
-                    stats.latencies.append(now - float(data[j:k]))
+                    stats.latencies.append(now - float(sent[1]))
                 stats.last_recv = now
             else:
                 stats.other += 1
             pos = end + 2
         if pos < len(data):
             self.buf = data[pos:]
-
-
-def sse_request(host: str, port: int, target: str) -> bytes:
-    """Returns the GET request of an SSE stream."""
-    return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            "Accept: text/event-stream\r\n\r\n").encode()
-
-
-def upgrade_request(host: str, port: int, target: str, headers: str = "") -> bytes:
-    """Returns the upgrade request for target; headers are extra "Name: value\\r\\n" lines."""
-    return (f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            f"{headers}Sec-WebSocket-Version: 13\r\n\r\n").encode()
 
 
 async def open_client(host: str, port: int, source: str,

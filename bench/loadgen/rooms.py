@@ -1,7 +1,6 @@
 """Room clients of the load generator: each joins one room, publishes into it on command and
-times what arrives, speaking this server's verbs ("json") or Socket.IO ("sio", a minimal
-Engine.IO v4 / Socket.IO v5 codec: `0{...}` open, `40` connect, `42["name",data]` events, `2`
-ping and `3` pong, and a "join" event the peers answer with "joined")."""
+times what arrives, speaking this server's verbs ("json") or Socket.IO ("sio": a minimal
+Engine.IO v4 / Socket.IO v5 codec; the peers answer a "join" event with "joined")."""
 
 from __future__ import annotations
 
@@ -18,6 +17,9 @@ from bench.loadgen.client import Client, Stats
 __all__ = ["SIO_PATH", "client_frame", "sio_event", "sio_parse", "RoomClient", "handle_rooms"]
 
 SIO_PATH = "/socket.io/?EIO=4&transport=websocket"
+# Engine.IO packet types, and Socket.IO's inside an Engine.IO message ("4").
+_KINDS = {b"0": "open", b"1": "close", b"2": "ping", b"3": "pong", b"40": "connect",
+          b"41": "disconnect", b"42": "event", b"44": "connect_error"}
 
 
 def client_frame(payload: bytes, opcode: int = 1) -> bytes:
@@ -39,27 +41,17 @@ def sio_event(name: str, data: Any) -> bytes:
 
 def sio_parse(packet: bytes) -> tuple[str, Any]:
     """Returns (kind, value) of one Engine.IO packet; an event's is (name, data)."""
-    if not packet:
-        return "unknown", None
-    eio, rest = packet[:1], packet[1:]
-    if eio == b"0":
-        return "open", json.loads(rest or b"{}")
-    if eio == b"1":
-        return "close", None
-    if eio in (b"2", b"3"):
-        return ("ping" if eio == b"2" else "pong"), rest
-    if eio != b"4" or not rest:
-        return "unknown", packet
-    sio, rest = rest[:1], rest[1:]
-    if sio in (b"0", b"4"):
-        return ("connect" if sio == b"0" else "connect_error"), (json.loads(rest) if rest else {})
-    if sio == b"1":
-        return "disconnect", None
-    if sio == b"2":
-        start = rest.find(b"[")  # skips a namespace ("/x,") and an ack id, if any
-        args = json.loads(rest[start:]) if start >= 0 else []
-        return "event", (args[0] if args else "", args[1] if len(args) > 1 else None)
-    return "unknown", packet
+    kind = _KINDS.get(packet[:2]) or _KINDS.get(packet[:1], "unknown")
+    if kind in ("open", "connect", "connect_error"):
+        body = packet[1 if kind == "open" else 2:]
+        return kind, json.loads(body) if body else {}
+    if kind in ("ping", "pong"):
+        return kind, packet[1:]
+    if kind == "event":
+        start = packet.find(b"[")  # skips a namespace ("/x,") and an ack id, if any
+        args = json.loads(packet[start:]) if start >= 0 else []
+        return kind, (args[0] if args else "", args[1] if len(args) > 1 else None)
+    return kind, (packet or None) if kind == "unknown" else None
 
 
 class RoomClient(Client):
@@ -84,17 +76,9 @@ class RoomClient(Client):
                                        "data": {"channel": f"room:{self.room}"}}).encode())
 
     def _joined(self) -> None:
-        """Marks the client as in its room and ready."""
+        """Marks the client as in its room and ready (as a plain client is once upgraded)."""
         self.joined = True
-        if not self.ready.done():
-            self.ready.set_result(time.time())
-
-    def _fail(self, why: str) -> None:
-        """Fails the connect (if still pending) and closes the connection."""
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(why[:100]))
-        if self.transport is not None:
-            self.transport.close()
+        Client.on_upgraded(self)
 
     def on_text(self, buf: bytes, start: int, end: int) -> None:
         """Handles a frame without a send timestamp: join replies, errors, pings."""
@@ -104,7 +88,7 @@ class RoomClient(Client):
                 if buf.find(b'"type":"reply"', start, end) >= 0:
                     self._joined()
                 elif buf.find(b'"type":"error"', start, end) >= 0:
-                    self._fail(buf[start:end].decode("utf-8", "replace"))
+                    self.fail(buf[start:end].decode("utf-8", "replace"))
             return
         kind, value = sio_parse(buf[start:end])
         self.stats.by_type[f"sio.{kind}"] = self.stats.by_type.get(f"sio.{kind}", 0) + 1
@@ -117,7 +101,7 @@ class RoomClient(Client):
         elif kind == "event" and value[0] == "joined":
             self._joined()
         elif kind in ("connect_error", "disconnect", "close"):
-            self._fail(f"socket.io {kind}: {value}")
+            self.fail(f"socket.io {kind}: {value}")
 
     def publish(self, seq: int) -> None:
         """Publishes one message carrying its send time into this client's room."""
@@ -140,9 +124,7 @@ async def handle_rooms(worker: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     by_room: dict[str, int] = {}
     sent, began = 0, time.monotonic()
     for k in range(int(rate * seconds) if clients else 0):
-        delay = began + k / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await asyncio.sleep(max(0.0, began + k / rate - time.monotonic()))
         if time.monotonic() > worker.deadline:
             break
         client = rng.choice(clients)

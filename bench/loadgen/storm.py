@@ -1,17 +1,18 @@
 """Storm clients of the load generator: feed clients that resume with since/epoch after a cut
-and check the order of what they got (frames scanned with bytes.find, only the welcome is
-decoded). Commands: storm_connect, storm_status, storm_check, storm_stop."""
+and check what they got (frames scanned with bytes.find, only the welcome decoded)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from array import array
 from typing import Any
 
-from bench.loadgen.client import Client, Stats, bounded, open_client, upgrade_request
+from bench.loadgen.client import Client, Stats, bounded, open_client
+from bench.stats import add_counts
 
 __all__ = ["StormState", "StormClient", "Storm", "check_sequence", "parse_int_after",
            "handle_storm"]
@@ -127,8 +128,7 @@ class Storm:
     def __init__(self, worker: Any, cmd: dict[str, Any]) -> None:
         self.worker = worker
         self.host, self.port = cmd["host"], int(cmd["port"])
-        self.base, self.cap = float(cmd.get("base", 0.2)), float(cmd.get("cap", 2.0))
-        self.rng = random.Random(int(cmd.get("seed", 0)))
+        self.rng = random.Random(int(cmd.get("seed", 0)) ^ os.getpid())
         sources = cmd.get("sources") or ["127.0.0.2"]
         self.states = [StormState(t, sources[i % len(sources)])
                        for i, t in enumerate(cmd["tokens"])]
@@ -137,7 +137,7 @@ class Storm:
 
     async def open(self, state: StormState) -> None:
         """Opens one connection for state (resuming when it has a position)."""
-        request = upgrade_request(self.host, self.port, state.target())
+        request = Client.build_request(self.host, self.port, state.target())
         state.conn = await open_client(self.host, self.port, state.source, lambda ready: (
             StormClient(self.worker.stats, request, ready, state, self)))
 
@@ -149,10 +149,10 @@ class Storm:
             task.add_done_callback(self.tasks.discard)
 
     async def resume(self, state: StormState) -> None:
-        """Reconnects with exponential backoff and full jitter, at most 40 attempts."""
+        """Reconnects with full-jitter backoff (0.2 s doubling, capped at 2 s), 40 attempts."""
         state.resuming = True
         for attempt in range(40):
-            await asyncio.sleep(self.rng.uniform(0, min(self.cap, self.base * 2 ** attempt)))
+            await asyncio.sleep(self.rng.uniform(0, min(2.0, 0.2 * 2 ** attempt)))
             if not self.reconnect or time.monotonic() > self.worker.deadline:
                 return
             state.attempts += 1
@@ -179,22 +179,18 @@ class Storm:
 
     def check(self, acked: set[int], cut: float) -> dict[str, Any]:
         """Returns every client's sequence check and recovery figures, summed."""
-        counted = ("gaps", "duplicates", "out_of_order", "received", "clients_with_gaps",
-                   "clients_with_duplicates", "recovered", "not_recovered", "missed", "replayed",
-                   "attempts", "never_connected")
-        out: dict[str, Any] = {"clients": len(self.states), "recovery_s": [], "resumed_at": [],
-                               **dict.fromkeys(counted, 0)}
+        kept = ("recovered", "not_recovered", "missed", "replayed", "attempts")
+        out: dict[str, Any] = {"clients": len(self.states), "never_connected": 0, **dict.fromkeys(
+            ("gaps", "duplicates", "out_of_order", "received", "clients_with_gaps",
+             "clients_with_duplicates", *kept), 0), "recovery_s": [], "resumed_at": []}
         for s in self.states:
             if not s.epoch:
                 out["never_connected"] += 1
                 continue
             c = check_sequence(s.seqs, acked)
-            for key in ("gaps", "duplicates", "out_of_order", "received"):
-                out[key] += c[key]
-            out["clients_with_gaps"] += bool(c["gaps"])
-            out["clients_with_duplicates"] += bool(c["duplicates"] or c["out_of_order"])
-            for key in ("recovered", "not_recovered", "missed", "replayed", "attempts"):
-                out[key] += getattr(s, key)
+            add_counts(out, {**c, "clients_with_gaps": bool(c["gaps"]),
+                             "clients_with_duplicates": bool(c["duplicates"] or c["out_of_order"]),
+                             **{k: getattr(s, k) for k in kept}})
             if s.recovered_at >= cut and not s.pending:
                 out["recovery_s"].append(round(s.recovered_at - cut, 4))
             if s.resumed_at >= cut:

@@ -1,9 +1,5 @@
-"""Peer: python-socketio's AsyncServer on aiohttp, serving the rooms workload.
-
-A "join" event puts the socket in the named room (`enter_room`) and answers "joined"; a
-"publish" event {room, ...} is emitted as "msg" to everyone in that room, the sender included
-(`emit("msg", data, room=...)`). WebSocket transport only, no compression.
-"""
+"""Peer: python-socketio's AsyncServer on aiohttp, serving the rooms workload ("join" answered
+"joined", "publish" emitted as "msg" to its room). WebSocket transport only, no compression."""
 
 from __future__ import annotations
 

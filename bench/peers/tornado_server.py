@@ -1,9 +1,5 @@
 """Peer: the naive Tornado baseline, `write_message(dict)` per client (JSON + frame each time).
-
-/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives the
-alert as JSON text, calls write_message(event) on every /ws connection (Tornado serialises and
-frames it once per client) and replies "ok <n>". No compression.
-"""
+/ws accepts any token; /control fans each alert out and replies "ok <n>". No compression."""
 
 from __future__ import annotations
 

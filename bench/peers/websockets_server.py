@@ -1,11 +1,9 @@
 """Peer: a `websockets` 17.x asyncio server fanning out with broadcast(); with --floor, the
 raw send() floor (a reference: each frame written to every socket in a bare loop).
 
-/ws?token=... accepts any token (no auth) and sends one welcome frame; /control receives an
-alert (JSON text, or protobuf bytes that go out as binary frames), fans it out to every /ws
-connection and replies "ok <n>" (a JSON list of texts is a burst, fanned out in a row).
-permessage-deflate is off unless --compression deflate (a context per connection).
-"""
+/ws accepts any token; /control fans each alert (JSON text, protobuf bytes, or a JSON list of
+texts: a burst) out to every /ws connection and replies "ok <n>". permessage-deflate is off
+unless --compression deflate (a context per connection)."""
 
 from __future__ import annotations
 
@@ -14,11 +12,11 @@ import asyncio
 import functools
 import json
 import os
-import struct
 from collections.abc import Callable
 
 from peer_cli import WELCOME, arguments, stop_event
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.frames import Frame, Opcode
 
 # Each /ws connection's transport and its socket's descriptor (asyncio does not hand out the
 # transport's own socket object for sending).
@@ -27,13 +25,9 @@ CLIENTS: dict[ServerConnection, tuple[asyncio.Transport, int]] = {}
 
 def frame(message: str | bytes) -> bytes:
     """Returns one unmasked final frame: text for str, binary for bytes."""
-    payload = message.encode() if isinstance(message, str) else message
-    opcode, n = 0x81 if isinstance(message, str) else 0x82, len(payload)
-    if n < 126:
-        return struct.pack("!BB", opcode, n) + payload
-    if n < 1 << 16:
-        return struct.pack("!BBH", opcode, 126, n) + payload
-    return struct.pack("!BBQ", opcode, 127, n) + payload
+    if isinstance(message, str):
+        return Frame(Opcode.TEXT, message.encode()).serialize(mask=False)
+    return Frame(Opcode.BINARY, message).serialize(mask=False)
 
 
 def floor(message: str | bytes) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from bench.report import sections, servers
@@ -40,10 +41,8 @@ def put_section(page: str, name: str, text: str) -> str:
 
 def write_section(path: str, name: str, text: str) -> None:
     """Writes section name into the page at path, leaving every other section as it is."""
-    with open(path, encoding="utf-8") as fh:
-        page = fh.read()
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(put_section(page, name, text))
+    page = Path(path)
+    page.write_text(put_section(page.read_text(encoding="utf-8"), name, text), encoding="utf-8")
 
 
 def render_sections(report: dict[str, Any], json_name: str, img_dir: str = "",
@@ -55,12 +54,12 @@ def render_sections(report: dict[str, Any], json_name: str, img_dir: str = "",
     for part, name in RUN_PARTS.items() if kind == "run" else ():
         if not report.get(part):
             continue
-        images: list[tuple[str, str]] = []
+        images: list[str] = []  # markdown lines, one a plot
         if img_dir and part in ("servers", "rooms"):
             from bench.report.plots import draw_plots
 
             rel = os.path.relpath(img_dir, os.path.dirname(os.path.abspath(docs)))
-            images = [(alt, f"{rel}/{f}") for alt, f in draw_plots(part, report[part], img_dir)]
+            images = [f"![{alt}]({rel}/{f})" for alt, f in draw_plots(part, report[part], img_dir)]
         out[name] = RENDER[name](report, json_name, images)
     for part in [p for p in ("wire", "hooks") if kind == "run" and report.get(p)]:
         out[part] = RENDER[part](report[part], json_name)

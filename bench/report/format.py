@@ -41,11 +41,11 @@ def number(value: Any) -> float | None:
     return None if isinstance(value, float) and math.isnan(value) else float(value)
 
 
-def fmt(value: Any, digits: int = 1) -> str:
-    """Formats a number for a table: thousands separators, '-' for missing."""
-    v = number(value)
-    if v is None:
+def fmt(value: Any, digits: int = 1, scale: float = 1.0) -> str:
+    """Formats a number (times scale) for a table: thousands separators, '-' for missing."""
+    if (v := number(value)) is None:
         return "-"
+    v *= scale
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}f}"
 
 
@@ -57,11 +57,9 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def targets_table(targets: list[dict[str, Any]]) -> str:
     """Returns the targets as a markdown table, a missed one with its known cause."""
-    rows = []
-    for t in targets:
-        cause = f"Cause: {t['cause']}" if t.get("cause") else ""
-        rows.append([t["name"], fmt(t["value"], 2), f"{t['op']} {fmt(t['limit'], 2)}",
-                     f"**{STATUS[t['met']]}**", ". ".join(x for x in (t["detail"], cause) if x)])
+    rows = [[t["name"], fmt(t["value"], 2), f"{t['op']} {fmt(t['limit'], 2)}",
+             f"**{STATUS[t['met']]}**", ". ".join(x for x in (
+                 t["detail"], t.get("cause") and f"Cause: {t['cause']}") if x)] for t in targets]
     return md_table(["target", "value", "limit", "status", "detail"], rows) if rows else ""
 
 

@@ -9,6 +9,23 @@ from bench.report.format import field, fmt, label, number
 
 __all__ = ["draw_plots"]
 
+# Each part's plots: (file, workload field, title, y label[, limit, limit label]).
+BARS = {"servers": [
+    ("bench-throughput.png", ("W2", "msgs_per_s"),
+     "W2 delivered messages per second (higher is better)", "msgs/s"),
+    ("bench-cpu.png", ("W2", "cpu_us_per_msg"),
+     "W2 server CPU per delivered message (lower is better)", "microseconds", 10.0,
+     "target 10 us"),
+    ("bench-memory.png", ("W1", "rss_kib_per_conn"),
+     "W1 RSS per idle connection (lower is better)", "KiB", 16.0, "target 16 KiB"),
+    ("bench-handshakes.png", ("W1", "handshakes_per_s"),
+     "W1 handshakes per second (higher is better)", "per second")],
+    "rooms": [("bench-rooms-cpu.png", ("R1", "cpu_us_per_msg"),
+               "R1 server CPU per room delivery (lower is better)", "microseconds")]}
+CDFS = {"servers": [("bench-latency.png", {"W2": "-", "W4": ":", "W5": "--"},
+                     "Fan-out latency CDF (W2 solid, W4 healthy dotted, W5 dashed)")],
+        "rooms": [("bench-rooms-latency.png", {"R1": "-"}, "R1 publish-to-delivery latency CDF")]}
+
 
 def _bars(plt: Any, servers: dict[str, Any], path: tuple[str, ...], title: str, ylabel: str,
           limit: float | None = None, limit_label: str = "") -> Any:
@@ -51,29 +68,8 @@ def draw_plots(part: str, servers: dict[str, Any], img_dir: str) -> list[tuple[s
     import matplotlib.pyplot as plt
 
     os.makedirs(img_dir, exist_ok=True)
-    if part == "rooms":
-        figs = {"bench-rooms-cpu.png": _bars(
-                    plt, servers, ("R1", "cpu_us_per_msg"),
-                    "R1 server CPU per room delivery (lower is better)", "microseconds"),
-                "bench-rooms-latency.png": _cdf(
-                    plt, servers, {"R1": "-"}, "R1 publish-to-delivery latency CDF")}
-    else:
-        figs = {"bench-throughput.png": _bars(
-                    plt, servers, ("W2", "msgs_per_s"),
-                    "W2 delivered messages per second (higher is better)", "msgs/s"),
-                "bench-cpu.png": _bars(
-                    plt, servers, ("W2", "cpu_us_per_msg"),
-                    "W2 server CPU per delivered message (lower is better)", "microseconds",
-                    10.0, "target 10 us"),
-                "bench-memory.png": _bars(
-                    plt, servers, ("W1", "rss_kib_per_conn"),
-                    "W1 RSS per idle connection (lower is better)", "KiB", 16.0, "target 16 KiB"),
-                "bench-handshakes.png": _bars(
-                    plt, servers, ("W1", "handshakes_per_s"),
-                    "W1 handshakes per second (higher is better)", "per second"),
-                "bench-latency.png": _cdf(
-                    plt, servers, {"W2": "-", "W4": ":", "W5": "--"},
-                    "Fan-out latency CDF (W2 solid, W4 healthy dotted, W5 dashed)")}
+    figs = {f: _bars(plt, servers, *bar) for f, *bar in BARS[part]}
+    figs.update({f: _cdf(plt, servers, *cdf) for f, *cdf in CDFS[part]})
     written = []
     for fname, fig in figs.items():
         fig.tight_layout()

@@ -1,5 +1,4 @@
-"""The sections of the recovery workloads (the reconnect storm S1, the cluster C1-C3) and of
-the side-by-side comparisons (wire formats, metrics overhead, paired rounds)."""
+"""The sections of S1, C1-C3 and the side-by-side comparisons (wire, metrics, paired, hooks)."""
 
 from __future__ import annotations
 
@@ -41,13 +40,11 @@ def storm_section(results: dict[str, Any], json_name: str, images: Any = None) -
     row = [fmt(s.get("clients"), 0), fmt(s.get("published"), 0),
            f"{fmt(s.get('shutdown_s'), 2)} + {fmt(s.get('restart_s'), 2)}",
            f"{fmt(s.get('recovered_clients'), 0)} / {fmt(s.get('not_recovered'), 0)}",
-           fmt(s.get("recovery_p50_s"), 2), fmt(s.get("recovery_p99_s"), 2),
-           fmt(s.get("recovery_max_s"), 2),
+           *(fmt(s.get(k), 2) for k in ("recovery_p50_s", "recovery_p99_s", "recovery_max_s")),
            f"{fmt(s.get('handshakes_per_s'), 0)} ({fmt(s.get('handshakes_per_s_peak'), 0)})",
-           fmt(s.get("replayed"), 0), fmt(s.get("replayed_per_s"), 0),
-           fmt(s.get("cpu_us_per_resume"), 0), fmt(s.get("cpu_us_per_replayed"), 1),
-           fmt(s.get("cpu_us_per_replayed_net"), 1), fmt(s.get("gaps"), 0),
-           fmt(s.get("duplicates"), 0), fmt(s.get("out_of_order"), 0)]
+           *(fmt(s.get(k), 0) for k in ("replayed", "replayed_per_s", "cpu_us_per_resume")),
+           *(fmt(s.get(k), 1) for k in ("cpu_us_per_replayed", "cpu_us_per_replayed_net")),
+           *(fmt(s.get(k), 0) for k in ("gaps", "duplicates", "out_of_order"))]
     return "\n".join(out + [
         md_table(["clients", "events acked", "stop + start s", "recovered / not", "p50 s",
                   "p99 s", "max s", "handshakes/s (peak)", "replayed", "replayed/s",
@@ -84,9 +81,9 @@ def _c3(c3: dict[str, Any]) -> list[str]:
          "replayed", "alerts acked", "gaps", "duplicates", "out of order"],
         [[fmt(c3["clients"], 0), fmt(c3["clients_cut"], 0),
           f"{fmt(c3['recovered_clients'], 0)} / {fmt(c3['not_recovered'], 0)}",
-          fmt(c3["recovery_p50_s"], 2), fmt(c3["recovery_p99_s"], 2),
-          fmt(c3["all_recovered_s"], 2), fmt(c3["replayed"], 0), fmt(c3["published"], 0),
-          fmt(c3["gaps"], 0), fmt(c3["duplicates"], 0), fmt(c3["out_of_order"], 0)]]), ""]
+          *(fmt(c3[k], 2) for k in ("recovery_p50_s", "recovery_p99_s", "all_recovered_s")),
+          *(fmt(c3[k], 0) for k in ("replayed", "published", "gaps", "duplicates",
+                                    "out_of_order"))]]), ""]
     if c3.get("never_connected"):
         out += [f"{fmt(c3['never_connected'], 0)} of the {fmt(c3.get('clients_planned'), 0)} "
                 f"clients failed their first connection ({c3.get('connect_errors')}) and are "
@@ -105,15 +102,15 @@ def cluster_section(results: dict[str, Any], json_name: str, images: Any = None)
     return "\n".join(out + [targets_table(targets.cluster_targets(results))]).rstrip()
 
 
-def wire_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+def wire_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the wire formats' section: every variant's cell beside the websockets peer's."""
     servers = report["servers"]
     cells = {name: s for name, s in servers.items() if "error" not in s}
     rows = []
     for size in report["payload_bytes"]:
         for variant in VARIANTS:
-            pair = [cells.get(n, {}).get(variant, {}).get(size) for n in ("product", "websockets")]
-            p, w = pair
+            p, w = pair = [cells.get(n, {}).get(variant, {}).get(size)
+                           for n in ("product", "websockets")]
             rows.append([PAYLOADS.get(size, size), variant,
                          *(fmt(c and c["cpu_us_per_msg"], 2) for c in pair),
                          fmt(p["cpu_us_per_msg"] / w["cpu_us_per_msg"] if p and w else None, 2),
@@ -150,7 +147,7 @@ def wire_section(report: dict[str, Any], json_name: str, images: Any = None) -> 
                  micro)])
 
 
-def overhead_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+def overhead_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the metrics-overhead section: W2 with --metrics on and off, round by round."""
     ratios = [r["ratio"] for r in report["rounds"]]
     out = ["## Metrics overhead (W2, `--metrics` on vs off)", "",
@@ -173,7 +170,7 @@ def overhead_section(report: dict[str, Any], json_name: str, images: Any = None)
     return "\n".join(out)
 
 
-def paired_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+def paired_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the paired rounds' section: medians, ratios to the peer, and every round."""
     names, peer = report["servers"], report["peer"]
     h, b = report["handshake"], report["broadcast"]
@@ -196,7 +193,7 @@ def paired_section(report: dict[str, Any], json_name: str, images: Any = None) -
         rounds[1]])
 
 
-def hooks_section(report: dict[str, Any], json_name: str, images: Any = None) -> str:
+def hooks_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the publish hook's section: R1 with the hook off and on, round by round."""
     rows = [[str(i + 1), ", ".join(r["order"]), *(fmt(r[s].get(k), d) for k, d in (
         ("cpu_us_per_publish", 0), ("p99_ms", 1), ("published", 0)) for s in ("off", "on")),

@@ -34,24 +34,13 @@ EXTRA = {"W4": ["slow clients", "RSS growth MiB", "dropped by server"],
 RUN = ["msgs/s", "CPU us/msg", "p50 ms", "p99 ms", "max ms", "server core", "client core"]
 
 
-def _scaled(value: Any, scale: float) -> float | None:
-    """Returns value times scale, or None when it is not a number."""
-    v = number(value)
-    return None if v is None else v * scale
-
-
-def _run(r: dict[str, Any], per: str = "msg") -> list[str]:
+def _run(r: dict[str, Any]) -> list[str]:
     """Returns a phase's throughput, CPU, latency and core-use cells (the RUN columns)."""
     lat = r.get("latency", {})
-    return [fmt(r.get("msgs_per_s"), 0), fmt(r.get(f"cpu_us_per_{per}"), 2),
+    return [fmt(r.get("msgs_per_s"), 0), fmt(r.get("cpu_us_per_msg"), 2),
             *(fmt(lat.get(k)) for k in ("p50_ms", "p99_ms", "max_ms")),
             *(fmt(100 * (r.get(k) or 0), 0) + "%" for k in ("server_core_util",
                                                             "client_core_util"))]
-
-
-def _images(images: list[tuple[str, str]]) -> list[str]:
-    """Returns the markdown lines of the plots, if any."""
-    return [*(f"![{alt}]({path})" for alt, path in images), ""] if images else []
 
 
 def _few_many(w: dict[str, Any], unit: str, who: str, last: str,
@@ -93,7 +82,7 @@ def _details(servers: dict[str, Any]) -> list[str]:
                    fmt(r.get("recipients_per_broadcast"), 0),
                    f"{fmt(r.get('delivered'), 0)}/{fmt(r.get('expected'), 0)}", *_run(r)]
             if key == "W4":
-                row += [fmt(r.get("paused"), 0), fmt(_scaled(r.get("rss_growth_kib"), 1 / 1024)),
+                row += [fmt(r.get("paused"), 0), fmt(r.get("rss_growth_kib"), 1, 1 / 1024),
                         fmt(r.get("dropped_by_server"), 0)]
             elif key == "W5":
                 side = r.get("side", {})
@@ -123,7 +112,7 @@ def _details(servers: dict[str, Any]) -> list[str]:
 
 
 def broadcast_section(results: dict[str, Any], json_name: str,
-                      images: list[tuple[str, str]]) -> str:
+                      images: list[str]) -> str:
     """Returns the W1-W5 and burst section of one run."""
     m, cfg, servers = results.get("machine", {}), results.get("config", {}), results["servers"]
     notes = []
@@ -134,7 +123,7 @@ def broadcast_section(results: dict[str, Any], json_name: str,
             if (util := number(field(res, "workloads", key, "client_core_util"))) and util > 0.9:
                 notes.append(f"- {label(name)} {key}: the client core was {util:.0%} busy, so "
                              "the load generator may cap this number.")
-    rows = [[label(n), *(fmt(_scaled(field(r, "workloads", *path), scale), digits)
+    rows = [[label(n), *(fmt(field(r, "workloads", *path), digits, scale)
                          for _, path, digits, scale in COLUMNS)] for n, r in servers.items()]
     return "\n".join([
         "## Connections and broadcasts: W1-W5 and the burst", "",
@@ -148,10 +137,10 @@ def broadcast_section(results: dict[str, Any], json_name: str,
         "per process.", "", md_table(["server", *(c[0] for c in COLUMNS)], rows), "",
         targets_table(broadcast_targets(results)), "",
         *(["Notes from this run:", "", *notes, ""] if notes else []),
-        *_images(images), *_details(servers)])
+        *images, "", *_details(servers)])
 
 
-def rooms_section(results: dict[str, Any], json_name: str, images: list[tuple[str, str]]) -> str:
+def rooms_section(results: dict[str, Any], json_name: str, images: list[str]) -> str:
     """Returns the rooms section (R1 against every server, R2 for this product) of one run."""
     m, rooms = results.get("machine", {}), results["rooms"]
     rows = [[label(name), fmt(field(res, "workloads", "R1connect", "connections"), 0),
@@ -166,7 +155,7 @@ def rooms_section(results: dict[str, Any], json_name: str, images: list[tuple[st
            f"{m.get('aiohttp', '?')}; Node socket.io {m.get('node_socketio', '?')}.", "",
            md_table(["server", "sockets", "join s", "rooms x members", "publishes", "delivered",
                      "CPU us/publish", "msgs/s", "CPU us/delivery", *RUN[2:]], rows), "",
-           targets_table(room_targets(results)), "", *_images(images)]
+           targets_table(room_targets(results)), "", *images, ""]
     if r2 := field(rooms, "product", "workloads", "R2"):
         out += ["### R2 room isolation (product only)", *_few_many(
             r2, "publish", "sockets in other rooms", "messages at the 3 tabs (incl. warm-up)",

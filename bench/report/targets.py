@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bench.report.format import field, fmt, number
@@ -35,15 +36,18 @@ CAUSES["rooms_cpu_vs_socketio"] = CAUSES["rooms_cpu_vs_socketio_node"]
 
 
 def _target(tid: str, name: str, value: float | None, limit: float, op: str = "<=",
-            detail: str = "") -> dict[str, Any]:
-    """Returns one target check, with the known cause of a miss."""
-    met = None if value is None else {"<=": value <= limit, "<": value < limit,
-                                      ">=": value >= limit}[op]
-    out = {"id": tid, "name": name, "value": value, "limit": limit, "op": op, "met": met,
-           "detail": detail if value is not None else detail or "not measured"}
-    if met is False and tid in CAUSES:
-        out["cause"] = CAUSES[tid]
-    return out
+            detail: str = "", ok: bool = True) -> dict[str, Any]:
+    """Returns one target check (missed when not ok either), with the known cause of a miss."""
+    met = (None if value is None else {"<=": value <= limit, "<": value < limit,
+                                       ">=": value >= limit}[op]) if ok else False
+    return {"id": tid, "name": name, "value": value, "limit": limit, "op": op, "met": met,
+            "detail": detail if value is not None else detail or "not measured",
+            "cause": CAUSES.get(tid) if met is False else None}
+
+
+def _at(servers: dict[str, Any], name: str, *path: str) -> float | None:
+    """Returns server name's number at workloads/path, or None."""
+    return number(field(servers, name, "workloads", *path))
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -56,18 +60,9 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     servers = results.get("servers", {})
     if not servers:
         return []
-    prod, ws = servers.get("product", {}), servers.get("websockets", {})
-
-    def p(*path: str) -> float | None:
-        """Returns the product's number at workloads/path."""
-        return number(field(prod, "workloads", *path))
-
-    def w(*path: str) -> float | None:
-        """Returns the websockets peer's number at workloads/path."""
-        return number(field(ws, "workloads", *path))
-
+    p, w = (functools.partial(_at, servers, name) for name in ("product", "websockets"))
     cpu, ws_cpu = p("W2", "cpu_us_per_msg"), w("W2", "cpu_us_per_msg")
-    floor = number(field(servers, "floor", "workloads", "W2", "cpu_us_per_msg"))
+    floor = _at(servers, "floor", "W2", "cpu_us_per_msg")
     p99, growth, paused = p("W2", "latency", "p99_ms"), p("W4", "rss_growth_kib"), p("W4", "paused")
     vs = f"{fmt(cpu, 2)} us vs {fmt(ws_cpu, 2)} us"
     return [
@@ -119,15 +114,15 @@ def room_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     rooms = results.get("rooms")
     if not rooms:
         return []
-    cpu = number(field(rooms, "product", "workloads", "R1", "cpu_us_per_msg"))
+    cpu = _at(rooms, "product", "R1", "cpu_us_per_msg")
     out = []
     for peer, name in (("socketio", "python-socketio"), ("socketio-node", "Node socket.io")):
-        other = number(field(rooms, peer, "workloads", "R1", "cpu_us_per_msg"))
+        other = _at(rooms, peer, "R1", "cpu_us_per_msg")
         out.append(_target(f"rooms_cpu_vs_{peer.replace('-', '_')}",
                            f"R1 CPU per room delivery vs {name}", _ratio(cpu, other), 1.0,
                            detail=f"{fmt(cpu, 2)} us vs {fmt(other, 2)} us"))
-    out.append(_target("rooms_p99", "R1 p99 publish-to-delivery latency (ms)", number(
-        field(rooms, "product", "workloads", "R1", "latency", "p99_ms")), 200.0, "<"))
+    out.append(_target("rooms_p99", "R1 p99 publish-to-delivery latency (ms)",
+                       _at(rooms, "product", "R1", "latency", "p99_ms"), 200.0, "<"))
     r2 = field(rooms, "product", "workloads", "R2") or {}
     out.append(_target(
         "rooms_isolation", "R2 per-publish IOLoop CPU, 10k vs 10 sockets in other rooms",
@@ -147,9 +142,8 @@ def storm_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     t = _target("storm_all_recovered", "S1 time from the cut until every client recovered (s)",
                 number(s.get("recovery_max_s")), 10.0,
                 detail=f"{fmt(recovered, 0)} of {fmt(clients, 0)} clients recovered; p50 "
-                f"{fmt(s.get('recovery_p50_s'), 2)} s, p99 {fmt(s.get('recovery_p99_s'), 2)} s")
-    if not clients or recovered < clients:
-        t.update(met=False, cause=CAUSES["storm_all_recovered"])
+                f"{fmt(s.get('recovery_p50_s'), 2)} s, p99 {fmt(s.get('recovery_p99_s'), 2)} s",
+                ok=0 < clients <= recovered)
     dupes = (number(s.get("duplicates")) or 0) + (number(s.get("out_of_order")) or 0)
     return [t, _target("storm_gaps", "S1 gaps (acknowledged events a client never got)",
                        number(s.get("gaps")), 0.0,
@@ -177,9 +171,7 @@ def cluster_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "node is killed", faults, 0.0,
                     detail=f"{fmt(c3.get('recovered_clients'), 0)} of "
                     f"{fmt(c3.get('clients_cut'), 0)} cut clients recovered, all within "
-                    f"{fmt(c3.get('all_recovered_s'), 2)} s")
-        if not c3.get("all_recovered"):
-            t["met"] = False
+                    f"{fmt(c3.get('all_recovered_s'), 2)} s", ok=bool(c3.get("all_recovered")))
         out.append(t)
     return out
 

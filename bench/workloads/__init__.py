@@ -1,2 +1,1 @@
-"""The workloads: W1-W5 (broadcast), the burst, R1-R2 (rooms), S1 (storm), C1-C3 (cluster),
-the wire formats, the metrics overhead and the paired rounds; see docs/benchmarks.md."""
+"""The workloads, one module each; docs/benchmarks.md describes them."""

@@ -1,7 +1,6 @@
-"""W1-W5 and the burst against one server, in order: W3 with few bystanders (product), W1 idle
-connections, W2 broadcasts, the burst (K alerts to every connection in one IOLoop iteration:
-the product's from its outbox in one drain of the relay, a peer's from one control message),
-W3 with every client connected and W5 a login storm (product), W4 slow consumers."""
+"""W1-W5 and the burst against one server. A burst is K alerts to every connection in one
+IOLoop iteration: the product's from its outbox in one drain of the relay, a peer's from one
+control message."""
 
 from __future__ import annotations
 
@@ -33,34 +32,27 @@ class Bench(Phases):
         m, product, wl = self.mode, self.name == "product", self.result["workloads"]
         await self.start()
         rss_base = self.rss()
-        connected, few = 0, None
+        connected = 0
         if product:
             self.say(f"W3 with {m.w3_few} bystanders: {m.w3_sends} sends to one user's 3 tabs")
-            await self.pool.connect(self.port, [self.seeded.target_token], 3, small_rcvbuf_every=0)
-            connected = (await self.pool.connect(self.port, self.tokens(), m.w3_few))["ok"]
+            await self.connect(3, tokens=[self.seeded.target_token], small_rcvbuf_every=0)
+            connected = (await self.connect(m.w3_few))["ok"]
             await asyncio.sleep(1.0)
-            few = await self.targeted("few")
-            wl["W3"] = {"few": few, "bystanders_few": connected}
+            wl["W3"] = {"few": await self.targeted("few"), "bystanders_few": connected}
         rest = m.connections - connected
         self.say(f"W1 connecting {rest} clients")
-        cpu0 = self.cpu()
-        c = await self.pool.connect(self.port, self.tokens(), rest, offset=connected,
-                                    timeout=max(30.0, min(180.0, self.time_left() - 60)))
-        connect_cpu = self.cpu() - cpu0
+        c = await self.connect(rest, connected)
         await asyncio.sleep(5.0)  # the server settles before its idle RSS is read
         rss_idle, st = self.rss(), await self.pool.stats()
         w1 = wl["W1"] = {"connections": st["open"] - (3 if product else 0), "attempted": rest,
             "failed": c["failed"], "errors": c["errors"], "connect_wall_s": c["wall_s"],
-            "handshakes_per_s": c["ok"] / c["wall_s"] if c["wall_s"] > 0 else None,
-            "handshake_ms_mean": c["handshake_ms_mean"],
-            "cpu_us_per_handshake": 1e6 * connect_cpu / c["ok"] if c["ok"] else None,
-            "rss_base_kib": rss_base, "rss_idle_kib": rss_idle,
+            "handshakes_per_s": c["per_s"], "handshake_ms_mean": c["handshake_ms_mean"],
+            "cpu_us_per_handshake": c["cpu_us"], "rss_base_kib": rss_base, "rss_idle_kib": rss_idle,
             "rss_kib_per_conn": (rss_idle - rss_base) / max(1, st["open"]),
             "auth": "JWT verify + user/session lookup" if product else "none"}
         self.say(f"W1 {w1['connections']} open, {w1['handshakes_per_s']:.0f} handshakes/s, "
                  f"{w1['cpu_us_per_handshake'] or 0:.0f} us server CPU each, "
-                 f"{w1['rss_kib_per_conn']:.1f} KiB/conn, "
-                 f"failed {c['failed']} {c['errors']}")
+                 f"{w1['rss_kib_per_conn']:.1f} KiB/conn, failed {c['failed']} {c['errors']}")
         if c["failed"] > 0.05 * rest:
             self.result["notes"].append(f"W1: {c['failed']} of {rest} connections failed")
         await self.w2(st["open"])
@@ -69,7 +61,9 @@ class Bench(Phases):
             self.say(f"burst: {b['delivered']} of {b['expected']} delivered, "
                      f"{b['cpu_us_per_msg'] or 0:.2f} us CPU per delivered event")
         if product:
-            await self.w3(st["open"] - 3, few)
+            self.say(f"W3 with {st['open'] - 3} bystanders: {m.w3_sends} sends")
+            wl["W3"].update(many=await self.targeted("many"), bystanders_many=st["open"] - 3)
+            self.compare("W3", "send", wl["W3"])
             api = wl["API1"] = await self.notify(m.w3_sends * 4)
             self.say(f"API1 server API notify with {st['open']} open: "
                      f"{api['requests_per_s']:.0f} req/s, p99 {api['p99_ms']:.1f} ms, "
@@ -115,18 +109,6 @@ class Bench(Phases):
                 "expected": done * per_burst * recipients,
                 **await self.figures(mark, st, mark[2], "burst")}
 
-    async def w3(self, bystanders: int, few: dict[str, Any]) -> None:
-        """Runs W3 with every client connected and compares it with the few-bystander run."""
-        self.say(f"W3 with {bystanders} bystanders: {self.mode.w3_sends} sends")
-        many = await self.targeted("many")
-        w3 = self.result["workloads"]["W3"]
-        w3.update(many=many, bystanders_many=bystanders,
-                  ratio=many["loop_cpu_us_per_send"] / few["loop_cpu_us_per_send"],
-                  ratio_process=many["cpu_us_per_send"] / few["cpu_us_per_send"])
-        self.say(f"W3 per send: loop {few['loop_cpu_us_per_send']:.0f} us -> "
-                 f"{many['loop_cpu_us_per_send']:.0f} us (ratio {w3['ratio']:.2f}); process "
-                 f"ratio {w3['ratio_process']:.2f}")
-
     async def w4(self) -> None:
         """Runs W4: broadcasts while the small-buffer clients stop reading."""
         m = self.mode
@@ -134,19 +116,18 @@ class Bench(Phases):
             self.result["notes"].append("W4 skipped: out of time budget")
             self.say("W4 skipped: out of time budget")
             return
-        paused = sum(r["paused"] for r in await self.pool.all({"cmd": "pause", "every": 50}))
+        paused = sum(r["paused"] for r in await self.pool.all({"cmd": "pause"}))
         dropped0 = await self.dropped()
         self.say(f"W4 {paused} clients stopped reading; {m.w4_broadcasts} broadcasts with "
                  f"{m.w4_pad} B padding (max {m.w4_max_seconds:.0f} s)")
-        samples: list = []
         rss_start = self.rss()
         w4 = await self.broadcast_phase("w4", m.w4_broadcasts, m.w4_max_seconds,
-                                        pad="x" * m.w4_pad, rss_samples=samples)
+                                        pad="x" * m.w4_pad, during=self.peak_rss)
         rss_end = self.rss()
         await self.pool.all({"cmd": "resume"})
         await asyncio.sleep(2.0)
         closes = (await self.pool.stats())["close_codes"]
-        peak = max([s[1] for s in samples] + [rss_end])
+        peak = max(w4.pop("side"), rss_end)
         w4.update(paused=paused, rss_start_kib=rss_start, rss_peak_kib=peak, rss_end_kib=rss_end,
                   dropped_by_server=(await self.dropped()) - dropped0, close_codes_seen=closes,
                   rss_growth_kib=peak - rss_start)

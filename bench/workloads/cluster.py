@@ -11,13 +11,14 @@ import time
 import uuid
 from typing import Any
 
-from bench.modes import CLIENT_CORE, SECRET, TOKEN_TTL, Clock, Mode
+from bench.modes import CLIENT_CORE, Clock, Mode
 from bench.phases import Phases
 from bench.procs import Pool, pin
-from bench.server import failure, seed
+from bench.server import guarded, seed
+from bench.stats import proc_runtime_seconds
 from bench.triggers import ProductTrigger
 from bench.workloads.overhead import abba
-from bench.workloads.storm import Publisher, check_clients, connect_storm, wait_status
+from bench.workloads.storm import Publisher, check_clients, wait_status
 from localcluster.procs import free_port
 
 __all__ = ["ClusterBench", "POSTGRES_ADMIN"]
@@ -51,15 +52,8 @@ class ClusterBench:
         return ("--broker", "redis", "--redis-url", self.redis.url, "--redis-prefix", prefix)
 
     def redis_cpu(self) -> float:
-        """Returns the private Redis server's CPU seconds so far (INFO cpu)."""
-        import redis
-
-        client = redis.Redis.from_url(self.redis.url)
-        try:
-            info = client.info("cpu")
-            return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-        finally:
-            client.close()
+        """Returns the private Redis server's on-CPU seconds so far, all its threads."""
+        return proc_runtime_seconds(self.redis.child.pid)
 
     async def run(self) -> dict[str, Any]:
         """Starts a private Redis, runs C1 to C3 within the budget, stops everything."""
@@ -71,19 +65,14 @@ class ClusterBench:
         try:
             for name, step in (("broker_cost", self.c1), ("two_nodes", self.c2),
                                ("kill_node", self.c3)):
-                try:
-                    self.result[name] = await step()
-                except Exception as exc:  # noqa: BLE001 - a failed step is reported, not fatal
-                    self.say(f"{name}: FAILED {failure(exc)}")
-                    self.result[name] = {"error": failure(exc)}
+                self.result[name] = await guarded(step(), f"cluster: {name}", self.clock)
         finally:
             await self.stop()
         return self.result
 
     async def c1(self) -> dict[str, Any]:
         """W2 on one node with the memory broker and with the Redis broker, ABBA order."""
-        m, tmp = self.mode, os.path.join(self.tmp, "c1")
-        os.makedirs(tmp)
+        m, tmp = self.mode, os.path.join(self.tmp, "c1")  # alternate() makes the directories
         return {"connections": m.connections, **await abba(
             m, tmp, self.clock, ("memory", "redis"), "redis", m.cluster_broker_rounds,
             m.cluster_broker_phases, lambda setting, r: self.broker_args(
@@ -99,8 +88,7 @@ class ClusterBench:
         url = with_database(POSTGRES_ADMIN, self.database)
         users = max(1, 2 * m.cluster_clients // m.tabs)
         self.say(f"seeding {users} users into PostgreSQL database {self.database}")
-        seeded = await asyncio.to_thread(seed, os.path.join(self.tmp, "c2"), SECRET, users,
-                                         TOKEN_TTL, url)
+        seeded = await asyncio.to_thread(seed, os.path.join(self.tmp, "c2"), users, url)
         mode = dataclasses.replace(m, workers=max(1, m.workers // 2))
         for i in range(2):  # each node's logs in a directory of its own
             os.makedirs(tmp := os.path.join(self.tmp, f"node{i}"))
@@ -108,6 +96,7 @@ class ClusterBench:
                 "--database-url", url, "--trusted-proxies", "127.0.0.1",
                 *self.broker_args(f"{self.tag}_c2")))
             node.seeded = seeded
+            node.trigger = ProductTrigger(f"http://127.0.0.1:{node.port}", seeded.admin_token)
             self.nodes.append(node)
             await node.launch()
 
@@ -117,31 +106,25 @@ class ClusterBench:
         await self.start_nodes()
         n = m.cluster_clients
         self.say(f"C2 connecting {n} clients to each node")
-        conns = await asyncio.gather(*(node.pool.connect(node.port, node.tokens(), n,
-                                                         offset=i * n, timeout=150)
-                                       for i, node in enumerate(nodes)))
+        conns = await asyncio.gather(*(node.connect(n, i * n) for i, node in enumerate(nodes)))
         self.say("C2 connected " + ", ".join(f"{c['ok']} ({c['errors']})" for c in conns))
         await asyncio.sleep(2.0)
-        trigger = ProductTrigger(f"http://127.0.0.1:{nodes[0].port}", nodes[0].seeded.admin_token)
-        try:
-            for node in nodes:
-                await node.pool.all({"cmd": "reset"})
-            expect = [(await node.pool.stats())["open_recording"] for node in nodes]
-            idle0, t0 = self.redis_cpu(), time.monotonic()
-            await asyncio.sleep(2.0)
-            redis_idle = (self.redis_cpu() - idle0) / (time.monotonic() - t0)
-            marks, redis0, t0 = [node.mark() for node in nodes], self.redis_cpu(), time.monotonic()
-            sent = 0
-            for seq in range(m.cluster_broadcasts):
-                if self.time_left() < 60:
-                    break
-                await trigger.send(seq)
-                sent += 1
-            sent_done = time.time()
-            stats = [await node.pool.wait_received(sent * e, limit=30, stall=30)
-                     for node, e in zip(nodes, expect, strict=True)]
-        finally:
-            await trigger.close()
+        for node in nodes:
+            await node.pool.all({"cmd": "reset"})
+        expect = [(await node.pool.stats())["open_recording"] for node in nodes]
+        idle0, t0 = self.redis_cpu(), time.monotonic()
+        await asyncio.sleep(2.0)
+        redis_idle = (self.redis_cpu() - idle0) / (time.monotonic() - t0)
+        marks, redis0, t0 = [node.mark() for node in nodes], self.redis_cpu(), time.monotonic()
+        sent = 0
+        for seq in range(m.cluster_broadcasts):
+            if self.time_left() < 60:
+                break
+            await nodes[0].trigger.send(seq)
+            sent += 1
+        sent_done = time.time()
+        stats = [await node.pool.wait_received(sent * e, limit=30, stall=30)
+                 for node, e in zip(nodes, expect, strict=True)]
         redis_cpu = self.redis_cpu() - redis0
         figs = [await node.figures(mark, st, sent_done, "c2")
                 for node, mark, st in zip(nodes, marks, stats, strict=True)]
@@ -177,7 +160,8 @@ class ClusterBench:
         pin(self.nginx.child.pid, CLIENT_CORE)
         pool = Pool([w for node in self.nodes for w in node.pool.workers])
         seeded = self.nodes[0].seeded
-        c = await connect_storm(pool, port, seeded.user_tokens, m.cluster_kill_clients, 31)
+        c = await pool.connect(port, seeded.user_tokens, m.cluster_kill_clients,
+                               cmd="storm_connect", seed=31)
         ok, errors = c["ok"], c["errors"]
         self.say(f"C3 {ok} clients through nginx {errors}")
         if errors:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import statistics
 import time
 from typing import Any
 
 import tornado.web
 
 from bench.modes import Clock, Mode
+from bench.phases import alternate
 from bench.server import run_guarded
 from bench.workloads.rooms import RoomsBench
 from localcluster.procs import free_port
@@ -33,23 +33,17 @@ async def run_hooks(mode: Mode, tmp: str, clock: Clock) -> dict[str, Any]:
     server = tornado.web.Application([(r"/hook", _Allow)], calls=calls).listen(port, "127.0.0.1")
     on = ("--hook-url", f"http://127.0.0.1:{port}/hook", "--hooks", "publish")
     sizes = dataclasses.replace(mode, rooms=min(mode.rooms, 40), members=min(mode.members, 25))
-    out: list[dict[str, Any]] = []
-    for r in range(1 if mode.name == "quick" else 2):
-        row: dict[str, Any] = {"order": ["off", "on"][::1 if r % 2 == 0 else -1]}
-        for setting in row["order"]:
-            os.makedirs(path := os.path.join(tmp, f"hooks-{setting}-{r}"))
-            run = await run_guarded(RoomsBench("product", sizes, path, clock, time.monotonic()
-                                               + 300, extra_args=on * (setting == "on")), setting)
-            r1 = run.get("workloads", {}).get("R1")  # R1's figures, or why there are none
-            row[setting] = ({**r1, "p99_ms": r1["latency"]["p99_ms"]} if r1
-                            else {"error": run.get("error", "no R1 result")})
-        if "error" not in row["on"] and "error" not in row["off"]:
-            row["ratio"] = row["on"]["cpu_us_per_publish"] / row["off"]["cpu_us_per_publish"]
-        out.append(row)
-    server.stop()  # run_guarded reports a failed run instead of raising
-    done = [row for row in out if "ratio" in row]
-    med = {f"{k}_{s}": statistics.median(row[s][k] for row in done) if done else None
-           for k in ("cpu_us_per_publish", "p99_ms") for s in ("on", "off")}
-    return {"rooms": sizes.rooms, "members": sizes.members, "rounds": out, "hook_calls": calls[0],
-            **med, "ratio": statistics.median(r["ratio"] for r in done) if done else None}
 
+    async def one(setting: str, _: int, path: str) -> dict[str, Any]:
+        """Returns R1's figures with the hook off or on, or why there are none."""
+        run = await run_guarded(RoomsBench("product", sizes, path, clock, time.monotonic() + 300,
+                                           extra_args=on * (setting == "on")), setting)
+        r1 = run.get("workloads", {}).get("R1")
+        return r1 or {"error": run.get("error", "no R1 result")}
+
+    try:
+        out = await alternate(os.path.join(tmp, "hooks"), ("off", "on"), "on",
+                              1 if mode.name == "quick" else 2, "cpu_us_per_publish", one)
+    finally:
+        server.stop()
+    return {"rooms": sizes.rooms, "members": sizes.members, "hook_calls": calls[0], **out}

@@ -5,35 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
+import timeit
 from collections.abc import Callable
 from typing import Any
 
 from bench import cli
 from bench.modes import Clock, Mode
+from bench.phases import alternate
 from bench.stats import medians
 from bench.workloads.broadcast import Bench
 
-__all__ = ["measure", "summarize", "abba", "micro", "main"]
-
-
-async def measure(bench: Bench, phases: int) -> list[dict[str, Any]]:
-    """Starts the server, connects the mode's clients and runs `phases` W2 broadcast phases."""
-    m = bench.mode
-    await bench.start()
-    c = await bench.pool.connect(bench.port, bench.tokens(), m.connections, timeout=120.0)
-    bench.say(f"{c['ok']} connected, {c['failed']} failed")
-    await asyncio.sleep(2.0)
-    runs = []
-    for i in range(phases):
-        run = await bench.broadcast_phase(f"w2-{i}", m.w2_broadcasts, 60.0)
-        bench.say(f"W2 phase {i}: {run['cpu_us_per_msg']:.2f} us/msg, "
-                  f"{run['msgs_per_s']:,.0f} msgs/s, p99 {run['latency']['p99_ms']:.1f} ms")
-        runs.append({k: v for k, v in run.items() if k != "latency_quantiles"})
-    return runs
+__all__ = ["summarize", "abba", "micro", "main"]
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
@@ -45,26 +30,29 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
 async def abba(mode: Mode, tmp: str, clock: Clock, order: tuple[str, str], over: str,
                rounds: int, phases: int,
                extra: Callable[[str, int], tuple[str, ...]]) -> dict[str, Any]:
-    """Runs W2 phases on this product started per setting (options extra(setting, round)), the
-    order reversed every other round; the ratio is `over`'s median to the other's."""
-    under, out = order[1] if over == order[0] else order[0], []
-    for r in range(rounds):
-        row: dict[str, Any] = {"order": list(order if r % 2 == 0 else order[::-1])}
-        for setting in row["order"]:
-            os.makedirs(path := os.path.join(tmp, f"{setting}-{r}"))
-            bench = Bench("product", mode, path, clock, time.monotonic() + 600,
-                          extra_args=extra(setting, r))
-            try:
-                runs = await measure(bench, phases)
-            finally:
-                await bench.stop()
-            row[setting] = {"phases": runs, **summarize(runs)}
-            bench.say(f"{setting}: {row[setting]['cpu_us_per_msg']:.2f} us/msg")
-        row["ratio"] = row[over]["cpu_us_per_msg"] / row[under]["cpu_us_per_msg"]
-        out.append(row)
-    a, b = (statistics.median(row[k]["cpu_us_per_msg"] for row in out) for k in (over, under))
-    return {"rounds": out, f"cpu_us_per_msg_{over}": a, f"cpu_us_per_msg_{under}": b,
-            "ratio": a / b}
+    """Runs W2 phases on this product started per setting (options extra(setting, round))."""
+
+    async def one(setting: str, r: int, path: str) -> dict[str, Any]:
+        """Starts the product, connects the mode's clients and runs the W2 phases."""
+        bench = Bench("product", mode, path, clock, time.monotonic() + 600,
+                      extra_args=extra(setting, r))
+        runs = []
+        try:
+            await bench.start()
+            c = await bench.connect(mode.connections)
+            bench.say(f"{c['ok']} connected, {c['failed']} failed")
+            await asyncio.sleep(2.0)
+            for i in range(phases):
+                run = await bench.broadcast_phase(f"w2-{i}", mode.w2_broadcasts, 60.0)
+                bench.say(f"W2 phase {i}: {run['cpu_us_per_msg']:.2f} us/msg, "
+                          f"{run['msgs_per_s']:,.0f} msgs/s, p99 {run['latency']['p99_ms']:.1f} ms")
+                runs.append({k: v for k, v in run.items() if k != "latency_quantiles"})
+        finally:
+            await bench.stop()
+        bench.say(f"{setting}: {summarize(runs)['cpu_us_per_msg']:.2f} us/msg")
+        return {"phases": runs, **summarize(runs)}
+
+    return await alternate(tmp, order, over, rounds, "cpu_us_per_msg", one)
 
 
 def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> dict[str, float]:
@@ -78,8 +66,7 @@ def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> 
     from hub.messages import ALL
     from services.metrics import Metrics, Sources
 
-    hub = make_hub(MemoryBroker())
-    hub.observe_delivery = None
+    hub = make_hub(MemoryBroker())  # observe_delivery is set per round below
     # A connection whose send costs almost nothing, so the hub's own work dominates.
     sink = SimpleNamespace(write_frame=lambda frame: True, backlog=lambda: (0, 0),
                            close=lambda code, reason: None)
@@ -95,12 +82,10 @@ def micro(connections: int = 10_000, publishes: int = 200, rounds: int = 10) -> 
                 hub.publish(Event("system.alert", {"message": "x", "n": n}), ALL)
             times[setting].append((time.process_time() - began) / (publishes * connections))
     on, off = (statistics.median(times[k]) * 1e6 for k in ("on", "off"))
-    calls = 100_000
-    began = time.process_time()
-    for _ in range(calls):
-        metrics.observe_delivery(0.001)
+    hook = timeit.timeit(lambda: metrics.observe_delivery(0.001), number=100_000,
+                         timer=time.process_time) / 100_000
     return {"us_per_delivery_on": on, "us_per_delivery_off": off, "ratio": on / off,
-            "hook_us_per_publish": (time.process_time() - began) / calls * 1e6,
+            "hook_us_per_publish": hook * 1e6,
             "connections": connections, "publishes": publishes, "rounds": rounds}
 
 

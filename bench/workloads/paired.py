@@ -16,6 +16,7 @@ from typing import Any
 from bench import cli
 from bench.modes import MODES, Clock, Mode
 from bench.phases import Phases
+from bench.report.format import fmt
 from bench.stats import proc_runtime_seconds
 
 __all__ = ["PairedRun", "run", "summarize", "rotation", "main", "SERVERS", "SIZES"]
@@ -32,15 +33,6 @@ class PairedRun(Phases):
     def cpu(self) -> float:
         """The server's on-CPU seconds, all threads, at nanosecond resolution."""
         return proc_runtime_seconds(self.server.pid)
-
-    async def handshakes(self, count: int, offset: int = 0) -> dict[str, Any]:
-        """Opens count more connections (kept open) and measures the server's CPU."""
-        cpu0 = self.cpu()
-        c = await self.pool.connect(self.port, self.tokens(), count, offset=offset,
-                                    small_rcvbuf_every=0)
-        ok = c["ok"]
-        return {"cpu_us": 1e6 * (self.cpu() - cpu0) / ok if ok else None, "ok": ok,
-                "failed": c["failed"], "per_s": ok / c["wall_s"] if c["wall_s"] > 0 else None}
 
     async def broadcasts(self, tag: str, count: int) -> dict[str, Any]:
         """Runs count broadcasts, one in flight; returns the CPU per delivered message."""
@@ -70,16 +62,15 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], peer: str = PEER) -> dict
     return out
 
 
-async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str, measure: Any,
-                  digits: int) -> dict[str, Any]:
+async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str,
+                  measure: Any) -> dict[str, Any]:
     """Runs measure(run, i) on every server per round, in rotating order."""
     out = []
     for i in range(rounds):
         row = {run.name: await measure(run, i) for run in rotation(runs, i)}
         out.append({run.name: row[run.name] for run in runs})
         clock.say(f"{label} round {i + 1}/{rounds}: " + ", ".join(
-            f"{n} {'-' if v['cpu_us'] is None else round(v['cpu_us'], digits)} us"
-            for n, v in out[-1].items()))
+            f"{n} {fmt(v['cpu_us'], 2)} us" for n, v in out[-1].items()))
     return {"rounds": out, **summarize(out)}
 
 
@@ -101,20 +92,18 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
         for server in runs:
             await server.start()
         for server in runs:  # warm-up: allocator, imports, the first connections' costs
-            await server.handshakes(min(200, handshakes))
+            await server.connect(min(200, handshakes))
         report["handshake"] = await _rounds(  # users not seen before, as in W1
-            runs, rounds, clock, "H", lambda s, i: s.handshakes(handshakes, (i + 1) * handshakes),
-            0)
+            runs, rounds, clock, "H", lambda s, i: s.connect(handshakes, (i + 1) * handshakes))
         for server in runs:  # closed between the phases, not between rounds (no churn in W1)
             await server.pool.all({"cmd": "close_all"})
         await asyncio.sleep(3.0)
-        report["opened"] = {s.name: (await s.pool.connect(s.port, s.tokens(), connections))["ok"]
-                            for s in runs}
+        report["opened"] = {s.name: (await s.connect(connections))["ok"] for s in runs}
         await asyncio.sleep(2.0)
         for server in runs:
             await server.broadcasts("warm", 4)
         report["broadcast"] = await _rounds(
-            runs, rounds, clock, "B", lambda s, i: s.broadcasts(f"b{i}", broadcasts), 2)
+            runs, rounds, clock, "B", lambda s, i: s.broadcasts(f"b{i}", broadcasts))
     finally:
         for server in runs:
             with contextlib.suppress(Exception):

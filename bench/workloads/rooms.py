@@ -11,14 +11,9 @@ from typing import Any
 from bench.loadgen.rooms import SIO_PATH
 from bench.phases import Phases
 
-__all__ = ["RoomsBench", "expected_deliveries", "ISO_ROOM"]
+__all__ = ["RoomsBench", "ISO_ROOM"]
 
 ISO_ROOM = "iso"
-
-
-def expected_deliveries(by_room: dict[str, int], members: dict[str, int]) -> int:
-    """Returns how many messages the receivers should get: each publish reaches its room."""
-    return sum(n * members.get(room, 0) for room, n in by_room.items())
 
 
 async def _read_until(conn: Any, kind: str) -> None:
@@ -54,9 +49,7 @@ class RoomsBench(Phases):
         self.say(f"R1 connecting {total - connected} clients into {m.rooms} rooms")
         c = await self.join(rooms, total - connected, connected)
         connected += c["ok"]
-        wl["R1connect"] = {"connections": connected, "failed": c["failed"],
-                           "errors": c["errors"], "connect_wall_s": c["wall_s"],
-                           "handshake_ms_mean": c["handshake_ms_mean"]}
+        wl["R1connect"] = {**c, "connections": connected, "connect_wall_s": c["wall_s"]}
         self.say(f"R1 {connected} joined, failed {c['failed']} {c['errors']}")
         if c["failed"] > 0.05 * total:
             self.result["notes"].append(f"R1: {c['failed']} of {total} clients failed to join")
@@ -70,22 +63,16 @@ class RoomsBench(Phases):
             await asyncio.sleep(2.0)
             self.say(f"R2 with {connected} bystanders: {m.iso_sends} publishes")
             iso.update(many=await self.probe(), bystanders_many=connected)
-            few, many = iso["few"], iso["many"]
-            iso["ratio"] = many["loop_cpu_us_per_publish"] / few["loop_cpu_us_per_publish"]
-            iso["ratio_process"] = many["cpu_us_per_publish"] / few["cpu_us_per_publish"]
+            self.compare("R2", "publish", iso)
             wl["R2"] = iso
-            self.say(f"R2 per publish: loop {few['loop_cpu_us_per_publish']:.0f} -> "
-                     f"{many['loop_cpu_us_per_publish']:.0f} us (ratio {iso['ratio']:.2f}); "
-                     f"process {iso['ratio_process']:.2f}x")
         return self.result
 
     async def join(self, rooms: list[str], count: int, offset: int) -> dict[str, Any]:
         """Opens count room clients, client i joining rooms[offset + i]."""
-        product = self.name == "product"
-        return await self.pool.connect(
-            self.port, self.seeded.user_tokens if product else [""], count, offset=offset,
-            timeout=max(30.0, min(180.0, self.time_left() - 60)),
-            path="/ws" if product else SIO_PATH, rooms=rooms, proto="json" if product else "sio",
+        product = self.name == "product"  # each member one user (a peer: no tokens)
+        return await self.connect(
+            count, offset, self.seeded.user_tokens if product else None, rooms=rooms,
+            path="/ws" if product else SIO_PATH, proto="json" if product else "sio",
             small_rcvbuf_every=0)
 
     async def probe(self, rounds: int = 5) -> dict[str, Any]:
@@ -112,9 +99,6 @@ class RoomsBench(Phases):
                 tabs.append(await asyncio.wait_for(websocket_connect(url), 10))
                 send(tabs[-1], "subscribe", {"channel": channel})
                 await _read_until(tabs[-1], "reply")
-            for _ in range(5):  # warm-up
-                await one()
-            await asyncio.sleep(0.3)
             per_round = max(1, self.mode.iso_sends // rounds)
             out = await self.cpu_rounds("publish", rounds, per_round, one)
         finally:
@@ -133,7 +117,8 @@ class RoomsBench(Phases):
         sent = await pool.summed({"cmd": "rooms_publish", "rate": m.room_rate / len(pool.workers),
                                   "seconds": seconds, "seed": 7}, timeout=seconds + 60)
         sent_done, by_room = time.time(), sent.get("by_room", {})
-        published, expected = sum(by_room.values()), expected_deliveries(by_room, members)
+        published = sum(by_room.values())
+        expected = sum(n * members.get(room, 0) for room, n in by_room.items())  # its whole room
         st = await pool.wait_received(expected)
         out = await self.figures(mark, st, sent_done, "r1")
         n = len(members)

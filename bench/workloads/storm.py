@@ -1,6 +1,5 @@
 """The reconnect storm (S1): every client cut by a clean restart of this product resumes with
-since/epoch while alerts flow, then each client's numbers are checked. C3 reuses the
-publisher, the status wait and the check."""
+since/epoch while alerts flow, then each client's numbers are checked (C3 reuses the parts)."""
 
 from __future__ import annotations
 
@@ -10,14 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.modes import SOURCES
 from bench.phases import Phases
 from bench.procs import Pool
-from bench.stats import add_counts, percentile
+from bench.stats import percentile
 from bench.triggers import ProductTrigger
 
-__all__ = ["StormBench", "Publisher", "connect_storm", "wait_status", "check_clients",
-           "storm_figures", "peak_rate"]
+__all__ = ["StormBench", "Publisher", "wait_status", "check_clients", "storm_figures", "peak_rate"]
 
 
 class Publisher:
@@ -52,18 +49,6 @@ class Publisher:
         if self.task is not None:
             await self.task
         await self.trigger.close()
-
-
-async def connect_storm(pool: Pool, port: int, tokens: list[str], count: int,
-                        seed: int) -> dict[str, Any]:
-    """Opens count storm clients to port, spread over the workers; returns the counts."""
-    began, total = time.monotonic(), {"ok": 0, "errors": {}}
-    for reply in await asyncio.gather(*(w.call({
-            "cmd": "storm_connect", "host": "127.0.0.1", "port": port, "tokens": mine,
-            "sources": SOURCES, "seed": seed + i, "base": 0.2, "cap": 2.0, "concurrency": 32,
-            "timeout": 120}, 180) for i, (w, mine) in enumerate(pool.shares(count, tokens)))):
-        add_counts(total, reply)
-    return {"ok": total["ok"], "errors": total["errors"], "wall_s": time.monotonic() - began}
 
 
 async def wait_status(pool: Pool, cut: float, timeout: float,
@@ -121,17 +106,17 @@ class StormBench(Phases):
         m, res = self.mode, self.result
         await self.start(users=max(1, m.storm_clients // m.tabs), trigger=False)
         self.say(f"S1 connecting {m.storm_clients} feed clients")
-        c = await connect_storm(self.pool, self.port, self.seeded.user_tokens, m.storm_clients, 11)
+        c = await self.pool.connect(self.port, self.seeded.user_tokens, m.storm_clients,
+                                    cmd="storm_connect", seed=11)
         ok = c["ok"]
         res.update(clients=ok, connect_wall_s=c["wall_s"], connect_errors=c["errors"])
         self.say(f"S1 {ok} connected in {c['wall_s']:.1f} s {c['errors']}")
         await asyncio.sleep(1.0)
         pub = Publisher(f"http://127.0.0.1:{self.port}", self.seeded.admin_token, m.storm_rate)
         pub.start(max(10.0, self.time_left() - 20))
+        cpu_a, t_a = self.cpu(), time.monotonic()
         try:
-            await asyncio.sleep(m.storm_before)
-            cpu_a, t_a = self.cpu(), time.monotonic()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(m.storm_before)  # the steady stream: the baseline of "net"
             res["baseline_cpu_per_s"] = (self.cpu() - cpu_a) / (time.monotonic() - t_a)
             cut = time.time()
             self.say("S1 restarting the server (SIGTERM, start again)")
@@ -143,8 +128,7 @@ class StormBench(Phases):
             listen_s, cpu0 = time.time() - cut, self.cpu()
             status = await wait_status(self.pool, cut, m.storm_timeout, lambda s: s[
                 "resumed"] >= ok and s["recovered"] + s["not_recovered"] >= ok)
-            res["storm_cpu_s"] = self.cpu() - cpu0
-            res["storm_wall_s"] = time.time() - cut - listen_s
+            res.update(storm_cpu_s=self.cpu() - cpu0, storm_wall_s=time.time() - cut - listen_s)
             self.say(f"S1 status {status}")
             await asyncio.sleep(m.storm_after)
         finally:

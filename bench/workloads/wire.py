@@ -14,9 +14,9 @@ from typing import Any
 from bench import cli
 from bench.modes import Clock, Mode
 from bench.phases import Phases
-from bench.server import failure
+from bench.server import guarded
 from bench.stats import medians
-from bench.triggers import PeerTrigger
+from bench.triggers import PeerTrigger, alert_data
 
 __all__ = ["VARIANTS", "PAYLOADS", "SERVERS", "run_wire", "micro", "main"]
 
@@ -29,7 +29,6 @@ VARIANTS: dict[str, dict[str, str]] = {
     "protobuf+deflate": {"protocol": PROTOBUF, "extensions": OFFER},
     "sse": {"path": "/sse"},  # Server-Sent Events (this product only)
 }
-ONLY_PRODUCT = ("sse",)
 SERVERS = ("product", "websockets")
 EXTRA_ARGS = {"product": ("--websocket-compression", "on"),
               "websockets": ("--compression", "deflate")}
@@ -41,11 +40,8 @@ _WORDS = ("order", "shipped", "user", "room", "message", "status", "pending", "d
 
 def pad_text(size: int) -> str:
     """Returns size bytes of word-like text (compresses about like JSON prose does)."""
-    rng = random.Random(7)
-    words: list[str] = []
-    while sum(len(w) + 1 for w in words) < size:
-        words.append(rng.choice(_WORDS) + str(rng.randrange(100)))
-    return " ".join(words)[:size]
+    rng = random.Random(7)  # size words are more than enough: each has 2 characters or more
+    return " ".join(rng.choice(_WORDS) + str(rng.randrange(100)) for _ in range(size))[:size]
 
 
 PAYLOADS = {"w2": "", "1k": pad_text(1024)}
@@ -66,8 +62,7 @@ class WireRun(Phases):
         """Connects clients offering variant and runs the phases per payload."""
         if isinstance(self.trigger, PeerTrigger):  # the peer broadcasts bytes as binary frames
             self.trigger.protobuf = "protobuf" in variant
-        c = await self.pool.connect(self.port, self.tokens(), connections, timeout=120.0,
-                                    **VARIANTS[variant], small_rcvbuf_every=0)
+        c = await self.connect(connections, **VARIANTS[variant], small_rcvbuf_every=0)
         await asyncio.sleep(1.5)
         out: dict[str, Any] = {"connected": c["ok"], "failed": c["failed"]}
         for size, pad in PAYLOADS.items():
@@ -75,9 +70,6 @@ class WireRun(Phases):
             for i in range(phases):
                 run = await self.broadcast_phase(f"{variant}-{size}-{i}", self.mode.w2_broadcasts,
                                                  60.0, pad=pad)
-                st = await self.pool.stats()
-                run.update(bytes_per_event=st["wire_bytes"] / max(1, st["received"]),
-                           p99_ms=run["latency"]["p99_ms"])
                 runs.append({k: v for k, v in run.items() if k != "latency_quantiles"})
             cell = out[size] = _cell(runs, "phases", runs)
             self.say(f"{variant} {size}: {cell['cpu_us_per_msg']:.2f} us/msg, "
@@ -92,7 +84,7 @@ async def measure_server(name: str, mode: Mode, tmp: str, clock: Clock, rounds: 
     """Runs every variant against one server in ABBA rounds."""
     connections = min(mode.connections, MAX_CONNECTIONS)
     run = WireRun(name, mode, tmp, clock, time.monotonic() + 1800, extra_args=EXTRA_ARGS[name])
-    variants = [v for v in VARIANTS if name == "product" or v not in ONLY_PRODUCT]
+    variants = [v for v in VARIANTS if name == "product" or v != "sse"]
     cells: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     try:
         await run.start()
@@ -119,9 +111,7 @@ def micro(repeat: int = 2000) -> dict[str, dict[str, float]]:
              "protobuf+deflate": PROTOBUF | DEFLATE, "sse": SSE}
     out: dict[str, dict[str, float]] = {}
     for size, pad in PAYLOADS.items():
-        metadata = {"pad": pad, "seq": 1, "t": 1.0} if pad else {"seq": 1, "t": 1.0}
-        data = {"message": "bench", "priority": "normal", "metadata": metadata, "sent_by": 1}
-        out[size] = {}
+        data, out[size] = alert_data(1, pad), {}
         for name, variant in flags.items():
             def make(variant: int = variant, data: dict[str, Any] = data) -> None:
                 """Encodes and frames the alert from scratch."""
@@ -137,11 +127,8 @@ async def run_wire(mode: Mode, tmp: str, clock: Clock, servers: tuple[str, ...] 
                            "payload_bytes": {k: len(v) for k, v in PAYLOADS.items()}, "servers": {}}
     for name in servers:
         clock.say(f"wire formats: {name}")
-        try:
-            out["servers"][name] = await measure_server(name, mode, tmp, clock, rounds, phases)
-        except Exception as exc:  # noqa: BLE001 - a failed server is reported, not fatal
-            clock.say(f"wire {name}: FAILED {failure(exc)}")
-            out["servers"][name] = {"error": failure(exc)}
+        out["servers"][name] = await guarded(measure_server(name, mode, tmp, clock, rounds,
+                                                            phases), f"wire {name}", clock)
     out["micro"] = await asyncio.to_thread(micro)
     return out
 
