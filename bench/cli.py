@@ -85,6 +85,15 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def save_report(report: dict[str, Any], results_dir: str) -> str:
+    """Writes report as <results_dir>/<kind>-<its start, compact>.json; returns the path."""
+    os.makedirs(results_dir, exist_ok=True)
+    stamp = report["started"].replace("-", "").replace(":", "")
+    path = os.path.join(results_dir, f"{report['kind']}-{stamp}.json")
+    Path(path).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return path
+
+
 def publish(report: dict[str, Any], args: argparse.Namespace, json_name: str) -> None:
     """Prints the report's sections and writes them (and the plots) into the page."""
     from bench.report import render_sections, write_section
@@ -120,10 +129,7 @@ def main(kind: str, p: argparse.ArgumentParser, measure: Measure, argv: list[str
         report.update(asyncio.run(measure(args, mode, clock, tmp)))
     finally:
         report.update(loadavg_end=os.getloadavg(), duration_s=round(clock.elapsed(), 1))
-    os.makedirs(args.results_dir, exist_ok=True)
-    stamp = report["started"].replace("-", "").replace(":", "")
-    path = os.path.join(args.results_dir, f"{kind}-{stamp}.json")
-    Path(path).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    path = save_report(report, args.results_dir)
     clock.say(f"wrote {path}")
     publish(report, args, os.path.basename(path))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -58,8 +58,9 @@ def _insert(model: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def seed(data_dir: str, users: int, database_url: str = "",
-         rooms: list[str] | tuple[str, ...] = ()) -> Seeded:
-    """Creates users, a target user, an admin and rooms (SQLite in data_dir, or database_url)."""
+         rooms: list[str] | tuple[str, ...] = (), ttl: int = modes.TOKEN_TTL) -> Seeded:
+    """Creates users, a target user, an admin and rooms (SQLite in data_dir, or database_url);
+    the tokens live ttl seconds."""
     from auth.apikeys import SCOPES
     from auth.jwt import TokenIssuer
     from auth.passwords import hash_password
@@ -71,7 +72,6 @@ def seed(data_dir: str, users: int, database_url: str = "",
 
     os.makedirs(data_dir, exist_ok=True)
     database = init_db(database_url or "sqlite:///" + os.path.join(data_dir, "app.db"))
-    ttl = modes.TOKEN_TTL  # the servers' own settings (launch), so they accept the tokens
     issuer = TokenIssuer(modes.SECRET, "events-server", "events-server", ttl, ttl)
     password_hash = hash_password(BENCH_PASSWORD)
     rows = [{"name": f"Bench User {i}", "email": f"bench{i}@example.com", "age": 30,

@@ -29,7 +29,7 @@ from typing import Any
 from bench.cli import machine_info, save_report
 from bench.modes import ROOT, SECRET, SERVER_CORE, SOURCES, Clock
 from bench.procs import Proc, prepare_process
-from bench.server import failure, seed
+from bench.server import seed
 from localcluster.procs import free_port
 from proof import soakplot, soakreport
 from proof.soakplan import Plan
@@ -77,7 +77,7 @@ async def measure(plan: Plan, tmp: str, clock: Clock) -> dict[str, Any]:
     users = math.ceil(plan.connections / 10)
     ttl = int(plan.minutes * 60 + SETUP_SECONDS + 3600)  # no token expires during the run
     clock.say(f"seeding {users} users, an admin and {plan.rooms} rooms")
-    seeded = await asyncio.to_thread(seed, data_dir, SECRET, users, ttl, "", names)
+    seeded = await asyncio.to_thread(seed, data_dir, users, "", names, ttl)
     server = Proc("server", server_argv(port, data_dir, plan.history_ttl),
                   os.path.join(tmp, "server.log"), SERVER_CORE)
     await server.start()
@@ -87,8 +87,9 @@ async def measure(plan: Plan, tmp: str, clock: Clock) -> dict[str, Any]:
         await run.start_pool(plan.minutes * 60 + SETUP_SECONDS + 60)
         return await run.run()
     except Exception as exc:  # noqa: BLE001 - reported as a missed criterion, with the rest
-        clock.say(f"the run failed: {failure(exc)}")
-        run.result["error"] = failure(exc)
+        why = f"{type(exc).__name__}: {exc}"
+        clock.say(f"the run failed: {why}")
+        run.result["error"] = why
         return run.result
     finally:
         await run.stop()

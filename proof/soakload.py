@@ -8,7 +8,6 @@ soak_publish, soak_publish_stop, soak_tick, soak_check, soak_release, and the lo
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import contextlib
@@ -20,7 +19,8 @@ from array import array
 from typing import Any
 
 from bench.loadgen.__main__ import Worker
-from bench.loadgen.client import bounded, open_client, upgrade_request
+from bench.loadgen.__main__ import main as loadgen_main
+from bench.loadgen.client import Client, bounded, open_client
 from bench.loadgen.storm import check_sequence
 from proof.soakclient import FIRST_ID, SoakClient, SoakStats, interior_check
 
@@ -45,7 +45,7 @@ class SoakWorker(Worker):
                        room: str = "") -> SoakClient:
         """Opens one soak client from source."""
         host, port = cmd["host"], int(cmd["port"])
-        request = upgrade_request(host, port, f"/ws?token={token}")
+        request = Client.build_request(host, port, f"/ws?token={token}")
         client = await open_client(host, port, source, lambda ready: SoakClient(
             self.stats, request, ready, kind, room), 4096 if kind == "slow" else 0)
         return client  # type: ignore[return-value]
@@ -239,43 +239,9 @@ class SoakWorker(Worker):
         return super().close_all()
 
 
-async def main_async(max_seconds: float) -> int:
-    """Answers commands from stdin until EOF, `exit` or the deadline (as bench/loadgen)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=64 << 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    worker = SoakWorker(max_seconds)
-    while (remaining := worker.deadline - time.monotonic()) > 0:
-        try:
-            line = await asyncio.wait_for(reader.readline(), remaining)
-        except TimeoutError:
-            break
-        if not line:
-            break  # parent gone
-        cmd = json.loads(line)
-        try:
-            reply = await worker.handle(cmd)
-        except Exception as exc:  # noqa: BLE001 - reported to the orchestrator
-            reply = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps({**reply, "id": cmd.get("id")}) + "\n")
-        sys.stdout.flush()
-        if cmd.get("cmd") == "exit":
-            break
-    worker.close_all()
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Parses the command line and serves commands, on uvloop when it is installed."""
-    parser = argparse.ArgumentParser(description="One load-generator process of the soak.")
-    parser.add_argument("--max-seconds", type=float, default=900.0,
-                        help="exit after this long whatever happens (default 900)")
-    seconds = parser.parse_args(argv).max_seconds
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main_async(seconds))
-    return uvloop.run(main_async(seconds))
+    """Serves the orchestrator's commands (as bench/loadgen does) with a soak worker."""
+    return loadgen_main(argv, SoakWorker)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import json
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,9 @@ class Worker:
 
     def snapshot(self) -> dict[str, Any]:
         """Returns this process's counters."""
-        s = self.stats  # its counters, the latencies aside (they go through files: dump)
-        return {**{k: v for k, v in vars(s).items() if k != "latencies"},
+        s = self.stats  # the latencies go through files (dump)
+        return {"received": s.received, "wire_bytes": s.wire_bytes, "other": s.other,
+                "by_type": s.by_type, "last_recv": s.last_recv, "lost": s.lost,
                 "close_codes": {str(k): v for k, v in s.close_codes.items()},
                 "open": sum(1 for c in self.clients if c.open),
                 "open_recording": sum(1 for c in self.clients if c.open and c.record)}
@@ -118,12 +120,13 @@ class Worker:
         return simple[op]() if op in simple else {"error": f"unknown command {op!r}"}
 
 
-async def main_async(max_seconds: float) -> int:
-    """Answers commands from stdin until EOF, `exit` or the deadline."""
+async def main_async(max_seconds: float, make: Callable[[float], Worker] = Worker) -> int:
+    """Answers commands from stdin with make(max_seconds)'s worker until EOF, `exit` or the
+    deadline."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=64 << 20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    worker = Worker(max_seconds)
+    worker = make(max_seconds)
     while (remaining := worker.deadline - time.monotonic()) > 0:
         try:
             line = await asyncio.wait_for(reader.readline(), remaining)
@@ -146,7 +149,7 @@ async def main_async(max_seconds: float) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, make: Callable[[float], Worker] = Worker) -> int:
     """Parses the command line and serves commands, on uvloop when it is installed."""
     parser = argparse.ArgumentParser(description="One load-generator process.")
     parser.add_argument("--max-seconds", type=float, default=900.0,
@@ -155,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(main_async(args.max_seconds))
-    return uvloop.run(main_async(args.max_seconds))
+        return asyncio.run(main_async(args.max_seconds, make))
+    return uvloop.run(main_async(args.max_seconds, make))
 
 
 if __name__ == "__main__":
