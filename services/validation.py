@@ -123,10 +123,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 def name(value: Any) -> str:
     """Returns a valid display name (1-100 characters after trimming, no control characters)."""
-    value = text(value.strip() if isinstance(value, str) else value, "name", 1, 100)
-    if _CONTROL.search(value):
+    value = value.strip() if isinstance(value, str) else value
+    if isinstance(value, str) and _CONTROL.search(value):  # NUL too: the broader message
         raise invalid("name", "must not contain control characters")
-    return value
+    return text(value, "name", 1, 100)
 
 
 def email(value: Any) -> str:
