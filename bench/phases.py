@@ -201,8 +201,7 @@ class Phases(ServerRun):
 
     async def notify(self, requests: int, concurrency: int = 8) -> dict[str, Any]:
         """API1: server notifications to the target user's 3 tabs; rate, latency, CPU each."""
-        body = json.dumps({"type": "app.bench", "data": {"n": 1},
-                           "user_id": self.seeded.target_id})
+        body = json.dumps({"type": "app.bench", "data": {"n": 1}, "user_id": self.seeded.target_id})
         await self.pool.all({"cmd": "reset"})
         cpu0, began = self.cpu(), time.perf_counter()
         times, failed = await self.posts(

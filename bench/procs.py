@@ -161,8 +161,7 @@ class Pool:
         last, quiet_since = -1, time.monotonic()
         stop = quiet_since + limit
         while True:
-            st = await self.stats()
-            now = time.monotonic()
+            st, now = await self.stats(), time.monotonic()
             if st["received"] >= expected or now > stop or now - quiet_since > stall:
                 return st
             if st["received"] != last:

@@ -21,8 +21,7 @@ from bench.stats import parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
 from bench.triggers import PeerTrigger, ProductTrigger
 from localcluster.procs import free_port
 
-__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "ServerRun",
-           "guarded", "run_guarded"]
+__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "ServerRun", "guarded", "run_guarded"]
 
 BENCH_PASSWORD = "bench-password-1"
 

@@ -43,10 +43,6 @@ class ClusterBench:
         """Prints a progress line."""
         self.clock.say(f"cluster: {text}")
 
-    def time_left(self) -> float:
-        """Returns the seconds left in the cluster budget."""
-        return self.deadline - time.monotonic()
-
     def broker_args(self, prefix: str) -> tuple[str, ...]:
         """Returns the node options for the Redis broker under prefix."""
         return ("--broker", "redis", "--redis-url", self.redis.url, "--redis-prefix", prefix)
@@ -118,7 +114,7 @@ class ClusterBench:
         marks, redis0, t0 = [node.mark() for node in nodes], self.redis_cpu(), time.monotonic()
         sent = 0
         for seq in range(m.cluster_broadcasts):
-            if self.time_left() < 60:
+            if self.deadline - time.monotonic() < 60:
                 break
             await nodes[0].trigger.send(seq)
             sent += 1
@@ -167,7 +163,7 @@ class ClusterBench:
         if errors:
             self.say("nginx error log: " + " | ".join(self.nginx.error_log().splitlines()[-3:]))
         pub = Publisher(self.nginx.url, seeded.admin_token, m.cluster_kill_rate)
-        pub.start(max(10.0, self.time_left() - 20))
+        pub.start(max(10.0, self.deadline - time.monotonic() - 20))
         lost = 0
 
         def settled(s: dict[str, Any]) -> bool:
