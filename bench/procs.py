@@ -53,7 +53,7 @@ def prepare_process() -> None:
 class Proc:
     """A child process pinned to a core, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: str, core: int | None = None,
+    def __init__(self, name: str, argv: list[str], log_path: str, core: int | str | None = None,
                  pipes: bool = False) -> None:
         if core is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", str(core), *argv]
