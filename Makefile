@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: install run cluster test test-asyncio test-python-client lint proto bench bench-quick \
-	bench-metrics bench-wire bench-paired bench-hooks conformance fuzz-api soak clean
+	bench-metrics bench-wire bench-paired bench-hooks bench-workers conformance fuzz-api soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -124,6 +124,12 @@ bench-paired: $(BENCH_STAMP)
 # (also part of `make bench`; BENCH_ARGS=--no-hooks skips it there).
 bench-hooks: $(BENCH_STAMP)
 	$(PY) -m bench.run --hooks-only $(BENCH_ARGS)
+
+# C4: --workers 2 vs --workers 1 on one port, handshakes and deliveries, the server free on
+# every core (also part of `make bench`; BENCH_ARGS=--no-workers skips it there). PostgreSQL
+# (BENCH_POSTGRES_URL) and redis-server.
+bench-workers: $(BENCH_STAMP)
+	$(PY) -m bench.run --workers-only $(BENCH_ARGS)
 
 # W2 CPU per delivery with --metrics on and off, side by side.
 bench-metrics: $(BENCH_STAMP)

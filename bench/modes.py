@@ -61,6 +61,8 @@ class Mode:
     cluster_kill_clients: int = 4000  # C3: clients through nginx when node A is killed
     cluster_kill_rate: float = 5.0  # C3: numbered alerts per second (x clients: ~20k msgs/s)
     cluster_budget_seconds: float = 600.0
+    workers_clients: int = 5000  # C4: clients per start of --workers 1 and of --workers 2
+    workers_broadcasts: int = 40  # C4: alerts to all of them, 4 in flight
     burst_events: int = 20  # burst workload: alerts published in one IOLoop iteration
     bursts: int = 5
 
@@ -81,7 +83,7 @@ MODES = {
                   storm_clients=1500, storm_rate=10.0, storm_budget_seconds=90.0,
                   cluster_broker_rounds=1, cluster_broker_phases=2, cluster_clients=1000,
                   cluster_broadcasts=20, cluster_kill_clients=1000, cluster_kill_rate=10.0,
-                  cluster_budget_seconds=240.0),
+                  cluster_budget_seconds=240.0, workers_clients=600, workers_broadcasts=10),
 }
 
 

@@ -22,9 +22,10 @@ JSON_BODY = {"Content-Type": "application/json"}
 
 
 async def alternate(tmp: str, order: tuple[str, str], over: str, rounds: int, key: str,
-                    one: Callable[[str, int, str], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+                    one: Callable[[str, int, str], Awaitable[dict[str, Any]]],
+                    more: tuple[str, ...] = ()) -> dict[str, Any]:
     """Runs one(setting, round, a new dir under tmp) for both settings in ABBA rounds; ratios
-    are over's key to the other's, per round and of the medians where both settings ran."""
+    are over's key to the other's, per round and of the medians (key, p99_ms, more) of both."""
     under, out = order[1] if over == order[0] else order[0], []
     for r in range(rounds):
         row: dict[str, Any] = {"order": list(order if r % 2 == 0 else order[::-1])}
@@ -36,7 +37,7 @@ async def alternate(tmp: str, order: tuple[str, str], over: str, rounds: int, ke
         out.append(row)
     done = [row for row in out if "ratio" in row]
     med = {f"{k}_{s}": statistics.median(row[s][k] for row in done) if done else None
-           for k in (key, "p99_ms") for s in order}
+           for k in (key, "p99_ms", *more) for s in order}
     a, b = med[f"{key}_{over}"], med[f"{key}_{under}"]
     return {"rounds": out, **med, "ratio": a / b if a and b else None}
 
@@ -201,8 +202,7 @@ class Phases(ServerRun):
 
     async def notify(self, requests: int, concurrency: int = 8) -> dict[str, Any]:
         """API1: server notifications to the target user's 3 tabs; rate, latency, CPU each."""
-        body = json.dumps({"type": "app.bench", "data": {"n": 1},
-                           "user_id": self.seeded.target_id})
+        body = json.dumps({"type": "app.bench", "data": {"n": 1}, "user_id": self.seeded.target_id})
         await self.pool.all({"cmd": "reset"})
         cpu0, began = self.cpu(), time.perf_counter()
         times, failed = await self.posts(

@@ -53,7 +53,7 @@ def prepare_process() -> None:
 class Proc:
     """A child process pinned to a core, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], log_path: str, core: int | None = None,
+    def __init__(self, name: str, argv: list[str], log_path: str, core: int | str | None = None,
                  pipes: bool = False) -> None:
         if core is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", str(core), *argv]
@@ -161,8 +161,7 @@ class Pool:
         last, quiet_since = -1, time.monotonic()
         stop = quiet_since + limit
         while True:
-            st = await self.stats()
-            now = time.monotonic()
+            st, now = await self.stats(), time.monotonic()
             if st["received"] >= expected or now > stop or now - quiet_since > stall:
                 return st
             if st["received"] != last:

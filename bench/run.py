@@ -25,7 +25,8 @@ __all__ = ["main", "PARTS"]
 PARTS = {"rooms": "the rooms workload (R1, R2)", "storm": "the reconnect storm (S1)",
          "wire": "the wire formats (JSON vs protobuf, deflate on vs off)",
          "hooks": "the publish hook on vs off (R1)",
-         "cluster": "the cluster workloads (C1-C3; PostgreSQL, redis-server and nginx)"}
+         "cluster": "the cluster workloads (C1-C3; PostgreSQL, redis-server and nginx)",
+         "workers": "--workers 2 vs 1 (C4; PostgreSQL and redis-server)"}
 
 
 def chosen(args: argparse.Namespace) -> tuple[set[str], list[str]]:
@@ -38,7 +39,7 @@ def chosen(args: argparse.Namespace) -> tuple[set[str], list[str]]:
         print("node not found: skipping the Node peers", flush=True)
         names = [s for s in names if s not in ("node", "socketio-node")]
     if "product" not in names:
-        parts -= {"storm", "cluster", "hooks"}
+        parts -= {"storm", "cluster", "hooks", "workers"}
     return parts, names
 
 
@@ -74,9 +75,8 @@ async def measure(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) 
     if "hooks" in parts:
         results["hooks"] = {**cli.header(mode), "note": args.note,
                             **await run_hooks(mode, tmp, clock)}
-    if "cluster" in parts:
-        results["cluster"] = await ClusterBench(
-            mode, tmp, clock, time.monotonic() + mode.cluster_budget_seconds).run()
+    if parts & {"cluster", "workers"}:
+        results.update(await ClusterBench(mode, tmp, clock).run(parts))
     return results
 
 

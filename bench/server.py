@@ -21,8 +21,7 @@ from bench.stats import parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
 from bench.triggers import PeerTrigger, ProductTrigger
 from localcluster.procs import free_port
 
-__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "ServerRun",
-           "guarded", "run_guarded"]
+__all__ = ["PEERS", "BENCH_PASSWORD", "Seeded", "seed", "ServerRun", "guarded", "run_guarded"]
 
 BENCH_PASSWORD = "bench-password-1"
 
@@ -108,6 +107,7 @@ class ServerRun:
     """One server under test with its load generators: start, stop and its CPU and memory."""
 
     data_name = "product-data"  # the product's data dir under the run's tmp dir
+    core: int | str = modes.SERVER_CORE  # taskset's list: the server's core(s)
 
     def __init__(self, name: str, mode: Mode, tmp: str, clock: Clock, deadline: float,
                  profile: bool = False, extra_args: tuple[str, ...] = ()) -> None:
@@ -153,7 +153,7 @@ class ServerRun:
             await self.trigger.open()
 
     async def launch(self, log: str = "") -> None:
-        """Starts the server pinned to its core, then (once) the load generators."""
+        """Starts the server pinned to its core(s), then (once) the load generators."""
         loop = ("--loop", self.name.removeprefix("product-")) if "-" in self.name else ()
         argv = ([_PY, "main.py", "--data-dir", self.data_dir, "--jwt-secret", modes.SECRET,
                  "--rate-limits", "off", "--access-token-ttl", str(modes.TOKEN_TTL), *loop]
@@ -161,7 +161,7 @@ class ServerRun:
                                       str(int(self.time_left()) + 60)])
         argv += [*_COMMON, "--port", str(self.port), *self.extra_args]
         self.server = Proc(self.name, argv, os.path.join(self.tmp, f"{self.name}{log}.log"),
-                           modes.SERVER_CORE)
+                           self.core)
         await self.server.start()
         await self.server.wait_port(self.port)
         if self.pool is None:
@@ -180,8 +180,10 @@ class ServerRun:
             await self.server.stop()
 
     def cpu(self) -> float:
-        """Returns the server process's CPU seconds so far."""
-        return proc_cpu_seconds(self.server.pid)
+        """Returns the server's CPU seconds so far, with its workers' (those of `--workers`)."""
+        pid = self.server.pid
+        return sum(map(proc_cpu_seconds, (pid, *map(int, Path(
+            f"/proc/{pid}/task/{pid}/children").read_text().split()))))
 
     def rss(self) -> int:
         """Returns the server process's resident memory in KiB."""

@@ -1,10 +1,20 @@
-"""The cluster workloads' report side: targets and the section. No timing assertions
-(bench/workloads/cluster.py itself runs in `make bench`)."""
+"""The cluster workloads' report side: targets and the sections; and C4 (`--workers 2` vs 1)
+run in quick mode. No timing assertions (bench/workloads/cluster.py runs in `make bench`)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import pytest
+from cluster import need_redis_server
+from conftest import IN_CI
+from serverproc import ROOT
+
 from bench.report import render_sections
 from bench.report.targets import cluster_targets
+from bench.workloads.cluster import POSTGRES_ADMIN
 
 LAT = {"p50_ms": 5.0, "p99_ms": 20.0}
 
@@ -51,3 +61,68 @@ def test_section_reports_each_workload_or_its_failure():
     failed["cluster"]["two_nodes"] = {"error": "RuntimeError: node1 exited early"}
     text = render_sections(failed, "run-x.json")["cluster"]
     assert "C2 failed: RuntimeError: node1 exited early" in text and "C3: node A" in text
+
+
+def _workers(error: str = "") -> dict:
+    """A run with C4's results only: one round, 2 workers after 1."""
+    one = {"handshakes_per_s": 1000.0, "cpu_us_per_handshake": 800.0, "msgs_per_s": 20000.0,
+           "cpu_us_per_msg": 20.0, "p99_ms": 90.0}
+    two = {"handshakes_per_s": 1500.0, "cpu_us_per_handshake": 820.0, "msgs_per_s": 36000.0,
+           "cpu_us_per_msg": 21.0, "p99_ms": 80.0}
+    w = {"clients": 600, "rounds": [{"order": ["1", "2"], "1": one, "2": two, "ratio": 1.5}],
+         **{f"{k}_{n}": v for n, r in (("1", one), ("2", two)) for k, v in r.items()}}
+    return {"kind": "run", "started": "2026-12-07T00:00:00Z", "mode": "quick", "config": {},
+            "cluster": {}, "workers": {"error": error} if error else w}
+
+
+def test_workers_section_shows_both_settings_and_two_against_one():
+    """C4 has a section of its own (a run of C4 alone keeps C1-C3's): the medians of each
+    setting and their ratios, 2 workers over 1; a failed C4 says why and has no table."""
+    sections = render_sections(_workers(), "run-x.json")
+    assert list(sections) == ["workers"]
+    text = sections["workers"]
+    assert text.startswith("## Every core: `--workers 2` vs `--workers 1` (C4)")
+    assert "600 clients a start, medians of 1 round(s)" in text
+    assert "| 1 | 1,000 | 800 | 20,000 | 20.00 |" in text
+    assert "| 2 | 1,500 | 820 | 36,000 | 21.00 |" in text
+    assert "| 2 vs 1 | 1.50 | 1.02 | 1.80 | 1.05 |" in text
+    failed = render_sections(_workers("RuntimeError: no redis-server"), "run-x.json")["workers"]
+    assert "C4 failed: RuntimeError: no redis-server" in failed and "| 2 vs 1 |" not in failed
+
+
+def _need_postgres() -> None:
+    """Skips (fails under CI=true) when the benchmark's PostgreSQL does not answer."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(POSTGRES_ADMIN, connect_timeout=3).close()
+    except psycopg2.Error as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {exc}")
+
+
+@pytest.mark.timeout(300)
+def test_a_quick_c4_run_measures_one_worker_and_two(tmp_path):
+    """`python -m bench.run --quick --workers-only`: a private Redis and a PostgreSQL database
+    of its own; the product started with one worker, then two, takes every client and delivers
+    every alert to each, and the figures the section shows are there."""
+    need_redis_server()
+    _need_postgres()
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--workers-only",
+                           "--no-docs", "--results-dir", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=280)
+    reports = list(tmp_path.glob("run-*.json"))
+    assert len(reports) == 1, done.stdout + done.stderr
+    report = json.loads(reports[0].read_text())
+    w = report["workers"]
+    assert "error" not in w, w
+    assert report["cluster"] == {}  # C1-C3 not asked for
+    [row] = w["rounds"]  # quick mode: one round, one worker first
+    assert row["order"] == ["1", "2"]
+    for n in ("1", "2"):
+        assert row[n]["connected"] == w["clients"], row[n]
+        assert row[n]["delivered"] == row[n]["expected"] > 0, row[n]
+        assert row[n]["cpu_us_per_handshake"] > 0 and row[n]["cpu_us_per_msg"] > 0
+        assert w[f"msgs_per_s_{n}"] > 0 and w[f"handshakes_per_s_{n}"] > 0
+    assert "| 2 vs 1 |" in render_sections(report, reports[0].name)["workers"]

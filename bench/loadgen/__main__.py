@@ -54,8 +54,7 @@ class Worker:
             began = time.time()
             client = await open_client(host, port, sources[i % len(sources)], lambda ready: (
                 RoomClient(self.stats, request, ready, cmd.get("proto", "json"), room) if room
-                else kind(self.stats, request, ready)),
-                4096 if small else 0)
+                else kind(self.stats, request, ready)), 4096 if small else 0)
             times.append(time.time() - began)
             client.small = small
             self.clients.append(client)

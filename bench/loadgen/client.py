@@ -64,8 +64,7 @@ class Client(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Sends the upgrade request."""
-        self.transport = transport
-        self.open = True
+        self.transport, self.open = transport, True
         self.transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -126,8 +126,7 @@ class Storm:
     """The storm clients of one load-generator process and their reconnect loop."""
 
     def __init__(self, worker: Any, cmd: dict[str, Any]) -> None:
-        self.worker = worker
-        self.host, self.port = cmd["host"], int(cmd["port"])
+        self.worker, self.host, self.port = worker, cmd["host"], int(cmd["port"])
         self.rng = random.Random(int(cmd.get("seed", 0)) ^ os.getpid())
         sources = cmd.get("sources") or ["127.0.0.2"]
         self.states = [StormState(t, sources[i % len(sources)])

@@ -28,8 +28,7 @@ def arguments(description: str) -> argparse.ArgumentParser:
 
 def stop_event(max_seconds: float) -> asyncio.Event:
     """Returns an event set by SIGTERM, SIGINT or after max_seconds (a peer always exits)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    stop, loop = asyncio.Event(), asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.call_later(max_seconds, stop.set)

@@ -14,9 +14,10 @@ __all__ = ["RENDER", "markers", "put_section", "write_section", "render_sections
 
 RENDER = {"broadcast": servers.broadcast_section, "rooms": servers.rooms_section,
           "storm": sections.storm_section, "cluster": sections.cluster_section,
+          "workers": sections.workers_section,
           "wire": sections.wire_section, "overhead": sections.overhead_section,
           "paired": sections.paired_section, "hooks": sections.hooks_section}
-RUN_PARTS = {"servers": "broadcast", "rooms": "rooms", "storm": "storm", "cluster": "cluster"}
+RUN_PARTS = {"servers": "broadcast", **{p: p for p in ("rooms", "storm", "cluster", "workers")}}
 TAIL = ("## History", "## How it is measured", "## Reproduce")  # the hand-kept end of the page
 
 

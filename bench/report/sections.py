@@ -1,4 +1,4 @@
-"""The sections of S1, C1-C3 and the side-by-side comparisons (wire, metrics, paired, hooks)."""
+"""The sections of S1, C1-C4 and the side-by-side comparisons (wire, metrics, paired, hooks)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 from bench.report import targets
 from bench.report.format import fmt, label, md_table, run_line, targets_table
 
-__all__ = ["storm_section", "cluster_section", "wire_section", "overhead_section", "paired_section",
-           "hooks_section"]
+__all__ = ["storm_section", "cluster_section", "workers_section", "wire_section",
+           "overhead_section", "paired_section", "hooks_section"]
 
 VARIANTS = ("json", "json+deflate", "protobuf", "protobuf+deflate", "sse")
 PAYLOADS = {"w2": "W2 alert", "1k": "+1 KiB text"}
@@ -56,12 +56,6 @@ def storm_section(results: dict[str, Any], json_name: str, images: Any = None) -
         f"received in all; welcome `missed` summed {fmt(s.get('missed'), 0)}."])
 
 
-def _c1(c1: dict[str, Any]) -> list[str]:
-    """The C1 table: the memory and Redis brokers' CPU per delivery, round by round."""
-    return ["C1: one node, W2, memory broker vs Redis broker", "", _abba(
-        c1["rounds"], "memory", "redis", ("memory", "redis"), "redis/memory"), ""]
-
-
 def _c2(c2: dict[str, Any]) -> list[str]:
     """The C2 table: two nodes, alerts published on node A."""
     lat = [f"{fmt(c2[k]['p50_ms'], 1)} / {fmt(c2[k]['p99_ms'], 1)}" for k in ("local", "cross")]
@@ -95,11 +89,30 @@ def cluster_section(results: dict[str, Any], json_name: str, images: Any = None)
     """Returns the cluster section (C1-C3) of one run."""
     c = results["cluster"]
     out = ["## Cluster (C1-C3)", "", *run_line(results, json_name)]
-    for name, key, table in (("C1", "broker_cost", _c1), ("C2", "two_nodes", _c2),
-                             ("C3", "kill_node", _c3)):
+    for name, key, table in (("C1", "broker_cost", lambda c1: [
+            "C1: one node, W2, memory broker vs Redis broker", "", _abba(
+                c1["rounds"], "memory", "redis", ("memory", "redis"), "redis/memory"), ""]),
+            ("C2", "two_nodes", _c2), ("C3", "kill_node", _c3)):
         part = c.get(key) or {}
         out += _failed(name, part) or (table(part) if part else [])
     return "\n".join(out + [targets_table(targets.cluster_targets(results))]).rstrip()
+
+
+def workers_section(results: dict[str, Any], json_name: str, images: Any = None) -> str:
+    """Returns C4's section: `--workers 1` and `--workers 2` (medians of the rounds), 2 vs 1."""
+    w = results["workers"]
+    out = ["## Every core: `--workers 2` vs `--workers 1` (C4)", "", *run_line(
+        results, json_name, f"{fmt(w.get('clients'), 0)} clients a start, medians of "
+        f"{len(w.get('rounds', []))} round(s); the server on every core, the load generators on "
+        "core 1; server CPU is the supervisor's and every worker's"), *_failed("C4", w)]
+    if w.get("error"):
+        return "\n".join(out).rstrip()
+    keys = {"handshakes_per_s": 0, "cpu_us_per_handshake": 0, "msgs_per_s": 0, "cpu_us_per_msg": 2}
+    rows = [[n, *(fmt(w[f"{k}_{n}"], d) for k, d in keys.items())] for n in "12"]
+    rows.append(["2 vs 1", *(fmt(w[f"{k}_1"] and w[f"{k}_2"] and w[f"{k}_2"] / w[f"{k}_1"], 2)
+                             for k in keys)])
+    return "\n".join(out + [md_table(["workers", "handshakes/s", "CPU us/handshake",
+                                      "deliveries/s", "CPU us/delivery"], rows)])
 
 
 def wire_section(report: dict[str, Any], json_name: str) -> str:

@@ -111,8 +111,7 @@ def _details(servers: dict[str, Any]) -> list[str]:
     return out
 
 
-def broadcast_section(results: dict[str, Any], json_name: str,
-                      images: list[str]) -> str:
+def broadcast_section(results: dict[str, Any], json_name: str, images: list[str]) -> str:
     """Returns the W1-W5 and burst section of one run."""
     m, cfg, servers = results.get("machine", {}), results.get("config", {}), results["servers"]
     notes = []

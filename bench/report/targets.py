@@ -90,8 +90,7 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 p("W1", "rss_kib_per_conn"), 9.0),
         _target("handshake_cpu_vs_websockets", "W1 CPU per authenticated handshake vs the "
                 "websockets peer's plain ones (1.5x the handshakes per CPU second)",
-                _ratio(p("W1", "cpu_us_per_handshake"), w("W1", "cpu_us_per_handshake")),
-                0.67),
+                _ratio(p("W1", "cpu_us_per_handshake"), w("W1", "cpu_us_per_handshake")), 0.67),
         _target("w3_ratio", "W3 per-send IOLoop CPU, 10k vs 10 bystanders", p("W3", "ratio"), 1.2,
                 detail=f"{fmt(p('W3', 'few', 'loop_cpu_us_per_send'), 0)} -> "
                 f"{fmt(p('W3', 'many', 'loop_cpu_us_per_send'), 0)} us; whole process "
@@ -157,8 +156,7 @@ def storm_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 def cluster_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """C1: the Redis broker within 1.3x; C3: every cut client recovered exactly."""
     c = results.get("cluster") or {}
-    out = []
-    c1, c3 = c.get("broker_cost") or {}, c.get("kill_node") or {}
+    out, c1, c3 = [], c.get("broker_cost") or {}, c.get("kill_node") or {}
     if c1 and not c1.get("error"):
         out.append(_target("cluster_broker_ratio", "C1 CPU per delivery, Redis vs memory broker",
                            number(c1.get("ratio")), 1.3,

@@ -1,5 +1,5 @@
 """The cluster workloads: C1 the Redis broker's cost against the memory broker's, C2 two nodes
-with alerts published on one, C3 a node SIGKILLed behind nginx (docs/benchmarks.md)."""
+with alerts published on one, C3 a node SIGKILLed behind nginx, C4 `--workers` 2 against 1."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import dataclasses
 import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from bench.modes import CLIENT_CORE, Clock, Mode
-from bench.phases import Phases
+from bench.phases import Phases, alternate
 from bench.procs import Pool, pin
-from bench.server import guarded, seed
+from bench.server import Seeded, guarded, seed
 from bench.stats import proc_runtime_seconds
 from bench.triggers import ProductTrigger
 from bench.workloads.overhead import abba
@@ -28,24 +29,20 @@ POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL",
 
 
 class ClusterBench:
-    """Runs C1, C2 and C3 and returns their results."""
+    """Runs C1-C3 (part "cluster") and C4 (part "workers"), each within the cluster budget."""
 
-    def __init__(self, mode: Mode, tmp: str, clock: Clock, deadline: float) -> None:
-        self.mode, self.tmp, self.clock, self.deadline = mode, tmp, clock, deadline
+    def __init__(self, mode: Mode, tmp: str, clock: Clock) -> None:
+        self.mode, self.tmp, self.clock, self.deadline = mode, tmp, clock, 0.0
         self.tag = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.result: dict[str, Any] = {}
         self.redis: Any = None
         self.nodes: list[Phases] = []
         self.nginx: Any = None
-        self.database = ""
+        self.seeded: Seeded | None = None  # C2-C4's users, in the database named tag
 
     def say(self, text: str) -> None:
         """Prints a progress line."""
         self.clock.say(f"cluster: {text}")
-
-    def time_left(self) -> float:
-        """Returns the seconds left in the cluster budget."""
-        return self.deadline - time.monotonic()
 
     def broker_args(self, prefix: str) -> tuple[str, ...]:
         """Returns the node options for the Redis broker under prefix."""
@@ -55,20 +52,24 @@ class ClusterBench:
         """Returns the private Redis server's on-CPU seconds so far, all its threads."""
         return proc_runtime_seconds(self.redis.child.pid)
 
-    async def run(self) -> dict[str, Any]:
-        """Starts a private Redis, runs C1 to C3 within the budget, stops everything."""
+    async def run(self, parts: set[str]) -> dict[str, Any]:
+        """Starts a private Redis, runs the parts asked for and stops everything; their results."""
         from localcluster.services import PrivateRedis
 
         self.redis = PrivateRedis(os.path.join(self.tmp, "redis"))
         self.redis.start()
         pin(self.redis.child.pid, CLIENT_CORE)
         try:
+            if "workers" in parts:  # first: C2's nodes run on until the end
+                self.deadline = time.monotonic() + self.mode.cluster_budget_seconds
+                self.result["workers"] = await guarded(self.c4(), "cluster: C4", self.clock)
+            self.deadline = time.monotonic() + self.mode.cluster_budget_seconds
             for name, step in (("broker_cost", self.c1), ("two_nodes", self.c2),
-                               ("kill_node", self.c3)):
+                               ("kill_node", self.c3)) if "cluster" in parts else ():
                 self.result[name] = await guarded(step(), f"cluster: {name}", self.clock)
         finally:
             await self.stop()
-        return self.result
+        return {"workers": self.result.pop("workers", {}), "cluster": self.result}
 
     async def c1(self) -> dict[str, Any]:
         """W2 on one node with the memory broker and with the Redis broker, ABBA order."""
@@ -78,17 +79,21 @@ class ClusterBench:
             m.cluster_broker_phases, lambda setting, r: self.broker_args(
                 f"{self.tag}_c1_{r}") if setting == "redis" else ())}
 
-    async def start_nodes(self) -> None:
-        """Seeds a fresh PostgreSQL database and starts nodes A and B with their workers."""
+    async def seed_database(self) -> tuple[str, Seeded]:
+        """Seeds a fresh PostgreSQL database once (C2-C4 share it; stop() drops it)."""
         from localcluster.services import create_database, with_database
 
-        m = self.mode
-        self.database = self.tag  # the nodes share it with the seeding; dropped in stop()
-        create_database(POSTGRES_ADMIN, self.database)
-        url = with_database(POSTGRES_ADMIN, self.database)
-        users = max(1, 2 * m.cluster_clients // m.tabs)
-        self.say(f"seeding {users} users into PostgreSQL database {self.database}")
-        seeded = await asyncio.to_thread(seed, os.path.join(self.tmp, "c2"), users, url)
+        m, url = self.mode, with_database(POSTGRES_ADMIN, self.tag)
+        if self.seeded is None:
+            create_database(POSTGRES_ADMIN, self.tag)
+            users = max(1, max(2 * m.cluster_clients, m.workers_clients) // m.tabs)
+            self.say(f"seeding {users} users into PostgreSQL database {self.tag}")
+            self.seeded = await asyncio.to_thread(seed, os.path.join(self.tmp, "db"), users, url)
+        return url, self.seeded
+
+    async def start_nodes(self) -> None:
+        """Starts nodes A and B with their workers on the seeded database."""
+        m, (url, seeded) = self.mode, await self.seed_database()
         mode = dataclasses.replace(m, workers=max(1, m.workers // 2))
         for i in range(2):  # each node's logs in a directory of its own
             os.makedirs(tmp := os.path.join(self.tmp, f"node{i}"))
@@ -118,7 +123,7 @@ class ClusterBench:
         marks, redis0, t0 = [node.mark() for node in nodes], self.redis_cpu(), time.monotonic()
         sent = 0
         for seq in range(m.cluster_broadcasts):
-            if self.time_left() < 60:
+            if self.deadline - time.monotonic() < 60:
                 break
             await nodes[0].trigger.send(seq)
             sent += 1
@@ -167,7 +172,7 @@ class ClusterBench:
         if errors:
             self.say("nginx error log: " + " | ".join(self.nginx.error_log().splitlines()[-3:]))
         pub = Publisher(self.nginx.url, seeded.admin_token, m.cluster_kill_rate)
-        pub.start(max(10.0, self.time_left() - 20))
+        pub.start(max(10.0, self.deadline - time.monotonic() - 20))
         lost = 0
 
         def settled(s: dict[str, Any]) -> bool:
@@ -197,8 +202,37 @@ class ClusterBench:
                  f"{res['duplicates']}, not recovered {res['not_recovered']}")
         return res
 
+    async def c4(self) -> dict[str, Any]:
+        """`--workers 1` and `2` in ABBA rounds: handshakes of unseen users, then alerts to all."""
+        m, (url, seeded) = self.mode, await self.seed_database()
+
+        async def one(n: str, r: int, path: str) -> dict[str, Any]:
+            """Starts the product with n workers; returns its handshake and delivery figures."""
+            run = Phases("product", m, path, self.clock, self.deadline, extra_args=(
+                "--workers", n, "--database-url", url, *self.broker_args(f"{self.tag}_c4_{n}_{r}")))
+            run.core, run.seeded = f"0-{(os.cpu_count() or 1) - 1}", seeded  # on every core
+            run.trigger = ProductTrigger(f"http://127.0.0.1:{run.port}", seeded.admin_token)
+            try:
+                await run.launch()
+                async with asyncio.timeout(30):  # every worker serving (it listens before)
+                    while Path(run.server.log_path).read_text().count("listening on") < int(n):
+                        await asyncio.sleep(0.1)
+                c = await run.connect(m.workers_clients)
+                await asyncio.sleep(2.0)
+                b = await run.broadcast_phase("c4", m.workers_broadcasts, 60.0, window=4)
+            finally:
+                await run.stop()
+            run.say(f"C4 {n}: {c['per_s'] or 0:,.0f} handshakes/s ({c['cpu_us'] or 0:,.0f} us), "
+                    f"{b['msgs_per_s'] or 0:,.0f} deliveries/s ({b['cpu_us_per_msg'] or 0:.2f} us)")
+            return {"connected": c["ok"], "handshakes_per_s": c["per_s"], "cpu_us_per_handshake":
+                    c["cpu_us"], **{k: v for k, v in b.items() if k != "latency_quantiles"}}
+
+        return {"clients": m.workers_clients, "cores": os.cpu_count(), **await alternate(
+            os.path.join(self.tmp, "c4"), ("1", "2"), "2", 1 if m.name == "quick" else 2,
+            "handshakes_per_s", one, ("cpu_us_per_handshake", "msgs_per_s", "cpu_us_per_msg"))}
+
     async def stop(self) -> None:
-        """Stops nginx, the workers, the nodes and Redis; drops the database."""
+        """Stops nginx, the workers, the nodes and Redis; drops the database (if any)."""
         from localcluster.services import drop_database
 
         if self.nginx is not None:
@@ -207,6 +241,5 @@ class ClusterBench:
             await node.stop()
         if self.redis is not None:
             self.redis.stop()
-        if self.database:
-            with contextlib.suppress(Exception):
-                drop_database(POSTGRES_ADMIN, self.database)
+        with contextlib.suppress(Exception):
+            drop_database(POSTGRES_ADMIN, self.tag)

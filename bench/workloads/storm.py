@@ -82,8 +82,7 @@ def peak_rate(times: list[float], width: float) -> float | None:
 def storm_figures(check: dict[str, Any], clients: int, listen_s: float) -> dict[str, Any]:
     """Returns the recovery figures from the summed checks; times are seconds from the cut."""
     rec, resumed = sorted(check["recovery_s"]), sorted(check["resumed_at"])
-    last = rec[-1] if rec else None
-    all_ok = len(rec) == clients
+    last, all_ok = rec[-1] if rec else None, len(rec) == clients
     window = (last - listen_s) if last is not None and last > listen_s else None
     hs_window = (resumed[-1] - listen_s) if resumed and resumed[-1] > listen_s else None
     return {"recovered_clients": len(rec), "all_recovered": all_ok,
