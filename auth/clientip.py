@@ -41,8 +41,8 @@ def client_ip(
     untrusted hop is the client; anything left of it was written by the client and is ignored.
     Without X-Forwarded-For, a trusted peer's X-Real-IP is used.
     """
-    if not trusted or not _trusted(_address(peer), trusted):
-        return peer
+    if not trusted or not (forwarded_for or real_ip) or not _trusted(_address(peer), trusted):
+        return peer  # without either header every path below ends at the peer too
     hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
     if hops:
         nearest = peer

@@ -114,6 +114,8 @@ class EdgeApplication(tornado.web.Application):
     def resolve_client(self, request: HTTPServerRequest) -> None:
         """Sets request.remote_ip to the client's address (behind --trusted-proxies, the
         nearest untrusted hop of X-Forwarded-For or X-Real-IP)."""
+        if not self.trusted_proxies:  # the peer's address, which the request already has
+            return
         request.remote_ip = client_ip(
             request.remote_ip or "", request.headers.get_list("X-Forwarded-For"),
             request.headers.get("X-Real-IP"), self.trusted_proxies)
