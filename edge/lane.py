@@ -32,6 +32,7 @@ from tornado.httputil import (
     HTTPHeaders,
     HTTPInputError,
     HTTPServerRequest,
+    RequestStartLine,
     parse_request_start_line,
 )
 from tornado.ioloop import IOLoop
@@ -214,9 +215,10 @@ class UpgradeLane:
         headers = HTTPHeaders()
         for name, value in pairs:
             headers[name] = value
+        line = RequestStartLine(start.method, path, start.version)
         try:  # it checks the Host header
             request = HTTPServerRequest(connection=_LaneConnection(stream, context),  # type: ignore[arg-type]
-                                        start_line=start._replace(path=path), headers=headers)
+                                        start_line=line, headers=headers)
         except HTTPInputError:
             return None
         request.uri, request.query = start.path, query
