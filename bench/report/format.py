@@ -13,10 +13,8 @@ LABELS = {
     "product-asyncio": "this server on the stock asyncio loop",
     "websockets": "websockets broadcast()",
     "tornado": "Tornado write_message (naive)",
-    "node": "Node ws",
-    "floor": "raw send() floor (reference)",
-    "socketio": "python-socketio (aiohttp)",
-    "socketio-node": "Node socket.io",
+    "node": "Node ws", "floor": "raw send() floor (reference)",
+    "socketio": "python-socketio (aiohttp)", "socketio-node": "Node socket.io",
 }
 
 
