@@ -61,6 +61,10 @@ class _CountedStream(IOStream):
     """An IOStream that tells its server when its socket closes; it also carries a refusal
     from the upgrade lane to the handler Tornado builds for the same request."""
 
+    # Accepted from a listening socket with TCP_NODELAY set (EdgeServer.add_sockets): the
+    # kernel copies the option to each socket it accepts, so nobody needs to set it again.
+    nodelay = True
+
     def __init__(self, server: EdgeServer, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         internals.lighten(self)
@@ -102,8 +106,11 @@ class EdgeServer(HTTPServer):
     # -- accepting -----------------------------------------------------------------------
 
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
-        """Accepts on sockets with this server's own handler (back-off and cap)."""
+        """Accepts on sockets with this server's own handler (back-off and cap). TCP sockets
+        get TCP_NODELAY, which the sockets they accept inherit (events leave at once)."""
         for sock in sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             internals.add_listener(self, sock, self._watch(sock))
 
     def _watch(self, sock: socket.socket) -> Any:

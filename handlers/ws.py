@@ -66,7 +66,7 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
             self.write_frame(head)
             self.close(*SHUTTING_DOWN)
             return
-        self.set_nodelay(True)
+        self._send_at_once()
         self._cap_send_buffer()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, client_id=self._client_id,

@@ -150,6 +150,13 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
                 variant |= NARROW  # the client capped the server's window (hub/deflate.py)
         return variant
 
+    def _send_at_once(self) -> None:
+        """Turns Nagle's algorithm off, unless the socket was accepted with it off already
+        (edge/server.py: EdgeServer's listening sockets pass TCP_NODELAY on)."""
+        stream = self.ws_connection.stream if self.ws_connection else None
+        if not getattr(stream, "nodelay", False):
+            self.set_nodelay(True)
+
     def _cap_send_buffer(self) -> None:
         """Bounds the kernel's buffer for this socket, so a stalled client costs little memory.
 
