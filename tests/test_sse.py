@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 from sseutil import SseClient, open_sse
@@ -43,7 +44,7 @@ def said(sse: SseClient) -> list[int]:
 @pytest.mark.gen_test(timeout=30)
 async def test_the_stream_starts_with_its_headers_retry_and_the_welcome(api):
     """200 text/event-stream, no-cache, unbuffered; `retry: 2000`; connection.established
-    first, carrying the feed position as its id."""
+    first, carrying the feed position as its id; the socket sends without Nagle's delay."""
     user = await api.register()
     sse = await open_sse(api.base_url, user["access_token"])
     assert sse.status == 200
@@ -60,6 +61,8 @@ async def test_the_stream_starts_with_its_headers_retry_and_the_welcome(api):
     assert sse.of_type("recovery")[0].data["data"] == {
         "streams": [{"channel": None, "recovered": False, "missed": 0}]}
     assert api.ctx.hub.get_stats()["by_transport"] == {"websocket": 0, "sse": 1}
+    (client,) = api.ctx.hub.clients.values()  # events leave at once (TCP_NODELAY, inherited)
+    assert client.conn.stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     registry = api.ctx.metrics.registry
     assert registry.get_sample_value("events_connections_opened_total",
                                      {"transport": "sse"}) == 1
