@@ -236,7 +236,6 @@ def test_broadcast_section_has_machine_summary_targets_and_details() -> None:
 
 def test_plots_are_drawn_and_linked_relative_to_the_page(tmp_path) -> None:
     """With an image directory the section links every plot it drew there."""
-    pytest.importorskip("matplotlib")
     results = {**sample_results(), "kind": "run"}
     img = tmp_path / "img"
     md = render_sections(results, "x.json", str(img), str(tmp_path / "benchmarks.md"))

@@ -277,7 +277,6 @@ def test_the_section_goes_between_its_markers_before_the_history(tmp_path) -> No
 
 
 def test_the_plot_is_drawn(tmp_path) -> None:
-    pytest.importorskip("matplotlib")
     from proof.soakplot import draw
 
     report = _report(samples=[{**r, "received": 0} for r in _report()["rows"]])
