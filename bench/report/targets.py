@@ -18,9 +18,9 @@ CAUSES: dict[str, str] = {
     "w3_ratio": "a send is milliseconds of HTTP, JWT and SQLite work, noisy to that order.",
     "cpu_vs_websockets_07": "a W2 delivery is one send() per socket (see the floor), and the "
     "peer's own CPU moves by a third with the load from one minute to the next. " + _PAIRED,
-    "handshakes_vs_websockets": "the peer authenticates nobody; in a W1 profile a quarter of a "
-    "handshake here is Tornado's request, handler and access-log line, another quarter accept, "
-    "reads and writes (a bare uvloop handshake costs about 85 us). " + _PAIRED,
+    "handshakes_vs_websockets": "the peer authenticates nobody, and Tornado's own plain handshake "
+    "costs more than this server's (paired rounds); a W1 profile spreads the rest, none over a "
+    "sixth: Tornado's stream, handler, the token, the hub, the log line, accept, I/O. " + _PAIRED,
     "w2_p99": "a broadcast to 10k clients is ~100 ms of send() calls on a shared core.",
     "w4_p99": "W4 is 7x W2's volume: the load generator's core sets the pace.",
     "w4_memory": "the slow clients' queues grow until the 256-message / 1 MiB limits.",

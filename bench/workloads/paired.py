@@ -21,7 +21,7 @@ from bench.stats import proc_runtime_seconds
 
 __all__ = ["PairedRun", "run", "summarize", "rotation", "main", "SERVERS", "SIZES"]
 
-SERVERS = ("product", "websockets", "floor")
+SERVERS = ("product", "websockets", "tornado", "floor")  # tornado: Tornado's own handshake
 PEER = "websockets"  # the ratios' denominator
 # (connections for B, handshakes per H round, broadcasts per B round, rounds) per mode.
 SIZES = {"quick": (1000, 300, 4, 4), "full": (10_000, 800, 8, 12)}  # full: W2's 10k
