@@ -262,7 +262,7 @@ class Settings:
         0, _non_negative_int, "open WebSockets allowed per user (default 0, unlimited)")
     socket_send_buffer: int = _option(
         256 * 1024, _non_negative_int,
-        "kernel send buffer per WebSocket in bytes (default 262144; 0 = kernel autotuning)")
+        "kernel send buffer per connection in bytes (default 262144; 0 = kernel autotuning)")
     session_cache_ttl: float = _option(
         5.0, _number(float, 0.0, 60.0),
         "seconds a verified session skips the database on later authentications (default 5; "

@@ -92,6 +92,7 @@ class EdgeServer(HTTPServer):
         self.head_timeout = settings.header_timeout
         self.idle_timeout = settings.idle_timeout
         self.max_connections = settings.max_connections or default_max_connections()
+        self.send_buffer = settings.socket_send_buffer
         self.open_sockets = 0
         self.closed_sockets = 0  # cumulative, read by the memory housekeeper
         self.refused = 0
@@ -107,10 +108,13 @@ class EdgeServer(HTTPServer):
 
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         """Accepts on sockets with this server's own handler (back-off and cap). TCP sockets
-        get TCP_NODELAY, which the sockets they accept inherit (events leave at once)."""
+        get TCP_NODELAY (events leave at once) and --socket-send-buffer's SO_SNDBUF (a stalled
+        client costs little kernel memory), which every socket they accept inherits."""
         for sock in sockets:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.send_buffer:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
             internals.add_listener(self, sock, self._watch(sock))
 
     def _watch(self, sock: socket.socket) -> Any:

@@ -10,7 +10,6 @@ before, between or twice (the WebSocket handshake's rule).
 from __future__ import annotations
 
 import functools
-import socket
 import sys
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -101,9 +100,6 @@ class SseHandler(ApiHandler):
         ctx, hub = self.ctx, self.ctx.hub
         self.set_status(200)
         stream = self.detach()  # the response is this stream's from now on
-        size = ctx.settings.socket_send_buffer  # a stalled listener costs little memory
-        if size and stream.socket is not None:
-            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
         conn = SseConnection(stream, hub.writes)
         client = Client(conn, principal.id, principal.role, principal.session_id,
                         principal.token_version, client_id=client_id,

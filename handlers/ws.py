@@ -67,7 +67,6 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
             self.close(*SHUTTING_DOWN)
             return
         self._send_at_once()
-        self._cap_send_buffer()
         self.client = Client(self, caller.id, caller.role, caller.session_id,
                              caller.token_version, client_id=self._client_id,
                              name=sys.intern(caller.name), external_id=caller.external_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -156,17 +155,6 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         stream = self.ws_connection.stream if self.ws_connection else None
         if not getattr(stream, "nodelay", False):
             self.set_nodelay(True)
-
-    def _cap_send_buffer(self) -> None:
-        """Bounds the kernel's buffer for this socket, so a stalled client costs little memory.
-
-        Linux otherwise grows a socket's send buffer up to tcp_wmem's maximum (4 MiB by
-        default) before the hub's own backlog limits (256 messages, 1 MiB) even start to count.
-        """
-        size = self.ctx.settings.socket_send_buffer
-        stream = self.ws_connection.stream if self.ws_connection else None
-        if size and stream is not None and stream.socket is not None:
-            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     def _shed_handshake_state(self) -> None:
         """Drops what only the handshake needed: thousands of idle sockets each keep less.

@@ -42,6 +42,19 @@ def said(sse: SseClient) -> list[int]:
 
 
 @pytest.mark.gen_test(timeout=30)
+@pytest.mark.settings(socket_send_buffer=65536)
+async def test_the_stream_socket_has_the_capped_send_buffer(api):
+    """--socket-send-buffer bounds what a stalled SSE listener holds in the kernel: its socket
+    inherits SO_SNDBUF from the listening socket (Linux reports it doubled)."""
+    user = await api.register()
+    sse = await open_sse(api.base_url, user["access_token"])
+    await sse.wait(lambda s: s.of_type("connection.established"), what="welcome")
+    (client,) = api.ctx.hub.clients.values()
+    assert client.conn.stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) in (
+        65536, 2 * 65536)
+
+
+@pytest.mark.gen_test(timeout=30)
 async def test_the_stream_starts_with_its_headers_retry_and_the_welcome(api):
     """200 text/event-stream, no-cache, unbuffered; `retry: 2000`; connection.established
     first, carrying the feed position as its id; the socket sends without Nagle's delay."""

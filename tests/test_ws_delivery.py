@@ -149,8 +149,8 @@ async def test_upgraded_socket_keeps_no_handshake_state_or_token(api):
 @pytest.mark.gen_test
 @pytest.mark.settings(socket_send_buffer=65536)
 async def test_socket_send_buffer_is_capped_to_the_configured_size(api):
-    """--socket-send-buffer sets SO_SNDBUF on each upgraded socket (Linux reports it doubled);
-    TCP_NODELAY is on, inherited from EdgeServer's listening socket."""
+    """--socket-send-buffer caps SO_SNDBUF on each upgraded socket (Linux reports it doubled);
+    it and TCP_NODELAY are inherited from EdgeServer's listening socket."""
     user = await api.register()
     await api.ws(user["access_token"])
     (client,) = api.ctx.hub.clients.values()
