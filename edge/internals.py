@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,8 @@ from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 
 __all__ = [
     "write_frame", "write_frames", "backlog", "lighten", "unread", "break_cycles", "preset_handler",
-    "shed_headers", "request_context", "add_listener", "stopped", "track", "check",
+    "shed_headers", "clear_response", "request_context", "add_listener", "stopped", "track",
+    "check",
 ]
 
 # IOStream attributes the fast path reads, and the read buffer unread() gives a head back to.
@@ -162,6 +164,25 @@ def preset_handler(handler: RequestHandler) -> None:
 def shed_headers(handler: RequestHandler, headers: tornado.httputil.HTTPHeaders) -> None:
     """Replaces the handler's response headers, which an upgraded socket never sends again."""
     handler._headers = headers
+
+
+_SERVER = f"TornadoServer/{tornado.version}"
+_HTML = "text/html; charset=UTF-8"
+_DATE = [-1, ""]  # the current second and its Date header value
+
+
+def clear_response(handler: RequestHandler) -> None:
+    """RequestHandler.clear(), the same headers and state, with the Date header formatted once
+    a second instead of for every handler (each handshake and request builds one)."""
+    now = int(time.time())
+    if _DATE[0] != now:
+        _DATE[0], _DATE[1] = now, tornado.httputil.format_timestamp(now)
+    handler._headers = tornado.httputil.HTTPHeaders(
+        {"Server": _SERVER, "Content-Type": _HTML, "Date": _DATE[1]})
+    handler.set_default_headers()
+    handler._write_buffer = []
+    handler._status_code = 200
+    handler._reason = "OK"
 
 
 # -- servers ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from tornado import httputil
 from tornado.log import app_log, gen_log
 from tornado.web import HTTPError, RequestHandler
 
+from edge import internals
 from edge.access_log import redact
 from edge.origins import implemented_methods
 from services import jsonlimits
@@ -69,6 +70,9 @@ class ErrorEnvelopeMixin(RequestHandler):
     fault: Tornado's send_error() passes it here with status 500, and the response takes the
     error's own status; it is not logged.
     """
+
+    def clear(self) -> None:
+        internals.clear_response(self)  # Tornado's, with a Date header made once a second
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

@@ -259,3 +259,49 @@ async def test_unread_bytes_are_read_again_before_what_the_socket_brings(pair):
     unread(stream, b"hello ")
     peer.send(b"again\n")
     assert await stream.read_until(b"\n") == b"hello again\n"
+
+
+def _handler(cls: type) -> object:
+    """A handler of cls for a GET / over a connection that is never written to."""
+    from unittest import mock
+
+    from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
+    from tornado.web import Application
+
+    request = HTTPServerRequest(connection=mock.Mock(), headers=HTTPHeaders({"Host": "x"}),
+                                start_line=RequestStartLine("GET", "/", "HTTP/1.1"))
+    return cls(Application(), request)
+
+
+def test_clear_response_leaves_what_tornados_clear_leaves(monkeypatch):
+    """The same headers (Date made once a second) and the same state, set in the same order
+    (instances of a class share one key table only while they add keys in one order)."""
+    from tornado.web import RequestHandler
+
+    from handlers.base import ErrorEnvelopeMixin
+
+    monkeypatch.setattr("time.time", lambda: 1_700_000_000.75)  # Tornado's clock too
+    ours, tornados = _handler(ErrorEnvelopeMixin), _handler(RequestHandler)
+    ours.set_status(404)
+    ours.set_header("X-Thing", "1")
+    ours.write("body")
+    ours.clear()
+    assert list(vars(ours)) == list(vars(tornados))
+    assert sorted(ours._headers.get_all()) == sorted(tornados._headers.get_all())
+    assert ours._headers["Date"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+    assert (ours._write_buffer, ours.get_status(), ours._reason) == ([], 200, "OK")
+
+
+def test_clear_response_formats_the_date_again_each_second(monkeypatch):
+    from handlers.base import ErrorEnvelopeMixin
+
+    now = [1_700_000_000.0]
+    monkeypatch.setattr("time.time", lambda: now[0])
+    handler = _handler(ErrorEnvelopeMixin)
+    assert handler._headers["Date"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+    now[0] += 0.99
+    handler.clear()
+    assert handler._headers["Date"] == "Tue, 14 Nov 2023 22:13:20 GMT"
+    now[0] += 0.02
+    handler.clear()
+    assert handler._headers["Date"] == "Tue, 14 Nov 2023 22:13:21 GMT"
