@@ -3,10 +3,11 @@
 Tornado offers no public way to do what these small functions do: write a pre-framed message
 straight to a stream's socket when nothing is queued (the fan-out's hot path), count what a
 stream still has queued (slow consumers), give a request head back to a stream (the upgrade
-lane), register a listening socket with an accept handler of the server's own, or leave out
-per-request state an idle socket would keep. The one other module that touches Tornado's
-privates is edge/protocol.py, whose StrictProtocol overrides WebSocketProtocol13's frame
-reader and writer. `check()` runs at start-up and names whatever a Tornado upgrade removed.
+lane), wait for an idle socket's bytes without a recv() that finds none, register a listening
+socket with an accept handler of the server's own, or leave out per-request state an idle
+socket would keep. The one other module that touches Tornado's privates is edge/protocol.py,
+whose StrictProtocol overrides WebSocketProtocol13's frame reader and writer. `check()` runs
+at start-up and names whatever a Tornado upgrade removed.
 """
 
 from __future__ import annotations
@@ -20,23 +21,27 @@ from typing import Any
 import tornado
 import tornado.httputil
 import tornado.util
+from tornado.concurrent import Future
 from tornado.httpserver import HTTPServer, _HTTPRequestContext
+from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream
 from tornado.tcpserver import TCPServer
 from tornado.web import RequestHandler
 from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 
 __all__ = [
-    "write_frame", "write_frames", "backlog", "lighten", "unread", "break_cycles", "preset_handler",
+    "write_frame", "write_frames", "backlog", "lighten", "unread", "read_when_readable",
+    "break_cycles", "preset_handler",
     "shed_headers", "clear_response", "request_context", "add_listener", "stopped", "track",
     "check",
 ]
 
 # IOStream attributes the fast path reads, and the read buffer unread() gives a head back to.
 STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket",
-                    "_read_buffer", "_read_buffer_size")
+                    "_read_buffer", "_read_buffer_size", "_read_bytes", "_read_partial")
 # Methods of Tornado's classes that this module and edge/protocol.py call or override.
-METHOD_INTERNALS = ((RequestHandler, "detach"),
+METHOD_INTERNALS = ((RequestHandler, "detach"), (IOStream, "_start_read"),
+                    (IOStream, "_add_io_state"),
                     (RequestHandler, "_log"), (RequestHandler, "_break_cycles"),
                     (WebSocketProtocol13, "_read_bytes"), (WebSocketProtocol13, "_receive_frame"),
                     (WebSocketProtocol13, "_handle_message"), (tornado.util, "_websocket_mask"),
@@ -143,6 +148,19 @@ def unread(stream: IOStream, head: bytes) -> None:
     """Puts bytes already read back at the front of the stream's read buffer."""
     stream._read_buffer[:0] = head
     stream._read_buffer_size += len(head)
+
+
+def read_when_readable(stream: IOStream, size: int) -> Future[bytes]:
+    """`stream.read_bytes(size, partial=True)`, but with nothing buffered it waits for the
+    socket to be readable instead of first trying a recv(): a socket that has just been
+    answered, or whose bytes were all just parsed, mostly has nothing (and Tornado's try
+    allocates a 64 KiB buffer for it). A closed stream raises as read_bytes() does."""
+    if stream._read_buffer_size or stream.closed():
+        return stream.read_bytes(size, partial=True)
+    future = stream._start_read()
+    stream._read_bytes, stream._read_partial = size, True
+    stream._add_io_state(IOLoop.READ)
+    return future
 
 
 # -- request handlers ------------------------------------------------------------------------

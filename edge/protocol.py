@@ -20,6 +20,7 @@ from tornado.websocket import (
     _WebSocketParams,
 )
 
+from edge import internals
 from hub import deflate
 from hub.disconnect import INVALID_UTF8, PROTOCOL_ERROR, Close, valid_peer_code
 
@@ -244,7 +245,7 @@ class StrictProtocol(WebSocketProtocol13):
     def _listen(self) -> None:
         """Waits for the client's next bytes, idle: no task, no coroutine frame."""
         try:
-            future = self.stream.read_bytes(_READ_CHUNK, partial=True)
+            future = internals.read_when_readable(self.stream, _READ_CHUNK)
         except StreamClosedError:
             self._abort()
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)

@@ -305,3 +305,38 @@ def test_clear_response_formats_the_date_again_each_second(monkeypatch):
     now[0] += 0.02
     handler.clear()
     assert handler._headers["Date"] == "Tue, 14 Nov 2023 22:13:21 GMT"
+
+
+@pytest.mark.gen_test
+async def test_read_when_readable_waits_without_a_recv_then_returns_what_arrives(pair):
+    stream, peer = pair
+    tries = []
+    read_from_fd = stream.read_from_fd
+    stream.read_from_fd = lambda buf: tries.append(len(buf)) or read_from_fd(buf)
+    future = internals.read_when_readable(stream, 65536)
+    assert tries == [] and not future.done()  # no recv() that would find nothing
+    peer.send(b"hello")
+    assert await asyncio.wait_for(future, 5) == b"hello"
+    assert len(tries) >= 1
+
+
+@pytest.mark.gen_test
+async def test_read_when_readable_returns_buffered_bytes_first(pair):
+    stream, peer = pair
+    unread(stream, b"abc")
+    assert await asyncio.wait_for(internals.read_when_readable(stream, 65536), 5) == b"abc"
+    peer.send(b"def")
+    assert await asyncio.wait_for(internals.read_when_readable(stream, 65536), 5) == b"def"
+
+
+@pytest.mark.gen_test
+async def test_read_when_readable_fails_when_the_peer_leaves_or_the_stream_is_closed(pair):
+    from tornado.iostream import StreamClosedError
+
+    stream, peer = pair
+    future = internals.read_when_readable(stream, 65536)
+    peer.close()
+    with pytest.raises(StreamClosedError):
+        await asyncio.wait_for(future, 5)
+    with pytest.raises(StreamClosedError):
+        internals.read_when_readable(stream, 65536)
