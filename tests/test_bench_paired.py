@@ -58,6 +58,15 @@ def test_targets_are_read_from_the_paired_ratios():
     assert [t["met"] for t in paired_targets({"handshake": {}, "broadcast": {}})] == [None, None]
 
 
+def test_the_delivery_target_shows_the_floor_and_a_miss_its_cause():
+    report = _report()
+    assert paired_targets(report)[0]["detail"] == "raw send() floor 0.70x"
+    report["broadcast"]["ratio_to_peer"] = {"product": 0.74, "floor": 0.74}
+    broadcast = paired_targets(report)[0]
+    assert broadcast["met"] is False and "one send() per socket" in broadcast["cause"]
+    assert paired_targets({"handshake": {}, "broadcast": {}})[0]["detail"] == "not measured"
+
+
 def test_the_docs_section_shows_medians_ratios_targets_and_every_round():
     sections = render_sections(_report(), "paired-x.json")
     assert list(sections) == ["paired"]  # its servers are a list of names, not a run's

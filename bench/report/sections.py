@@ -145,8 +145,7 @@ def wire_section(report: dict[str, Any], json_name: str) -> str:
     micro = [[PAYLOADS.get(size, size), *(fmt(row[v], 1) for v in VARIANTS)]
              for size, row in (report.get("micro") or {}).items()]
     conns = next((s["connections"] for s in cells.values()), 0)
-    return "\n".join([
-        "## Wire formats: JSON vs protobuf, permessage-deflate on vs off", "",
+    return "\n".join(["## Wire formats: JSON vs protobuf, permessage-deflate on vs off", "",
         *run_line(report, json_name, f"{conns:,} connections per variant, "
                   f"{report['broadcasts']} broadcasts per phase, {report['phases']} phases x "
                   f"{report['rounds']} rounds"),
@@ -211,8 +210,7 @@ def hooks_section(report: dict[str, Any], json_name: str) -> str:
     rows = [[str(i + 1), ", ".join(r["order"]), *(fmt(r[s].get(k), d) for k, d in (
         ("cpu_us_per_publish", 0), ("p99_ms", 1), ("published", 0)) for s in ("off", "on")),
         fmt(r.get("ratio"), 2)] for i, r in enumerate(report["rounds"])]
-    return "\n".join([
-        "## Permission hooks (R1 publishes, `--hooks=publish` on vs off)", "",
+    return "\n".join(["## Permission hooks (R1 publishes, `--hooks=publish` on vs off)", "",
         *run_line(report, json_name, f"{report['rooms']} rooms x {report['members']} members; "
                   "the application answers allow from the benchmark's own process"),
         md_table(["round", "order", "CPU us/publish off", "CPU us/publish on", "p99 ms off",

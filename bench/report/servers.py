@@ -124,8 +124,7 @@ def broadcast_section(results: dict[str, Any], json_name: str, images: list[str]
                              "the load generator may cap this number.")
     rows = [[label(n), *(fmt(field(r, "workloads", *path), digits, scale)
                          for _, path, digits, scale in COLUMNS)] for n, r in servers.items()]
-    return "\n".join([
-        "## Connections and broadcasts: W1-W5 and the burst", "",
+    return "\n".join(["## Connections and broadcasts: W1-W5 and the burst", "",
         *run_line(results, json_name, f"{fmt(cfg.get('connections'), 0)} connections"),
         f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gib', '?')} "
         f"GiB RAM; {m.get('platform', '?')}. Python {m.get('python', '?')}, Tornado "
