@@ -31,9 +31,8 @@ from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 
 __all__ = [
     "write_frame", "write_frames", "backlog", "lighten", "unread", "read_when_readable",
-    "break_cycles", "preset_handler",
-    "shed_headers", "clear_response", "request_context", "add_listener", "stopped", "track",
-    "check",
+    "break_cycles", "preset_handler", "shed_headers", "clear_response", "request_context",
+    "add_listener", "stopped", "track", "check",
 ]
 
 # IOStream attributes the fast path reads, and the read buffer unread() gives a head back to.
