@@ -82,7 +82,7 @@ def _auth() -> dict[str, Any]:
             "Exchanges email and password for tokens in a new session. An unknown email and "
             "a wrong password get the same answer; attempts are throttled per account and IP.",
             security=PUBLIC, errors=(400, 401, 413, 429, 503),
-            request_body=body(obj({"email": string(minLength=1),
+            request_body=body(obj({"email": text(minLength=1),
                                    "password": text(minLength=1)}),
                               {"email": "john@example.com", "password": "secure123"}),
             responses={"200": success("The new session's tokens and the user.", TOKENS,

@@ -141,6 +141,46 @@ def test_examples_fit_their_schemas():
     assert checked >= 30, checked
 
 
+def request_strings(schema: dict[str, Any], where: str) -> list[tuple[str, dict[str, Any]]]:
+    """Returns (where, schema) of every string a request schema holds, following $refs."""
+    while "$ref" in schema:
+        schema = DOC["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    types = schema.get("type") if isinstance(schema.get("type"), list) else [schema.get("type")]
+    found = [(where, schema)] if "string" in types else []
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in schema.get(key, []):
+            found += request_strings(sub, where)
+    for name, sub in schema.get("properties", {}).items():
+        found += request_strings(sub, f"{where}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            found += request_strings(schema[key], f"{where}[]")
+    return found
+
+
+def test_no_request_string_admits_nul():
+    """The server refuses U+0000 in every string it is sent (400, services/validation.py), so
+    no request schema may admit one: the fuzzer sends what a schema admits and counts a 400 as
+    a schema-valid request rejected (login's email once lacked the pattern)."""
+    strings = []
+    for path, method, op in operations():
+        media = op.get("requestBody", {}).get("content", {}).get("application/json")
+        if media:
+            strings += request_strings(media["schema"], f"{method} {path}")
+        for param in op.get("parameters", []):
+            strings += request_strings(param["schema"], f"{method} {path} {param['name']}")
+    checked = 0
+    for where, schema in strings:
+        if "enum" in schema or "const" in schema:
+            continue
+        nul = "a" * max(schema.get("minLength", 1) - 1, 0) + "\u0000"
+        assert len(nul) <= schema.get("maxLength", len(nul)), where
+        with pytest.raises(jsonschema.ValidationError):
+            conforms(nul, schema)
+        checked += 1
+    assert checked >= 20, checked
+
+
 def test_links_name_existing_operations():
     """Every link targets an operationId of the document; the stateful chains are there."""
     ids = {op["operationId"] for _, _, op in operations()}
