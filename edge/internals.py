@@ -3,11 +3,12 @@
 Tornado offers no public way to do what these small functions do: write a pre-framed message
 straight to a stream's socket when nothing is queued (the fan-out's hot path), count what a
 stream still has queued (slow consumers), give a request head back to a stream (the upgrade
-lane), wait for an idle socket's bytes without a recv() that finds none, register a listening
-socket with an accept handler of the server's own, or leave out per-request state an idle
-socket would keep. The one other module that touches Tornado's privates is edge/protocol.py,
-whose StrictProtocol overrides WebSocketProtocol13's frame reader and writer. `check()` runs
-at start-up and names whatever a Tornado upgrade removed.
+lane), wait for an idle socket's bytes without a recv() that finds none, build headers without
+a method call per field, register a listening socket with an accept handler of the server's
+own, or leave out per-request state an idle socket would keep. The one other module that
+touches Tornado's privates is edge/protocol.py, whose StrictProtocol overrides
+WebSocketProtocol13's frame reader and writer. `check()` runs at start-up and names whatever a
+Tornado upgrade removed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import collections
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import tornado
@@ -31,7 +32,8 @@ from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 
 __all__ = [
     "write_frame", "write_frames", "backlog", "lighten", "unread", "read_when_readable",
-    "break_cycles", "preset_handler", "shed_headers", "clear_response", "request_context",
+    "headers_of", "break_cycles", "preset_handler", "shed_headers", "clear_response",
+    "request_context",
     "add_listener", "stopped", "track", "check",
 ]
 
@@ -50,7 +52,10 @@ METHOD_INTERNALS = ((RequestHandler, "detach"), (IOStream, "_start_read"),
                     (WebSocketProtocol13, "_write_frame"),
                     (WebSocketProtocol13, "_abort"),
                     (WebSocketProtocol13, "start_pinging"), (WebSocketProtocol13, "write_ping"),
-                    (tornado.httputil, "_encode_header"))
+                    (tornado.httputil, "_encode_header"),
+                    (tornado.httputil, "_normalize_header"))
+# The two maps of Tornado's HTTPHeaders that headers_of() fills.
+HEADERS_INTERNALS = ("_as_list", "_combined_cache")
 # Attributes of Tornado's servers that add_listener(), stopped() and track() use.
 SERVER_INTERNALS = ("_sockets", "_handlers", "_stopped", "_connections")
 # The attribute of Tornado's permessage-deflate compressor edge/protocol.py reads (the window
@@ -162,6 +167,22 @@ def read_when_readable(stream: IOStream, size: int) -> Future[bytes]:
     return future
 
 
+# -- headers ---------------------------------------------------------------------------------
+
+def headers_of(fields: Iterable[tuple[str, str]]) -> tornado.httputil.HTTPHeaders:
+    """Returns HTTPHeaders holding fields, as setting each field in turn would (names in
+    Http-Header-Case, a repeated name's last value), built as two dicts: Tornado's constructor
+    goes through MutableMapping.update() and a method call per field, for every handshake's
+    request and every handler's response. Values are taken as they are: the upgrade lane's
+    pattern has checked them, or they are the server's own."""
+    normal = tornado.httputil._normalize_header
+    combined = {normal(name): value for name, value in fields}
+    headers = tornado.httputil.HTTPHeaders.__new__(tornado.httputil.HTTPHeaders)
+    headers._as_list = {name: [value] for name, value in combined.items()}
+    headers._combined_cache = combined
+    return headers
+
+
 # -- request handlers ------------------------------------------------------------------------
 
 def break_cycles(handler: RequestHandler) -> None:
@@ -194,8 +215,8 @@ def clear_response(handler: RequestHandler) -> None:
     now = int(time.time())
     if _DATE[0] != now:
         _DATE[0], _DATE[1] = now, tornado.httputil.format_timestamp(now)
-    handler._headers = tornado.httputil.HTTPHeaders(
-        {"Server": _SERVER, "Content-Type": _HTML, "Date": _DATE[1]})
+    handler._headers = headers_of(
+        (("Server", _SERVER), ("Content-Type", _HTML), ("Date", _DATE[1])))
     handler.set_default_headers()
     handler._write_buffer = []
     handler._status_code = 200
@@ -236,6 +257,9 @@ def check() -> None:
     try:
         stream = IOStream(left)
         missing += [f"IOStream.{name}" for name in STREAM_INTERNALS if not hasattr(stream, name)]
+        headers = tornado.httputil.HTTPHeaders()
+        missing += [f"HTTPHeaders.{name}" for name in HEADERS_INTERNALS
+                    if not isinstance(getattr(headers, name, None), dict)]
         if not isinstance(getattr(getattr(stream, "_write_buffer", None), "_buffers", None),
                           collections.deque):
             missing.append("IOStream._write_buffer._buffers")

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.escape import parse_qs_bytes
 from tornado.httputil import (
-    HTTPHeaders,
     HTTPInputError,
     HTTPServerRequest,
     RequestStartLine,
@@ -60,6 +59,10 @@ _FIELD_VALUE = rf"{_VISIBLE}(?:[ \t]++{_VISIBLE})*+"
 _FIELD = rf"([!#$%&'*+\-.^_`|~0-9A-Za-z]++):[ \t]*+({_FIELD_VALUE})?[ \t]*+\r\n"
 _FIELDS = re.compile(rf"(?:{_FIELD})*+\r\n")
 _FIELD_LINE = re.compile(_FIELD)
+# What each recv() of a head asks for: a handshake's head is a few hundred bytes, and each
+# recv() allocates and zeroes a buffer of this size (the stream's own, 64 KiB, is for frames).
+# A longer head takes more than one.
+_HEAD_CHUNK = 4096
 # Query arguments the lane parses itself; a request with more is handed to Tornado.
 _MAX_ARGUMENTS = 100
 # Fetch-metadata values under which Tornado's cross-origin check needs no Origin header.
@@ -133,6 +136,7 @@ class UpgradeLane:
 
     async def _upgrade(self, stream: IOStream, context: Any,
                        http: Callable[[IOStream, Any], None]) -> None:
+        chunk, stream.read_chunk_size = stream.read_chunk_size, _HEAD_CHUNK
         try:
             reading = stream.read_until_regex(_HEAD_END, max_bytes=self.max_head)
             if reading.done():  # the head came with the connection: no timer to set
@@ -147,6 +151,8 @@ class UpgradeLane:
         except (StreamClosedError, UnsatisfiableReadError):
             stream.close()  # as Tornado does with a head too slow or too large
             return
+        finally:
+            stream.read_chunk_size = chunk
         request = self._upgrade_request(head, stream, context)
         if request is None:
             self._hand_back(stream, head, context, http)
@@ -212,9 +218,7 @@ class UpgradeLane:
                                        max_num_fields=_MAX_ARGUMENTS)
         except ValueError:
             return None
-        headers = HTTPHeaders()
-        for name, value in pairs:
-            headers[name] = value
+        headers = internals.headers_of(pairs)
         line = RequestStartLine(start.method, path, start.version)
         try:  # it checks the Host header
             request = HTTPServerRequest(connection=_LaneConnection(stream, context),  # type: ignore[arg-type]

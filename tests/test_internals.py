@@ -12,7 +12,7 @@ import pytest
 from tornado.iostream import IOStream
 
 from edge import internals
-from edge.internals import backlog, check, unread, write_frame, write_frames
+from edge.internals import backlog, check, headers_of, unread, write_frame, write_frames
 from hub.events import frame_text
 
 
@@ -259,6 +259,34 @@ async def test_unread_bytes_are_read_again_before_what_the_socket_brings(pair):
     unread(stream, b"hello ")
     peer.send(b"again\n")
     assert await stream.read_until(b"\n") == b"hello again\n"
+
+
+def test_headers_of_holds_what_setting_each_field_holds():
+    """The same maps, keys in the same order, names in Http-Header-Case, a repeated name's
+    last value; and the result behaves as Tornado's own afterwards (add, set, delete)."""
+    from tornado.httputil import HTTPHeaders
+
+    fields = [("host", "example.com"), ("sec-WebSocket-key", "dGhlIHNhbXBsZQ=="),
+              ("X-Forwarded-For", "10.0.0.1"), ("HOST", "other.example"), ("upgrade", "")]
+    ours, tornados = headers_of(fields), HTTPHeaders()
+    for name, value in fields:
+        tornados[name] = value
+    assert vars(ours) == vars(tornados)
+    assert list(ours._as_list) == ["Host", "Sec-Websocket-Key", "X-Forwarded-For", "Upgrade"]
+    assert ours["host"] == "other.example" and ours.get("Upgrade") == ""
+    for headers in (ours, tornados):
+        headers.add("X-Forwarded-For", "10.0.0.2")
+        headers["Upgrade"] = "websocket"
+        del headers["Host"]
+    assert vars(ours) == vars(tornados)
+    assert ours["X-Forwarded-For"] == "10.0.0.1,10.0.0.2"
+    assert list(ours.get_all()) == list(tornados.get_all())
+
+
+def test_missing_headers_internal_fails_naming_it(monkeypatch):
+    monkeypatch.setattr(internals, "HEADERS_INTERNALS", (*internals.HEADERS_INTERNALS, "_gone"))
+    with pytest.raises(RuntimeError, match=r"HTTPHeaders\._gone"):
+        check()
 
 
 def _handler(cls: type) -> object:

@@ -216,6 +216,29 @@ async def test_heads_arriving_in_pieces_and_clients_leaving_early(api, http_serv
 
 
 @pytest.mark.gen_test
+async def test_a_head_longer_than_one_read_is_upgraded_and_the_stream_keeps_its_chunk(
+        api, http_server, http_port):
+    """The lane reads a head in 4 KiB recv()s: a 20 KiB head (a large cookie) still takes the
+    lane, a ping pipelined behind it is answered, and the stream reads frames with its own
+    chunk size again once the head is in."""
+    token = (await api.register())["access_token"]
+    before = http_server.lane.upgraded
+    mask = b"\x01\x02\x03\x04"
+    ping = bytes([0x89, 0x84]) + mask + bytes(a ^ b for a, b in zip(b"abcd", mask, strict=True))
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    writer.write(_head(token, extra=f"Cookie: c={'y' * 20_000}\r\n") + ping)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    frames = dict([await _frame(reader), await _frame(reader)])
+    assert json.loads(frames[0x1])["type"] == "connection.established"
+    assert frames[0xA] == b"abcd"
+    assert http_server.lane.upgraded == before + 1
+    (client,) = api.ctx.hub.clients.values()
+    assert client.conn.ws_connection.stream.read_chunk_size == 65536  # IOStream's default
+    writer.close()
+
+
+@pytest.mark.gen_test
 async def test_a_fault_in_the_lane_is_logged_and_the_client_let_go(api, http_server, http_port,
                                                                   monkeypatch, caplog):
     """An unexpected error while the lane reads a head closes that connection and logs the
