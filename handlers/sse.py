@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import functools
 import sys
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from edge.sse import RETRY_MS, SseConnection, parse_cursor
 from handlers.base import ApiHandler, bearer_token
-from hub.client import Client
+from hub.client import Client, new_client_id
 from hub.events import SSE, Event, EventType, sse_position
 from hub.history import Recovery, StreamUnavailable
 from hub.messages import FEED
@@ -87,7 +86,7 @@ class SseHandler(ApiHandler):
         hooks = self.ctx.hooks
         if not (hooks.wants("connect") or hooks.wants("subscribe")):
             return None
-        client_id = str(uuid.uuid4())
+        client_id = new_client_id()
         await hooks.connect(principal, client_id, "sse")
         for channel in channels:
             await hooks.subscribe(principal, channel, client_id, "sse")

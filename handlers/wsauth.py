@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import HTTPHeaders
@@ -13,6 +12,7 @@ from edge.access_log import redact
 from edge.protocol import StrictProtocol, strict_protocol
 from handlers.base import ErrorEnvelopeMixin, bearer_token
 from hub import deflate, protowire
+from hub.client import new_client_id
 from hub.events import DEFLATE, JSON, NARROW, PROTOBUF
 from hub.history import StreamUnavailable
 from hub.messages import FEED
@@ -110,7 +110,7 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
             raise TooManyConnections(f"at most {limit} open connections per user", 5)
         hooks = self.ctx.hooks
         if hooks.wants("connect"):  # after every built-in rule: the hook can only narrow them
-            self._client_id = str(uuid.uuid4())
+            self._client_id = new_client_id()
             await hooks.connect(self.principal, self._client_id, self.transport)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

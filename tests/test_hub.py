@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import uuid
 
 import pytest
 from fakeclock import FakeClock
@@ -11,7 +12,7 @@ from fakeclock import FakeClock
 from app import make_hub
 from hub import feed
 from hub.broker import MemoryBroker
-from hub.client import Client
+from hub.client import Client, new_client_id
 from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED, SHUTTING_DOWN
 from hub.events import Event, EventType
 from hub.hub import MAX_QUEUED_MESSAGES, MAX_UNSENT_BYTES, Hub
@@ -567,3 +568,17 @@ def test_event_timestamps_follow_the_clock_across_seconds(monkeypatch):
         expected = dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime(
             "%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
         assert events.now_rfc3339() == expected
+
+
+def test_client_ids_are_distinct_version_4_uuids_across_draws():
+    """Ids come 256 to a draw from the random source: over three draws, each is the text of a
+    version 4, RFC 4122 UUID, as str(uuid.uuid4()) gives, and none repeats."""
+    ids = [new_client_id() for _ in range(3 * 256 + 7)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+    assert len({text[14] for text in ids}) == 1  # the version digit, fixed
+    assert len({text[19] for text in ids}) == 4  # 8, 9, a or b: the variant's two bits fixed
+    assert len({text[0] for text in ids}) == 16  # the rest random
