@@ -62,9 +62,13 @@ def now_rfc3339() -> str:
     return _last_stamp[1]
 
 
+# One encoder for every event: json.dumps() with options builds a JSONEncoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def dumps(value: Any) -> str:
     """Serialises to compact JSON the way every event is serialised (non-JSON values as str)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODER.encode(value)
 
 
 TEXT, BINARY = 0x1, 0x2  # WebSocket opcodes
