@@ -169,6 +169,10 @@ class Metrics:
         # labels() takes a lock and builds a key on every call, and these run per message.
         self._http_children: dict[tuple[type, str, int], tuple[Any, Any]] = {}
         self._inbound_children: dict[str, Any] = {}
+        # Labelled children of the connection counters (a few fixed labels: transports and
+        # close-code labels), looked up once per connection instead of through labels().
+        self._opened_children: dict[str, Any] = {}
+        self._closed_children: dict[tuple[str, str], Any] = {}
         reg = self.registry
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
@@ -239,12 +243,18 @@ class Metrics:
 
     def connection_opened(self, transport: str = "websocket") -> None:
         """Counts one connection (WebSocket or SSE stream) registered with the hub."""
-        self.opened.labels(transport).inc()
+        child = self._opened_children.get(transport)
+        if child is None:
+            child = self._opened_children[transport] = self.opened.labels(transport)
+        child.inc()
 
     def connection_closed(self, code: int | None, transport: str = "websocket") -> None:
         """Counts one connection closed with code (None: no close frame)."""
         label = close_label(code)
-        self.closed.labels(label, transport).inc()
+        child = self._closed_children.get((label, transport))
+        if child is None:
+            child = self._closed_children[label, transport] = self.closed.labels(label, transport)
+        child.inc()
         self.delivery.closed(label)
 
     def handshake_failed(self, reason: str) -> None:
