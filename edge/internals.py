@@ -33,8 +33,7 @@ from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 __all__ = [
     "write_frame", "write_frames", "backlog", "lighten", "unread", "read_when_readable",
     "headers_of", "break_cycles", "preset_handler", "shed_headers", "clear_response",
-    "request_context",
-    "add_listener", "stopped", "track", "check",
+    "request_context", "add_listener", "stopped", "track", "check",
 ]
 
 # IOStream attributes the fast path reads, and the read buffer unread() gives a head back to.
