@@ -19,7 +19,7 @@ CLIENT_CORE = 1
 PING_INTERVAL = 300.0  # the same for every server: no ping storms inside a measurement
 PING_TIMEOUT = 60.0
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]  # client source addresses: ports never run out
-# "floor" is a reference, not a peer: a bare send() loop (websockets_server.py --floor).
+# "floor" is a reference, not a peer: a bare handshake and send() loop (floor_server.py).
 SERVERS = ("product", "websockets", "tornado", "node", "floor")
 ROOM_SERVERS = ("product", "socketio", "socketio-node")  # the rooms workload's servers
 

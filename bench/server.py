@@ -30,7 +30,7 @@ PEERS = {  # how each peer server starts (then the common options and --max-seco
     "websockets": [_PY, _PEERS + "websockets_server.py"],
     "tornado": [_PY, _PEERS + "tornado_server.py"],
     "node": ["node", _PEERS + "node/server.js"],
-    "floor": [_PY, _PEERS + "websockets_server.py", "--floor"],
+    "floor": [_PY, _PEERS + "floor_server.py"],
     "socketio": [_PY, _PEERS + "socketio_server.py"],
     "socketio-node": ["node", _PEERS + "node/socketio_server.js"],
 }

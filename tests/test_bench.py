@@ -1,5 +1,5 @@
 """The benchmark harness's own tests: math, /proc parsing, frame parsing, the report and its
-sections of the page, and the raw send() floor. No timing assertions."""
+sections of the page, and the bare floor. No timing assertions."""
 
 from __future__ import annotations
 
@@ -277,6 +277,19 @@ def test_burst_w2_and_handshake_targets_against_the_peer() -> None:
     assert targets["handshakes_vs_websockets"]["met"] is True
 
 
+def test_the_handshake_target_shows_the_bare_handshake_floor() -> None:
+    """W1's CPU per handshake: this server's, the peer's and the floor's, when the floor ran."""
+    results = sample_results()
+    for name, cpu in (("product", 300.0), ("websockets", 400.0)):
+        results["servers"][name]["workloads"]["W1"]["cpu_us_per_handshake"] = cpu
+    target = {t["id"]: t for t in broadcast_targets(results)}["handshake_cpu_vs_websockets"]
+    assert target["value"] == pytest.approx(0.75) and target["detail"] == "300 vs 400 us"
+    results["servers"]["floor"] = {"workloads": {"W1": {"cpu_us_per_handshake": 60.0}}}
+    target = {t["id"]: t for t in broadcast_targets(results)}["handshake_cpu_vs_websockets"]
+    assert target["detail"] == "300 vs 400 us; bare handshake floor 60 us (0.15x)"
+    assert target["met"] is False and "floor" in target["cause"]
+
+
 def test_peer_burst_message_carries_numbered_alerts() -> None:
     """The websockets peer's burst is a JSON list of alert texts, numbered in order."""
     from bench.triggers import burst_message
@@ -287,8 +300,8 @@ def test_peer_burst_message_carries_numbered_alerts() -> None:
 
 
 def test_floor_reference_delivers_every_frame_in_order() -> None:
-    """bench/peers/websockets_server.py --floor (the raw-send floor): a broadcast reaches every
-    client once and in order, a burst in its order, also when the socket buffers are full
+    """bench/peers/floor_server.py (the bare handshake and send() floor): a broadcast reaches
+    every client once and in order, a burst in its order, also when the socket buffers are full
     (a short send's rest goes through the transport, and later frames queue behind it)."""
     import os
     import socket
@@ -302,7 +315,7 @@ def test_floor_reference_delivers_every_frame_in_order() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    peer = subprocess.Popen([sys.executable, "bench/peers/websockets_server.py", "--floor",
+    peer = subprocess.Popen([sys.executable, "bench/peers/floor_server.py",
                              "--port", str(port), "--max-seconds", "30"], cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

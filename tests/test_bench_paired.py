@@ -60,11 +60,17 @@ def test_targets_are_read_from_the_paired_ratios():
 
 def test_the_delivery_target_shows_the_floor_and_a_miss_its_cause():
     report = _report()
-    assert paired_targets(report)[0]["detail"] == "raw send() floor 0.70x"
+    assert paired_targets(report)[0]["detail"] == "bare send() floor 0.70x"
     report["broadcast"]["ratio_to_peer"] = {"product": 0.74, "floor": 0.74}
     broadcast = paired_targets(report)[0]
     assert broadcast["met"] is False and "one send() per socket" in broadcast["cause"]
     assert paired_targets({"handshake": {}, "broadcast": {}})[0]["detail"] == "not measured"
+
+
+def test_the_handshake_target_shows_the_bare_handshake_floor():
+    handshake = paired_targets(_report())[1]  # the floor's rounds: 1.25x, 1.25x, 1.33x the peer
+    assert handshake["detail"] == "bare handshake floor 1.25x"
+    assert handshake["met"] is False and "floor" in handshake["cause"]
 
 
 def test_the_docs_section_shows_medians_ratios_targets_and_every_round():

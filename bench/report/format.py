@@ -13,7 +13,7 @@ LABELS = {
     "product-asyncio": "this server on the stock asyncio loop",
     "websockets": "websockets broadcast()",
     "tornado": "Tornado write_message (naive)",
-    "node": "Node ws", "floor": "raw send() floor (reference)",
+    "node": "Node ws", "floor": "bare floor (reference)",
     "socketio": "python-socketio (aiohttp)", "socketio-node": "Node socket.io",
 }
 
