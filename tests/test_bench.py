@@ -290,6 +290,15 @@ def test_the_handshake_target_shows_the_bare_handshake_floor() -> None:
     assert target["met"] is False and "floor" in target["cause"]
 
 
+def test_the_absolute_delivery_target_shows_the_send_floor() -> None:
+    """W2's CPU per delivery against 10 us, beside the floor's on the same host."""
+    results = sample_results()
+    assert {t["id"]: t for t in broadcast_targets(results)}["cpu_abs"]["detail"] == ""
+    results["servers"]["floor"] = {"workloads": {"W2": {"cpu_us_per_msg": 11.5}}}
+    assert ({t["id"]: t for t in broadcast_targets(results)}["cpu_abs"]["detail"]
+            == "bare send() floor 11.50 us")
+
+
 def test_peer_burst_message_carries_numbered_alerts() -> None:
     """The websockets peer's burst is a JSON list of alert texts, numbered in order."""
     from bench.triggers import burst_message

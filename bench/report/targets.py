@@ -74,7 +74,8 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         _target("cpu_vs_websockets", "W2 CPU per delivered message vs websockets peer",
                 _ratio(cpu, ws_cpu), 1.0, detail=vs),
-        _target("cpu_abs", "W2 CPU per delivered message (us)", cpu, 10.0, "<"),
+        _target("cpu_abs", "W2 CPU per delivered message (us)", cpu, 10.0, "<",
+                f"bare send() floor {fmt(floor, 2)} us" if floor else ""),
         _target("cpu_vs_websockets_07", "W2 CPU per delivered message vs websockets peer, at "
                 "most 0.7x", _ratio(cpu, ws_cpu), 0.7, detail=vs + (
                     f"; bare send() floor {fmt(floor, 2)} us ({fmt(_ratio(floor, ws_cpu), 2)}x "
