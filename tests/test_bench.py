@@ -340,6 +340,7 @@ def test_floor_reference_delivers_every_frame_in_order() -> None:
                 connect(f"{url}/control") as control:
             assert json.loads(a.recv())["type"] == "connection.established"
             b.recv()
+            assert a.ping(b"p").wait(timeout=5)  # a ping is ponged
             # 200 frames of 60 KiB while the clients do not read: the kernel's buffers fill,
             # so sends come up short and the rest queues in the transports.
             sent = [f"{i:04d}" + "x" * (60 << 10) for i in range(200)]
@@ -353,6 +354,10 @@ def test_floor_reference_delivers_every_frame_in_order() -> None:
                 got = [client.recv(timeout=30) for _ in range(len(sent) + len(burst))]
                 assert [g[:4] for g in got[:200]] == [t[:4] for t in sent]
                 assert got[:200] == sent and got[200:] == burst
+            a.close()  # the floor answers the close, and stops sending to a
+            assert a.close_code == 1000
+            control.send("after")
+            assert control.recv() == "ok 1" and b.recv(timeout=5) == "after"
     finally:
         peer.terminate()
         peer.communicate(timeout=10)

@@ -7,16 +7,15 @@ transport, and replies "ok <n>"; a close is answered, a ping ponged."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import os
 import re
 
 from peer_cli import WELCOME, arguments, stop_event
+from websockets.frames import Frame, Opcode
+from websockets.utils import accept_key, apply_mask
 
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 KEY = re.compile(rb"\r\nsec-websocket-key:[ \t]*([^\r \t]+)", re.IGNORECASE)
 SWITCHING = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
              b"Connection: Upgrade\r\nSec-WebSocket-Accept: ")
@@ -25,10 +24,7 @@ CLIENTS: dict[Floor, int] = {}  # each /ws connection and its socket's descripto
 
 def frame(opcode: int, payload: bytes) -> bytes:
     """Returns one unmasked final frame."""
-    n = len(payload)
-    size = bytes([n]) if n < 126 else (
-        b"\x7e" + n.to_bytes(2, "big") if n < 65536 else b"\x7f" + n.to_bytes(8, "big"))
-    return bytes([0x80 | opcode]) + size + payload
+    return Frame(Opcode(opcode), payload).serialize(mask=False)
 
 
 WELCOME_FRAME = frame(1, WELCOME.encode())
@@ -72,7 +68,7 @@ class Floor(asyncio.Protocol):
             if key is None:
                 self.transport.close()
                 return
-            accept = base64.b64encode(hashlib.sha1(key.group(1) + GUID).digest())
+            accept = accept_key(key.group(1).decode("latin-1")).encode("ascii")
             self.upgraded, self.control = True, head.startswith(b"GET /control")
             self.transport.write(SWITCHING + accept + b"\r\n\r\n"
                                  + (b"" if self.control else WELCOME_FRAME))
@@ -85,10 +81,8 @@ class Floor(asyncio.Protocol):
                 n = int.from_bytes(self.buf[2:at], "big")
             if len(self.buf) < at + 4 + n:
                 return
-            mask, payload = self.buf[at:at + 4] * (n // 4 + 1), self.buf[at + 4:at + 4 + n]
+            payload = apply_mask(self.buf[at + 4:at + 4 + n], self.buf[at:at + 4])
             opcode, self.buf = self.buf[0] & 0x0F, self.buf[at + 4 + n:]
-            payload = (int.from_bytes(payload, "big") ^ int.from_bytes(mask[:n], "big")
-                       ).to_bytes(n, "big")
             self.message(opcode, payload)
 
     def message(self, opcode: int, payload: bytes) -> None:

@@ -98,8 +98,9 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         _target("handshake_cpu_vs_websockets", "W1 CPU per authenticated handshake vs the "
                 "websockets peer's plain ones (1.5x the handshakes per CPU second)",
                 _ratio(p("W1", "cpu_us_per_handshake"), w("W1", "cpu_us_per_handshake")), 0.67,
-                detail=_on_floor(p("W1", "cpu_us_per_handshake"), w("W1", "cpu_us_per_handshake"),
-                                 _at(servers, "floor", "W1", "cpu_us_per_handshake"))),
+                detail=_handshake_detail(p("W1", "cpu_us_per_handshake"),
+                                         w("W1", "cpu_us_per_handshake"),
+                                         _at(servers, "floor", "W1", "cpu_us_per_handshake"))),
         _target("w3_ratio", "W3 per-send IOLoop CPU, 10k vs 10 bystanders", p("W3", "ratio"), 1.2,
                 detail=f"{fmt(p('W3', 'few', 'loop_cpu_us_per_send'), 0)} -> "
                 f"{fmt(p('W3', 'many', 'loop_cpu_us_per_send'), 0)} us; whole process "
@@ -117,7 +118,7 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _on_floor(cpu: float | None, peer: float | None, floor: float | None) -> str:
+def _handshake_detail(cpu: float | None, peer: float | None, floor: float | None) -> str:
     """W1's CPU per handshake: this server's and the peer's, and the bare handshake's."""
     out = f"{fmt(cpu, 0)} vs {fmt(peer, 0)} us" if cpu and peer else ""
     if out and floor:
