@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "kind": "soak", "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "loadavg_start": os.getloadavg(), "note": args.note, "machine": machine_info(),
         "plan": {**dataclasses.asdict(plan), "sources": len(SOURCES), "warm_up": plan.warm_up,
-                 "members": plan.members, "churn_pool": plan.churn_pool}}
+                 "window": plan.window, "members": plan.members, "churn_pool": plan.churn_pool}}
     clock.say(f"soak: {plan.describe()}; logs in {tmp}")
     try:
         report.update(asyncio.run(asyncio.wait_for(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bench.procs import Worker
 
-__all__ = ["Plan", "SoakProc", "WARM_UP_SECONDS"]
+__all__ = ["Plan", "SoakProc", "WARM_UP_SECONDS", "WINDOW_SECONDS"]
 
 WARM_UP_SECONDS = 120.0  # before memory and latency must hold flat (half of a shorter run)
+# The shortest span a p99 is judged over: an interval, or as many as make up this much. One
+# 10 s interval of a short run holds some ten broadcasts and logins, and whether a broadcast
+# meets a login's password hash swung its p99 by 2x from interval to interval on a 2-core host.
+WINDOW_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,12 @@ class Plan:
         """Returns the intervals of the warm-up: two minutes, or half of a shorter run."""
         seconds = min(WARM_UP_SECONDS, self.intervals * self.interval / 2)
         return max(1, min(self.intervals - 1, round(seconds / self.interval)))
+
+    @property
+    def window(self) -> int:
+        """Returns the intervals whose latencies are pooled into one judged p99 (at least one,
+        at most the warm-up's, so the reference lies within the warm-up)."""
+        return max(1, min(self.warm_up, math.ceil(WINDOW_SECONDS / self.interval - 1e-9)))
 
     @property
     def samples_per_interval(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import os
 import random
 import statistics
@@ -177,7 +178,7 @@ class SoakRun:
                   "received": ticks["received"],
                   "deliveries_per_s": round((ticks["received"] - before.get("received", 0))
                                             / span, 1),
-                  "p99_ms": round(1000 * percentile(got, 99), 2) if got else None}
+                  "p99_ms": _p99_ms(got)}
         self.ticks = {**ticks, "at": now, **clocks}
         self.result["samples"].append(sample)
         return sample
@@ -196,7 +197,7 @@ class SoakRun:
                 **self.cpu_figures(t, start, span),
                 "deliveries_per_s": round((t["received"] - start.get("received", 0)) / span, 1),
                 "p50_ms": round(1000 * percentile(values, 50), 2) if values else None,
-                "p99_ms": round(1000 * percentile(values, 99), 2) if values else None,
+                "p99_ms": _p99_ms(values),
                 "latencies": len(values),
                 "connects": t["churn_opened"] - start.get("churn_opened", 0),
                 "disconnects": t["churn_closed"] - start.get("churn_closed", 0),
@@ -211,6 +212,8 @@ class SoakRun:
         """Samples through every interval and prints its line."""
         p, done = self.plan, 0
         step = p.interval / p.samples_per_interval
+        # The latencies of the last p.window intervals: each row's p99 over them all too.
+        recent: collections.deque[array] = collections.deque(maxlen=p.window)
         for i in range(1, p.intervals + 1):
             t, tr = self.ticks, self.traffic
             start = {**t, "alerts": len(tr.alerts), "logins": tr.logins_ok,
@@ -222,6 +225,9 @@ class SoakRun:
                 await asyncio.sleep(max(0.0, t0 + done * step - time.monotonic()))
                 samples.append(await self.sample(t0, values))
             row = self.row(i, samples, values, start)
+            recent.append(values)
+            row["window_p99_ms"] = (_p99_ms(array("d", sorted(itertools.chain(*recent))))
+                                    if len(recent) > 1 else row["p99_ms"])
             self.result["rows"].append(row)
             self.clock.say(soakreport.line(row, p))
 
@@ -289,3 +295,8 @@ class SoakRun:
                           "login_p99_ms": round(1000 * percentile(times, 99), 1) if times
                           else None, "failures": dict(tr.failures)}
         self.clock.say(soakreport.summary(res))
+
+
+def _p99_ms(values: array) -> float | None:
+    """Returns the p99 of sorted latencies in seconds, in ms, or None without any."""
+    return round(1000 * percentile(values, 99), 2) if values else None

@@ -176,6 +176,9 @@ def test_plans_of_the_full_and_the_short_form() -> None:
     assert full.connections == 10_000 and full.feed > 0 and full.workers == 4
     short = plan_from(_args("--minutes", "1", "--connections", "2000"))
     assert (short.interval, short.intervals, short.warm_up, short.history_ttl) == (10, 6, 3, 15)
+    assert (full.window, short.window) == (1, 3)  # p99 over 60 s; over 30 s, 3 intervals
+    assert plan_from(_args("--minutes", "2")).window == 2  # 20 s intervals
+    assert plan_from(_args("--minutes", "0.2")).window == 3  # never beyond the warm-up
     assert plan_from(_args("--minutes", "3")).warm_up == 2
     with pytest.raises(ValueError, match="no feed clients"):
         plan_from(_args("--connections", "500"))
@@ -224,7 +227,7 @@ def test_memory_latency_descriptors_deliveries_and_the_log_each_fail_the_run() -
     slower["rows"][4]["p99_ms"] = 80.0
     missed = {
         "RSS growth after the warm-up, %": grown,
-        "p99 latency over the warm-up's last interval": slower,
+        "p99 latency over the end of the warm-up": slower,
         "server fds after the load": _report(after={"fds": 1513, "rss_kib": 1, "waited_s": 90}),
         "deliveries missing, repeated or reordered": _report(check={
             "feed": {"clients": 1, "gaps": 1, "received": 5}, "room": {}, "churn": {}}),
@@ -242,11 +245,35 @@ def test_intervals_in_which_others_took_the_core_are_not_judged_on_latency() -> 
     """A p99 spike while other processes held the server's core is not the server's."""
     busy = _report()
     busy["rows"][4].update(p99_ms=900.0, others_pct=30.0)
-    assert _verdicts(busy)["p99 latency over the warm-up's last interval"] is True
+    assert _verdicts(busy)["p99 latency over the end of the warm-up"] is True
     busy["rows"][2]["others_pct"] = 30.0  # the reference itself: nothing to judge against
-    assert _verdicts(busy)["p99 latency over the warm-up's last interval"] is None
+    assert _verdicts(busy)["p99 latency over the end of the warm-up"] is None
     short = _report(rows=_report()["rows"][:3])
     assert _verdicts(short)["RSS growth after the warm-up, %"] is None
+
+
+def test_a_short_run_judges_latency_over_30_s_windows() -> None:
+    """With 10 s intervals, one interval's spike is judged within its 30 s window (the rows'
+    window_p99_ms, pooled by the run), against the warm-up's last 30 s."""
+    windowed = _report()
+    windowed["plan"]["window"] = 3
+    for row in windowed["rows"]:
+        row["window_p99_ms"] = 50.0
+    windowed["rows"][3]["p99_ms"] = 120.0  # one interval's spike, diluted in its window
+    windowed["rows"][5]["window_p99_ms"] = 60.0
+    target = {t["name"]: t for t in soakreport.targets(windowed)}[
+        "p99 latency over the end of the warm-up"]
+    assert (target["met"], target["value"]) == (True, 1.2)
+    assert target["detail"].startswith(
+        "1 of 1 windows of 3 intervals (30 s, their latencies pooled) after the warm-up judged "
+        "against the p99 of the intervals from 0 to 30 s, 50.0 ms;")
+    windowed["rows"][5]["window_p99_ms"] = 80.0  # the last 30 s slower by 1.6x
+    assert _verdicts(windowed)["p99 latency over the end of the warm-up"] is False
+    windowed["rows"][4]["others_pct"] = 30.0  # within the only judged window
+    assert _verdicts(windowed)["p99 latency over the end of the warm-up"] is None
+    windowed["rows"][4]["others_pct"] = 2.0
+    windowed["rows"][0]["others_pct"] = 30.0  # within the reference window
+    assert _verdicts(windowed)["p99 latency over the end of the warm-up"] is None
 
 
 def test_the_log_scan_counts_errors_tracebacks_and_warnings(tmp_path) -> None:
@@ -303,4 +330,12 @@ def test_a_short_soak_delivers_everything_and_gives_back_every_descriptor(tmp_pa
     check = report["check"]
     assert check["feed"]["received"] > 0 and check["room"]["room_received"] > 0
     assert check["churn"]["clients"] > 0 and report["traffic"]["logins_ok"] > 0
-    assert [r["interval"] for r in report["rows"]] == [1, 2, 3, 4, 5, 6]  # a sixth each
+    rows = report["rows"]
+    assert [r["interval"] for r in rows] == [1, 2, 3, 4, 5, 6]  # a sixth each
+    # Each row's p99 over its window (the warm-up's 3 intervals) pools the latencies of the
+    # window's intervals: it lies between their own p99s.
+    assert report["plan"]["window"] == 3
+    for i, row in enumerate(rows):
+        own = [r["p99_ms"] for r in rows[max(0, i - 2):i + 1]]
+        assert min(own) * 0.99 - 0.01 <= row["window_p99_ms"] <= max(own) * 1.01 + 0.01, rows
+    assert rows[0]["window_p99_ms"] == rows[0]["p99_ms"]
