@@ -31,7 +31,8 @@ from tornado.web import RequestHandler
 from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 
 __all__ = [
-    "write_frame", "write_frames", "backlog", "lighten", "unread", "read_when_readable",
+    "write_frame", "write_frames", "backlog", "lighten", "unread", "recv_now",
+    "read_when_readable",
     "headers_of", "break_cycles", "preset_handler", "shed_headers", "clear_response",
     "request_context", "add_listener", "stopped", "track", "check",
 ]
@@ -41,7 +42,7 @@ STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_fut
                     "_read_buffer", "_read_buffer_size", "_read_bytes", "_read_partial")
 # Methods of Tornado's classes that this module and edge/protocol.py call or override.
 METHOD_INTERNALS = ((RequestHandler, "detach"), (IOStream, "_start_read"),
-                    (IOStream, "_add_io_state"),
+                    (IOStream, "_add_io_state"), (IOStream, "_is_connreset"),
                     (RequestHandler, "_log"), (RequestHandler, "_break_cycles"),
                     (WebSocketProtocol13, "_read_bytes"), (WebSocketProtocol13, "_receive_frame"),
                     (WebSocketProtocol13, "_handle_message"), (tornado.util, "_websocket_mask"),
@@ -151,6 +152,25 @@ def unread(stream: IOStream, head: bytes) -> None:
     """Puts bytes already read back at the front of the stream's read buffer."""
     stream._read_buffer[:0] = head
     stream._read_buffer_size += len(head)
+
+
+def recv_now(stream: IOStream, size: int) -> bytes | None:
+    """One recv() of up to size bytes from the stream's socket, bypassing its read buffer
+    (which the caller knows is empty): None when nothing has arrived; b"" when the stream is
+    closed, and then closed as Tornado's own read would close it (at the end of the stream,
+    or on a connection reset); any other error closes it and is raised, as Tornado's is."""
+    try:
+        data = stream.socket.recv(size)  # type: ignore[union-attr]
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        stream.close(exc_info=exc)
+        if stream._is_connreset(exc):
+            return b""
+        raise
+    if not data:
+        stream.close()
+    return data
 
 
 def read_when_readable(stream: IOStream, size: int) -> Future[bytes]:

@@ -48,6 +48,7 @@ log = logging.getLogger("server")
 
 # A request head ends at the first empty line (the pattern Tornado's HTTP1Connection uses).
 _HEAD_END = b"\r?\n\r?\n"
+_HEAD_END_PATTERN = re.compile(_HEAD_END)
 # One header field line as Tornado's HTTPHeaders accepts it (RFC 9110 field-name token, a
 # field value of visible or obs-text characters with inner spaces and tabs), but ended by
 # CRLF only; a head with anything else is handed to Tornado. One pattern for the whole head
@@ -136,23 +137,13 @@ class UpgradeLane:
 
     async def _upgrade(self, stream: IOStream, context: Any,
                        http: Callable[[IOStream, Any], None]) -> None:
-        chunk, stream.read_chunk_size = stream.read_chunk_size, _HEAD_CHUNK
-        try:
-            reading = stream.read_until_regex(_HEAD_END, max_bytes=self.max_head)
-            if reading.done():  # the head came with the connection: no timer to set
-                head = reading.result()
-            else:
-                loop = IOLoop.current()
-                timer = loop.call_later(self.head_timeout, stream.close)
-                try:
-                    head = await reading
-                finally:
-                    loop.remove_timeout(timer)
-        except (StreamClosedError, UnsatisfiableReadError):
-            stream.close()  # as Tornado does with a head too slow or too large
-            return
-        finally:
-            stream.read_chunk_size = chunk
+        head = self._head_now(stream) if self.max_head >= _HEAD_CHUNK else None
+        if head is None:
+            if stream.closed():
+                return
+            head = await self._read_head(stream)
+            if head is None:
+                return
         request = self._upgrade_request(head, stream, context)
         if request is None:
             self._hand_back(stream, head, context, http)
@@ -181,6 +172,46 @@ class UpgradeLane:
         except Exception:
             handler.log_exception(*sys.exc_info())
             stream.close()
+
+    async def _read_head(self, stream: IOStream) -> bytes | None:
+        """Reads the request head with Tornado's read_until_regex (and the head timeout);
+        None when the stream closed or the head was too large."""
+        chunk, stream.read_chunk_size = stream.read_chunk_size, _HEAD_CHUNK
+        try:
+            reading = stream.read_until_regex(_HEAD_END, max_bytes=self.max_head)
+            if reading.done():  # the head came with the connection: no timer to set
+                return reading.result()
+            loop = IOLoop.current()
+            timer = loop.call_later(self.head_timeout, stream.close)
+            try:
+                return await reading
+            finally:
+                loop.remove_timeout(timer)
+        except (StreamClosedError, UnsatisfiableReadError):
+            stream.close()  # as Tornado does with a head too slow or too large
+            return None
+        finally:
+            stream.read_chunk_size = chunk
+
+    def _head_now(self, stream: IOStream) -> bytes | None:
+        """Returns the request head if one recv() brings all of it, as read_until_regex()
+        would read it (the bytes after it stay in the stream's read buffer), without its
+        Future and buffer bookkeeping: in a storm the head has mostly arrived by the time
+        the connection is accepted. None otherwise: what the recv() brought is in the read
+        buffer for read_until_regex(), or the stream is closed (a read error closes it, as
+        Tornado's read would, and one Tornado would raise is raised)."""
+        data = internals.recv_now(stream, _HEAD_CHUNK)
+        if not data:
+            return None
+        match = _HEAD_END_PATTERN.search(data)
+        if match is None:
+            internals.unread(stream, data)
+            return None
+        end = match.end()
+        if end < len(data):
+            internals.unread(stream, data[end:])
+            return data[:end]
+        return data
 
     def _upgrade_request(self, head: bytes, stream: IOStream,
                          context: Any) -> HTTPServerRequest | None:
