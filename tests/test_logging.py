@@ -137,3 +137,17 @@ def test_text_lines_match_the_stock_formatter_across_seconds():
                                    (101, "GET /ws"), None)
         record.created, record.msecs = created, (created - int(created)) * 1000
         assert ours.format(record) == stock.format(record)
+
+
+def test_text_lines_with_an_exception_or_a_stack_match_the_stock_formatter():
+    """Records with an exception or a stack take the base class's path, with the same text."""
+    ours, stock = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    for exc, stack in ((exc_info, None), (None, "Stack (most recent call last):\n  here"),
+                       (None, None)):
+        record = logging.LogRecord("server", logging.ERROR, __file__, 1, "%(a)s and %(b)d",
+                                   ({"a": "x", "b": 2},), exc, sinfo=stack)
+        assert ours.format(record) == stock.format(record)
