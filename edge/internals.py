@@ -39,7 +39,8 @@ __all__ = [
 
 # IOStream attributes the fast path reads, and the read buffer unread() gives a head back to.
 STREAM_INTERNALS = ("_total_write_index", "_total_write_done_index", "_write_futures", "socket",
-                    "_read_buffer", "_read_buffer_size", "_read_bytes", "_read_partial")
+                    "_read_buffer", "_read_buffer_size", "_read_bytes", "_read_partial",
+                    "_read_future", "io_loop")
 # Methods of Tornado's classes that this module and edge/protocol.py call or override.
 METHOD_INTERNALS = ((RequestHandler, "detach"), (IOStream, "_start_read"),
                     (IOStream, "_add_io_state"), (IOStream, "_is_connreset"),
@@ -180,7 +181,11 @@ def read_when_readable(stream: IOStream, size: int) -> Future[bytes]:
     allocates a 64 KiB buffer for it). A closed stream raises as read_bytes() does."""
     if stream._read_buffer_size or stream.closed():
         return stream.read_bytes(size, partial=True)
-    future = stream._start_read()
+    if stream._read_future is not None:
+        return stream._start_read()  # raises, as Tornado does for a second read
+    # _start_read()'s Future, made on the stream's loop: Future() alone asks asyncio for the
+    # running loop, a getpid() system call.
+    future = stream._read_future = Future(loop=stream.io_loop.asyncio_loop)  # type: ignore[attr-defined]
     stream._read_bytes, stream._read_partial = size, True
     stream._add_io_state(IOLoop.READ)
     return future

@@ -109,14 +109,17 @@ class UpgradeLane:
         # One per connection the lane is reading a head of or upgrading; an open WebSocket holds
         # none (its protocol reads with callbacks, edge/protocol.py).
         self._tasks: set[Any] = set()
+        self._loop: Any = None  # the asyncio loop the server accepts on, from the first connection
         self.upgraded = 0  # handshakes the lane took to the handler's get()
         self.handed_back = 0  # connections given to Tornado (other requests, refusals)
 
     def serve(self, stream: IOStream, context: Any,
               http: Callable[[IOStream, Any], None]) -> None:
         """Starts serving a new connection."""
-        task = IOLoop.current().asyncio_loop.create_task(  # type: ignore[attr-defined]
-            self._serve(stream, context, http))
+        loop = self._loop
+        if loop is None:  # the server's loop, looked up once (each lookup calls getpid())
+            loop = self._loop = IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
+        task = loop.create_task(self._serve(stream, context, http))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
