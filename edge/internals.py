@@ -33,7 +33,7 @@ from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 __all__ = [
     "write_frame", "write_frames", "backlog", "lighten", "unread", "recv_now",
     "read_when_readable",
-    "headers_of", "break_cycles", "preset_handler", "shed_headers", "clear_response",
+    "Headers", "headers_of", "break_cycles", "preset_handler", "shed_headers", "clear_response",
     "request_context", "add_listener", "stopped", "track", "check",
 ]
 
@@ -193,6 +193,27 @@ def read_when_readable(stream: IOStream, size: int) -> Future[bytes]:
 
 # -- headers ---------------------------------------------------------------------------------
 
+class Headers(tornado.httputil.HTTPHeaders):
+    """HTTPHeaders with a get() that reads its two maps directly: the inherited one goes
+    through Mapping.get() and __getitem__(), and an absent name costs a KeyError raised and
+    caught. A handshake looks up about a dozen names, several of them absent (Origin,
+    Sec-WebSocket-Protocol, ...). The same values: a name in the combined map is in the list
+    map with the same value (add() and deletion drop it from the combined map)."""
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        combined = self._combined_cache
+        value = combined.get(name)
+        if value is not None:
+            return value
+        header = tornado.httputil._normalize_header(name)
+        value = combined.get(header)
+        if value is not None:
+            return value
+        if header not in self._as_list:
+            return default
+        return self[header]
+
+
 def headers_of(fields: Iterable[tuple[str, str]]) -> tornado.httputil.HTTPHeaders:
     """Returns HTTPHeaders holding fields, as setting each field in turn would (names in
     Http-Header-Case, a repeated name's last value), built as two dicts: Tornado's constructor
@@ -201,7 +222,7 @@ def headers_of(fields: Iterable[tuple[str, str]]) -> tornado.httputil.HTTPHeader
     pattern has checked them, or they are the server's own."""
     normal = tornado.httputil._normalize_header
     combined = {normal(name): value for name, value in fields}
-    headers = tornado.httputil.HTTPHeaders.__new__(tornado.httputil.HTTPHeaders)
+    headers = Headers.__new__(Headers)
     headers._as_list = {name: [value] for name, value in combined.items()}
     headers._combined_cache = combined
     return headers

@@ -368,3 +368,30 @@ async def test_read_when_readable_fails_when_the_peer_leaves_or_the_stream_is_cl
         await asyncio.wait_for(future, 5)
     with pytest.raises(StreamClosedError):
         internals.read_when_readable(stream, 65536)
+
+
+def test_headers_get_answers_as_tornados_get_for_every_name_and_after_changes():
+    """Headers.get() reads the maps directly; it returns what HTTPHeaders.get() returns for
+    present, absent, differently cased and empty names, and after add, set and delete."""
+    from tornado.httputil import HTTPHeaders
+
+    fields = [("Host", "example.com"), ("Sec-WebSocket-Key", "k"), ("Upgrade", ""),
+              ("Origin", "http://a")]
+    ours, tornados = headers_of(fields), HTTPHeaders()
+    for name, value in fields:
+        tornados[name] = value
+    names = ["Host", "host", "HOST", "Sec-WebSocket-Key", "sec-websocket-key", "Upgrade",
+             "Origin", "Authorization", "Sec-WebSocket-Protocol", "X-Real-IP"]
+
+    def same() -> None:
+        for name in names:
+            assert ours.get(name) == tornados.get(name), name
+            assert ours.get(name, "d") == tornados.get(name, "d"), name
+
+    same()
+    for h in (ours, tornados):
+        h.add("Origin", "http://b")  # drops the combined value: joined again on the next get
+        h["X-Real-IP"] = "10.0.0.2"
+        del h["Host"]
+    same()
+    assert ours.get("Origin") == "http://a,http://b" and ours.get("Host") is None
