@@ -54,10 +54,11 @@ class Proc:
     """A child process pinned to a core, its output in a log file."""
 
     def __init__(self, name: str, argv: list[str], log_path: str, core: int | str | None = None,
-                 pipes: bool = False) -> None:
+                 pipes: bool = False, cwd: str = ROOT) -> None:
         if core is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", str(core), *argv]
         self.name, self.argv, self.log_path, self.pipes = name, argv, log_path, pipes
+        self.cwd = cwd
         self.proc: asyncio.subprocess.Process | None = None
         self._log: Any = None
 
@@ -66,7 +67,7 @@ class Proc:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         pipe = asyncio.subprocess.PIPE
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, cwd=ROOT, preexec_fn=_child_setup,
+            *self.argv, cwd=self.cwd, preexec_fn=_child_setup,
             stdin=pipe if self.pipes else asyncio.subprocess.DEVNULL,
             stdout=pipe if self.pipes else self._log, stderr=self._log, limit=256 << 20)
 

@@ -113,8 +113,9 @@ class ServerRun:
                  profile: bool = False, extra_args: tuple[str, ...] = ()) -> None:
         self.name, self.mode, self.tmp, self.clock = name, mode, tmp, clock
         self.deadline, self.profile, self.extra_args = deadline, profile, extra_args
-        # "product-asyncio" is this server on the stock asyncio loop (paired rounds).
-        self.product = name.startswith("product")
+        # "product-asyncio" is this server on the stock asyncio loop, "product@REV" this server
+        # as built at a git revision, run from its tree (paired rounds).
+        self.product, self.root = name.startswith("product"), modes.ROOT
         data = self.data_name if name == "product" else f"{name}-data"
         self.port, self.data_dir = free_port(), os.path.join(tmp, data)
         self.server: Proc | None = None
@@ -154,14 +155,15 @@ class ServerRun:
 
     async def launch(self, log: str = "") -> None:
         """Starts the server pinned to its core(s), then (once) the load generators."""
-        loop = ("--loop", self.name.removeprefix("product-")) if "-" in self.name else ()
+        loop = (("--loop", self.name.removeprefix("product-"))
+                if self.name.startswith("product-") else ())
         argv = ([_PY, "main.py", "--data-dir", self.data_dir, "--jwt-secret", modes.SECRET,
                  "--rate-limits", "off", "--access-token-ttl", str(modes.TOKEN_TTL), *loop]
                 if self.product else [*PEERS[self.name], "--max-seconds",
                                       str(int(self.time_left()) + 60)])
         argv += [*_COMMON, "--port", str(self.port), *self.extra_args]
         self.server = Proc(self.name, argv, os.path.join(self.tmp, f"{self.name}{log}.log"),
-                           self.core)
+                           self.core, cwd=self.root)
         await self.server.start()
         await self.server.wait_port(self.port)
         if self.pool is None:

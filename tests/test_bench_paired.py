@@ -3,11 +3,20 @@ the targets read from them, and its docs section."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 
+from bench.modes import MODES, ROOT, Clock
 from bench.report import render_sections
 from bench.report.targets import paired_targets
-from bench.workloads.paired import rotation, summarize
+from bench.workloads import paired
+from bench.workloads.paired import checkout, rotation, summarize
 
 SERVERS = ["product", "websockets", "floor"]
 
@@ -82,3 +91,94 @@ def test_the_docs_section_shows_medians_ratios_targets_and_every_round():
     assert "| this server (Tornado + hub) | 450 | 1.50 | 9.00 | 0.60 |" in block
     assert "| 0.60 | <= 0.70 | **met** |" in block and "| 1.50 | <= 0.67 | **MISSED** |" in block
     assert "| 2 | 600 | 400 | 500 |" in block  # every round
+
+
+# -- --base REV: this tree against a git revision's build, in the same rounds ---------------
+
+GIT = shutil.which("git") is not None and os.path.isdir(os.path.join(ROOT, ".git"))
+needs_git = pytest.mark.skipif(not GIT, reason="needs a git checkout of the project")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@needs_git
+def test_checkout_writes_the_revisions_tree_and_a_bad_revision_says_why(tmp_path):
+    commit = checkout("HEAD", str(tmp_path / "base"))
+    assert commit == _git("rev-parse", "HEAD")
+    assert (tmp_path / "base" / "main.py").read_text() == _git("show", "HEAD:main.py") + "\n"
+    with pytest.raises(SystemExit, match="--base no-such-rev: fatal"):
+        checkout("no-such-rev", str(tmp_path / "other"))
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_base_run_starts_main_py_from_its_own_tree(tmp_path, monkeypatch):
+    """product@REV runs the revision's main.py in its tree, on the default loop; product-asyncio
+    this tree's on the stock loop."""
+    started = []
+
+    class FakeProc:
+        def __init__(self, name, argv, log_path, core=None, pipes=False, cwd=ROOT):
+            started.append((name, argv, cwd))
+
+        async def start(self):
+            pass
+
+        async def wait_port(self, port):
+            pass
+
+    monkeypatch.setattr("bench.server.Proc", FakeProc)
+    for name in ("product@abc", "product-asyncio"):
+        run = paired.PairedRun(name, MODES["quick"], str(tmp_path), Clock(), 1e12)
+        run.pool = object()  # load generators already running
+        if "@" in name:
+            run.root = str(tmp_path / "base")
+        asyncio.run(run.launch())
+    (base, argv, cwd), (_, argv2, cwd2) = started
+    assert cwd == str(tmp_path / "base") and "main.py" in argv and "--loop" not in argv
+    assert cwd2 == ROOT and argv2[argv2.index("--loop") + 1] == "asyncio"
+
+
+def test_the_section_shows_this_tree_against_the_base():
+    report = _report()
+    report["servers"] = [*SERVERS, "product@HEAD~2"]
+    report["base"] = {"rev": "HEAD~2", "commit": "0123456789abcdef"}
+    for part, mine in (("handshake", (270.0, 540.0, 405.0)), ("broadcast", (5.0, 10.0, 7.5))):
+        for r, us in zip(report[part]["rounds"], mine, strict=True):
+            r["product@HEAD~2"] = {"cpu_us": us}
+        report[part].update(summarize(report[part]["rounds"]))
+        report[part]["ratio_to_base"] = summarize(report[part]["rounds"], "product@HEAD~2")[
+            "ratio_to_peer"]["product"]
+    block = render_sections(report, "paired-x.json")["paired"]
+    assert ("This tree against this server at HEAD~2 (0123456789ab): 1.11x the CPU per "
+            "handshake, 1.20x per delivery (medians of the per-round ratios).") in block
+    assert "| this server at HEAD~2 | 405 | 1.35 | 7.50 | 0.50 |" in block
+
+
+@needs_git
+@pytest.mark.timeout(240)
+def test_a_paired_run_against_a_base_measures_both_builds_and_leaves_the_docs(tmp_path):
+    """A small paired run with --base HEAD: every server, the base too, accepts every
+    handshake and gets every delivery; both ratios to the base are read; the page is left."""
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("<!-- paired: written by bench from one run; do not edit by hand -->\nold\n"
+                    "<!-- /paired -->\n")
+    argv = [sys.executable, "-m", "bench.workloads.paired", "--quick", "--base", "HEAD",
+            "--servers", "product,websockets", "--rounds", "2", "--handshakes", "40",
+            "--connections", "60", "--results-dir", str(tmp_path), "--docs", str(docs)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=220)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(next(tmp_path.glob("paired-*.json")).read_text())
+    assert report["servers"] == ["product", "websockets", "product@HEAD"]
+    assert report["base"] == {"rev": "HEAD", "commit": _git("rev-parse", "HEAD")}
+    assert report["opened"]["product@HEAD"] == 60
+    for part in ("handshake", "broadcast"):
+        for r in report[part]["rounds"]:
+            assert r["product@HEAD"]["cpu_us"] > 0, r
+        assert 0 < report[part]["ratio_to_base"] < 10
+    assert all(r["product@HEAD"]["delivered"] == r["product@HEAD"]["expected"]
+               for r in report["broadcast"]["rounds"])
+    assert "old" in docs.read_text()  # a before/after is not the page's run
+    assert "This tree against this server at HEAD" in done.stdout

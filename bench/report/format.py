@@ -19,8 +19,9 @@ LABELS = {
 
 
 def label(name: str) -> str:
-    """Returns the table label of a server."""
-    return LABELS.get(name, name)
+    """Returns the table label of a server ("product@REV": this server built at REV)."""
+    rev = name.partition("product@")[2]
+    return f"this server at {rev}" if rev else LABELS.get(name, name)
 
 
 def field(d: Any, *path: str) -> Any:

@@ -194,13 +194,19 @@ def paired_section(report: dict[str, Any], json_name: str) -> str:
         [str(i + 1), *(fmt(r[n]["cpu_us"], digits) for n in names)]
         for i, r in enumerate(report[part]["rounds"])])
         for key, part, digits in (("H", "handshake", 0), ("B", "broadcast", 2))]
+    base = [n for n in names if n.startswith("product@")]  # --base: a before/after
+    commit = report.get("base", {}).get("commit", "")[:12]
+    versus = [f"This tree against {label(base[0])} ({commit}): "
+              f"{fmt(h.get('ratio_to_base'), 2)}x the CPU "
+              f"per handshake, {fmt(b.get('ratio_to_base'), 2)}x per delivery (medians of the "
+              "per-round ratios).", ""] if base else []
     return "\n".join([
         "## Paired rounds: CPU per handshake and per delivery, every server up at once", "",
         *run_line(report, json_name, f"{report['rounds']} rounds, {report['handshakes']} "
                   f"handshakes a round, {report['broadcasts']} alerts a round to "
                   f"{report['connections']:,} connections"),
         md_table(["server", "H: CPU us per handshake (median)", "H: vs websockets",
-                  "B: CPU us per delivery (median)", "B: vs websockets"], rows), "",
+                  "B: CPU us per delivery (median)", "B: vs websockets"], rows), "", *versus,
         targets_table(targets.paired_targets(report)), "", "Every round (us):", "", rounds[0], "",
         rounds[1]])
 

@@ -8,13 +8,15 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import os
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any
 
 from bench import cli
-from bench.modes import MODES, Clock, Mode
+from bench.modes import MODES, ROOT, Clock, Mode
 from bench.phases import Phases
 from bench.report.format import fmt
 from bench.stats import proc_runtime_seconds
@@ -39,6 +41,19 @@ class PairedRun(Phases):
         run = await self.broadcast_phase(tag, count, 60.0)
         return {"cpu_us": run["cpu_us_per_msg"], "delivered": run["delivered"],
                 "expected": run["expected"]}
+
+
+def checkout(rev: str, path: str) -> str:
+    """Writes the tree of git revision rev to path (git archive); returns its commit."""
+    commit, tree = (subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True) for cmd in (
+        ["rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}"],
+        ["archive", "--format=tar", rev]))
+    for done in (commit, tree):
+        if done.returncode:
+            raise SystemExit(f"--base {rev}: {done.stderr.decode(errors='replace').strip()}")
+    os.makedirs(path)
+    subprocess.run(["tar", "-x", "-C", path], input=tree.stdout, check=True)
+    return commit.stdout.decode().strip()
 
 
 def rotation(items: list[Any], index: int) -> list[Any]:
@@ -84,10 +99,16 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
     servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
     if PEER not in servers:
         raise SystemExit(f"--servers must include {PEER}, the ratios' denominator")
+    base = f"product@{args.base}" if args.base else ""
+    args.no_docs = args.no_docs or bool(base)  # a before/after is not the page's run
+    servers += (base,) if base else ()
     runs = [PairedRun(name, mode, tmp, clock, time.monotonic() + 3600) for name in servers]
     report: dict[str, Any] = {"rounds": rounds, "connections": connections,
                               "handshakes": handshakes, "broadcasts": broadcasts,
                               "servers": list(servers), "peer": PEER}
+    if base:  # the revision's own tree; the load generators and the seeding stay this tree's
+        runs[-1].root = os.path.join(tmp, "base")
+        report["base"] = {"rev": args.base, "commit": checkout(args.base, runs[-1].root)}
     try:
         for server in runs:
             await server.start()
@@ -104,6 +125,9 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
             await server.broadcasts("warm", 4)
         report["broadcast"] = await _rounds(
             runs, rounds, clock, "B", lambda s, i: s.broadcasts(f"b{i}", broadcasts))
+        for part in ("handshake", "broadcast") if base else ():  # this tree over the base's
+            report[part]["ratio_to_base"] = summarize(
+                report[part]["rounds"], base)["ratio_to_peer"].get("product")
     finally:
         for server in runs:
             with contextlib.suppress(Exception):
@@ -117,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--servers", default=",".join(SERVERS),
                    help=f"comma-separated, {PEER} included (default {','.join(SERVERS)}; "
                    "product-asyncio: this server on the stock loop, beside product on uvloop)")
+    p.add_argument("--base", metavar="REV", default="",
+                   help="also run this server as built at git revision REV, for a paired "
+                   "before/after (product@REV; the docs are left alone)")
     p.add_argument("--rounds", type=int, default=0, help="rounds (default 12; quick 4)")
     p.add_argument("--connections", type=int, default=0,
                    help="connections the broadcasts go to (default 10000; quick 1000)")
