@@ -157,6 +157,11 @@ def test_the_section_shows_this_tree_against_the_base():
     assert "| this server at HEAD~2 | 405 | 1.35 | 7.50 | 0.50 |" in block
 
 
+def test_rounds_that_would_hold_more_sockets_than_a_process_may_are_refused():
+    with pytest.raises(SystemExit, match="30 rounds of 800 handshakes hold 24,800 sockets"):
+        paired.main(["--rounds", "30", "--handshakes", "800", "--results-dir", "/nonexistent"])
+
+
 @needs_git
 @pytest.mark.timeout(240)
 def test_a_paired_run_against_a_base_measures_both_builds_and_leaves_the_docs(tmp_path):

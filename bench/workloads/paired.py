@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from bench import cli
-from bench.modes import MODES, ROOT, Clock, Mode
+from bench.modes import MODES, NOFILE, ROOT, Clock, Mode
 from bench.phases import Phases
 from bench.report.format import fmt
 from bench.stats import proc_runtime_seconds
@@ -94,6 +94,9 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
     connections, handshakes, broadcasts, rounds = SIZES[mode.name]
     connections, handshakes = args.connections or connections, args.handshakes or handshakes
     rounds = args.rounds or rounds
+    if (held := handshakes * (rounds + 1)) > NOFILE - 1000:  # rounds keep their connections
+        raise SystemExit(f"{rounds} rounds of {handshakes} handshakes hold {held:,} sockets in "
+                         f"a server, over the {NOFILE:,} descriptors a process may have")
     users = max(connections, handshakes * (rounds + 1)) // mode.tabs + 1
     mode = dataclasses.replace(MODES[mode.name], users=users, workers=2)
     servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
