@@ -141,12 +141,10 @@ class UpgradeLane:
     async def _upgrade(self, stream: IOStream, context: Any,
                        http: Callable[[IOStream, Any], None]) -> None:
         head = self._head_now(stream) if self.max_head >= _HEAD_CHUNK else None
-        if head is None:
-            if stream.closed():
-                return
+        if head is None and not stream.closed():
             head = await self._read_head(stream)
-            if head is None:
-                return
+        if head is None:
+            return
         request = self._upgrade_request(head, stream, context)
         if request is None:
             self._hand_back(stream, head, context, http)

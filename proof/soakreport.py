@@ -69,12 +69,15 @@ def _flatness(report: dict[str, Any]) -> list[dict[str, Any]]:
     judged = [i for i in ends if not busy[i] and p99[i]]
     usable = len(rows) > w and bool(p99[w - 1]) and not busy[w - 1]
     worst = max((p99[i] / p99[w - 1] for i in judged), default=None) if usable else None
+    reference = name if k == 1 or len(rows) <= w else (
+        f"the intervals from {max(0.0, rows[w - 1]['t_s'] - k * report['plan']['interval']):.0f}"
+        f" to {rows[w - 1]['t_s']:.0f} s")
     unit = (f"windows of {k} intervals ({fmt(k * report['plan']['interval'], 0)} s, their "
             "latencies pooled)" if k > 1 else "intervals")
     out.append(_target("p99 latency over the end of the warm-up", worst, "<=", P99_RATIO,
                        None if worst is None else worst <= P99_RATIO,
                        f"{len(judged) if usable else 0} of {len(ends)} {unit} after the "
-                       f"warm-up judged against the p99 of {_window_name(rows, w, k, report)}, "
+                       f"warm-up judged against the p99 of {reference}, "
                        f"{fmt(p99[w - 1] if len(rows) > w else None, 1)} ms; not judged: those "
                        f"in which other processes ran on the server's core over "
                        f"{CPU_OTHERS:g}% of the time"))
@@ -134,18 +137,6 @@ def _failed(report: dict[str, Any]) -> dict[str, int]:
         if n:
             out[what] = n
     return out
-
-
-def _window_name(rows: list[dict[str, Any]], w: int, k: int, report: dict[str, Any]) -> str:
-    """Returns how the warm-up's last window is named: "minute 2", "the interval to 30 s" or
-    "the intervals from 0 to 30 s"."""
-    if len(rows) <= w:
-        return "-"
-    interval = report["plan"]["interval"]
-    if k == 1:
-        return _label(rows[w - 1], interval, line=False)
-    start = rows[w - 1]["t_s"] - k * interval
-    return f"the intervals from {max(0.0, start):.0f} to {rows[w - 1]['t_s']:.0f} s"
 
 
 def _label(row: dict[str, Any], interval: float, line: bool = True) -> str:
