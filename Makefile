@@ -115,8 +115,9 @@ bench-quick: $(BENCH_STAMP) $(NODE_PEER)/node_modules
 bench-wire: $(BENCH_STAMP)
 	$(PY) -m bench.workloads.wire $(BENCH_ARGS)
 
-# CPU per handshake and per delivery, every server up at once in alternating rounds (ratios
-# a noisy machine cannot skew; not part of `make bench`). BENCH_ARGS=--quick: about a minute;
+# CPU per handshake (new users; known sessions reconnecting) and per delivery, every server up
+# at once in alternating rounds (ratios a noisy machine cannot skew; not part of `make bench`).
+# BENCH_ARGS=--quick: under a minute;
 # BENCH_ARGS='--base main' also runs the build of git revision main: a paired before/after.
 bench-paired: $(BENCH_STAMP)
 	$(PY) -m bench.workloads.paired $(BENCH_ARGS)

@@ -82,6 +82,69 @@ def test_the_handshake_target_shows_the_bare_handshake_floor():
     assert handshake["met"] is False and "floor" in handshake["cause"]
 
 
+def _with_reconnects(report: dict) -> dict:
+    # R rounds: this server's known sessions cost 0.8x, 0.9x and 0.7x its new users' handshakes.
+    r = []
+    for (new, known), peer, floor in zip(((300.0, 240.0), (500.0, 450.0), (400.0, 280.0)),
+                                         (200.0, 500.0, 350.0), (100.0, 100.0, 100.0),
+                                         strict=True):
+        row = _round(known, peer, floor)
+        for name, first in (("product", new), ("websockets", peer), ("floor", floor)):
+            row[name].update(new_cpu_us=first, known_vs_new=row[name]["cpu_us"] / first)
+        r.append(row)
+    report["reconnect"] = {"rounds": r, **summarize(r),
+                           "known_vs_new": {"product": 0.8, "websockets": 1.0, "floor": 1.0}}
+    return report
+
+
+class _Waves:
+    """A PairedRun stand-in whose connect() returns the next wave's outcome."""
+
+    def __init__(self, *waves: tuple[int, float]) -> None:
+        self.waves, self.calls = list(waves), []
+
+    async def connect(self, count: int, offset: int = 0) -> dict:
+        self.calls.append((count, offset))
+        ok, cpu = self.waves.pop(0)
+        return {"ok": ok, "cpu_us": cpu}
+
+
+def test_a_reconnect_round_connects_the_same_sessions_twice_and_reads_the_second_wave():
+    run = _Waves((40, 300.0), (40, 240.0))
+    got = asyncio.run(paired.reconnect(run, 40, 120))
+    assert run.calls == [(40, 120), (40, 120)]  # the same tokens, the same count
+    assert got["cpu_us"] == 240.0 and got["new_cpu_us"] == 300.0
+    assert got["known_vs_new"] == pytest.approx(0.8)
+
+
+def test_a_reconnect_round_whose_first_wave_fell_short_measures_nothing():
+    run = _Waves((39, 300.0))
+    got = asyncio.run(paired.reconnect(run, 40, 0))
+    assert run.calls == [(40, 0)]  # no second wave: it would not be all known sessions
+    assert got["cpu_us"] is None and got["known_vs_new"] is None
+
+
+def test_the_known_session_target_compares_this_servers_two_waves():
+    report = _with_reconnects(_report())
+    known = {t["id"]: t for t in paired_targets(report)}["paired_reconnect"]
+    assert (known["value"], known["limit"], known["op"], known["met"]) == (0.8, 1.0, "<", True)
+    report["reconnect"]["known_vs_new"]["product"] = 1.0  # not cheaper: missed
+    assert {t["id"]: t for t in paired_targets(report)}["paired_reconnect"]["met"] is False
+    assert "paired_reconnect" not in {t["id"] for t in paired_targets(_report())}  # no R rounds
+
+
+def test_the_docs_section_shows_the_reconnect_rounds():
+    block = render_sections(_with_reconnects(_report()), "paired-x.json")["paired"]
+    assert ("| server | H: CPU us per handshake (median) | H: vs websockets | R: CPU us per "
+            "known session's reconnect (median) | R: vs websockets | B: CPU us per delivery "
+            "(median) | B: vs websockets | R: known / new, same round (median) |") in block
+    # R: this server 240, 450, 280 us (median 280), 1.2x, 0.9x and 0.8x the peer's
+    assert "| this server (Tornado + hub) | 450 | 1.50 | 280 | 0.90 | 9.00 | 0.60 | 0.80 |" in block
+    assert "| 0.80 | < 1.00 | **met** |" in block
+    assert "| R round |" in block and "| 3 | 280 | 350 | 100 |" in block
+    assert "then the same sessions connect again" in block
+
+
 def test_the_docs_section_shows_medians_ratios_targets_and_every_round():
     sections = render_sections(_report(), "paired-x.json")
     assert list(sections) == ["paired"]  # its servers are a list of names, not a run's
@@ -179,10 +242,13 @@ def test_a_paired_run_against_a_base_measures_both_builds_and_leaves_the_docs(tm
     assert report["servers"] == ["product", "websockets", "product@HEAD"]
     assert report["base"] == {"rev": "HEAD", "commit": _git("rev-parse", "HEAD")}
     assert report["opened"]["product@HEAD"] == 60
-    for part in ("handshake", "broadcast"):
+    for part in ("handshake", "reconnect", "broadcast"):
         for r in report[part]["rounds"]:
             assert r["product@HEAD"]["cpu_us"] > 0, r
         assert 0 < report[part]["ratio_to_base"] < 10
+    for r in report["reconnect"]["rounds"]:  # both waves whole on every server
+        assert all(r[name]["ok"] == 40 and r[name]["new_cpu_us"] > 0 for name in r), r
+    assert report["reconnect"]["known_vs_new"]["product"] > 0
     assert all(r["product@HEAD"]["delivered"] == r["product@HEAD"]["expected"]
                for r in report["broadcast"]["rounds"])
     assert "old" in docs.read_text()  # a before/after is not the page's run

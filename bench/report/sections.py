@@ -185,30 +185,39 @@ def overhead_section(report: dict[str, Any], json_name: str) -> str:
 def paired_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the paired rounds' section: medians, ratios to the peer, and every round."""
     names, peer = report["servers"], report["peer"]
-    h, b = report["handshake"], report["broadcast"]
-    rows = [[label(n), fmt(h["median_cpu_us"].get(n), 0),
-             "1.00" if n == peer else fmt(h["ratio_to_peer"].get(n), 2),
-             fmt(b["median_cpu_us"].get(n), 2),
-             "1.00" if n == peer else fmt(b["ratio_to_peer"].get(n), 2)] for n in names]
+    h, b, r = report["handshake"], report["broadcast"], report.get("reconnect")
+    parts = [("H", h, 0), *([("R", r, 0)] if r else []), ("B", b, 2)]
+    rows = [[label(n), *(x for _, part, digits in parts for x in (
+        fmt(part["median_cpu_us"].get(n), digits),
+        "1.00" if n == peer else fmt(part["ratio_to_peer"].get(n), 2))),
+        *([fmt(r["known_vs_new"].get(n), 2)] if r else [])] for n in names]
+    unit = {"H": "handshake", "R": "known session's reconnect", "B": "delivery"}
+    head = ["server", *(x for key, _, _ in parts for x in (
+        f"{key}: CPU us per {unit[key]} (median)", f"{key}: vs websockets")),
+        *(["R: known / new, same round (median)"] if r else [])]
     rounds = [md_table([f"{key} round", *(label(n) for n in names)], [
-        [str(i + 1), *(fmt(r[n]["cpu_us"], digits) for n in names)]
-        for i, r in enumerate(report[part]["rounds"])])
-        for key, part, digits in (("H", "handshake", 0), ("B", "broadcast", 2))]
+        [str(i + 1), *(fmt(row[n]["cpu_us"], digits) for n in names)]
+        for i, row in enumerate(part["rounds"])]) for key, part, digits in parts]
     base = [n for n in names if n.startswith("product@")]  # --base: a before/after
     commit = report.get("base", {}).get("commit", "")[:12]
     versus = [f"This tree against {label(base[0])} ({commit}): "
-              f"{fmt(h.get('ratio_to_base'), 2)}x the CPU "
-              f"per handshake, {fmt(b.get('ratio_to_base'), 2)}x per delivery (medians of the "
-              "per-round ratios).", ""] if base else []
+              f"{fmt(h.get('ratio_to_base'), 2)}x the CPU per handshake, "
+              + (f"{fmt(r.get('ratio_to_base'), 2)}x per known session's reconnect, "
+                 if r else "")
+              + f"{fmt(b.get('ratio_to_base'), 2)}x per delivery (medians of the per-round "
+              "ratios).", ""] if base else []
+    known = ["R rounds: users not seen before connect, then the same sessions connect again "
+             "while the first wave is still open (the token and the session remembered, as "
+             "after a network blip); the R columns are the second wave, and every server's "
+             "clients are closed between R rounds.", ""] if r else []
     return "\n".join([
         "## Paired rounds: CPU per handshake and per delivery, every server up at once", "",
         *run_line(report, json_name, f"{report['rounds']} rounds, {report['handshakes']} "
                   f"handshakes a round, {report['broadcasts']} alerts a round to "
                   f"{report['connections']:,} connections"),
-        md_table(["server", "H: CPU us per handshake (median)", "H: vs websockets",
-                  "B: CPU us per delivery (median)", "B: vs websockets"], rows), "", *versus,
-        targets_table(targets.paired_targets(report)), "", "Every round (us):", "", rounds[0], "",
-        rounds[1]])
+        md_table(head, rows), "", *versus, *known,
+        targets_table(targets.paired_targets(report)), "", "Every round (us):", "",
+        *(x for table in rounds for x in (table, ""))]).rstrip("\n")
 
 
 def hooks_section(report: dict[str, Any], json_name: str) -> str:

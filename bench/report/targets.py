@@ -212,12 +212,17 @@ def paired_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     floor = field(report, "broadcast", "ratio_to_peer", "floor")  # None: the floor did not run
     on_floor = f"bare send() floor {fmt(floor, 2)}x" if floor else ""
     bare = field(report, "handshake", "ratio_to_peer", "floor")
+    known = [_target("paired_reconnect", "R: CPU per reconnect of a known session (seconds "
+                     "after its last) vs per handshake of a new user, this server, same round",
+                     field(report, "reconnect", "known_vs_new", "product"), 1.0, "<",
+                     detail="the token and the session both remembered")
+             ] if "reconnect" in report else []  # reports before R rounds have none
     return [_target("paired_broadcast", "W2 CPU per delivered message vs the websockets peer",
                     ratio["broadcast"], 0.70, detail=on_floor),
             _target("paired_handshake", "W1 CPU per handshake vs the websockets peer's plain "
                     "ones: at most 0.67x, 1.5x the handshakes per CPU second",
                     ratio["handshake"], 0.67,
-                    detail=f"bare handshake floor {fmt(bare, 2)}x" if bare else "")]
+                    detail=f"bare handshake floor {fmt(bare, 2)}x" if bare else ""), *known]
 
 
 def overhead_targets(report: dict[str, Any]) -> list[dict[str, Any]]:

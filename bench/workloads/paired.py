@@ -1,6 +1,7 @@
 """Paired rounds, `python -m bench.workloads.paired` (`make bench-paired`): every server up at
 once, measured in turn in rotating order, for CPU ratios taken within a round (H: per
-handshake, B: per delivery) that a noisy machine cannot skew."""
+handshake of a user not seen before, R: per reconnect of a session seen seconds before, B: per
+delivery) that a noisy machine cannot skew."""
 
 from __future__ import annotations
 
@@ -78,26 +79,48 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], peer: str = PEER) -> dict
 
 
 async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str,
-                  measure: Any) -> dict[str, Any]:
-    """Runs measure(run, i) on every server per round, in rotating order."""
+                  measure: Any, between: Any = None) -> dict[str, Any]:
+    """Runs measure(run, i) on every server per round, in rotating order, then between()."""
     out = []
     for i in range(rounds):
         row = {run.name: await measure(run, i) for run in rotation(runs, i)}
         out.append({run.name: row[run.name] for run in runs})
         clock.say(f"{label} round {i + 1}/{rounds}: " + ", ".join(
             f"{n} {fmt(v['cpu_us'], 2)} us" for n, v in out[-1].items()))
+        if between is not None:
+            await between()
     return {"rounds": out, **summarize(out)}
 
 
+async def reconnect(run: PairedRun, count: int, offset: int) -> dict[str, Any]:
+    """Connects count sessions not seen before, then the same sessions again (a network
+    blip's reconnects, within the session cache's TTL); returns the second wave's CPU per
+    handshake, the first wave's (`new_cpu_us`) and their ratio (`known_vs_new`)."""
+    new = await run.connect(count, offset)
+    if new["ok"] < count:  # the first wave short: the second would not be all known sessions
+        return {**new, "cpu_us": None, "new_cpu_us": new["cpu_us"], "known_vs_new": None}
+    known = await run.connect(count, offset)
+    ratio = known["cpu_us"] / new["cpu_us"] if known["cpu_us"] and new["cpu_us"] else None
+    return {**known, "new_cpu_us": new["cpu_us"], "known_vs_new": ratio}
+
+
+async def close_all(runs: list[PairedRun], settle: float) -> None:
+    """Closes every server's clients and lets the servers finish their closes."""
+    for server in runs:
+        await server.pool.all({"cmd": "close_all"})
+    await asyncio.sleep(settle)
+
+
 async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> dict[str, Any]:
-    """Starts every server, runs the H then the B rounds, stops them; returns the report."""
+    """Starts every server, runs the H, R and B rounds, stops them; returns the report."""
     connections, handshakes, broadcasts, rounds = SIZES[mode.name]
     connections, handshakes = args.connections or connections, args.handshakes or handshakes
     rounds = args.rounds or rounds
     if (held := handshakes * (rounds + 1)) > NOFILE - 1000:  # rounds keep their connections
         raise SystemExit(f"{rounds} rounds of {handshakes} handshakes hold {held:,} sockets in "
                          f"a server, over the {NOFILE:,} descriptors a process may have")
-    users = max(connections, handshakes * (rounds + 1)) // mode.tabs + 1
+    # Users for the warm-up, the H rounds and the R rounds' first waves, none seen twice.
+    users = max(connections, handshakes * (2 * rounds + 1)) // mode.tabs + 1
     mode = dataclasses.replace(MODES[mode.name], users=users, workers=2)
     servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
     if PEER not in servers:
@@ -119,16 +142,22 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
             await server.connect(min(200, handshakes))
         report["handshake"] = await _rounds(  # users not seen before, as in W1
             runs, rounds, clock, "H", lambda s, i: s.connect(handshakes, (i + 1) * handshakes))
-        for server in runs:  # closed between the phases, not between rounds (no churn in W1)
-            await server.pool.all({"cmd": "close_all"})
-        await asyncio.sleep(3.0)
+        await close_all(runs, 3.0)  # between the phases, not between H rounds (no churn in W1)
+        report["reconnect"] = await _rounds(  # new users, then the same sessions again
+            runs, rounds, clock, "R",
+            lambda s, i: reconnect(s, handshakes, (rounds + 1 + i) * handshakes),
+            lambda: close_all(runs, 2.0))
+        report["reconnect"]["known_vs_new"] = {
+            run.name: statistics.median(ratios) if (ratios := [
+                r[run.name]["known_vs_new"] for r in report["reconnect"]["rounds"]
+                if r[run.name].get("known_vs_new")]) else None for run in runs}
         report["opened"] = {s.name: (await s.connect(connections))["ok"] for s in runs}
         await asyncio.sleep(2.0)
         for server in runs:
             await server.broadcasts("warm", 4)
         report["broadcast"] = await _rounds(
             runs, rounds, clock, "B", lambda s, i: s.broadcasts(f"b{i}", broadcasts))
-        for part in ("handshake", "broadcast") if base else ():  # this tree over the base's
+        for part in ("handshake", "reconnect", "broadcast") if base else ():  # over the base
             report[part]["ratio_to_base"] = summarize(
                 report[part]["rounds"], base)["ratio_to_peer"].get("product")
     finally:
