@@ -32,7 +32,8 @@ def _report() -> dict:
     h = [_round(300.0, 200.0, 250.0), _round(600.0, 400.0, 500.0), _round(450.0, 300.0, 400.0)]
     b = [_round(6.0, 10.0, 7.0), _round(12.0, 20.0, 14.0), _round(9.0, 15.0, 10.0)]
     return {"kind": "paired", "started": "2026-11-27T01:00:00Z", "mode": "quick", "rounds": 3,
-            "handshakes": 300, "broadcasts": 4, "connections": 1000, "servers": SERVERS,
+            "handshakes": 300, "tabs": 3, "broadcasts": 4, "connections": 1000,
+            "servers": SERVERS,
             "peer": "websockets", "loadavg_start": (1.5, 1.0, 1.0),
             "loadavg_end": (2.0, 1.0, 1.0), "handshake": {"rounds": h, **summarize(h)},
             "broadcast": {"rounds": b, **summarize(b)}}
@@ -151,6 +152,7 @@ def test_the_docs_section_shows_medians_ratios_targets_and_every_round():
     block = sections["paired"]
     assert block.startswith("## Paired rounds")
     assert "load average 1.50 at the start, 2.00 at the end" in block
+    assert "300 handshakes a round, 3 tabs a user, 4 alerts a round" in block
     assert "| this server (Tornado + hub) | 450 | 1.50 | 9.00 | 0.60 |" in block
     assert "| 0.60 | <= 0.70 | **met** |" in block and "| 1.50 | <= 0.67 | **MISSED** |" in block
     assert "| 2 | 600 | 400 | 500 |" in block  # every round
@@ -240,6 +242,7 @@ def test_a_paired_run_against_a_base_measures_both_builds_and_leaves_the_docs(tm
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(next(tmp_path.glob("paired-*.json")).read_text())
     assert report["servers"] == ["product", "websockets", "product@HEAD"]
+    assert report["tabs"] == paired.TABS == 3  # one session check in three misses the cache
     assert report["base"] == {"rev": "HEAD", "commit": _git("rev-parse", "HEAD")}
     assert report["opened"]["product@HEAD"] == 60
     for part in ("handshake", "reconnect", "broadcast"):

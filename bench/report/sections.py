@@ -213,7 +213,8 @@ def paired_section(report: dict[str, Any], json_name: str) -> str:
     return "\n".join([
         "## Paired rounds: CPU per handshake and per delivery, every server up at once", "",
         *run_line(report, json_name, f"{report['rounds']} rounds, {report['handshakes']} "
-                  f"handshakes a round, {report['broadcasts']} alerts a round to "
+                  f"handshakes a round, {report.get('tabs', 10)} tabs a user, "  # 10: older runs
+                  f"{report['broadcasts']} alerts a round to "
                   f"{report['connections']:,} connections"),
         md_table(head, rows), "", *versus, *known,
         targets_table(targets.paired_targets(report)), "", "Every round (us):", "",

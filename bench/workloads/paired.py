@@ -28,6 +28,9 @@ SERVERS = ("product", "websockets", "tornado", "floor")  # tornado: Tornado's ow
 PEER = "websockets"  # the ratios' denominator
 # (connections for B, handshakes per H round, broadcasts per B round, rounds) per mode.
 SIZES = {"quick": (1000, 300, 4, 4), "full": (10_000, 800, 8, 12)}  # full: W2's 10k
+# Connections a user opens in the H and R rounds: of a user's three tabs the first misses the
+# session cache and the JWT memo, the other two find them (W1 opens ten a user).
+TABS = 3
 
 
 class PairedRun(Phases):
@@ -120,8 +123,8 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
         raise SystemExit(f"{rounds} rounds of {handshakes} handshakes hold {held:,} sockets in "
                          f"a server, over the {NOFILE:,} descriptors a process may have")
     # Users for the warm-up, the H rounds and the R rounds' first waves, none seen twice.
-    users = max(connections, handshakes * (2 * rounds + 1)) // mode.tabs + 1
-    mode = dataclasses.replace(MODES[mode.name], users=users, workers=2)
+    users = max(connections, handshakes * (2 * rounds + 1)) // TABS + 1
+    mode = dataclasses.replace(MODES[mode.name], users=users, tabs=TABS, workers=2)
     servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
     if PEER not in servers:
         raise SystemExit(f"--servers must include {PEER}, the ratios' denominator")
@@ -130,7 +133,7 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
     servers += (base,) if base else ()
     runs = [PairedRun(name, mode, tmp, clock, time.monotonic() + 3600) for name in servers]
     report: dict[str, Any] = {"rounds": rounds, "connections": connections,
-                              "handshakes": handshakes, "broadcasts": broadcasts,
+                              "handshakes": handshakes, "tabs": TABS, "broadcasts": broadcasts,
                               "servers": list(servers), "peer": PEER}
     if base:  # the revision's own tree; the load generators and the seeding stay this tree's
         runs[-1].root = os.path.join(tmp, "base")
