@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 __all__ = ["ROOT", "SECRET", "TOKEN_TTL", "NOFILE", "SERVER_CORE", "CLIENT_CORE",
-           "PING_INTERVAL", "PING_TIMEOUT", "SOURCES", "SERVERS", "ROOM_SERVERS", "Mode",
-           "MODES", "Clock"]
+           "PAIRED_TABS", "PING_INTERVAL", "PING_TIMEOUT", "SOURCES", "SERVERS", "ROOM_SERVERS",
+           "Mode", "MODES", "Clock"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "bench-secret-" + "s" * 40
@@ -16,6 +16,9 @@ TOKEN_TTL = 3600
 NOFILE = 20000
 SERVER_CORE = 0
 CLIENT_CORE = 1
+# A user's connections in the paired H and R rounds, the handshake target's measure: the first
+# tab misses the session cache and the JWT memo, the others find them (W1 opens Mode.tabs).
+PAIRED_TABS = 3
 PING_INTERVAL = 300.0  # the same for every server: no ping storms inside a measurement
 PING_TIMEOUT = 60.0
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]  # client source addresses: ports never run out

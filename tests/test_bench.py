@@ -283,10 +283,12 @@ def test_the_handshake_target_shows_the_bare_handshake_floor() -> None:
     for name, cpu in (("product", 300.0), ("websockets", 400.0)):
         results["servers"][name]["workloads"]["W1"]["cpu_us_per_handshake"] = cpu
     target = {t["id"]: t for t in broadcast_targets(results)}["handshake_cpu_vs_websockets"]
-    assert target["value"] == pytest.approx(0.75) and target["detail"] == "300 vs 400 us"
+    assert target["value"] == pytest.approx(0.75)
+    assert target["detail"] == "300 vs 400 us (10 tabs a user; the paired rounds open 3)"
     results["servers"]["floor"] = {"workloads": {"W1": {"cpu_us_per_handshake": 60.0}}}
     target = {t["id"]: t for t in broadcast_targets(results)}["handshake_cpu_vs_websockets"]
-    assert target["detail"] == "300 vs 400 us; bare handshake floor 60 us (0.15x)"
+    assert target["detail"] == ("300 vs 400 us (10 tabs a user; the paired rounds open 3); bare "
+                                "handshake floor 60 us (0.15x)")
     assert target["met"] is False and "floor" in target["cause"]
 
 

@@ -143,7 +143,7 @@ def test_the_docs_section_shows_the_reconnect_rounds():
     assert "| this server (Tornado + hub) | 450 | 1.50 | 280 | 0.90 | 9.00 | 0.60 | 0.80 |" in block
     assert "| 0.80 | < 1.00 | **met** |" in block
     assert "| R round |" in block and "| 3 | 280 | 350 | 100 |" in block
-    assert "then the same sessions connect again" in block
+    assert "then the same sessions again" in block
 
 
 def test_the_docs_section_shows_medians_ratios_targets_and_every_round():
@@ -242,7 +242,7 @@ def test_a_paired_run_against_a_base_measures_both_builds_and_leaves_the_docs(tm
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(next(tmp_path.glob("paired-*.json")).read_text())
     assert report["servers"] == ["product", "websockets", "product@HEAD"]
-    assert report["tabs"] == paired.TABS == 3  # one session check in three misses the cache
+    assert report["tabs"] == paired.PAIRED_TABS == 3  # one session check in three misses the cache
     assert report["base"] == {"rev": "HEAD", "commit": _git("rev-parse", "HEAD")}
     assert report["opened"]["product@HEAD"] == 60
     for part in ("handshake", "reconnect", "broadcast"):

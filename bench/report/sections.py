@@ -206,10 +206,9 @@ def paired_section(report: dict[str, Any], json_name: str) -> str:
                  if r else "")
               + f"{fmt(b.get('ratio_to_base'), 2)}x per delivery (medians of the per-round "
               "ratios).", ""] if base else []
-    known = ["R rounds: users not seen before connect, then the same sessions connect again "
-             "while the first wave is still open (the token and the session remembered, as "
-             "after a network blip); the R columns are the second wave, and every server's "
-             "clients are closed between R rounds.", ""] if r else []
+    known = ["R rounds: new users connect, then the same sessions again while the first wave is "
+             "open (token and session remembered, as after a network blip); the R columns are "
+             "the second wave; every client is closed between R rounds.", ""] if r else []
     return "\n".join([
         "## Paired rounds: CPU per handshake and per delivery, every server up at once", "",
         *run_line(report, json_name, f"{report['rounds']} rounds, {report['handshakes']} "

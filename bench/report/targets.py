@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from bench.modes import MODES, PAIRED_TABS
 from bench.report.format import field, fmt, number
 
 __all__ = ["CAUSES", "broadcast_targets", "room_targets", "storm_targets", "cluster_targets",
@@ -102,7 +103,9 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 _ratio(p("W1", "cpu_us_per_handshake"), w("W1", "cpu_us_per_handshake")), 0.67,
                 detail=_handshake_detail(p("W1", "cpu_us_per_handshake"),
                                          w("W1", "cpu_us_per_handshake"),
-                                         _at(servers, "floor", "W1", "cpu_us_per_handshake"))),
+                                         _at(servers, "floor", "W1", "cpu_us_per_handshake"),
+                                         getattr(MODES.get(results.get("mode", "")), "tabs",
+                                                 None))),
         _target("w3_ratio", "W3 per-send IOLoop CPU, 10k vs 10 bystanders", p("W3", "ratio"), 1.2,
                 detail=f"{fmt(p('W3', 'few', 'loop_cpu_us_per_send'), 0)} -> "
                 f"{fmt(p('W3', 'many', 'loop_cpu_us_per_send'), 0)} us; whole process "
@@ -120,9 +123,12 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _handshake_detail(cpu: float | None, peer: float | None, floor: float | None) -> str:
-    """W1's CPU per handshake: this server's and the peer's, and the bare handshake's."""
+def _handshake_detail(cpu: float | None, peer: float | None, floor: float | None,
+                      tabs: int | None = None) -> str:
+    """W1's CPU per handshake: this server's and the peer's (tabs a user), and the floor's."""
     out = f"{fmt(cpu, 0)} vs {fmt(peer, 0)} us" if cpu and peer else ""
+    if out and tabs:
+        out += f" ({tabs} tabs a user; the paired rounds open {PAIRED_TABS})"
     if out and floor:
         out += f"; bare handshake floor {fmt(floor, 0)} us ({fmt(_ratio(floor, peer), 2)}x)"
     return out

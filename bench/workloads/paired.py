@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from bench import cli
-from bench.modes import MODES, NOFILE, ROOT, Clock, Mode
+from bench.modes import MODES, NOFILE, PAIRED_TABS, ROOT, Clock, Mode
 from bench.phases import Phases
 from bench.report.format import fmt
 from bench.stats import proc_runtime_seconds
@@ -28,9 +28,6 @@ SERVERS = ("product", "websockets", "tornado", "floor")  # tornado: Tornado's ow
 PEER = "websockets"  # the ratios' denominator
 # (connections for B, handshakes per H round, broadcasts per B round, rounds) per mode.
 SIZES = {"quick": (1000, 300, 4, 4), "full": (10_000, 800, 8, 12)}  # full: W2's 10k
-# Connections a user opens in the H and R rounds: of a user's three tabs the first misses the
-# session cache and the JWT memo, the other two find them (W1 opens ten a user).
-TABS = 3
 
 
 class PairedRun(Phases):
@@ -96,9 +93,8 @@ async def _rounds(runs: list[PairedRun], rounds: int, clock: Clock, label: str,
 
 
 async def reconnect(run: PairedRun, count: int, offset: int) -> dict[str, Any]:
-    """Connects count sessions not seen before, then the same sessions again (a network
-    blip's reconnects, within the session cache's TTL); returns the second wave's CPU per
-    handshake, the first wave's (`new_cpu_us`) and their ratio (`known_vs_new`)."""
+    """Connects count new sessions, then the same again (a network blip's reconnects); returns
+    the second wave's CPU per handshake, the first's (`new_cpu_us`) and their ratio."""
     new = await run.connect(count, offset)
     if new["ok"] < count:  # the first wave short: the second would not be all known sessions
         return {**new, "cpu_us": None, "new_cpu_us": new["cpu_us"], "known_vs_new": None}
@@ -123,8 +119,8 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
         raise SystemExit(f"{rounds} rounds of {handshakes} handshakes hold {held:,} sockets in "
                          f"a server, over the {NOFILE:,} descriptors a process may have")
     # Users for the warm-up, the H rounds and the R rounds' first waves, none seen twice.
-    users = max(connections, handshakes * (2 * rounds + 1)) // TABS + 1
-    mode = dataclasses.replace(MODES[mode.name], users=users, tabs=TABS, workers=2)
+    users = max(connections, handshakes * (2 * rounds + 1)) // PAIRED_TABS + 1
+    mode = dataclasses.replace(MODES[mode.name], users=users, tabs=PAIRED_TABS, workers=2)
     servers = tuple(s for s in args.servers.split(",") if s) or SERVERS
     if PEER not in servers:
         raise SystemExit(f"--servers must include {PEER}, the ratios' denominator")
@@ -133,8 +129,8 @@ async def run(args: argparse.Namespace, mode: Mode, clock: Clock, tmp: str) -> d
     servers += (base,) if base else ()
     runs = [PairedRun(name, mode, tmp, clock, time.monotonic() + 3600) for name in servers]
     report: dict[str, Any] = {"rounds": rounds, "connections": connections,
-                              "handshakes": handshakes, "tabs": TABS, "broadcasts": broadcasts,
-                              "servers": list(servers), "peer": PEER}
+                              "handshakes": handshakes, "tabs": PAIRED_TABS,
+                              "broadcasts": broadcasts, "servers": list(servers), "peer": PEER}
     if base:  # the revision's own tree; the load generators and the seeding stay this tree's
         runs[-1].root = os.path.join(tmp, "base")
         report["base"] = {"rev": args.base, "commit": checkout(args.base, runs[-1].root)}
