@@ -186,18 +186,22 @@ def paired_section(report: dict[str, Any], json_name: str) -> str:
     """Returns the paired rounds' section: medians, ratios to the peer, and every round."""
     names, peer = report["servers"], report["peer"]
     h, b, r = report["handshake"], report["broadcast"], report.get("reconnect")
-    parts = [("H", h, 0), *([("R", r, 0)] if r else []), ("B", b, 2)]
-    rows = [[label(n), *(x for _, part, digits in parts for x in (
-        fmt(part["median_cpu_us"].get(n), digits),
-        "1.00" if n == peer else fmt(part["ratio_to_peer"].get(n), 2))),
-        *([fmt(r["known_vs_new"].get(n), 2)] if r else [])] for n in names]
-    unit = {"H": "handshake", "R": "known session's reconnect", "B": "delivery"}
-    head = ["server", *(x for key, _, _ in parts for x in (
-        f"{key}: CPU us per {unit[key]} (median)", f"{key}: vs websockets")),
-        *(["R: known / new, same round (median)"] if r else [])]
+    # (key, what one is, its report part, digits); R only in reports since the R rounds.
+    parts = [("H", "handshake", h, 0), *([("R", "known session's reconnect", r, 0)] if r else []),
+             ("B", "delivery", b, 2)]
+    head, rows = ["server"], [[label(n)] for n in names]
+    for key, unit, part, digits in parts:
+        head += [f"{key}: CPU us per {unit} (median)", f"{key}: vs websockets"]
+        for n, row in zip(names, rows, strict=True):
+            row += [fmt(part["median_cpu_us"].get(n), digits),
+                    "1.00" if n == peer else fmt(part["ratio_to_peer"].get(n), 2)]
+    if r:
+        head.append("R: known / new, same round (median)")
+        for n, row in zip(names, rows, strict=True):
+            row.append(fmt(r["known_vs_new"].get(n), 2))
     rounds = [md_table([f"{key} round", *(label(n) for n in names)], [
         [str(i + 1), *(fmt(row[n]["cpu_us"], digits) for n in names)]
-        for i, row in enumerate(part["rounds"])]) for key, part, digits in parts]
+        for i, row in enumerate(part["rounds"])]) for key, _, part, digits in parts]
     base = [n for n in names if n.startswith("product@")]  # --base: a before/after
     commit = report.get("base", {}).get("commit", "")[:12]
     versus = [f"This tree against {label(base[0])} ({commit}): "
