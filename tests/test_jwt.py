@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 import warnings
@@ -10,6 +12,8 @@ import warnings
 import jwt as pyjwt
 import pytest
 from conftest import TEST_SECRET
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from auth.jwt import REQUIRED, TokenError, TokenIssuer
 
@@ -85,6 +89,7 @@ def forgeries(genuine_access: str, genuine_refresh: str) -> dict[str, str]:
         "edited-exp": edit_payload(genuine_access, exp=claims["exp"] + 86400),
         "stripped-signature": genuine_access.rsplit(".", 1)[0] + ".",
         "expired": sign({**claims, "iat": now - 1000, "exp": now - 10}),
+        "issued-in-the-future": sign({**claims, "iat": now + 1000, "exp": now + 2000}),
         "refresh-as-access": genuine_refresh,
         "wrong-typ": sign({**claims, "typ": "id"}),
         "wrong-iss": sign({**claims, "iss": "someone-else"}),
@@ -271,3 +276,102 @@ def test_only_verified_access_tokens_are_remembered(issuer):
     issuer.verify(token, "access")
     with pytest.raises(TokenError):
         issuer.verify(token, "refresh")  # remembered as access only
+
+
+# -- the fast path in front of PyJWT (TokenIssuer._decode_own) -----------------------------
+
+
+def count_decodes(monkeypatch) -> list[str]:
+    """Counts PyJWT's decodes from now on: each call appends the token."""
+    decodes: list[str] = []
+    real_decode = pyjwt.decode
+    monkeypatch.setattr(pyjwt, "decode",
+                        lambda token, *a, **k: decodes.append(token) or real_decode(token, *a, **k))
+    return decodes
+
+
+def test_tokens_this_issuer_signed_verify_without_pyjwt(issuer, monkeypatch):
+    """Access and refresh tokens as issued verify on the fast path, PyJWT's decode never
+    called, with the very claims PyJWT reads from them."""
+    tokens = [(issuer.issue_access(user, role, ver, f"s-{user}"), "access")
+              for user, role, ver in ((1, "user", 0), (2, "admin", 7), (10**12, "user", 3))]
+    tokens += [(issuer.issue_refresh(user, 1, f"s-{user}")[0], "refresh") for user in (1, 2)]
+    expected = [issuer._decode(token, typ) for token, typ in tokens]
+    decodes = count_decodes(monkeypatch)
+    assert [issuer.verify(token, typ) for token, typ in tokens] == expected
+    assert decodes == []
+
+
+def test_every_refusal_is_pyjwts(issuer, monkeypatch):
+    """The fast path refuses nothing: each forged or misused token goes to PyJWT once, which
+    refuses it (and names why), and a control token signed by hand verifies."""
+    genuine = issuer.issue_access(1, "user", 1, "s-1")
+    refresh, _ = issuer.issue_refresh(1, 1, "s-1")
+    forged = forgeries(genuine, refresh)
+    decodes = count_decodes(monkeypatch)
+    for token in forged.values():
+        with pytest.raises(TokenError):
+            issuer.verify(token, "access")
+    assert decodes == list(forged.values())
+    assert issuer.verify(sign(valid_claims()), "access").user_id == 1
+
+
+def hand_signed(body: bytes, key: str = TEST_SECRET, header: dict | None = None) -> str:
+    """A token with any payload bytes, signed over its first two segments like PyJWT."""
+    head = b64(json.dumps(header or {"alg": "HS256", "typ": "JWT"},
+                          separators=(",", ":")).encode())
+    signing = f"{head}.{b64(body)}"
+    mac = hmac.new(key.encode(), signing.encode(), hashlib.sha256).digest()
+    return f"{signing}.{b64(mac)}"
+
+
+NOW = int(time.time())
+CLAIM_VALUES = st.one_of(
+    st.sampled_from([NOW, NOW - 1000, NOW + 1000, NOW + 600, str(NOW), float(NOW + 600), ISS,
+                     "someone-else", [AUD], [AUD, "x"], "1", "0", " 2", "admin", "access",
+                     "refresh", "s-1", "", 0, 1, True, None]),
+    st.integers(-2**63, 2**63), st.text(max_size=6), st.lists(st.text(max_size=3), max_size=2))
+CLAIM_NAMES = [*REQUIRED, "nbf", "jti", "role", "extra"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(typ=st.sampled_from(["access", "refresh"]),
+       changes=st.dictionaries(st.sampled_from(CLAIM_NAMES), CLAIM_VALUES, max_size=3),
+       removed=st.sets(st.sampled_from(CLAIM_NAMES), max_size=2),
+       how=st.sampled_from(["pyjwt", "kid-header", "hs512", "other-key", "by-hand",
+                            "by-hand-spaced", "by-hand-hs512-header", "padded", "bit-flip",
+                            "bytes"]),
+       junk=st.binary(max_size=40))
+def test_the_fast_path_accepts_only_what_pyjwt_accepts(typ, changes, removed, how, junk):
+    """On generated tokens (claims of every type, present or not; other headers, keys and
+    encodings; any payload bytes signed with the real key), whatever the fast path accepts
+    PyJWT's path accepts too, with equal claims."""
+    issuer = TokenIssuer(TEST_SECRET, ISS, AUD, access_ttl=900, refresh_ttl=3600)
+    claims = {k: v for k, v in {**valid_claims(typ), **changes}.items() if k not in removed}
+    compact = json.dumps(claims, separators=(",", ":")).encode()
+    token = hand_signed(compact)  # "by-hand", and what PyJWT will not sign (a non-string iss)
+    if how == "by-hand-spaced":
+        token = hand_signed(json.dumps(claims, indent=1).encode())
+    elif how == "bytes":
+        token = hand_signed(junk)
+    elif how == "by-hand-hs512-header":  # an HS256 signature under a header naming HS512
+        token = hand_signed(compact, header={"alg": "HS512", "typ": "JWT"})
+    elif how != "by-hand" and isinstance(claims.get("iss", ""), str):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pyjwt.warnings.InsecureKeyLengthWarning)
+            token = pyjwt.encode(
+                claims, OTHER_SECRET if how == "other-key" else TEST_SECRET,
+                algorithm="HS512" if how == "hs512" else "HS256",
+                headers={"kid": "k-1"} if how == "kid-header" else None)
+        head, body, signature = token.split(".")
+        if how == "padded":
+            token = f"{head}.{body}=.{signature}"
+        elif how == "bit-flip":
+            token = f"{head}.{body}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}"
+    own = issuer._decode_own(token, typ)
+    try:
+        reference = issuer._decode(token, typ)
+    except TokenError:
+        reference = None
+    if own is not None:
+        assert own == reference

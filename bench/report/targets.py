@@ -20,7 +20,7 @@ CAUSES: dict[str, str] = {
     "cpu_vs_websockets_07": "a W2 delivery is one send() per socket (see the floor), and the "
     "peer's own CPU moves by a third with the load from one minute to the next. " + _PAIRED,
     "handshakes_vs_websockets": "not the kernel: a bare handshake on the same loop (the floor) "
-    "costs a fraction of it. A user's first tab verifies the token (PyJWT, about 50 us) and "
+    "costs a fraction of it. A user's first tab verifies the token (about 18 us) and "
     "checks the session in a database pool job, which a known session's reconnect skips (the "
     "paired R rounds: 0.6-0.75x a new user's handshake, three tabs a user); the welcome costs "
     "about a twelfth and the access log line a twenty-fifth; the rest is Tornado's stream, "
