@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -17,6 +16,7 @@ from typing import Any
 
 import jwt
 from jwt.algorithms import HMACAlgorithm
+from jwt.utils import base64url_decode, base64url_encode
 
 __all__ = [
     "TokenIssuer", "Claims", "TokenError", "load_or_create_secret", "stored_secret", "MIN_SECRET",
@@ -137,11 +137,10 @@ class TokenIssuer:
         body, _, signature = rest.partition(".")
         mac = self._mac.copy()
         mac.update(token[:len(head) + 1 + len(body)].encode("ascii"))
-        if not hmac.compare_digest(
-                base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii"), signature):
+        if not hmac.compare_digest(base64url_encode(mac.digest()), signature.encode("ascii")):
             return None
         try:
-            payload: Any = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            payload: Any = json.loads(base64url_decode(body))
             sub, iat, exp, ver = payload["sub"], payload["iat"], payload["exp"], payload["ver"]
             sid, jti, role = payload["sid"], payload.get("jti", ""), payload.get("role", "")
             now = time.time()

@@ -62,6 +62,15 @@ def edit_payload(token: str, **changes: object) -> str:
     return f"{header}.{b64(json.dumps(payload).encode())}.{signature}"
 
 
+def count_decodes(monkeypatch) -> list[str]:
+    """Counts PyJWT's decodes from now on: each call appends the token."""
+    decodes: list[str] = []
+    real_decode = pyjwt.decode
+    monkeypatch.setattr(pyjwt, "decode",
+                        lambda token, *a, **k: decodes.append(token) or real_decode(token, *a, **k))
+    return decodes
+
+
 def valid_claims(typ: str = "access", **changes: object) -> dict:
     """A complete, currently valid set of claims."""
     now = int(time.time())
@@ -249,9 +258,7 @@ def test_a_verified_access_token_is_not_decoded_again_but_still_expires(issuer, 
     """The second verify of the same access token skips the decode; its expiry still counts."""
     token = issuer.issue_access(1, "user", 0, "sid")
     first = issuer.verify(token, "access")
-    decodes = []
-    real_decode = pyjwt.decode
-    monkeypatch.setattr(pyjwt, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    decodes = count_decodes(monkeypatch)
     assert issuer.verify(token, "access") == first and decodes == []
     real_time = time.time
     monkeypatch.setattr("auth.jwt.time.time", lambda: real_time() + 901)
@@ -279,15 +286,6 @@ def test_only_verified_access_tokens_are_remembered(issuer):
 
 
 # -- the fast path in front of PyJWT (TokenIssuer._decode_own) -----------------------------
-
-
-def count_decodes(monkeypatch) -> list[str]:
-    """Counts PyJWT's decodes from now on: each call appends the token."""
-    decodes: list[str] = []
-    real_decode = pyjwt.decode
-    monkeypatch.setattr(pyjwt, "decode",
-                        lambda token, *a, **k: decodes.append(token) or real_decode(token, *a, **k))
-    return decodes
 
 
 def test_tokens_this_issuer_signed_verify_without_pyjwt(issuer, monkeypatch):
