@@ -54,11 +54,11 @@ class Proc:
     """A child process pinned to a core, its output in a log file."""
 
     def __init__(self, name: str, argv: list[str], log_path: str, core: int | str | None = None,
-                 pipes: bool = False, cwd: str = ROOT) -> None:
+                 pipes: bool = False, cwd: str = ROOT, env: dict[str, str] | None = None) -> None:
         if core is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", str(core), *argv]
         self.name, self.argv, self.log_path, self.pipes = name, argv, log_path, pipes
-        self.cwd = cwd
+        self.cwd, self.env = cwd, env  # env: variables added to this process's own
         self.proc: asyncio.subprocess.Process | None = None
         self._log: Any = None
 
@@ -68,6 +68,7 @@ class Proc:
         pipe = asyncio.subprocess.PIPE
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv, cwd=self.cwd, preexec_fn=_child_setup,
+            env={**os.environ, **self.env} if self.env else None,
             stdin=pipe if self.pipes else asyncio.subprocess.DEVNULL,
             stdout=pipe if self.pipes else self._log, stderr=self._log, limit=256 << 20)
 

@@ -17,7 +17,7 @@ from typing import Any
 from bench import modes
 from bench.modes import Clock, Mode
 from bench.procs import Pool, Proc, Worker
-from bench.stats import parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
+from bench.stats import full_collections, parse_schedstat_ns, proc_cpu_seconds, proc_rss_kib
 from bench.triggers import PeerTrigger, ProductTrigger
 from localcluster.procs import free_port
 
@@ -34,6 +34,8 @@ PEERS = {  # how each peer server starts (then the common options and --max-seco
     "socketio": [_PY, _PEERS + "socketio_server.py"],
     "socketio-node": ["node", _PEERS + "node/socketio_server.js"],
 }
+# Where the servers' full garbage collections are counted from (bench/gcwatch).
+_GCWATCH = os.path.join(modes.ROOT, "bench", "gcwatch")
 _COMMON = ["--address", "127.0.0.1", "--ping-interval", str(modes.PING_INTERVAL),
            "--ping-timeout", str(modes.PING_TIMEOUT)]
 
@@ -118,6 +120,7 @@ class ServerRun:
         self.product, self.root = name.startswith("product"), modes.ROOT
         data = self.data_name if name == "product" else f"{name}-data"
         self.port, self.data_dir = free_port(), os.path.join(tmp, data)
+        self.gc_log = os.path.join(tmp, f"{name}-gc")  # bench/gcwatch's files: <this>.<pid>
         self.server: Proc | None = None
         self.pool: Pool | None = None
         self.trigger: ProductTrigger | PeerTrigger | None = None
@@ -162,8 +165,10 @@ class ServerRun:
                 if self.product else [*PEERS[self.name], "--max-seconds",
                                       str(int(self.time_left()) + 60)])
         argv += [*_COMMON, "--port", str(self.port), *self.extra_args]
+        path = os.pathsep.join(filter(None, (_GCWATCH, os.environ.get("PYTHONPATH"))))
         self.server = Proc(self.name, argv, os.path.join(self.tmp, f"{self.name}{log}.log"),
-                           self.core, cwd=self.root)
+                           self.core, cwd=self.root,
+                           env={"PYTHONPATH": path, "BENCH_GC_LOG": self.gc_log})
         await self.server.start()
         await self.server.wait_port(self.port)
         if self.pool is None:
@@ -186,6 +191,10 @@ class ServerRun:
         pid = self.server.pid
         return sum(map(proc_cpu_seconds, (pid, *map(int, Path(
             f"/proc/{pid}/task/{pid}/children").read_text().split()))))
+
+    def full_gcs(self) -> tuple[int, float]:
+        """Returns the server's full garbage collections so far and their CPU seconds."""
+        return full_collections(self.gc_log)
 
     def rss(self) -> int:
         """Returns the server process's resident memory in KiB."""

@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["percentile", "summarize_latencies", "quantile_points", "medians", "add_counts",
            "parse_stat_cpu", "parse_status_rss_kib", "parse_schedstat_ns", "proc_cpu_seconds",
-           "proc_runtime_seconds", "proc_rss_kib", "CLK_TCK"]
+           "proc_runtime_seconds", "proc_rss_kib", "full_collections", "CLK_TCK"]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")  # the harness reads /proc: Linux only
 
@@ -99,3 +99,22 @@ def proc_runtime_seconds(pid: int) -> float:
 def proc_rss_kib(pid: int) -> int:
     """Returns the process's resident set size in KiB from /proc/<pid>/status."""
     return parse_status_rss_kib(Path(f"/proc/{pid}/status").read_text("ascii", "replace"))
+
+
+def full_collections(prefix: str) -> tuple[int, float]:
+    """Returns the full garbage collections and their CPU seconds so far of the processes that
+    bench/gcwatch watches under prefix (each one's last `<prefix>.<pid>` line), summed."""
+    count, seconds = 0, 0.0
+    folder, name = os.path.split(prefix)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir(folder or "."):
+            if not entry.startswith(f"{name}."):
+                continue
+            text = ""
+            with contextlib.suppress(FileNotFoundError):
+                text = Path(folder, entry).read_text("ascii")
+            lines = text.split("\n")[:-1]  # whole lines only: the last may be half written
+            if lines:
+                done, cpu = lines[-1].split()
+                count, seconds = count + int(done), seconds + float(cpu)
+    return count, seconds

@@ -292,6 +292,19 @@ def test_the_handshake_target_shows_the_bare_handshake_floor() -> None:
     assert target["met"] is False and "floor" in target["cause"]
 
 
+def test_the_handshake_target_shows_what_full_collections_took() -> None:
+    """Runs that counted full garbage collections show each server's share and the ratio
+    without them: the peer's 400 us held 160 us of collections, this server's 300 held 0."""
+    results = sample_results()
+    for name, cpu, gc in (("product", 300.0, 0.0), ("websockets", 400.0, 160.0)):
+        results["servers"][name]["workloads"]["W1"].update(cpu_us_per_handshake=cpu,
+                                                          gc_us_per_handshake=gc)
+    target = {t["id"]: t for t in broadcast_targets(results)}["handshake_cpu_vs_websockets"]
+    assert target["value"] == pytest.approx(0.75)  # the target's ratio counts all CPU
+    assert target["detail"] == ("300 vs 400 us (10 tabs a user; the paired rounds open 3); "
+                                "full garbage collections 0 vs 160 us of it, 1.25x without them")
+
+
 def test_the_absolute_delivery_target_shows_the_send_floor() -> None:
     """W2's CPU per delivery against 10 us, beside the floor's on the same host."""
     results = sample_results()

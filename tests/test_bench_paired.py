@@ -83,6 +83,38 @@ def test_the_handshake_target_shows_the_bare_handshake_floor():
     assert handshake["met"] is False and "floor" in handshake["cause"]
 
 
+def _collected(report: dict) -> dict:
+    # The peer ran a full collection in rounds 2 and 3, taking 200 and 150 us per handshake of
+    # its 400 and 300; without them its rounds cost 200, 200 and 150 us, and this server's
+    # ratio is 1.5, 3.0 and 3.0 (it collected nothing).
+    h = report["handshake"]["rounds"]
+    for row, (gcs, gc) in zip(h, ((0, 0.0), (1, 200.0), (2, 150.0)), strict=True):
+        row["websockets"].update(full_gcs=gcs, gc_us=gc)
+        for name in ("product", "floor"):
+            row[name].update(full_gcs=0, gc_us=0.0)
+    report["handshake"].update(summarize(h))
+    return report
+
+
+def test_full_collections_are_left_out_of_a_second_ratio_round_by_round():
+    h = _collected(_report())["handshake"]
+    assert h["ratio_to_peer"]["product"] == pytest.approx(1.5)  # the target's, unchanged
+    assert h["ratio_to_peer_no_gc"]["product"] == pytest.approx(3.0)
+    assert h["median_cpu_us_no_gc"] == {"product": 450.0, "websockets": 200.0, "floor": 400.0}
+    # Rounds that did not count collections (the B rounds, older reports) have no second ratio.
+    assert "ratio_to_peer_no_gc" not in _report()["handshake"]
+
+
+def test_the_handshake_target_and_the_section_show_the_ratio_without_collections():
+    report = _collected(_report())
+    assert paired_targets(report)[1]["detail"] == (
+        "bare handshake floor 1.25x; 3.00x with full garbage collections left out")
+    block = render_sections(report, "paired-x.json")["paired"]
+    assert "| H: vs websockets, full collections left out |" in block
+    assert "| 2 | 600 | 400 (gc 200) | 500 |" in block  # the round's cell shows its share
+    assert "| 1 | 300 | 200 | 250 |" in block  # no collection: the CPU alone
+
+
 def _with_reconnects(report: dict) -> dict:
     # R rounds: this server's known sessions cost 0.8x, 0.9x and 0.7x its new users' handshakes.
     r = []
@@ -182,11 +214,12 @@ def test_checkout_writes_the_revisions_tree_and_a_bad_revision_says_why(tmp_path
 def test_a_base_run_starts_main_py_from_its_own_tree(tmp_path, monkeypatch):
     """product@REV runs the revision's main.py in its tree, on the default loop; product-asyncio
     this tree's on the stock loop."""
-    started = []
+    started, envs = [], []
 
     class FakeProc:
-        def __init__(self, name, argv, log_path, core=None, pipes=False, cwd=ROOT):
+        def __init__(self, name, argv, log_path, core=None, pipes=False, cwd=ROOT, env=None):
             started.append((name, argv, cwd))
+            envs.append(env)
 
         async def start(self):
             pass
@@ -204,6 +237,11 @@ def test_a_base_run_starts_main_py_from_its_own_tree(tmp_path, monkeypatch):
     (base, argv, cwd), (_, argv2, cwd2) = started
     assert cwd == str(tmp_path / "base") and "main.py" in argv and "--loop" not in argv
     assert cwd2 == ROOT and argv2[argv2.index("--loop") + 1] == "asyncio"
+    # Both counted by bench/gcwatch (this tree's), each under a prefix of its own.
+    assert [env["PYTHONPATH"].split(os.pathsep)[0] for env in envs] == [
+        os.path.join(ROOT, "bench", "gcwatch")] * 2
+    assert [env["BENCH_GC_LOG"] for env in envs] == [
+        str(tmp_path / "product@abc-gc"), str(tmp_path / "product-asyncio-gc")]
 
 
 def test_the_section_shows_this_tree_against_the_base():

@@ -199,9 +199,18 @@ def paired_section(report: dict[str, Any], json_name: str) -> str:
         head.append("R: known / new, same round (median)")
         for n, row in zip(names, rows, strict=True):
             row.append(fmt(r["known_vs_new"].get(n), 2))
+    counted = [(key, part) for key, _, part, _ in parts if "ratio_to_peer_no_gc" in part]
+    for key, part in counted:  # runs that counted full garbage collections
+        head.append(f"{key}: vs websockets, full collections left out")
+        for n, row in zip(names, rows, strict=True):
+            row.append("1.00" if n == peer else fmt(part["ratio_to_peer_no_gc"].get(n), 2))
     rounds = [md_table([f"{key} round", *(label(n) for n in names)], [
-        [str(i + 1), *(fmt(row[n]["cpu_us"], digits) for n in names)]
+        [str(i + 1), *(_round_cell(row[n], digits) for n in names)]
         for i, row in enumerate(part["rounds"])]) for key, _, part, digits in parts]
+    collected = ["A round's cell reads `CPU (gc N)` where the server ran full garbage "
+                 "collections in it, N being their CPU per unit (part of the CPU). A full "
+                 "collection walks every object the server holds, so its cost grows with the "
+                 "connections earlier rounds left open.", ""] if counted else []
     base = [n for n in names if n.startswith("product@")]  # --base: a before/after
     commit = report.get("base", {}).get("commit", "")[:12]
     versus = [f"This tree against {label(base[0])} ({commit}): "
@@ -221,7 +230,15 @@ def paired_section(report: dict[str, Any], json_name: str) -> str:
                   f"{report['connections']:,} connections"),
         md_table(head, rows), "", *versus, *known,
         targets_table(targets.paired_targets(report)), "", "Every round (us):", "",
+        *collected,
         *(x for table in rounds for x in (table, ""))]).rstrip("\n")
+
+
+def _round_cell(row: dict[str, Any], digits: int) -> str:
+    """One server's cell in a round's row: its CPU per unit, and the part full garbage
+    collections took where it ran any."""
+    cell = fmt(row.get("cpu_us"), digits)
+    return f"{cell} (gc {fmt(row['gc_us'], digits)})" if row.get("full_gcs") else cell
 
 
 def hooks_section(report: dict[str, Any], json_name: str) -> str:

@@ -106,7 +106,9 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                                          w("W1", "cpu_us_per_handshake"),
                                          _at(servers, "floor", "W1", "cpu_us_per_handshake"),
                                          getattr(MODES.get(results.get("mode", "")), "tabs",
-                                                 None))),
+                                                 None),
+                                         (p("W1", "gc_us_per_handshake"),
+                                          w("W1", "gc_us_per_handshake")))),
         _target("w3_ratio", "W3 per-send IOLoop CPU, 10k vs 10 bystanders", p("W3", "ratio"), 1.2,
                 detail=f"{fmt(p('W3', 'few', 'loop_cpu_us_per_send'), 0)} -> "
                 f"{fmt(p('W3', 'many', 'loop_cpu_us_per_send'), 0)} us; whole process "
@@ -125,11 +127,17 @@ def broadcast_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _handshake_detail(cpu: float | None, peer: float | None, floor: float | None,
-                      tabs: int | None = None) -> str:
-    """W1's CPU per handshake: this server's and the peer's (tabs a user), and the floor's."""
+                      tabs: int | None = None,
+                      collected: tuple[float | None, float | None] = (None, None)) -> str:
+    """W1's CPU per handshake: this server's and the peer's (tabs a user), the part of each
+    full garbage collections took (runs that counted them), and the floor's."""
     out = f"{fmt(cpu, 0)} vs {fmt(peer, 0)} us" if cpu and peer else ""
     if out and tabs:
         out += f" ({tabs} tabs a user; the paired rounds open {PAIRED_TABS})"
+    mine, theirs = collected
+    if out and mine is not None and theirs is not None:
+        out += (f"; full garbage collections {fmt(mine, 0)} vs {fmt(theirs, 0)} us of it, "
+                f"{fmt(_ratio(cpu - mine, peer - theirs), 2)}x without them")
     if out and floor:
         out += f"; bare handshake floor {fmt(floor, 0)} us ({fmt(_ratio(floor, peer), 2)}x)"
     return out
@@ -221,6 +229,7 @@ def paired_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     floor = field(report, "broadcast", "ratio_to_peer", "floor")  # None: the floor did not run
     on_floor = f"bare send() floor {fmt(floor, 2)}x" if floor else ""
     bare = field(report, "handshake", "ratio_to_peer", "floor")
+    no_gc = field(report, "handshake", "ratio_to_peer_no_gc", "product")
     known = [_target("paired_reconnect", "R: CPU per reconnect of a known session (seconds "
                      "after its last) vs per handshake of a new user, this server, same round",
                      field(report, "reconnect", "known_vs_new", "product"), 1.0, "<",
@@ -231,7 +240,10 @@ def paired_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             _target("paired_handshake", "W1 CPU per handshake vs the websockets peer's plain "
                     "ones: at most 0.67x, 1.5x the handshakes per CPU second",
                     ratio["handshake"], 0.67,
-                    detail=f"bare handshake floor {fmt(bare, 2)}x" if bare else ""), *known]
+                    detail="; ".join(filter(None, (
+                        f"bare handshake floor {fmt(bare, 2)}x" if bare else "",
+                        f"{fmt(no_gc, 2)}x with full garbage collections left out" if no_gc
+                        else "")))), *known]
 
 
 def overhead_targets(report: dict[str, Any]) -> list[dict[str, Any]]:

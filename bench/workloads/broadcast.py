@@ -47,7 +47,8 @@ class Bench(Phases):
         w1 = wl["W1"] = {"connections": st["open"] - (3 if product else 0), "attempted": rest,
             "failed": c["failed"], "errors": c["errors"], "connect_wall_s": c["wall_s"],
             "handshakes_per_s": c["per_s"], "handshake_ms_mean": c["handshake_ms_mean"],
-            "cpu_us_per_handshake": c["cpu_us"], "rss_base_kib": rss_base, "rss_idle_kib": rss_idle,
+            "cpu_us_per_handshake": c["cpu_us"], "full_gcs": c["full_gcs"],
+            "gc_us_per_handshake": c["gc_us"], "rss_base_kib": rss_base, "rss_idle_kib": rss_idle,
             "rss_kib_per_conn": (rss_idle - rss_base) / max(1, st["open"]),
             "auth": "JWT verify + user/session lookup" if product else "none"}
         self.say(f"W1 {w1['connections']} open, {w1['handshakes_per_s']:.0f} handshakes/s, "

@@ -38,10 +38,15 @@ class PairedRun(Phases):
         return proc_runtime_seconds(self.server.pid)
 
     async def broadcasts(self, tag: str, count: int) -> dict[str, Any]:
-        """Runs count broadcasts, one in flight; returns the CPU per delivered message."""
+        """Runs count broadcasts, one in flight; returns the CPU per delivered message and the
+        part of it full garbage collections took."""
+        gcs0, gc0 = self.full_gcs()
         run = await self.broadcast_phase(tag, count, 60.0)
-        return {"cpu_us": run["cpu_us_per_msg"], "delivered": run["delivered"],
-                "expected": run["expected"]}
+        gcs, gc = self.full_gcs()
+        delivered = run["delivered"]
+        return {"cpu_us": run["cpu_us_per_msg"], "delivered": delivered,
+                "expected": run["expected"], "full_gcs": gcs - gcs0,
+                "gc_us": 1e6 * (gc - gc0) / delivered if delivered else None}
 
 
 def checkout(rev: str, path: str) -> str:
@@ -63,18 +68,34 @@ def rotation(items: list[Any], index: int) -> list[Any]:
     return items[k:] + items[:k]
 
 
+def _cpu(row: dict[str, Any], gc: bool) -> float | None:
+    """A round's CPU per unit for one server; gc=False: less its full collections' share
+    (None where the round did not count them)."""
+    cpu = row.get("cpu_us")
+    if gc or cpu is None:
+        return cpu
+    collected = row.get("gc_us")
+    return None if collected is None else cpu - collected
+
+
 def summarize(rounds: list[dict[str, dict[str, Any]]], peer: str = PEER) -> dict[str, Any]:
-    """Medians per server and, per server, the median of its per-round ratio to the peer."""
+    """Medians per server and, per server, the median of its per-round ratio to the peer; the
+    same again without the CPU of full garbage collections (`_no_gc`), where rounds count it."""
     names = list(rounds[0]) if rounds else []
-    out: dict[str, Any] = {"median_cpu_us": {}, "ratio_to_peer": {}}
-    for name in names:
-        values = [r[name]["cpu_us"] for r in rounds if r[name].get("cpu_us") is not None]
-        out["median_cpu_us"][name] = statistics.median(values) if values else None
-        if name == peer or peer not in names:
-            continue
-        ratios = [r[name]["cpu_us"] / r[peer]["cpu_us"] for r in rounds
-                  if r[name].get("cpu_us") and r[peer].get("cpu_us")]
-        out["ratio_to_peer"][name] = statistics.median(ratios) if ratios else None
+    out: dict[str, Any] = {}
+    for gc, suffix in ((True, ""), (False, "_no_gc")):
+        medians: dict[str, float | None] = {}
+        ratios_to_peer: dict[str, float | None] = {}
+        for name in names:
+            values = [v for r in rounds if (v := _cpu(r[name], gc)) is not None]
+            medians[name] = statistics.median(values) if values else None
+            if name == peer or peer not in names:
+                continue
+            ratios = [mine / theirs for r in rounds
+                      if (mine := _cpu(r[name], gc)) and (theirs := _cpu(r[peer], gc))]
+            ratios_to_peer[name] = statistics.median(ratios) if ratios else None
+        if gc or any(v is not None for v in medians.values()):
+            out[f"median_cpu_us{suffix}"], out[f"ratio_to_peer{suffix}"] = medians, ratios_to_peer
     return out
 
 
