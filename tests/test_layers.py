@@ -203,10 +203,11 @@ def test_handlers_hold_routes_only():
 
 def test_the_benchmarks_stay_within_their_line_budget():
     """bench/ (its .py and .js files, not the peers' node_modules nor results) stays within
-    4,400 lines: it was once the largest room of the house (4,200 until the floor server,
+    4,540 lines: it was once the largest room of the house (4,200 until the floor server,
     the bare handshake every handshake is measured against, took its own file; 4,310 until
     paired rounds could run a git revision's build beside this tree's, `--base`; 4,340 until
-    they measured known sessions reconnecting, the R rounds, with three tabs a user)."""
+    they measured known sessions reconnecting, the R rounds, with three tabs a user; 4,400
+    until every server's full garbage collections were counted, bench/gcwatch)."""
     total = 0
     for top, dirs, files in os.walk(os.path.join(ROOT, "bench")):
         dirs[:] = [d for d in dirs if d not in ("node_modules", "results", "__pycache__")]
@@ -214,4 +215,4 @@ def test_the_benchmarks_stay_within_their_line_budget():
             if name.endswith((".py", ".js")):
                 with open(os.path.join(top, name), encoding="utf-8") as f:
                     total += sum(1 for _ in f)
-    assert 1000 < total <= 4400, total
+    assert 1000 < total <= 4540, total

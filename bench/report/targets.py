@@ -19,13 +19,14 @@ CAUSES: dict[str, str] = {
     "w3_ratio": "a send is milliseconds of HTTP, JWT and SQLite work, noisy to that order.",
     "cpu_vs_websockets_07": "a W2 delivery is one send() per socket (see the floor), and the "
     "peer's own CPU moves by a third with the load from one minute to the next. " + _PAIRED,
-    "handshakes_vs_websockets": "not the kernel: a bare handshake on the same loop (the floor) "
-    "costs a fraction of it. A user's first tab verifies the token (about 18 us) and checks the "
-    "session in a database pool job (the check run on the loop instead measured no difference); "
-    "a known session's reconnect skips both (the paired R rounds: 0.6-0.8x a new user's "
-    "handshake, three tabs a user); the welcome costs about a twelfth and the access log line "
-    "a twenty-fifth; the rest is Tornado's stream, handler and protocol objects around each "
-    "socket, which only a transport of this server's own on the loop's sockets would remove. "
+    "handshakes_vs_websockets": "the handshake's own work: with the peer's full garbage "
+    "collections left out of the ratio (each walks every connection it holds; in paired rounds "
+    "it runs one most rounds, this server none), this server's handshake costs 1.1-1.3x the "
+    "peer's. Not the kernel: a bare handshake on the same loop (the floor) costs a fraction of "
+    "it. A user's first tab verifies the token (about 18 us) and checks the session in a "
+    "database pool job; a known session's reconnect skips both (the paired R rounds). The rest "
+    "is spread thin over Tornado's stream, handler and protocol objects, the hub's registration, "
+    "the welcome and the access log line, none of them a fifth of it (History). "
     + _PAIRED,
     "w2_p99": "a broadcast to 10k clients is ~100 ms of send() calls on a shared core.",
     "w4_p99": "W4 is 7x W2's volume: the load generator's core sets the pace.",
