@@ -115,14 +115,13 @@ class Phases(ServerRun):
                          **options: Any) -> dict[str, Any]:
         """Opens count more connections; adds the server's CPU and rate per handshake."""
         cpu0, timeout = self.cpu(), max(30.0, min(180.0, self.time_left() - 60))
-        gcs0, gc0 = self.full_gcs()
+        gc0 = self.full_gcs()
         c = await self.pool.connect(self.port, tokens or self.tokens(), count, offset, timeout,
                                     **options)
-        ok, (gcs, gc) = c["ok"], self.full_gcs()
+        ok = c["ok"]
         # gc_us: the share of cpu_us the server spent in full garbage collections meanwhile.
         return {**c, "cpu_us": 1e6 * (self.cpu() - cpu0) / ok if ok else None,
-                "full_gcs": gcs - gcs0, "gc_us": 1e6 * (gc - gc0) / ok if ok else None,
-                "per_s": ok / c["wall_s"] if c["wall_s"] > 0 else None}
+                **self.gc_since(gc0, ok), "per_s": ok / c["wall_s"] if c["wall_s"] > 0 else None}
 
     async def dropped(self) -> int:
         """Slow consumers the server closed: its own counter (product) or closes seen (peers)."""

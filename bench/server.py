@@ -196,6 +196,13 @@ class ServerRun:
         """Returns the server's full garbage collections so far and their CPU seconds."""
         return full_collections(self.gc_log)
 
+    def gc_since(self, before: tuple[int, float], units: int) -> dict[str, Any]:
+        """The full collections since `before` (a full_gcs() reading) and their CPU per unit
+        (handshake, delivery) in us: the `full_gcs` and `gc_us` of a measurement."""
+        count, seconds = self.full_gcs()
+        return {"full_gcs": count - before[0],
+                "gc_us": 1e6 * (seconds - before[1]) / units if units else None}
+
     def rss(self) -> int:
         """Returns the server process's resident memory in KiB."""
         return proc_rss_kib(self.server.pid)

@@ -286,6 +286,9 @@ def test_a_paired_run_against_a_base_measures_both_builds_and_leaves_the_docs(tm
     for part in ("handshake", "reconnect", "broadcast"):
         for r in report[part]["rounds"]:
             assert r["product@HEAD"]["cpu_us"] > 0, r
+            for row in r.values():  # every server watched: its collections' share counted
+                assert row["full_gcs"] >= 0 and 0 <= row["gc_us"] <= row["cpu_us"], r
+        assert set(report[part]["ratio_to_peer_no_gc"]) == {"product", "product@HEAD"}
         assert 0 < report[part]["ratio_to_base"] < 10
     for r in report["reconnect"]["rounds"]:  # both waves whole on every server
         assert all(r[name]["ok"] == 40 and r[name]["new_cpu_us"] > 0 for name in r), r

@@ -40,13 +40,10 @@ class PairedRun(Phases):
     async def broadcasts(self, tag: str, count: int) -> dict[str, Any]:
         """Runs count broadcasts, one in flight; returns the CPU per delivered message and the
         part of it full garbage collections took."""
-        gcs0, gc0 = self.full_gcs()
+        gc0 = self.full_gcs()
         run = await self.broadcast_phase(tag, count, 60.0)
-        gcs, gc = self.full_gcs()
-        delivered = run["delivered"]
-        return {"cpu_us": run["cpu_us_per_msg"], "delivered": delivered,
-                "expected": run["expected"], "full_gcs": gcs - gcs0,
-                "gc_us": 1e6 * (gc - gc0) / delivered if delivered else None}
+        return {"cpu_us": run["cpu_us_per_msg"], "delivered": run["delivered"],
+                "expected": run["expected"], **self.gc_since(gc0, run["delivered"])}
 
 
 def checkout(rev: str, path: str) -> str:
