@@ -33,7 +33,8 @@ from tornado.websocket import WebSocketProtocol13, _PerMessageDeflateCompressor
 __all__ = [
     "write_frame", "write_frames", "backlog", "lighten", "unread", "recv_now",
     "read_when_readable",
-    "Headers", "headers_of", "break_cycles", "preset_handler", "shed_headers", "clear_response",
+    "Headers", "headers_of", "upgrade_request", "break_cycles", "preset_handler",
+    "shed_headers", "clear_response",
     "request_context", "add_listener", "stopped", "track", "check",
 ]
 
@@ -228,6 +229,40 @@ def headers_of(fields: Iterable[tuple[str, str]]) -> tornado.httputil.HTTPHeader
     return headers
 
 
+# -- requests --------------------------------------------------------------------------------
+
+def upgrade_request(connection: Any, line: tornado.httputil.RequestStartLine, uri: str,
+                    query: str, headers: tornado.httputil.HTTPHeaders,
+                    arguments: dict[str, list[bytes]]) -> tornado.httputil.HTTPServerRequest:
+    """Returns the request HTTPServerRequest(connection=, start_line=line, headers=) builds,
+    with `uri` and the query already parsed (`arguments`) set on it: the same attributes, set
+    in the same order (instances then share one key table), and the same Host checks, which
+    raise HTTPInputError. Tornado's constructor parses the start line's query again and
+    deep-copies what it parsed; `line.path` is the path alone, `uri` the path and query."""
+    host = headers.get("Host")
+    if host is None or not tornado.httputil._ABNF.host.fullmatch(host) or "," in host:
+        raise tornado.httputil.HTTPInputError(f"Invalid Host header: {host!r}")
+    request = tornado.httputil.HTTPServerRequest.__new__(tornado.httputil.HTTPServerRequest)
+    request.method, request.uri, request.version = line.method, uri, line.version
+    request.headers = headers
+    request.body = b""
+    context = getattr(connection, "context", None)
+    request.remote_ip = getattr(context, "remote_ip", None)
+    request.protocol = getattr(context, "protocol", "http")
+    request.host = host
+    request.host_name = tornado.httputil.split_host_and_port(host.lower())[0]
+    request.files = {}
+    request.connection = connection
+    request.server_connection = None
+    request._start_time = time.time()
+    request._finish_time = None
+    request.path, request.query = line.path, query
+    request.arguments = arguments
+    request.query_arguments = {name: list(values) for name, values in arguments.items()}
+    request.body_arguments = {}
+    return request
+
+
 # -- request handlers ------------------------------------------------------------------------
 
 def break_cycles(handler: RequestHandler) -> None:
@@ -311,6 +346,12 @@ def check() -> None:
         server = HTTPServer(lambda request: None)
         missing += [f"HTTPServer.{name}" for name in SERVER_INTERNALS
                     if not hasattr(server, name)]
+        line = tornado.httputil.RequestStartLine("GET", "/ws", "HTTP/1.1")
+        fields = tornado.httputil.HTTPHeaders({"Host": "example.com"})
+        built = vars(upgrade_request(None, line, "/ws?a=1", "a=1", fields, {"a": [b"1"]}))
+        tornados = vars(tornado.httputil.HTTPServerRequest(start_line=line, headers=fields))
+        if list(built) != list(tornados):
+            missing.append(f"HTTPServerRequest's attributes {list(tornados)}")
         compressor = _PerMessageDeflateCompressor(False, 9)
         missing += [f"_PerMessageDeflateCompressor.{name}" for name in COMPRESSOR_INTERNALS
                     if getattr(compressor, name, None) != 9]

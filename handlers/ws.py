@@ -92,8 +92,7 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
         """Sends the welcome with the feed position, then the feed events missed since the
         position `since`/`epoch` name, when it is recoverable."""
         assert self.client is not None
-        since = self.get_query_argument("since", None)
-        epoch = self.get_query_argument("epoch", None)
+        since, epoch = self.query("since"), self.query("epoch")
         recovery, missed = self.ctx.hub.recover(self.client, FEED, since, epoch)
         self.send(Event(EventType.CONNECTION_ESTABLISHED, {
             "client_id": self.client.id,

@@ -95,12 +95,12 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
             raise PermissionDenied(
                 f"origin {origin[:200]} is not allowed to open /ws on {self.request.host[:200]}: "
                 "add it with --allowed-origins (or --cors-origins, which also allows the REST API)")
-        token = self.get_query_argument("token", None) or bearer_token(self)
+        token = self.query("token") or bearer_token(self)
         if not token:
             raise AuthenticationError("missing token: connect to /ws?token=<access token>")
         self.principal = await self.ctx.auth.authenticate(token)
         try:  # a shared log (Redis) may have to be read before open() can recover the feed
-            await self.ctx.hub.prepare(FEED, self.get_query_argument("since", None))
+            await self.ctx.hub.prepare(FEED, self.query("since"))
         except StreamUnavailable:
             raise StreamBusy("the event stream cannot be read now; retry shortly") from None
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
@@ -112,6 +112,20 @@ class HandshakeMixin(ErrorEnvelopeMixin, WebSocketHandler):
         if hooks.wants("connect"):  # after every built-in rule: the hook can only narrow them
             self._client_id = new_client_id()
             await hooks.connect(self.principal, self._client_id, self.transport)
+
+    def query(self, name: str) -> str | None:
+        """Returns get_query_argument(name, None): the last value, without surrounding
+        whitespace, control characters as spaces. A lone value of printable ASCII (a token,
+        an offset) is read as it is, without Tornado's pass over each of its characters
+        (a couple of microseconds for a token); any other goes through Tornado's."""
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        if len(values) == 1 and values[0].isascii():  # Tornado decodes every value given
+            text = values[0].decode("ascii")
+            if text.isprintable():
+                return text.strip()
+        return self.get_query_argument(name, None)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Counts the refused upgrade by reason, then renders the error envelope."""
