@@ -19,7 +19,7 @@ from models.errors import DatabaseBusy, DatabaseUnavailable
 
 __all__ = [
     "db", "open_database", "init_db", "create_tables", "drop_tables", "Runner", "Batch",
-    "BaseModel", "write_tx",
+    "each", "BaseModel", "write_tx",
 ]
 
 T = TypeVar("T")
@@ -181,46 +181,58 @@ class Runner:
 
 
 class Batch(Generic[A, T]):
-    """Calls of one blocking function made in the same IOLoop iteration, run as one pool job.
+    """Calls of one blocking function that arrive together, run as one pool job.
 
-    A pool job costs about 80-150 us of CPU in thread hand-offs alone (measured on this
-    project's 2-core box), many times a primary-key read. Handshakes that arrive together
-    (W1, a reconnect storm) and miss the session cache would each pay it; through a Batch
-    they share one job. Each caller gets its own item's result, or the exception its item
-    raised; a failure of the job itself (the database unreachable after the pool's retry)
-    reaches every caller of the batch. At most `limit` items go in one job.
+    A pool job costs 80-150 us of CPU in thread hand-offs alone (measured on this project's
+    2-core box), many times a primary-key read. Handshakes that arrive together (W1, a
+    reconnect storm) and miss the session cache would each pay it; through a Batch they
+    share one job. `many` gets the job's arguments as a list and returns one outcome per
+    argument, in order: (True, result) or (False, the exception that item raised), so each
+    caller gets its own; `each(fn)` makes one of a function of a single argument. An
+    exception `many` raises (the database unreachable after the pool's retry) fails every
+    caller of the job.
+
+    At most `in_flight` jobs run at once, each of at most `limit` items: calls that arrive
+    while they run wait together for the next (group commit), so a storm makes few large
+    jobs, and a quiet server's lone call starts its job in the iteration it was made.
     """
 
-    def __init__(self, run: Runner, fn: Callable[[A], T], limit: int = 64) -> None:
-        self.run, self.fn, self.limit = run, fn, limit
+    def __init__(self, run: Runner, many: Callable[[list[A]], list[tuple[bool, Any]]],
+                 limit: int = 64, in_flight: int = 1) -> None:
+        self.run, self.many, self.limit, self.in_flight = run, many, limit, in_flight
         self._items: list[tuple[A, asyncio.Future[T]]] = []
         self._jobs: set[asyncio.Task[None]] = set()
         self.jobs = 0  # pool jobs run so far
         self.items = 0  # calls they served
 
     async def __call__(self, arg: A) -> T:
-        """Runs fn(arg) in this iteration's job and returns its result (or raises)."""
+        """Runs the function on arg in a job and returns its result (or raises)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._items.append((arg, future))
-        if len(self._items) == 1:
-            loop.call_soon(self._flush)
-        elif len(self._items) >= self.limit:
-            self._flush()
+        if len(self._jobs) < self.in_flight:  # else the running job's end starts the next
+            if len(self._items) == 1:
+                loop.call_soon(self._flush)
+            elif len(self._items) >= self.limit:
+                self._flush()
         return await future
 
     def _flush(self) -> None:
-        items, self._items = self._items, []
-        if items:
+        while self._items and len(self._jobs) < self.in_flight:
+            items, self._items = self._items[:self.limit], self._items[self.limit:]
             job = asyncio.ensure_future(self._execute(items))
             self._jobs.add(job)
-            job.add_done_callback(self._jobs.discard)
+            job.add_done_callback(self._done)
+
+    def _done(self, job: asyncio.Task[None]) -> None:
+        self._jobs.discard(job)
+        self._flush()  # the calls that arrived meanwhile, together
 
     async def _execute(self, items: list[tuple[A, asyncio.Future[T]]]) -> None:
         self.jobs += 1
         self.items += len(items)
         try:
-            outcomes = await self.run(_each, self.fn, [arg for arg, _ in items])
+            outcomes = await self.run(self.many, [arg for arg, _ in items])
         except Exception as exc:
             for _, future in items:
                 if not future.done():
@@ -235,18 +247,21 @@ class Batch(Generic[A, T]):
                 future.set_exception(value)
 
 
-def _each(fn: Callable[[A], T], args: list[A]) -> list[tuple[bool, Any]]:
-    """Runs fn on each argument, keeping each outcome. A lost connection is not an outcome:
-    it fails the job, which the pool retries once on a fresh connection (_in_connection)."""
-    out: list[tuple[bool, Any]] = []
-    for arg in args:
-        try:
-            out.append((True, fn(arg)))
-        except (peewee.OperationalError, peewee.InterfaceError):
-            raise
-        except Exception as exc:
-            out.append((False, exc.with_traceback(None)))
-    return out
+def each(fn: Callable[[A], T]) -> Callable[[list[A]], list[tuple[bool, Any]]]:
+    """Returns a Batch's function that runs fn on each argument, keeping each outcome. A
+    lost connection is not an outcome: it fails the job, which the pool retries once on a
+    fresh connection (_in_connection)."""
+    def many(args: list[A]) -> list[tuple[bool, Any]]:
+        out: list[tuple[bool, Any]] = []
+        for arg in args:
+            try:
+                out.append((True, fn(arg)))
+            except (peewee.OperationalError, peewee.InterfaceError):
+                raise
+            except Exception as exc:
+                out.append((False, exc.with_traceback(None)))
+        return out
+    return many
 
 
 def _lower_priority(nice: int) -> None:

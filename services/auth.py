@@ -14,7 +14,7 @@ from auth.jwt import Claims, TokenError, TokenIssuer
 from auth.ratelimit import RateLimiter
 from hub import feed
 from models.db import Batch, Runner, write_tx
-from models.token import RefreshToken, Session, session_principal
+from models.token import RefreshToken, Session, session_principals
 from models.user import User, utcnow
 from services import validation as v
 from services.errors import AuthenticationError, PermissionDenied, RateLimited
@@ -101,8 +101,9 @@ class AuthService:
         # to the hub's controls, which is what invalidates it.
         self.sessions = sessions if sessions is not None else SessionCache(ttl=0)
         self.run = run
-        # The database checks of sessions the cache lacks, one pool job per IOLoop iteration.
-        self.session_checks = Batch(run, self.check_claims)
+        # The database checks of sessions the cache lacks: those that arrive together share
+        # one pool job and one statement.
+        self.session_checks = Batch(run, self.check_sessions)
         # Password hashing has a pool of its own at lower CPU priority, so a login storm
         # cannot take the core away from the IOLoop (and fan-out) or from database work.
         self.hash = hash
@@ -287,16 +288,22 @@ class AuthService:
         return await self.session_checks(claims)
 
     @staticmethod
-    def check_claims(claims: Claims) -> Principal:
-        """Checks that the token's user, version and session are still current (blocking).
+    def check_sessions(claims: list[Claims]) -> list[tuple[bool, Any]]:
+        """Checks that each token's user, version and session are still current (blocking):
+        one outcome per token, (True, its Principal) or (False, the AuthenticationError).
 
-        One query reads the session with its user; only a refusal looks again, to say which.
+        One query reads every session with its user; only a refusal looks again, to say which.
         """
-        row = session_principal(claims.sid)
-        if row is not None:
-            revoked_at, user_id, name, role, version = row
-            if revoked_at is None and user_id == claims.user_id and version == claims.ver:
-                return Principal(user_id, name, role, version, claims.sid, claims.exp)
-        if not User.select().where(User.id == claims.user_id).exists():
-            raise AuthenticationError("account not found")
-        raise AuthenticationError("session revoked")
+        rows = session_principals([c.sid for c in claims])
+        outcomes: list[tuple[bool, Any]] = []
+        for c in claims:
+            row = rows.get(c.sid)
+            if row is not None:
+                revoked_at, user_id, name, role, version = row
+                if revoked_at is None and user_id == c.user_id and version == c.ver:
+                    outcomes.append((True, Principal(user_id, name, role, version, c.sid, c.exp)))
+                    continue
+            found = User.select().where(User.id == c.user_id).exists()
+            outcomes.append((False, AuthenticationError(
+                "session revoked" if found else "account not found")))
+        return outcomes

@@ -236,21 +236,41 @@ async def test_a_revocation_on_another_node_clears_this_nodes_cache(api):
     await refused(api, token)
 
 
-def test_session_principal_reads_a_session_with_its_user_from_a_statement_built_once(database):
-    """The cache's database check: one prebuilt statement per database, run with the id."""
+def test_session_principals_read_sessions_with_their_users_in_one_statement_built_once(database):
+    """The cache's database check: one statement per database and number of ids, built once,
+    reads every session asked for with its user; an unknown id is left out, a repeated one
+    read once."""
     from models import token
     from models.db import db
     from models.user import User
 
-    user = User.create(name="Ann", email="ann@example.com", password_hash="x", role="admin")
-    Session.create(id="sess-1", user=user)
-    assert token.session_principal("sess-1") == (None, user.id, "Ann", "admin", 1)
-    assert token.session_principal("no-such-session") is None
+    ann = User.create(name="Ann", email="ann@example.com", password_hash="x", role="admin")
+    bob = User.create(name="Bob", email="bob@example.com", password_hash="x", role="user")
+    Session.create(id="sess-1", user=ann)
+    Session.create(id="sess-2", user=bob)
+    assert token.session_principals(["sess-1", "no-such-session", "sess-2", "sess-1"]) == {
+        "sess-1": (None, ann.id, "Ann", "admin", 1), "sess-2": (None, bob.id, "Bob", "user", 1)}
+    assert token.session_principals(["no-such-session"]) == {}
     Session.update(revoked_at=utcnow()).where(Session.id == "sess-1").execute()
-    revoked_at, *rest = token.session_principal("sess-1")
-    assert revoked_at is not None and rest == [user.id, "Ann", "admin", 1]
-    sql, params = token._PRINCIPAL_SQL[db.obj]
-    assert len(params) == sql.count("?") + sql.count("%s") == 2  # the id and the LIMIT
+    revoked_at, *rest = token.session_principals(["sess-1"])["sess-1"]
+    assert revoked_at is not None and rest == [ann.id, "Ann", "admin", 1]
+    built = token._PRINCIPAL_SQL[db.obj]
+    assert sorted(built) == [1, 3]  # one per number of distinct ids asked for
+    for count, sql in built.items():
+        assert sql.count("?") + sql.count("%s") == count
+
+
+def test_session_principals_read_more_ids_than_one_statement_takes(database):
+    """Ids past MAX_IDS go in further statements; every session is found."""
+    from models import token
+    from models.user import User
+
+    user = User.create(name="Ann", email="ann@example.com", password_hash="x", role="user")
+    ids = [f"sess-{i}" for i in range(token.MAX_IDS * 2 + 5)]
+    Session.insert_many([{"id": sid, "user": user.id} for sid in ids]).execute()
+    found = token.session_principals(ids)
+    assert sorted(found) == sorted(ids)
+    assert all(row == (None, user.id, "Ann", "user", 1) for row in found.values())
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -276,3 +296,32 @@ async def test_handshakes_that_miss_the_cache_go_through_the_batched_check(api):
         welcome = await next_event(conn)
         assert welcome["data"]["user_id"] == users[i]["user"]["id"]
         conn.close()
+
+
+def test_check_sessions_reads_a_batch_at_once_and_answers_each_token_on_its_own(database):
+    """One call for a batch: each token gets its principal or its own refusal, in order."""
+    from auth.jwt import Claims
+    from models.user import User
+    from services.auth import AuthService
+    from services.errors import AuthenticationError
+
+    ann = User.create(name="Ann", email="ann@example.com", password_hash="x", role="admin")
+    bob = User.create(name="Bob", email="bob@example.com", password_hash="x", role="user")
+    Session.create(id="s-ann", user=ann)
+    Session.create(id="s-bob", user=bob)
+    Session.create(id="s-old", user=ann, revoked_at=utcnow())
+
+    def claims(user_id: int, sid: str, ver: int = 1) -> Claims:
+        return Claims(user_id=user_id, typ="access", ver=ver, sid=sid, exp=2_000_000_000)
+
+    outcomes = AuthService.check_sessions([
+        claims(ann.id, "s-ann"), claims(ann.id, "s-old"), claims(bob.id, "s-bob"),
+        claims(bob.id, "s-bob", ver=2), claims(9999, "s-gone"), claims(ann.id, "s-ann")])
+    assert [ok for ok, _ in outcomes] == [True, False, True, False, False, True]
+    assert (outcomes[0][1].id, outcomes[0][1].name, outcomes[0][1].role) == (ann.id, "Ann", "admin")
+    assert (outcomes[2][1].id, outcomes[2][1].session_id) == (bob.id, "s-bob")
+    assert outcomes[5][1] == outcomes[0][1]
+    refusals = [value for ok, value in outcomes if not ok]
+    assert all(isinstance(r, AuthenticationError) for r in refusals)
+    assert [str(r) for r in refusals] == ["session revoked", "session revoked",
+                                          "account not found"]

@@ -116,7 +116,7 @@ async def test_token_never_reaches_a_log_line_even_on_a_server_error(api, caplog
     def broken(claims):
         raise RuntimeError("database exploded")
 
-    monkeypatch.setattr(api.ctx.auth.session_checks, "fn", broken)  # the database check
+    monkeypatch.setattr(api.ctx.auth.session_checks, "many", broken)  # the database check
     # The session was cached by the first socket; this handshake must reach the database.
     monkeypatch.setattr(api.ctx.auth, "sessions", SessionCache(ttl=0))
     response = await AsyncHTTPClient().fetch(f"{api.base_url}/ws?token={token}",
