@@ -21,10 +21,11 @@ CAUSES: dict[str, str] = {
     "peer's own CPU moves by a third with the load from one minute to the next. " + _PAIRED,
     "handshakes_vs_websockets": "the handshake's own work: with the peer's full garbage "
     "collections left out of the ratio (each walks every connection it holds; in paired rounds "
-    "it runs one most rounds, this server none), this server's handshake costs 1.1-1.3x the "
+    "it runs one most rounds, this server none), this server's handshake costs 1.0-1.2x the "
     "peer's. Not the kernel: a bare handshake on the same loop (the floor) costs a fraction of "
     "it. A user's first tab verifies the token (about 18 us) and checks the session in a "
-    "database pool job; a known session's reconnect skips both (the paired R rounds). The rest "
+    "database pool job shared with the checks that arrive with it; a known session's reconnect "
+    "skips both (the paired R rounds). The rest "
     "is spread thin over Tornado's stream, handler and protocol objects, the hub's registration, "
     "the welcome and the access log line, none of them a fifth of it (History). "
     + _PAIRED,
