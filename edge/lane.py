@@ -82,9 +82,9 @@ def start_line(line: str) -> RequestStartLine | None:
     accepts it; None for any other line (Tornado's own parser then decides).
 
     Tornado checks the line against one pattern that matches the target a character at a
-    time, a few microseconds for a target carrying a token; this accepts the same lines
-    where the target is ASCII: three parts, a method of token characters, a target of
-    visible characters, HTTP/1.1.
+    time, a few microseconds for a target carrying a token; this accepts a subset of the
+    lines it accepts: three parts separated by single spaces, a method of ASCII letters, a
+    target of visible ASCII characters, HTTP/1.1.
     """
     parts = line.split(" ")
     if len(parts) != 3 or parts[2] != "HTTP/1.1":
