@@ -131,13 +131,30 @@ class Nodes:
         return node
 
     def stop(self) -> None:
-        """Stops every node and removes this test's keys from the shared Redis."""
+        """Stops every node and removes this test's keys from the shared Redis. What each
+        node logged at WARNING and above (tracebacks included) is printed: pytest shows it
+        beside a failure."""
         for node in self.nodes:
             node.stop()
+            print(f"--- node on port {node.port}, WARNING and above:\n{troubles(node.log_path)}")
         if self.redis_url == SHARED_REDIS:
             keys = redis_cli(self.redis_url, "--scan", "--pattern", f"{self.prefix}:*").split()
             for start in range(0, len(keys), 500):
                 redis_cli(self.redis_url, "DEL", *keys[start:start + 500])
+
+
+def troubles(path: str, limit: int = 200) -> str:
+    """Returns the last `limit` lines of a server log's WARNING, ERROR and CRITICAL records,
+    each with the lines that follow it (a traceback)."""
+    kept: list[str] = []
+    keep = False
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line[:4].isdigit():  # a record's first line starts with its timestamp
+                keep = any(level in line for level in (" WARNING ", " ERROR ", " CRITICAL "))
+            if keep:
+                kept.append(line.rstrip())
+    return "\n".join(kept[-limit:])
 
 
 async def login(port: int, email: str = "boss@example.com",

@@ -99,9 +99,9 @@ async def test_a_key_revoked_on_one_node_is_refused_on_the_other(nodes):
         body=json.dumps({"name": "svc", "scopes": ["notify"]}),
         headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"}))
     made = json.loads(response.body)["data"]
-    status, _ = await server(b, "/api/v1/server/notify",
-                             {"type": "app.x", "data": {}, "all": True}, made["key"])
-    assert status == 200  # B has verified (and cached) the key
+    status, answer = await server(b, "/api/v1/server/notify",
+                                  {"type": "app.x", "data": {}, "all": True}, made["key"])
+    assert status == 200, answer  # B has verified (and cached) the key
     await AsyncHTTPClient().fetch(HTTPRequest(
         f"http://127.0.0.1:{a}/api/v1/admin/api-keys/{made['id']}", method="DELETE",
         headers={"Authorization": f"Bearer {admin}"}))
