@@ -289,6 +289,21 @@ def test_missing_headers_internal_fails_naming_it(monkeypatch):
         check()
 
 
+def test_a_request_layout_upgrade_request_does_not_match_fails_naming_it(monkeypatch):
+    """A Tornado whose request sets an attribute upgrade_request() does not is named."""
+    import tornado.httputil
+
+    original = tornado.httputil.HTTPServerRequest.__init__
+
+    def one_more(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.trailers = None
+
+    monkeypatch.setattr(tornado.httputil.HTTPServerRequest, "__init__", one_more)
+    with pytest.raises(RuntimeError, match=r"HTTPServerRequest's attributes .*trailers"):
+        check()
+
+
 def _handler(cls: type) -> object:
     """A handler of cls for a GET / over a connection that is never written to."""
     from unittest import mock
