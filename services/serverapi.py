@@ -188,8 +188,7 @@ class ServerApi:
         except TimeoutError:
             self.relay.forget(event_id)
             raise Unnumbered() from None
-        answer: dict[str, Any] = {"offset": str(offset),
-                                  "epoch": self.hub.broker.log.position(FEED)[0]}
+        answer: dict[str, Any] = {"offset": str(offset), "epoch": await self._epoch(FEED)}
         if not self.hub.broker.deferred:
             answer["recipients"] = recipients
         if key:
@@ -200,7 +199,17 @@ class ServerApi:
         row = await self.run(OutboxEvent.get_or_none, OutboxEvent.event_id == event_id)
         if row is None or row.offset is None:
             return None
-        return {"offset": str(row.offset), "epoch": self.hub.broker.log.position(FEED)[0]}
+        return {"offset": str(row.offset), "epoch": await self._epoch(FEED)}
+
+    async def _epoch(self, stream: str) -> str:
+        """Returns a stream's epoch, reading it from the shared log first on a node that has
+        not read that stream yet (with the Redis broker, one no socket of it has reached):
+        Unnumbered (503) if it cannot be read now; the event itself is stored and numbered."""
+        try:
+            await self.hub.prepare(stream)
+        except StreamUnavailable:
+            raise Unnumbered() from None
+        return self.hub.broker.log.position(stream)[0]
 
     async def _with_claim(self, tx: Any) -> Any:
         """Runs a claiming transaction; a concurrent claim of the same key (a unique-index
@@ -244,8 +253,7 @@ class ServerApi:
                                                api_key=caller.name, message_id=message_id)
         except StreamUnavailable:
             raise StreamBusy("the server cannot number messages right now; retry later") from None
-        answer = {**sent, "channel": f"room:{room}",
-                  "epoch": self.hub.broker.log.position(f"room:{room}")[0]}
+        answer = {**sent, "channel": f"room:{room}", "epoch": await self._epoch(f"room:{room}")}
         if key:
             await self.idempotency.store(caller.id, key, answer)
         return answer
@@ -258,7 +266,7 @@ class ServerApi:
         public = row.to_public()
         channel = f"room:{row.room}"
         return {"id": public["id"], "sent_at": public["sent_at"], "offset": public["offset"],
-                "channel": channel, "epoch": self.hub.broker.log.position(channel)[0]}
+                "channel": channel, "epoch": await self._epoch(channel)}
 
     # -- presence, history, disconnect ---------------------------------------------------
 

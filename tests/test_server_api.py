@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 
 import pytest
 from conftest import next_event, wait_closed
+from tornado.websocket import websocket_connect
 
+from hub.messages import FEED
 from models.apikey import ApiKey, IdempotentRequest
 from services.apikeys import blocking, create_key
 
@@ -389,3 +392,41 @@ def test_cli_keys_are_listed_without_the_key(tmp_path):
     listed = blocking(list_keys)
     assert listed[0]["name"] == "cron" and made["key"] not in json.dumps(listed)
     database.close()
+
+
+
+@pytest.fixture
+def redis_up() -> str:
+    """The machine's Redis (skips without it, fails under CI=true): asked before `api`."""
+    from cluster import need_redis
+
+    return need_redis()
+
+
+@pytest.mark.settings(broker="redis", redis_prefix=f"t{uuid.uuid4().hex[:12]}")
+@pytest.mark.gen_test(timeout=30)
+async def test_notify_answers_the_epoch_on_a_node_that_has_not_read_the_feed(
+        redis_up, api, monkeypatch):
+    """With the Redis broker a node learns a stream's epoch when it first reads the stream
+    (a socket's handshake does). Nodes sharing a database also share the outbox, so another
+    node's relay may number a notify's event before this node's relay reads it: the notify
+    then has its offset but this node has not read the feed. It answers the feed's epoch all
+    the same (it read 500 before), and a socket opened afterwards is told the same epoch."""
+    log = api.ctx.hub.broker.log
+    assert FEED not in log.mirror.streams  # nothing on this node has read the feed yet
+    numbered = asyncio.get_running_loop().create_future()
+    numbered.set_result(1)  # as when another node's relay numbered the row first
+    monkeypatch.setattr(api.ctx.relay, "expect", lambda event_id: numbered)
+    monkeypatch.setattr(api.ctx.relay, "publish", lambda rows: 0)
+    key = await new_key(api)
+    status, body, _ = await server(api, "/api/v1/server/notify",
+                                   {"type": "app.x", "data": {}, "all": True}, key)
+    assert status == 200, body
+    epoch = body["data"]["epoch"]
+    assert epoch and body["data"]["offset"] == "1" and FEED in log.mirror.streams
+    admin = await api.admin()
+    conn = await websocket_connect(f"{api.ws_url}/ws?token={admin['access_token']}")
+    welcome = await next_event(conn)
+    assert welcome["type"] == "connection.established", welcome
+    assert welcome["data"]["epoch"] == epoch
+    conn.close()
