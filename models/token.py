@@ -77,4 +77,3 @@ def session_principals(session_ids: list[str]) -> dict[str, Row]:
         for sid, *row in database.execute_sql(sql, chunk).fetchall():
             found[sid] = tuple(row)  # type: ignore[assignment]
     return found
-
