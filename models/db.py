@@ -19,7 +19,7 @@ from models.errors import DatabaseBusy, DatabaseUnavailable
 
 __all__ = [
     "db", "open_database", "init_db", "create_tables", "drop_tables", "Runner", "Batch",
-    "each", "BaseModel", "write_tx",
+    "BaseModel", "write_tx",
 ]
 
 T = TypeVar("T")
@@ -188,9 +188,8 @@ class Batch(Generic[A, T]):
     reconnect storm) and miss the session cache would each pay it; through a Batch they
     share one job. `many` gets the job's arguments as a list and returns one outcome per
     argument, in order: (True, result) or (False, the exception that item raised), so each
-    caller gets its own; `each(fn)` makes one of a function of a single argument. An
-    exception `many` raises (the database unreachable after the pool's retry) fails every
-    caller of the job.
+    caller gets its own. An exception `many` raises (the database unreachable after the
+    pool's retry) fails every caller of the job.
 
     At most `in_flight` jobs run at once, each of at most `limit` items: calls that arrive
     while they run wait together for the next (group commit), so a storm makes few large
@@ -245,23 +244,6 @@ class Batch(Generic[A, T]):
                 future.set_result(value)
             else:
                 future.set_exception(value)
-
-
-def each(fn: Callable[[A], T]) -> Callable[[list[A]], list[tuple[bool, Any]]]:
-    """Returns a Batch's function that runs fn on each argument, keeping each outcome. A
-    lost connection is not an outcome: it fails the job, which the pool retries once on a
-    fresh connection (_in_connection)."""
-    def many(args: list[A]) -> list[tuple[bool, Any]]:
-        out: list[tuple[bool, Any]] = []
-        for arg in args:
-            try:
-                out.append((True, fn(arg)))
-            except (peewee.OperationalError, peewee.InterfaceError):
-                raise
-            except Exception as exc:
-                out.append((False, exc.with_traceback(None)))
-        return out
-    return many
 
 
 def _lower_priority(nice: int) -> None:
