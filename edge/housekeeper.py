@@ -53,12 +53,14 @@ def return_large_blocks() -> bool:
 
 
 class Housekeeper:
-    """Collects closed connections' garbage and gives freed heap back to the OS after churn.
+    """Collects garbage cycles and gives freed heap back to the OS after churn.
 
-    tune_gc() makes full collections rare, so the reference cycles of closed sockets would
-    otherwise wait in the oldest generation for a long time. Every `interval` seconds, if at
-    least `threshold` sockets closed since the last run, this runs a full collection and
-    glibc's malloc_trim(0). With no churn it costs nothing.
+    tune_gc() makes full collections rare, so reference cycles would otherwise wait in the
+    oldest generation for a long time. A closed socket leaves none of its own (its objects
+    are freed as it closes); the collection also resets the count of objects promoted since
+    the last one, so Python's own full collection does not come at a time of its choosing.
+    Every `interval` seconds, if at least `threshold` sockets closed since the last run, this
+    runs a full collection and glibc's malloc_trim(0). With no churn it costs nothing.
     """
 
     def __init__(self, server: EdgeServer, interval: float = 5.0, threshold: int = 50) -> None:

@@ -254,13 +254,14 @@ class StrictProtocol(WebSocketProtocol13):
 
     def _arrived(self, future: Future[bytes]) -> None:
         """Parses what arrived, in a task (a message's handler may await)."""
-        try:
-            data = future.result()
-        except Exception:  # the stream closed while the socket was idle
+        # Asked, not raised: raising the future's error would put this frame, which holds
+        # the future, in the error's traceback, a cycle only a full collection frees.
+        if future.cancelled() or future.exception() is not None:
+            # The stream closed while the socket was idle.
             self._abort()
             self.handler.on_ws_connection_close(self.close_code, self.close_reason)
             return
-        self._inbuf, self._inpos = data, 0
+        self._inbuf, self._inpos = future.result(), 0
         asyncio.ensure_future(self._parse())
 
     async def _parse(self) -> None:

@@ -72,6 +72,11 @@ class _CountedStream(IOStream):
         self.refusal: Exception | None = None
 
     def close_fd(self) -> None:
+        # The error a read or write met (a reset, a broken pipe) stays on the stream, for the
+        # StreamClosedError its waiters get; its traceback holds the frame that caught it,
+        # whose `self` is this stream: a cycle only a full collection would free.
+        if self.error is not None:
+            self.error.__traceback__ = None
         super().close_fd()
         self._server.stream_closed()
 

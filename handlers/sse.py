@@ -13,6 +13,7 @@ import functools
 import sys
 from typing import TYPE_CHECKING, Any
 
+from edge import internals
 from edge.sse import RETRY_MS, SseConnection, parse_cursor
 from handlers.base import ApiHandler, bearer_token
 from hub.client import Client, new_client_id
@@ -99,6 +100,7 @@ class SseHandler(ApiHandler):
         ctx, hub = self.ctx, self.ctx.hub
         self.set_status(200)
         stream = self.detach()  # the response is this stream's from now on
+        internals.break_cycles(self)  # as finish() would: a detached response never finishes
         conn = SseConnection(stream, hub.writes)
         client = Client(conn, principal.id, principal.role, principal.session_id,
                         principal.token_version, client_id=client_id,
@@ -165,6 +167,7 @@ def _closed(ctx: Context, conn: SseConnection) -> None:
         ctx.hub.unregister(conn.client)
         ctx.metrics.connection_closed(conn.code, "sse")
         ctx.webhooks.connection_closed(conn.client, "sse", conn.code, conn.reason)
+        conn.client.detach()
 
 
 def _start_part(channel: str | None, recovery: Recovery, at: tuple[str, str] | None) -> str:

@@ -128,6 +128,7 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
                             else (self.close_code, self.close_reason))
             self.ctx.metrics.connection_closed(code)
             self.ctx.webhooks.connection_closed(self.client, self.transport, code, reason)
+            self.client.detach()
 
     @property
     def heartbeat(self) -> Heartbeat:

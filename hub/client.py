@@ -10,7 +10,7 @@ from hub.events import JSON
 if TYPE_CHECKING:
     import socket
 
-__all__ = ["Connection", "Client", "new_client_id"]
+__all__ = ["Connection", "Client", "GONE", "new_client_id"]
 
 
 class Connection(Protocol):
@@ -37,6 +37,29 @@ class Connection(Protocol):
         """Starts a close handshake with code and reason."""
 
 
+class _Gone:
+    """The connection of a Client whose socket has closed: it writes nothing and holds
+    nothing (a verb still running for the closed socket may write its reply)."""
+
+    __slots__ = ()
+
+    def write_frame(self, frame: bytes) -> bool:
+        return True
+
+    def write_held(self, last: bool = False) -> bool:
+        return True
+
+    def backlog(self) -> tuple[int, int]:
+        return 0, 0
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<closed connection>"
+
+
+GONE: Connection = _Gone()
 NO_CHANNELS: frozenset[str] = frozenset()
 _IDS_PER_DRAW = 256
 _ids: list[str] = []
@@ -106,3 +129,16 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<Client {self.id} user={self.user_id} role={self.role}>"
+
+    def detach(self) -> None:
+        """Forgets the connection once its socket has closed and the hub has let it go.
+
+        The socket handler and its Client refer to each other; left linked, a closed
+        connection's objects (handler, request, stream, protocol) form a reference cycle that
+        only a full garbage collection frees, and a full collection walks every live object
+        with the event loop held (35-80 ms at 2,000 sockets). Unlinked, they are freed as the
+        socket closes.
+        """
+        self.conn = GONE
+        self.sock = None
+        self.held, self.held_size = None, 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import uuid
+import weakref
 
 import pytest
 from fakeclock import FakeClock
@@ -12,7 +13,7 @@ from fakeclock import FakeClock
 from app import make_hub
 from hub import feed
 from hub.broker import MemoryBroker
-from hub.client import Client, new_client_id
+from hub.client import GONE, Client, new_client_id
 from hub.disconnect import ACCOUNT_DELETED, SESSION_REVOKED, SHUTTING_DOWN
 from hub.events import Event, EventType
 from hub.hub import MAX_QUEUED_MESSAGES, MAX_UNSENT_BYTES, Hub
@@ -517,6 +518,25 @@ def test_unregister_leaves_every_channel():
     hub.subscribe(client, "room:b")
     hub.unregister(client)
     assert hub.by_channel == {} and client.channels == set()
+
+
+def test_a_detached_client_lets_its_connection_go_and_writes_nowhere():
+    """Once its socket has closed and the hub let it go, a Client no longer refers to the
+    connection (the two would otherwise keep each other alive); a frame still held for the
+    iteration's flush, or a verb's late reply, goes nowhere without an error."""
+    hub = new_hub()
+    client, conn = connect(hub, 1)
+    client.held, client.held_size = [b"frame"], 5
+    hub.writes.add(client)
+    hub.unregister(client)
+    client.detach()
+    assert client.conn is GONE and client.sock is None and client.held is None
+    sent, gone = conn.sent, weakref.ref(conn)
+    del conn
+    assert gone() is None  # freed at once: nothing but the record referred to it
+    hub.writes.flush()
+    assert sent == [] and client.conn.write_frame(b"late") is True
+    assert client.conn.backlog() == (0, 0) and client.conn.close(1000, "bye") is None
 
 
 def test_unsubscribe_control_tells_each_affected_socket_once():

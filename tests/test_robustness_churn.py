@@ -16,8 +16,8 @@ from serverproc import ServerProcess
 ROUNDS = 20
 PER_ROUND = 1000
 CONCURRENCY = 50
-# Seconds a round lasts at least. The server's housekeeper collects closed sockets' reference
-# cycles every 5 s, so how much garbage waits between its runs grows with the churn rate; the
+# Seconds a round lasts at least. The server's housekeeper runs a full collection and trims the
+# heap every 5 s, so how much freed memory waits between its runs grows with the churn rate; the
 # bounds below were set at about 1,000 handshakes per 1.4 s, and cached sessions now make a
 # round several times faster, so rounds are held to that pace.
 ROUND_SECONDS = 1.5
