@@ -73,7 +73,7 @@ def _flatness(report: dict[str, Any]) -> list[dict[str, Any]]:
         f"the intervals from {max(0.0, rows[w - 1]['t_s'] - k * report['plan']['interval']):.0f}"
         f" to {rows[w - 1]['t_s']:.0f} s")
     unit = (f"windows of {k} intervals ({fmt(k * report['plan']['interval'], 0)} s, their "
-            "latencies pooled)" if k > 1 else "intervals")
+            "p99s' median)" if k > 1 else "intervals")
     out.append(_target("p99 latency over the end of the warm-up", worst, "<=", P99_RATIO,
                        None if worst is None else worst <= P99_RATIO,
                        f"{len(judged) if usable else 0} of {len(ends)} {unit} after the "
@@ -215,7 +215,7 @@ def _load_text(p: dict[str, Any], lag_source: str) -> str:
            "lag gauge; the probe includes the health check's database round trip)")
     warm, k = p.get("warm_up", 2) * p["interval"], p.get("window", 1)
     window = ("one interval here" if k == 1
-              else f"{k} intervals here, their latencies pooled")
+              else f"{k} intervals here, judged by the median of their p99s")
     return (f"All at once: a numbered broadcast every second to every client; {p['rooms']} "
             f"rooms of {p.get('members', '?')} members, each publishing a numbered message "
             f"every {p['room_interval']:g} s; {p['churn_rate']:g} connects and "

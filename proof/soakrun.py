@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import os
 import random
 import statistics
@@ -212,8 +211,8 @@ class SoakRun:
         """Samples through every interval and prints its line."""
         p, done = self.plan, 0
         step = p.interval / p.samples_per_interval
-        # The latencies of the last p.window intervals: each row's p99 over them all too.
-        recent: collections.deque[array] = collections.deque(maxlen=p.window)
+        # The p99s of the last p.window intervals: each row's window figure is their median.
+        recent: collections.deque[float] = collections.deque(maxlen=p.window)
         for i in range(1, p.intervals + 1):
             t, tr = self.ticks, self.traffic
             start = {**t, "alerts": len(tr.alerts), "logins": tr.logins_ok,
@@ -225,9 +224,9 @@ class SoakRun:
                 await asyncio.sleep(max(0.0, t0 + done * step - time.monotonic()))
                 samples.append(await self.sample(t0, values))
             row = self.row(i, samples, values, start)
-            recent.append(values)
-            row["window_p99_ms"] = (_p99_ms(array("d", sorted(itertools.chain(*recent))))
-                                    if len(recent) > 1 else row["p99_ms"])
+            if row["p99_ms"] is not None:
+                recent.append(row["p99_ms"])
+            row["window_p99_ms"] = statistics.median(recent) if recent else None
             self.result["rows"].append(row)
             self.clock.say(soakreport.line(row, p))
 
