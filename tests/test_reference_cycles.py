@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from conftest import next_event
 from sseutil import open_sse
-from tornado.httpclient import HTTPClientError
-from tornado.httputil import HTTPServerRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 SERVER_PACKAGES = ("edge.", "handlers.", "hub.", "services.")
@@ -56,45 +56,63 @@ async def _subscribed(api: Any, token: str) -> WebSocketClientConnection:
     return conn
 
 
-async def _close(api: Any, ctx: Any, token: str) -> None:
+async def _close(api: Any, ctx: Any, lane: Any, token: str) -> None:
     (await _subscribed(api, token)).close(1000)
 
 
-async def _reset_after_a_message(api: Any, ctx: Any, token: str) -> None:
+async def _reset_after_a_message(api: Any, ctx: Any, lane: Any, token: str) -> None:
     _reset(await _subscribed(api, token))
 
 
-async def _reset_while_a_message_runs(api: Any, ctx: Any, token: str) -> None:
+async def _reset_while_a_message_runs(api: Any, ctx: Any, lane: Any, token: str) -> None:
     conn = await api.ws(token)
     await conn.write_message(json.dumps({"id": 1, "type": "subscribe",
                                          "data": {"channel": "room:lobby"}}))
     _reset(conn)
 
 
-async def _server_closes(api: Any, ctx: Any, token: str) -> None:
+async def _server_closes(api: Any, ctx: Any, lane: Any, token: str) -> None:
     conn = await api.ws(token)
     ctx.hub.drop(list(ctx.hub.clients.values())[-1], (4000, "dropped"))
     assert await conn.read_message() is None
 
 
-async def _server_closes_into_a_reset(api: Any, ctx: Any, token: str) -> None:
+async def _server_closes_into_a_reset(api: Any, ctx: Any, lane: Any, token: str) -> None:
     conn = await api.ws(token)
     ctx.hub.drop(list(ctx.hub.clients.values())[-1], (4000, "dropped"))
     _reset(conn)
 
 
-async def _refused(api: Any, ctx: Any, token: str) -> None:
+async def _served_by_tornado(api: Any, ctx: Any, lane: Any, token: str) -> None:
+    # A repeated header field: the upgrade lane hands the head to Tornado's HTTP/1.1 parser.
+    headers = HTTPHeaders()
+    headers.add("X-Repeated", "1")
+    headers.add("X-Repeated", "2")
+    handed_back = lane.handed_back
+    conn = await websocket_connect(HTTPRequest(f"{api.ws_url}/ws?token={token}",
+                                               headers=headers))
+    assert (await next_event(conn))["type"] == "connection.established"
+    assert lane.handed_back == handed_back + 1
+    conn.close(1000)
+
+
+async def _rest(api: Any, ctx: Any, lane: Any, token: str) -> None:
+    status, _, _ = await api.call("GET", "/api/v1/users/me", token=token)
+    assert status == 200
+
+
+async def _refused(api: Any, ctx: Any, lane: Any, token: str) -> None:
     with pytest.raises(HTTPClientError):
         await websocket_connect(f"{api.ws_url}/ws?token=not-a-token")
 
 
-async def _sse_closed(api: Any, ctx: Any, token: str) -> None:
+async def _sse_closed(api: Any, ctx: Any, lane: Any, token: str) -> None:
     stream = await open_sse(api.base_url, token)
     assert stream.status == 200
     stream.close()
 
 
-async def _sse_reset(api: Any, ctx: Any, token: str) -> None:
+async def _sse_reset(api: Any, ctx: Any, lane: Any, token: str) -> None:
     stream = await open_sse(api.base_url, token)
     assert stream.status == 200
     stream.writer.get_extra_info("socket").setsockopt(
@@ -102,13 +120,15 @@ async def _sse_reset(api: Any, ctx: Any, token: str) -> None:
     stream.close()
 
 
-ENDINGS: dict[str, Callable[[Any, Any, str], Awaitable[None]]] = {
+ENDINGS: dict[str, Callable[[Any, Any, Any, str], Awaitable[None]]] = {
     "client close frame": _close,
     "reset after a message": _reset_after_a_message,
     "reset while a message runs": _reset_while_a_message_runs,
     "server close": _server_closes,
     "server close, then a reset": _server_closes_into_a_reset,
+    "handshake served by Tornado's parser": _served_by_tornado,
     "refused handshake": _refused,
+    "REST request": _rest,
     "SSE stream closed": _sse_closed,
     "SSE stream reset": _sse_reset,
 }
@@ -117,13 +137,14 @@ ENDINGS: dict[str, Callable[[Any, Any, str], Awaitable[None]]] = {
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("ending", list(ENDINGS))
 @pytest.mark.gen_test(timeout=30)
-async def test_a_closed_connection_leaves_nothing_for_the_collector(api, ctx, ending):
+async def test_a_closed_connection_leaves_nothing_for_the_collector(api, ctx, http_server,
+                                                                     ending):
     token = (await api.register())["access_token"]
-    await _close(api, ctx, token)  # a first connection warms every path up
+    await _close(api, ctx, http_server.lane, token)  # a first connection warms the paths up
     await asyncio.sleep(0.3)
     gc.collect()
     for _ in range(3):
-        await ENDINGS[ending](api, ctx, token)
+        await ENDINGS[ending](api, ctx, http_server.lane, token)
     for _ in range(50):  # until the server has closed all three
         await asyncio.sleep(0.05)
         if not ctx.hub.clients:
