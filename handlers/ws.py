@@ -121,7 +121,6 @@ class EventSocketHandler(HandshakeMixin, HubPeer, HubSocket):
             self.ctx.heartbeat.forget(self, self._expiry)
             self._expiry = None
         if self.client is not None:
-            self.client.sock = None
             self.ctx.hub.unregister(self.client)
             sent = self._sent_close
             code, reason = (sent if sent is not None and sent[0] is not None
